@@ -1,0 +1,1 @@
+//! `isola.toml` and command-line settings as one validated, typed [`Config`].

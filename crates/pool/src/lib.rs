@@ -1,0 +1,16 @@
+//! The supervisor of PHP worker processes.
+//!
+//! Owns: starting workers through a [`backend::PhpCgi`], keeping one FastCGI connection
+//! open to each, handing an idle worker to one request at a time ([`Pool::acquire`] →
+//! [`Lease`]), the bounded FIFO queue of requests waiting for a worker, recycling, killing
+//! and reaping every child, and replacing workers that die.
+//!
+//! Never: parses HTTP, reads configuration files, or speaks FastCGI beyond the start-up
+//! probe. What goes over a leased connection is the caller's business; the caller reports
+//! how it went with [`Lease::release`].
+
+pub mod backend;
+mod pool;
+
+pub use backend::PhpCgi;
+pub use pool::{AcquireError, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus, WorkerState, WorkerStatus};

@@ -1,0 +1,2 @@
+//! The `isola` binary.
+fn main() {}
