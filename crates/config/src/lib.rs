@@ -1,1 +1,86 @@
 //! `isola.toml` and command-line settings as one validated, typed [`Config`].
+//!
+//! Owns: the file format (every key, its type and default), parsing of durations and sizes,
+//! and validation that reports every problem at once, each naming its key.
+//!
+//! Never: starts anything, writes files, or reads the environment. The only I/O is reading
+//! the config file and checking that the paths it names exist.
+
+mod raw;
+mod units;
+mod validate;
+
+pub use raw::{RawConfig, RawLog, RawPhp, RawPool, RawServer};
+pub use units::{parse_duration, parse_size};
+pub use validate::{Config, LogConfig, LogFormat, PhpConfig, PoolSettings, ServerConfig};
+
+use std::path::{Path, PathBuf};
+
+/// Default public listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A configuration that cannot be used; every problem found, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the key and line.
+        message: String,
+    },
+    /// Values that parse but cannot be used.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl RawConfig {
+    /// Reads and parses a config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses config text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let message = one_line(e.inner(), text);
+            ConfigError::Parse {
+                path: origin.to_owned(),
+                message: if key.is_empty() || key == "." {
+                    message
+                } else {
+                    format!("{key}: {message}")
+                },
+            }
+        })
+    }
+}
+
+/// toml's messages span several lines with a source excerpt; keep the line number, key and
+/// reason on one line.
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text.get(..span.start).map_or(0, |t| t.matches('\n').count()) + 1;
+            format!("line {line}: {msg}")
+        }
+        None => msg,
+    }
+}

@@ -1,0 +1,95 @@
+//! The file format as written: every key optional, unknown keys rejected.
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A number or a string with a unit, as durations and sizes may be written either way.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum NumOrStr {
+    /// A bare integer (seconds for durations, bytes for sizes).
+    Num(i64),
+    /// A string with a unit.
+    Str(String),
+}
+
+/// `isola.toml` as parsed, before defaults and validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[server]`
+    #[serde(default)]
+    pub server: RawServer,
+    /// `[pool]`
+    #[serde(default)]
+    pub pool: RawPool,
+    /// `[php]`
+    #[serde(default)]
+    pub php: RawPhp,
+    /// `[log]`
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Public listen address.
+    pub listen: Option<String>,
+    /// Document root.
+    pub docroot: Option<PathBuf>,
+    /// Script that gets every request nothing else matches; `""` disables.
+    pub front_controller: Option<String>,
+    /// Index files tried in a directory.
+    pub index: Option<Vec<String>>,
+    /// Largest request body accepted.
+    pub max_body_size: Option<NumOrStr>,
+    /// Time allowed for a client to send the request head.
+    pub header_read_timeout: Option<NumOrStr>,
+    /// How long an idle keep-alive connection is kept.
+    pub keepalive_timeout: Option<NumOrStr>,
+    /// Longest wait for in-flight requests on stop.
+    pub shutdown_timeout: Option<NumOrStr>,
+}
+
+/// `[pool]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    /// Number of workers (php-fpm `pm.max_children`).
+    pub max_children: Option<i64>,
+    /// Requests before a worker is recycled (php-fpm `pm.max_requests`).
+    pub max_requests: Option<i64>,
+    /// Most requests waiting for a worker.
+    pub queue_size: Option<i64>,
+    /// Longest wait for a worker before 503.
+    pub queue_timeout: Option<NumOrStr>,
+    /// Longest a request may run before its worker is killed (php-fpm
+    /// `request_terminate_timeout`).
+    pub request_terminate_timeout: Option<NumOrStr>,
+}
+
+/// `[php]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPhp {
+    /// php-cgi binary, a path or a name looked up in PATH.
+    pub binary: Option<String>,
+    /// php.ini settings passed to every worker as `-d name=value`.
+    pub ini: Option<BTreeMap<String, toml::Value>>,
+    /// Environment variables of every worker.
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `human` or `json`.
+    pub format: Option<String>,
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter directive.
+    pub level: Option<String>,
+    /// Write one access log line per request.
+    pub access: Option<bool>,
+}

@@ -1,0 +1,407 @@
+//! From [`RawConfig`] to [`Config`]: defaults, units, cross-checks, every problem reported.
+use crate::raw::{NumOrStr, RawConfig};
+use crate::units::{parse_duration, parse_size};
+use crate::{ConfigError, DEFAULT_LISTEN};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[pool]`
+    pub pool: PoolSettings,
+    /// `[php]`
+    pub php: PhpConfig,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// `[server]`, validated.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Public listen address.
+    pub listen: SocketAddr,
+    /// Canonical absolute document root.
+    pub docroot: PathBuf,
+    /// Front controller relative to the docroot, if any.
+    pub front_controller: Option<String>,
+    /// Index files.
+    pub index: Vec<String>,
+    /// Largest request body, bytes.
+    pub max_body_size: u64,
+    /// Time allowed for the request head.
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive time.
+    pub keepalive_timeout: Duration,
+    /// Longest wait for in-flight requests on stop.
+    pub shutdown_timeout: Duration,
+}
+
+/// `[pool]`, validated.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Number of workers.
+    pub max_children: usize,
+    /// Requests before recycling; 0 = never.
+    pub max_requests: u64,
+    /// Most waiting requests.
+    pub queue_size: usize,
+    /// Longest wait for a worker.
+    pub queue_timeout: Duration,
+    /// Longest run of one request; `None` = unlimited.
+    pub request_terminate_timeout: Option<Duration>,
+}
+
+/// `[php]`, validated.
+#[derive(Debug, Clone)]
+pub struct PhpConfig {
+    /// Absolute path of php-cgi.
+    pub binary: PathBuf,
+    /// ini settings, rendered as strings.
+    pub ini: BTreeMap<String, String>,
+    /// Worker environment.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`, validated.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Format.
+    pub format: LogFormat,
+    /// Filter directive.
+    pub level: String,
+    /// Access log on.
+    pub access: bool,
+}
+
+/// ini keys Isola sets itself; letting users change them would let PHP pick which file runs.
+const RESERVED_INI: &[&str] = &["cgi.fix_pathinfo", "cgi.discard_path", "cgi.force_redirect"];
+
+impl RawConfig {
+    /// Applies defaults and checks every value. `base_dir` anchors a relative docroot (the
+    /// config file's folder, or the working directory); `search_path` is where a php binary
+    /// given by name is looked for.
+    pub fn validate(self, base_dir: &Path, search_path: &[PathBuf]) -> Result<Config, ConfigError> {
+        let mut errs = Vec::new();
+        let s = self.server;
+
+        let listen_text = s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errs.push(format!(
+                "server.listen: {listen_text:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:8080\""
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+
+        let docroot_given = s.docroot.unwrap_or_else(|| PathBuf::from("."));
+        let docroot_abs = base_dir.join(&docroot_given);
+        let docroot = match docroot_abs.canonicalize() {
+            Ok(p) if p.is_dir() => p,
+            Ok(p) => {
+                errs.push(format!("server.docroot: {} is not a directory", p.display()));
+                p
+            }
+            Err(e) => {
+                errs.push(format!(
+                    "server.docroot: {} does not exist ({e})",
+                    docroot_abs.display()
+                ));
+                docroot_abs
+            }
+        };
+
+        let front_controller = match s.front_controller {
+            None => Some("index.php".to_string()),
+            Some(f) if f.is_empty() => None,
+            Some(f) => {
+                let f = f.trim_start_matches('/').to_string();
+                if f.split('/').any(|seg| seg == ".." || seg.starts_with('.')) || !f.ends_with(".php") {
+                    errs.push(format!(
+                        "server.front_controller: {f:?} must be a .php file inside the docroot, without dot segments"
+                    ));
+                }
+                Some(f)
+            }
+        };
+
+        let index = s
+            .index
+            .unwrap_or_else(|| vec!["index.php".into(), "index.html".into()]);
+        for name in &index {
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                errs.push(format!("server.index: {name:?} must be a plain file name"));
+            }
+        }
+
+        let max_body_size = size(&mut errs, "server.max_body_size", s.max_body_size, 100 << 20);
+        let header_read_timeout = duration(&mut errs, "server.header_read_timeout", s.header_read_timeout, 10);
+        let keepalive_timeout = duration(&mut errs, "server.keepalive_timeout", s.keepalive_timeout, 75);
+        let shutdown_timeout = duration(&mut errs, "server.shutdown_timeout", s.shutdown_timeout, 30);
+
+        let p = self.pool;
+        let max_children = count(&mut errs, "pool.max_children", p.max_children, 4, 1, 4096);
+        let max_requests = count(&mut errs, "pool.max_requests", p.max_requests, 1000, 0, i64::MAX) as u64;
+        let queue_size = count(&mut errs, "pool.queue_size", p.queue_size, 512, 0, 1 << 20);
+        let queue_timeout = duration(&mut errs, "pool.queue_timeout", p.queue_timeout, 5);
+        let rtt = duration(&mut errs, "pool.request_terminate_timeout", p.request_terminate_timeout, 60);
+        let request_terminate_timeout = (!rtt.is_zero()).then_some(rtt);
+
+        let php = self.php;
+        let binary_name = php.binary.unwrap_or_else(|| "php-cgi".to_string());
+        let binary = find_binary(&binary_name, base_dir, search_path).unwrap_or_else(|| {
+            errs.push(format!(
+                "php.binary: {binary_name:?} not found; install php-cgi (Debian/Ubuntu: apt-get install php-cgi) or set [php] binary to its path"
+            ));
+            PathBuf::from(&binary_name)
+        });
+        let mut ini = BTreeMap::new();
+        for (key, value) in php.ini.unwrap_or_default() {
+            if RESERVED_INI.contains(&key.as_str()) {
+                errs.push(format!("php.ini.{key}: set by Isola to keep routing safe; remove it"));
+                continue;
+            }
+            if key.is_empty() || key.contains(['=', '\n', '\0', ' ']) {
+                errs.push(format!("php.ini: {key:?} is not an ini setting name"));
+                continue;
+            }
+            match ini_value(&value) {
+                Some(v) => {
+                    ini.insert(key, v);
+                }
+                None => errs.push(format!(
+                    "php.ini.{key}: must be a string, number or boolean"
+                )),
+            }
+        }
+        let env = php.env.unwrap_or_default();
+        for key in env.keys() {
+            if key.is_empty() || key.contains(['=', '\0']) {
+                errs.push(format!("php.env: {key:?} is not a variable name"));
+            }
+        }
+
+        let l = self.log;
+        let format = match l.format.as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                errs.push(format!("log.format: {other:?} is not a format; use \"human\" or \"json\""));
+                LogFormat::Human
+            }
+        };
+        let level = l.level.unwrap_or_else(|| "info".to_string());
+
+        if !errs.is_empty() {
+            return Err(ConfigError::Invalid(errs));
+        }
+        Ok(Config {
+            server: crate::ServerConfig {
+                listen,
+                docroot,
+                front_controller,
+                index,
+                max_body_size,
+                header_read_timeout,
+                keepalive_timeout,
+                shutdown_timeout,
+            },
+            pool: PoolSettings {
+                max_children,
+                max_requests,
+                queue_size,
+                queue_timeout,
+                request_terminate_timeout,
+            },
+            php: PhpConfig { binary, ini, env },
+            log: LogConfig {
+                format,
+                level,
+                access: l.access.unwrap_or(true),
+            },
+        })
+    }
+}
+
+fn ini_value(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) if !s.contains(['\n', '\0']) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(if *b { "1" } else { "0" }.to_string()),
+        _ => None,
+    }
+}
+
+fn count(errs: &mut Vec<String>, key: &str, v: Option<i64>, default: i64, min: i64, max: i64) -> usize {
+    let v = v.unwrap_or(default);
+    if v < min || v > max {
+        errs.push(format!("{key}: {v} is out of range ({min} to {max})"));
+        return default as usize;
+    }
+    v as usize
+}
+
+fn duration(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>, default_secs: u64) -> Duration {
+    match v {
+        None => Duration::from_secs(default_secs),
+        Some(NumOrStr::Num(n)) if n >= 0 => Duration::from_secs(n as u64),
+        Some(NumOrStr::Num(n)) => {
+            errs.push(format!("{key}: {n} must not be negative"));
+            Duration::from_secs(default_secs)
+        }
+        Some(NumOrStr::Str(s)) => parse_duration(&s).unwrap_or_else(|e| {
+            errs.push(format!("{key}: {e}"));
+            Duration::from_secs(default_secs)
+        }),
+    }
+}
+
+fn size(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>, default: u64) -> u64 {
+    match v {
+        None => default,
+        Some(NumOrStr::Num(n)) if n >= 0 => n as u64,
+        Some(NumOrStr::Num(n)) => {
+            errs.push(format!("{key}: {n} must not be negative"));
+            default
+        }
+        Some(NumOrStr::Str(s)) => parse_size(&s).unwrap_or_else(|e| {
+            errs.push(format!("{key}: {e}"));
+            default
+        }),
+    }
+}
+
+/// A name with a slash is a path (relative to `base_dir`); a bare name is looked up in
+/// `search_path`. Only executable regular files count.
+fn find_binary(name: &str, base_dir: &Path, search_path: &[PathBuf]) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        let p = base_dir.join(name);
+        return is_exec(&p).then_some(p);
+    }
+    search_path
+        .iter()
+        .map(|dir| dir.join(name))
+        .find(|p| is_exec(p))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn validate(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("public")).unwrap();
+        let bin = dir.path().join("fake-php-cgi");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let raw = RawConfig::from_toml(text, Path::new("isola.toml"))?;
+        raw.validate(dir.path(), &[dir.path().to_path_buf()])
+    }
+
+    fn errors(text: &str) -> String {
+        match validate(text) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("expected an error for {text}"),
+        }
+    }
+
+    #[test]
+    fn defaults_fill_everything() {
+        let c = validate("[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n").unwrap();
+        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.server.docroot.ends_with("public"));
+        assert_eq!(c.server.front_controller.as_deref(), Some("index.php"));
+        assert_eq!(c.pool.max_children, 4);
+        assert_eq!(c.pool.request_terminate_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(c.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn values_and_units() {
+        let c = validate(
+            r#"
+            [server]
+            docroot = "public"
+            listen = "0.0.0.0:9000"
+            front_controller = ""
+            max_body_size = "8M"
+            [pool]
+            max_children = 8
+            request_terminate_timeout = 0
+            queue_timeout = "250ms"
+            [php]
+            binary = "fake-php-cgi"
+            ini = { memory_limit = "64M", "opcache.enable" = true, max_execution_time = 5 }
+            [log]
+            format = "json"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.server.front_controller, None);
+        assert_eq!(c.server.max_body_size, 8 << 20);
+        assert_eq!(c.pool.max_children, 8);
+        assert_eq!(c.pool.request_terminate_timeout, None);
+        assert_eq!(c.pool.queue_timeout, Duration::from_millis(250));
+        assert_eq!(c.php.ini["opcache.enable"], "1");
+        assert_eq!(c.php.ini["max_execution_time"], "5");
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = errors("[pool]\nmax_childern = 4\n");
+        assert!(e.contains("max_childern"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = errors("[pool]\nmax_children = \"many\"\n");
+        assert!(e.contains("max_children"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let e = errors(
+            "[server]\ndocroot = \"missing\"\nlisten = \"nowhere\"\n[pool]\nmax_children = 0\n[php]\nbinary = \"no-such-php\"\n",
+        );
+        for key in ["server.docroot", "server.listen", "pool.max_children", "php.binary"] {
+            assert!(e.contains(key), "{key} missing from {e}");
+        }
+        assert!(e.contains("apt-get install php-cgi"), "{e}");
+    }
+
+    #[test]
+    fn reserved_ini_is_refused() {
+        let e = errors("[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\nini = { \"cgi.fix_pathinfo\" = 0 }\n");
+        assert!(e.contains("php.ini.cgi.fix_pathinfo"), "{e}");
+    }
+
+    #[test]
+    fn bad_units_are_named() {
+        let e = errors("[server]\ndocroot = \"public\"\nmax_body_size = \"lots\"\n[php]\nbinary = \"fake-php-cgi\"\n[pool]\nqueue_timeout = \"5 fortnights\"\n");
+        assert!(e.contains("server.max_body_size"), "{e}");
+        assert!(e.contains("pool.queue_timeout"), "{e}");
+    }
+}

@@ -1,0 +1,326 @@
+//! One request, from validation to response: the request path of DESIGN.md.
+use crate::body::ResponseBody;
+use crate::cgi_env::{self, CgiRequest};
+use crate::error_page;
+use crate::exchange::{self, UpstreamError, REQUEST_ID};
+use crate::request_id;
+use crate::spool::{self, SpoolError, SpoolLimits};
+use crate::static_file;
+use bytes::BytesMut;
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use isola_fastcgi::{encode_begin_request, encode_params, CgiHead, Role};
+use isola_pool::{AcquireError, JobInfo, Pool};
+use isola_router::{Deny, Route, Router};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One site: a document root and its router.
+pub struct Site {
+    /// The router over the site's document root.
+    pub router: Router,
+}
+
+/// Request limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body (413 above).
+    pub max_body_size: u64,
+    /// Bodies up to this size are buffered in memory, larger ones in a temporary file.
+    pub body_memory_threshold: usize,
+    /// Longest pause while a client sends its body.
+    pub body_idle_timeout: Duration,
+    /// Longest run of one request in a worker; `None` = unlimited.
+    pub request_terminate_timeout: Option<Duration>,
+    /// Where large request bodies are spooled.
+    pub tmp_dir: PathBuf,
+}
+
+/// Everything a request needs, shared by all connections.
+pub(crate) struct App {
+    pub site: Site,
+    pub pool: Pool,
+    pub limits: Limits,
+    pub server_software: String,
+    pub access_log: bool,
+}
+
+/// Connection facts the request cannot tell.
+#[derive(Clone, Copy)]
+pub(crate) struct Peer {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub https: bool,
+}
+
+pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let rid: Arc<str> = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| request_id::accept(v.as_bytes()))
+        .unwrap_or_else(request_id::generate)
+        .into();
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().to_string(), |pq| pq.as_str().to_string());
+    let mut pid = None;
+    let mut resp = match respond(&app, req, peer, &rid, &mut pid).await {
+        Ok(r) => r,
+        Err(status) => error_page::page(status),
+    };
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+    }
+    if app.access_log {
+        tracing::info!(
+            target: "isola::access",
+            request_id = &*rid,
+            client = %peer.remote.ip(),
+            method = %method,
+            uri = %target,
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            worker = pid,
+            "{} {} {}",
+            method,
+            target,
+            resp.status().as_u16()
+        );
+    }
+    resp
+}
+
+async fn respond(
+    app: &App,
+    req: Request<Incoming>,
+    peer: Peer,
+    rid: &Arc<str>,
+    pid: &mut Option<u32>,
+) -> Result<Response<ResponseBody>, StatusCode> {
+    check_request(&req)?;
+    let (path, query) = match req.uri().path_and_query() {
+        Some(pq) => (pq.path(), pq.query()),
+        None => return Err(StatusCode::BAD_REQUEST),
+    };
+    match app.site.router.resolve(path, query) {
+        Route::Deny(d) => Err(match d {
+            Deny::BadRequest => StatusCode::BAD_REQUEST,
+            Deny::Forbidden => StatusCode::FORBIDDEN,
+            Deny::NotFound => StatusCode::NOT_FOUND,
+        }),
+        Route::Redirect { location } => {
+            let mut resp = error_page::page(StatusCode::MOVED_PERMANENTLY);
+            let loc = HeaderValue::from_str(&location).map_err(|_| StatusCode::BAD_REQUEST)?;
+            resp.headers_mut().insert(header::LOCATION, loc);
+            Ok(resp)
+        }
+        Route::Static { path } => {
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                let mut resp = error_page::page(StatusCode::METHOD_NOT_ALLOWED);
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                return Ok(resp);
+            }
+            static_file::serve(&path, req.method()).await.map_err(|e| {
+                tracing::warn!(request_id = &**rid, path = %path.display(), "static file: {e}");
+                match e.kind() {
+                    std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                    std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                }
+            })
+        }
+        Route::Script { script_filename, script_name, path_info } => {
+            run_script(app, req, peer, rid, pid, script_filename, &script_name, &path_info).await
+        }
+    }
+}
+
+/// What hyper accepts but HTTP forbids (RFC 9112 3.2, 9110 7.2): a missing Host on
+/// HTTP/1.1, several Host headers, a Host that is not a host, a target that is not a path.
+fn check_request(req: &Request<Incoming>) -> Result<(), StatusCode> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    match host {
+        None if req.version() == Version::HTTP_11 => return Err(StatusCode::BAD_REQUEST),
+        Some(h) if !valid_host(h.as_bytes()) => return Err(StatusCode::BAD_REQUEST),
+        _ => {}
+    }
+    if !req.uri().path().starts_with('/') {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    Ok(())
+}
+
+fn valid_host(h: &[u8]) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_script(
+    app: &App,
+    req: Request<Incoming>,
+    peer: Peer,
+    rid: &Arc<str>,
+    pid: &mut Option<u32>,
+    script_filename: PathBuf,
+    script_name: &str,
+    path_info: &str,
+) -> Result<Response<ResponseBody>, StatusCode> {
+    let (parts, incoming) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.limits.max_body_size) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let has_body = declared.is_some_and(|n| n > 0)
+        || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let body = if has_body {
+        let limits = SpoolLimits {
+            max_size: app.limits.max_body_size,
+            memory_threshold: app.limits.body_memory_threshold,
+            idle_timeout: app.limits.body_idle_timeout,
+            tmp_dir: &app.limits.tmp_dir,
+        };
+        match spool::spool(incoming, &limits).await {
+            Ok(b) => Some(b),
+            Err(SpoolError::TooLarge(_)) => return Err(StatusCode::PAYLOAD_TOO_LARGE),
+            Err(SpoolError::Stalled(_)) => return Err(StatusCode::REQUEST_TIMEOUT),
+            Err(SpoolError::Client(e)) => {
+                tracing::info!(request_id = &**rid, "request body: {e}");
+                return Err(StatusCode::BAD_REQUEST);
+            }
+            Err(e @ SpoolError::Io(_)) => {
+                tracing::error!(request_id = &**rid, "{e}");
+                return Err(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        }
+    } else {
+        drop(incoming);
+        None
+    };
+    let content_length = match (&body, declared) {
+        (Some(b), _) => Some(b.len()),
+        (None, Some(0)) => Some(0),
+        (None, _) => None,
+    };
+
+    let raw_target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    let env_req = CgiRequest {
+        method: parts.method.as_str(),
+        request_uri: raw_target,
+        query: parts.uri.query().unwrap_or(""),
+        protocol: version_str(parts.version),
+        headers: &parts.headers,
+        content_length,
+        script_filename: &script_filename,
+        script_name,
+        path_info,
+        docroot: &app.site.router.config().docroot,
+        remote: peer.remote,
+        local: peer.local,
+        https: peer.https,
+        request_id: rid,
+        server_software: &app.server_software,
+    };
+    let mut out = BytesMut::with_capacity(4096);
+    encode_begin_request(&mut out, REQUEST_ID, Role::Responder, true);
+    let env = cgi_env::build(&env_req);
+    encode_params(&mut out, REQUEST_ID, env.iter().map(|(k, v)| (&**k, &**v)));
+    drop(env);
+
+    let job = JobInfo {
+        request_id: rid.to_string(),
+        method: parts.method.to_string(),
+        uri: raw_target.to_string(),
+        script: script_filename.clone(),
+    };
+    let lease = app.pool.acquire(job).await.map_err(|e| {
+        tracing::warn!(request_id = &**rid, "no worker: {e}");
+        match e {
+            AcquireError::QueueFull | AcquireError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    });
+    let lease = match lease {
+        Ok(l) => l,
+        Err(_) => return Ok(error_page::unavailable(5)),
+    };
+    *pid = Some(lease.pid());
+    let deadline = app
+        .limits
+        .request_terminate_timeout
+        .map(|t| tokio::time::Instant::now() + t);
+    match exchange::start(lease, out, body, deadline, rid.clone()).await {
+        Ok((head, body)) => Ok(translate(head, body, parts.method == Method::HEAD)),
+        Err(e) => {
+            let status = match e {
+                UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            tracing::warn!(request_id = &**rid, worker = *pid, script = %script_filename.display(), "{e}");
+            Err(status)
+        }
+    }
+}
+
+fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) describe the worker's side of the exchange, not the
+/// client's connection; Content-Length is recomputed when the body is whole.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection"
+    )
+}
+
+/// CGI head + body → HTTP response.
+fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<ResponseBody> {
+    let status = match StatusCode::from_u16(head.status) {
+        Ok(s) if s.as_u16() >= 200 => s,
+        _ => return error_page::page(StatusCode::BAD_GATEWAY),
+    };
+    let whole = matches!(body, ResponseBody::Full(_) | ResponseBody::Empty);
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.reserve(head.headers.len());
+    for (name, value) in head.headers {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else { continue };
+        if is_hop_by_hop(&name) {
+            continue;
+        }
+        if name == header::CONTENT_LENGTH && whole && !is_head {
+            // The body is all here: hyper frames it with its exact length.
+            continue;
+        }
+        if let Ok(v) = HeaderValue::from_maybe_shared(value) {
+            h.append(name, v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,204 @@
+//! `isola serve`: build the configuration, start the pool and the front, run until a stop
+//! signal, then stop both in order.
+use crate::cli::{LogFormatArg, ServeArgs};
+use anyhow::Context;
+use isola_config::{Config, ConfigError, RawConfig};
+use isola_front::{Front, Limits, Site};
+use isola_pool::{PhpCgi, Pool, PoolConfig};
+use isola_router::{Router, RouterConfig};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a stopping worker gets between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+/// ini settings Isola imposes, after the user's: php-cgi must run exactly the
+/// SCRIPT_FILENAME Isola chose (with fix_pathinfo=0 it would run PATH_TRANSLATED instead).
+const FORCED_INI: &[&str] = &["cgi.fix_pathinfo=1", "cgi.discard_path=0"];
+
+/// Exit status for an error: 2 for configuration problems, 1 for the rest.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<ConfigError>().is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let (mut raw, base_dir) = match &args.config {
+        Some(path) => {
+            let raw = RawConfig::from_file(path)?;
+            let dir = path.parent().map_or_else(|| cwd.clone(), |p| cwd.join(p));
+            (raw, dir)
+        }
+        None => (RawConfig::default(), cwd.clone()),
+    };
+    if let Some(d) = &args.docroot {
+        raw.server.docroot = Some(cwd.join(d));
+    }
+    if let Some(l) = &args.listen {
+        raw.server.listen = Some(l.clone());
+    }
+    if let Some(w) = args.workers {
+        raw.pool.max_children = Some(w);
+    }
+    if let Some(p) = &args.php {
+        raw.php.binary = Some(if p.contains('/') {
+            cwd.join(p).to_string_lossy().into_owned()
+        } else {
+            p.clone()
+        });
+    }
+    if let Some(f) = args.log_format {
+        raw.log.format = Some(
+            match f {
+                LogFormatArg::Human => "human",
+                LogFormatArg::Json => "json",
+            }
+            .to_string(),
+        );
+    }
+    if let Some(l) = &args.log_level {
+        raw.log.level = Some(l.clone());
+    }
+    let search_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_else(|| vec![PathBuf::from("/usr/local/bin"), PathBuf::from("/usr/bin")]);
+    Ok(raw.validate(&base_dir, &search_path)?)
+}
+
+/// A private folder for worker sockets and spooled bodies; removed when dropped.
+fn runtime_dir() -> anyhow::Result<tempfile::TempDir> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    // tempfile creates directories with mode 0700: only Isola's user reaches the sockets.
+    tempfile::Builder::new()
+        .prefix("isola-")
+        .tempdir_in(&base)
+        .with_context(|| format!("cannot create a runtime directory in {}", base.display()))
+}
+
+fn php_backend(cfg: &Config, runtime: &Path) -> PhpCgi {
+    let mut args: Vec<OsString> = Vec::new();
+    for (k, v) in &cfg.php.ini {
+        args.push("-d".into());
+        args.push(format!("{k}={v}").into());
+    }
+    for forced in FORCED_INI {
+        args.push("-d".into());
+        args.push((*forced).into());
+    }
+    PhpCgi {
+        binary: cfg.php.binary.clone(),
+        args,
+        env: cfg
+            .php
+            .env
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
+        runtime_dir: runtime.to_path_buf(),
+    }
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = load_config(&args)?;
+    crate::logging::init(&cfg.log)?;
+    let runtime = runtime_dir()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("isola")
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = rt.block_on(serve_async(cfg, runtime.path()));
+    // Spawned connection tasks may still hold clones of the pool; give them no more time.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    drop(runtime);
+    result
+}
+
+async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot listen on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+
+    let pool_cfg = PoolConfig {
+        max_children: cfg.pool.max_children,
+        max_requests: cfg.pool.max_requests,
+        queue_size: cfg.pool.queue_size,
+        queue_timeout: cfg.pool.queue_timeout,
+        kill_grace: KILL_GRACE,
+    };
+    let pool = Pool::start(pool_cfg, php_backend(&cfg, runtime))
+        .await
+        .with_context(|| format!("php.binary {}", cfg.php.binary.display()))?;
+
+    let router = Router::new(RouterConfig {
+        docroot: cfg.server.docroot.clone(),
+        index: cfg.server.index.clone(),
+        front_controller: cfg.server.front_controller.clone(),
+        no_exec: Vec::new(),
+        follow_symlinks_outside: false,
+    });
+    let limits = Limits {
+        max_body_size: cfg.server.max_body_size,
+        body_memory_threshold: 1 << 20,
+        body_idle_timeout: Duration::from_secs(60),
+        request_terminate_timeout: cfg.pool.request_terminate_timeout,
+        tmp_dir: runtime.to_path_buf(),
+    };
+    let front = Front::new(
+        Site { router },
+        pool.clone(),
+        limits,
+        cfg.server.header_read_timeout,
+        cfg.server.shutdown_timeout,
+        cfg.log.access,
+    );
+
+    println!(
+        "Isola {} serving {} at http://{}/",
+        env!("CARGO_PKG_VERSION"),
+        cfg.server.docroot.display(),
+        addr
+    );
+    tracing::info!(
+        listen = %addr,
+        docroot = %cfg.server.docroot.display(),
+        workers = cfg.pool.max_children,
+        php = %cfg.php.binary.display(),
+        "ready"
+    );
+
+    isola_front::serve(listener, front, stop_signal()).await;
+    tracing::info!("stopping workers");
+    pool.shutdown(cfg.server.shutdown_timeout).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT. SIGHUP is logged and otherwise ignored for now, so a
+/// stray HUP never kills the server.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping gracefully"); return; }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping gracefully"); return; }
+            _ = hup.recv() => tracing::warn!("SIGHUP: configuration reload is not available yet; ignoring"),
+        }
+    }
+}
