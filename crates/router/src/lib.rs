@@ -7,7 +7,15 @@
 //!
 //! Never: reads file contents, opens sockets, or knows HTTP types; its only I/O is
 //! `stat`/`canonicalize` on paths under the document root.
+//!
+//! Layout: `normalize` is the pure byte work (decoding, `.`/`..`,
+//! hidden segments, PHP names, the redirect Location); `resolve` makes the filesystem
+//! decisions. The rules are listed on [`Router::resolve`].
 
+mod normalize;
+mod resolve;
+
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Router settings.
@@ -23,6 +31,21 @@ pub struct RouterConfig {
     pub no_exec: Vec<String>,
     /// Follow symlinks that lead outside the document root.
     pub follow_symlinks_outside: bool,
+}
+
+impl RouterConfig {
+    /// Settings for `docroot` with the usual defaults: index files `index.php` then
+    /// `index.html`, front controller `index.php`, no no-exec paths, symlinks confined to the
+    /// document root.
+    pub fn new(docroot: impl Into<PathBuf>) -> Self {
+        Self {
+            docroot: docroot.into(),
+            index: vec!["index.php".to_owned(), "index.html".to_owned()],
+            front_controller: Some("index.php".to_owned()),
+            no_exec: Vec::new(),
+            follow_symlinks_outside: false,
+        }
+    }
 }
 
 /// Why a request is refused.
@@ -66,12 +89,75 @@ pub enum Route {
 #[derive(Debug, Clone)]
 pub struct Router {
     config: RouterConfig,
+    /// `docroot` as bytes without a trailing slash; request paths are appended to it.
+    base: OsString,
+    /// The canonical document root, for containment checks (the configured one when it
+    /// cannot be canonicalised, e.g. it does not exist yet).
+    real_root: PathBuf,
+    /// Usable index file names (a single segment, not hidden), in order.
+    index: Vec<String>,
+    /// The front controller's normalised URL path, e.g. `/index.php`.
+    front: Option<Vec<u8>>,
+    /// No-exec prefixes as normalised URL paths (`/uploads`; empty for the whole root).
+    no_exec: Vec<Vec<u8>>,
+    /// No-exec prefixes as real paths: under the canonical root, and the canonical target
+    /// when the directory exists (it may be a symlink to elsewhere).
+    no_exec_real: Vec<PathBuf>,
 }
 
 impl Router {
     /// A router with these settings.
+    ///
+    /// Canonicalises the document root and the no-exec directories once, now. Settings
+    /// that could never be safe are dropped rather than trusted: index names with `/`, NUL
+    /// or a leading `.`, and a front controller or no-exec path that climbs above the root.
     pub fn new(config: RouterConfig) -> Self {
-        Self { config }
+        use std::os::unix::ffi::OsStrExt;
+
+        let mut base = config.docroot.as_os_str().as_bytes();
+        while let [rest @ .., b'/'] = base {
+            base = rest;
+        }
+        let base = std::ffi::OsStr::from_bytes(base).to_owned();
+        let real_root =
+            std::fs::canonicalize(&config.docroot).unwrap_or_else(|_| config.docroot.clone());
+        let index = config
+            .index
+            .iter()
+            .filter(|name| {
+                !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\0'])
+            })
+            .cloned()
+            .collect();
+        let front = config
+            .front_controller
+            .as_deref()
+            .and_then(normalize::normalize_relative)
+            .filter(|url| !url.is_empty());
+        let no_exec: Vec<Vec<u8>> = config
+            .no_exec
+            .iter()
+            .filter_map(|p| normalize::normalize_relative(p))
+            .collect();
+        let mut no_exec_real = Vec::with_capacity(no_exec.len() * 2);
+        for url in &no_exec {
+            let rel = std::ffi::OsStr::from_bytes(url.strip_prefix(b"/").unwrap_or(url));
+            no_exec_real.push(real_root.join(rel));
+            if let Ok(real) = std::fs::canonicalize(config.docroot.join(rel)) {
+                if !no_exec_real.contains(&real) {
+                    no_exec_real.push(real);
+                }
+            }
+        }
+        Self {
+            config,
+            base,
+            real_root,
+            index,
+            front,
+            no_exec,
+            no_exec_real,
+        }
     }
 
     /// The settings.
@@ -81,7 +167,37 @@ impl Router {
 
     /// Resolves the path part of a request target (still percent-encoded, starting with
     /// `/`) and its raw query (without `?`).
-    pub fn resolve(&self, _raw_path: &str, _raw_query: Option<&str>) -> Route {
-        todo!()
+    ///
+    /// Behaves like nginx with Debian's `snippets/fastcgi-php.conf` and
+    /// `try_files $uri $uri/ /index.php?$query_string`, but stricter:
+    ///
+    /// 1. The path must start with `/`; every `%XX` is decoded (`%2F` and `%2E` too); a bad
+    ///    escape or a NUL byte is [`Deny::BadRequest`].
+    /// 2. `//` and `.` collapse, `..` resolves; climbing above the root is
+    ///    [`Deny::BadRequest`]. Backslash is an ordinary file-name byte.
+    /// 3. A segment starting with `.` is [`Deny::NotFound`], except a first segment
+    ///    `.well-known`, below which only static files are served.
+    /// 4. `/a.php/rest` (the first segment ending in `.php`, case-sensitive, followed by
+    ///    more): `/a.php` must be a regular file, which runs with PATH_INFO `/rest`; else
+    ///    [`Deny::NotFound`].
+    /// 5. A path ending in `.php` runs if it is a regular file and is 404 otherwise. Another
+    ///    regular file with a PHP-source extension (`.phtml`, `.inc`, `.PHP`, ...) is 404;
+    ///    anything else is [`Route::Static`].
+    /// 6. A directory without a trailing slash gets [`Route::Redirect`] (query kept, never
+    ///    `//host`, CR/LF encoded); with one, its first existing index file; none is
+    ///    [`Deny::Forbidden`].
+    /// 7. Nothing there: the front controller if it exists (a non-PHP one is sent as a
+    ///    static file), else [`Deny::NotFound`].
+    /// 8. A script below a `no_exec` prefix (by URL or by real path) is [`Deny::Forbidden`].
+    /// 9. Whatever is chosen must canonicalise to a path under the canonical root (unless
+    ///    `follow_symlinks_outside`), else [`Deny::NotFound`]; returned paths are the
+    ///    configured root plus the URL path, not the canonical ones.
+    /// 10. `stat` permission errors are [`Deny::Forbidden`]; any other failure (ENOENT,
+    ///     ENOTDIR, ENAMETOOLONG, ELOOP, ...) means "not there".
+    ///
+    /// Decoded paths need not be UTF-8 (Linux names are bytes): such static files are
+    /// served, but a script whose SCRIPT_NAME or PATH_INFO would not be UTF-8 is 404.
+    pub fn resolve(&self, raw_path: &str, raw_query: Option<&str>) -> Route {
+        self.resolve_inner(raw_path, raw_query)
     }
 }
