@@ -142,8 +142,8 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
         docroot: cfg.server.docroot.clone(),
         index: cfg.server.index.clone(),
         front_controller: cfg.server.front_controller.clone(),
-        no_exec: Vec::new(),
-        follow_symlinks_outside: false,
+        no_exec: cfg.server.no_exec.clone(),
+        follow_symlinks_outside: cfg.server.follow_symlinks_outside,
     });
     let limits = Limits {
         max_body_size: cfg.server.max_body_size,

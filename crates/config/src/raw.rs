@@ -43,6 +43,10 @@ pub struct RawServer {
     pub front_controller: Option<String>,
     /// Index files tried in a directory.
     pub index: Option<Vec<String>>,
+    /// Folders (relative to the docroot) below which PHP never executes.
+    pub no_exec: Option<Vec<String>>,
+    /// Follow symlinks that lead outside the document root.
+    pub follow_symlinks_outside: Option<bool>,
     /// Largest request body accepted.
     pub max_body_size: Option<NumOrStr>,
     /// Time allowed for a client to send the request head.

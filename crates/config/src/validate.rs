@@ -31,6 +31,10 @@ pub struct ServerConfig {
     pub front_controller: Option<String>,
     /// Index files.
     pub index: Vec<String>,
+    /// Folders below which PHP never executes.
+    pub no_exec: Vec<String>,
+    /// Follow symlinks leading outside the docroot.
+    pub follow_symlinks_outside: bool,
     /// Largest request body, bytes.
     pub max_body_size: u64,
     /// Time allowed for the request head.
@@ -146,6 +150,12 @@ impl RawConfig {
             }
         }
 
+        let no_exec = s.no_exec.unwrap_or_default();
+        for dir in &no_exec {
+            if dir.split('/').any(|seg| seg == "..") || dir.contains('\0') {
+                errs.push(format!("server.no_exec: {dir:?} must be a folder inside the docroot"));
+            }
+        }
         let max_body_size = size(&mut errs, "server.max_body_size", s.max_body_size, 100 << 20);
         let header_read_timeout = duration(&mut errs, "server.header_read_timeout", s.header_read_timeout, 10);
         let keepalive_timeout = duration(&mut errs, "server.keepalive_timeout", s.keepalive_timeout, 75);
@@ -213,6 +223,8 @@ impl RawConfig {
                 docroot,
                 front_controller,
                 index,
+                no_exec,
+                follow_symlinks_outside: s.follow_symlinks_outside.unwrap_or(false),
                 max_body_size,
                 header_read_timeout,
                 keepalive_timeout,
