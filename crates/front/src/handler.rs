@@ -126,7 +126,7 @@ async fn respond(
                     .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
                 return Ok(resp);
             }
-            static_file::serve(&path, req.method()).await.map_err(|e| {
+            static_file::serve(&path, req.method(), req.headers()).await.map_err(|e| {
                 tracing::warn!(request_id = &**rid, path = %path.display(), "static file: {e}");
                 match e.kind() {
                     std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,

@@ -1,41 +1,159 @@
-//! Static file responses: the file as it is, with its type and validators, streamed.
+//! Static file responses: the file as it is, with its type and validators (ETag,
+//! Last-Modified → 304), single byte ranges (206/416), streamed without buffering whole.
 use crate::body::ResponseBody;
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use std::path::Path;
-use tokio::io::AsyncReadExt;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Files up to this size are read in one go; larger ones are streamed in chunks of it.
 const CHUNK: usize = 64 * 1024;
 
-/// Answers `path` for `method` (GET or HEAD).
-pub async fn serve(path: &Path, method: &Method) -> std::io::Result<Response<ResponseBody>> {
+/// Answers `path` for `method` (GET or HEAD) given the request headers.
+pub async fn serve(
+    path: &Path,
+    method: &Method,
+    req_headers: &HeaderMap,
+) -> std::io::Result<Response<ResponseBody>> {
     let mut file = tokio::fs::File::open(path).await?;
     let meta = file.metadata().await?;
     let len = meta.len();
+    let modified = meta.modified().ok();
+    let etag = etag(len, modified);
+    let last_modified = modified.map(httpdate::fmt_http_date);
+
     let mut resp = Response::new(ResponseBody::Empty);
-    *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, content_type(path));
-    if let Ok(modified) = meta.modified() {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
-            h.insert(header::LAST_MODIFIED, v);
-        }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
     }
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if method == Method::HEAD {
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(v) = last_modified.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    if not_modified(req_headers, &etag, modified) {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(resp);
     }
-    *resp.body_mut() = if len as usize <= CHUNK {
-        let mut buf = Vec::with_capacity(len as usize);
-        file.read_to_end(&mut buf).await?;
+    h.insert(header::CONTENT_TYPE, content_type(path));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+
+    let (start, count) = match range(req_headers, len, &etag, last_modified.as_deref()) {
+        RangeAnswer::Whole => (0, len),
+        RangeAnswer::Part(start, end) => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            (start, end - start + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            let mut r = crate::error_page::page(StatusCode::RANGE_NOT_SATISFIABLE);
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    if method == Method::HEAD {
+        resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+        return Ok(resp);
+    }
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+    }
+    *resp.body_mut() = if count as usize <= CHUNK {
+        let mut buf = Vec::with_capacity(count as usize);
+        (&mut file).take(count).read_to_end(&mut buf).await?;
         ResponseBody::full(Bytes::from(buf))
     } else {
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK);
-        ResponseBody::File(Box::pin(stream), len)
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), CHUNK);
+        ResponseBody::File(Box::pin(stream), count)
     };
     Ok(resp)
+}
+
+/// A weak-free, cheap validator from size and modification time (nginx's scheme), so it
+/// costs no read of the file.
+fn etag(len: u64, modified: Option<SystemTime>) -> String {
+    let secs = modified
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    format!("\"{secs:x}-{len:x}\"")
+}
+
+/// RFC 9110 13.2.2: If-None-Match wins over If-Modified-Since.
+fn not_modified(h: &HeaderMap, etag: &str, modified: Option<SystemTime>) -> bool {
+    if let Some(inm) = h.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return inm.trim() == "*"
+            || inm
+                .split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag);
+    }
+    match (
+        h.get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| httpdate::parse_http_date(s).ok()),
+        modified,
+    ) {
+        (Some(since), Some(m)) => {
+            let m_secs = m.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let s_secs = since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            m_secs <= s_secs
+        }
+        _ => false,
+    }
+}
+
+enum RangeAnswer {
+    Whole,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range (RFC 9110 14.2). Several ranges, or a syntax we do not understand, get
+/// the whole file (allowed: a server may ignore Range). If-Range that does not match the
+/// current validators also gets the whole file.
+fn range(h: &HeaderMap, len: u64, etag: &str, last_modified: Option<&str>) -> RangeAnswer {
+    let Some(spec) = h.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeAnswer::Whole;
+    };
+    if let Some(cond) = h.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        if cond != etag && Some(cond) != last_modified {
+            return RangeAnswer::Whole;
+        }
+    }
+    let Some(set) = spec.trim().strip_prefix("bytes=") else {
+        return RangeAnswer::Whole;
+    };
+    if set.contains(',') {
+        return RangeAnswer::Whole;
+    }
+    let Some((a, b)) = set.trim().split_once('-') else {
+        return RangeAnswer::Whole;
+    };
+    let parse = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match parse(suffix) {
+            Some(0) => RangeAnswer::Unsatisfiable,
+            Some(n) if len > 0 => RangeAnswer::Part(len.saturating_sub(n), len - 1),
+            Some(_) => RangeAnswer::Unsatisfiable,
+            None => RangeAnswer::Whole,
+        },
+        (first, "") => match parse(first) {
+            Some(f) if f < len => RangeAnswer::Part(f, len - 1),
+            Some(_) => RangeAnswer::Unsatisfiable,
+            None => RangeAnswer::Whole,
+        },
+        (first, last) => match (parse(first), parse(last)) {
+            (Some(f), Some(l)) if f <= l && f < len => RangeAnswer::Part(f, l.min(len - 1)),
+            (Some(f), Some(l)) if f <= l => RangeAnswer::Unsatisfiable,
+            _ => RangeAnswer::Whole,
+        },
+    }
 }
 
 /// The type from the extension; text types say they are UTF-8, as nginx's `charset utf-8`
@@ -54,6 +172,7 @@ fn content_type(path: &Path) -> HeaderValue {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -64,5 +183,45 @@ mod tests {
         assert_eq!(content_type(Path::new("a.png")), "image/png");
         assert_eq!(content_type(Path::new("a.svg")), "image/svg+xml; charset=utf-8");
         assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
+    }
+
+    fn ranged(spec: &str, len: u64) -> Option<(u64, u64)> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, spec.parse().unwrap());
+        match range(&h, len, "\"e\"", None) {
+            RangeAnswer::Part(a, b) => Some((a, b)),
+            RangeAnswer::Whole => None,
+            RangeAnswer::Unsatisfiable => Some((u64::MAX, u64::MAX)),
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(ranged("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(ranged("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(ranged("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(ranged("bytes=-1000", 100), Some((0, 99)));
+        assert_eq!(ranged("bytes=50-5000", 100), Some((50, 99)));
+        assert_eq!(ranged("bytes=100-", 100), Some((u64::MAX, u64::MAX)));
+        assert_eq!(ranged("bytes=0-1,5-6", 100), None);
+        assert_eq!(ranged("items=0-1", 100), None);
+        assert_eq!(ranged("bytes=5-1", 100), None);
+        assert_eq!(ranged("bytes=x-1", 100), None);
+    }
+
+    #[test]
+    fn validators() {
+        let m = UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let tag = etag(5, Some(m));
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, tag.parse().unwrap());
+        assert!(not_modified(&h, &tag, Some(m)));
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, "\"other\"".parse().unwrap());
+        h.insert(header::IF_MODIFIED_SINCE, httpdate::fmt_http_date(m).parse().unwrap());
+        assert!(!not_modified(&h, &tag, Some(m)), "If-None-Match takes precedence");
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MODIFIED_SINCE, httpdate::fmt_http_date(m).parse().unwrap());
+        assert!(not_modified(&h, &tag, Some(m)));
     }
 }
