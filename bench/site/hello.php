@@ -1,0 +1,3 @@
+<?php
+// Smallest dynamic page: measures the server's per-request overhead.
+echo "Hello, world!\n";
