@@ -1,7 +1,14 @@
 //! Record header layout and the constants of the FastCGI 1.0 specification.
+use bytes::{BufMut, BytesMut};
 
 /// Largest content a single record can carry.
 pub const MAX_CONTENT_LEN: usize = 65_535;
+/// Size of a record header.
+pub const HEADER_LEN: usize = 8;
+/// The only protocol version.
+pub const VERSION_1: u8 = 1;
+/// FCGI_KEEP_CONN flag of BEGIN_REQUEST.
+pub const KEEP_CONN: u8 = 1;
 
 /// Record types of FastCGI 1.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +39,44 @@ pub enum RecordType {
     Other(u8),
 }
 
+impl From<u8> for RecordType {
+    fn from(b: u8) -> Self {
+        match b {
+            1 => Self::BeginRequest,
+            2 => Self::AbortRequest,
+            3 => Self::EndRequest,
+            4 => Self::Params,
+            5 => Self::Stdin,
+            6 => Self::Stdout,
+            7 => Self::Stderr,
+            8 => Self::Data,
+            9 => Self::GetValues,
+            10 => Self::GetValuesResult,
+            11 => Self::UnknownType,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl From<RecordType> for u8 {
+    fn from(t: RecordType) -> u8 {
+        match t {
+            RecordType::BeginRequest => 1,
+            RecordType::AbortRequest => 2,
+            RecordType::EndRequest => 3,
+            RecordType::Params => 4,
+            RecordType::Stdin => 5,
+            RecordType::Stdout => 6,
+            RecordType::Stderr => 7,
+            RecordType::Data => 8,
+            RecordType::GetValues => 9,
+            RecordType::GetValuesResult => 10,
+            RecordType::UnknownType => 11,
+            RecordType::Other(b) => b,
+        }
+    }
+}
+
 /// FastCGI roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -41,6 +86,16 @@ pub enum Role {
     Authorizer,
     /// FCGI_FILTER (3)
     Filter,
+}
+
+impl From<Role> for u16 {
+    fn from(r: Role) -> u16 {
+        match r {
+            Role::Responder => 1,
+            Role::Authorizer => 2,
+            Role::Filter => 3,
+        }
+    }
 }
 
 /// protocolStatus of END_REQUEST.
@@ -56,4 +111,75 @@ pub enum ProtocolStatus {
     UnknownRole,
     /// Any other value.
     Other(u8),
+}
+
+impl From<u8> for ProtocolStatus {
+    fn from(b: u8) -> Self {
+        match b {
+            0 => Self::RequestComplete,
+            1 => Self::CantMpxConn,
+            2 => Self::Overloaded,
+            3 => Self::UnknownRole,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// A decoded record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Protocol version (1).
+    pub version: u8,
+    /// Record type.
+    pub record_type: RecordType,
+    /// Request id (0 for management records).
+    pub request_id: u16,
+    /// Content bytes that follow.
+    pub content_len: u16,
+    /// Padding bytes after the content.
+    pub padding_len: u8,
+}
+
+impl Header {
+    /// Reads a header from the first [`HEADER_LEN`] bytes of `b`, if there are that many.
+    pub fn parse(b: &[u8]) -> Option<Header> {
+        let h: &[u8; HEADER_LEN] = b.get(..HEADER_LEN)?.try_into().ok()?;
+        Some(Header {
+            version: h[0],
+            record_type: RecordType::from(h[1]),
+            request_id: u16::from_be_bytes([h[2], h[3]]),
+            content_len: u16::from_be_bytes([h[4], h[5]]),
+            padding_len: h[6],
+        })
+    }
+
+    /// Whole record length: header, content and padding.
+    pub fn record_len(&self) -> usize {
+        HEADER_LEN + self.content_len as usize + self.padding_len as usize
+    }
+}
+
+/// Padding that brings `content_len` to a multiple of 8, as the spec recommends.
+pub fn padding_for(content_len: usize) -> u8 {
+    ((8 - content_len % 8) % 8) as u8
+}
+
+/// Appends one record with `content` (at most [`MAX_CONTENT_LEN`] bytes) and its padding.
+pub fn put_record(out: &mut BytesMut, t: RecordType, request_id: u16, content: &[u8]) {
+    debug_assert!(content.len() <= MAX_CONTENT_LEN);
+    let pad = padding_for(content.len());
+    out.reserve(HEADER_LEN + content.len() + pad as usize);
+    put_header(out, t, request_id, content.len() as u16, pad);
+    out.put_slice(content);
+    out.put_bytes(0, pad as usize);
+}
+
+/// Appends a record header.
+pub fn put_header(out: &mut BytesMut, t: RecordType, request_id: u16, content_len: u16, pad: u8) {
+    out.put_u8(VERSION_1);
+    out.put_u8(t.into());
+    out.put_u16(request_id);
+    out.put_u16(content_len);
+    out.put_u8(pad);
+    out.put_u8(0);
 }
