@@ -12,7 +12,11 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
         .with_target(true);
     match cfg.format {
         LogFormat::Human => builder.with_ansi(false).init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
     }
     Ok(())
 }

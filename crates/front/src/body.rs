@@ -28,7 +28,10 @@ pub enum ResponseBody {
     /// Chunks arriving from a producer task.
     Stream(Option<mpsc::Receiver<StreamChunk>>),
     /// Chunks of a file read by a producer task.
-    File(Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>>, u64),
+    File(
+        Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>>,
+        u64,
+    ),
 }
 
 impl ResponseBody {
@@ -56,7 +59,9 @@ impl Body for ResponseBody {
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::Stream(slot) => match slot.as_mut().map(|rx| rx.poll_recv(cx)) {
                 None => Poll::Ready(None),
-                Some(Poll::Ready(Some(StreamChunk::Data(b)))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                Some(Poll::Ready(Some(StreamChunk::Data(b)))) => {
+                    Poll::Ready(Some(Ok(Frame::data(b))))
+                }
                 Some(Poll::Ready(Some(StreamChunk::End))) => {
                     *slot = None;
                     Poll::Ready(None)

@@ -81,9 +81,15 @@ pub fn build<'a>(r: &'a CgiRequest<'a>) -> Vec<Pair<'a>> {
     if r.https {
         env.push((b("HTTPS"), b("on")));
     }
-    env.push((b("REMOTE_ADDR"), owned(r.remote.ip().to_canonical().to_string())));
+    env.push((
+        b("REMOTE_ADDR"),
+        owned(r.remote.ip().to_canonical().to_string()),
+    ));
     env.push((b("REMOTE_PORT"), owned(r.remote.port().to_string())));
-    env.push((b("SERVER_ADDR"), owned(r.local.ip().to_canonical().to_string())));
+    env.push((
+        b("SERVER_ADDR"),
+        owned(r.local.ip().to_canonical().to_string()),
+    ));
     env.push((b("SERVER_PORT"), owned(r.local.port().to_string())));
     env.push((b("SERVER_NAME"), owned(server_name(r))));
     env.push((b("REDIRECT_STATUS"), b("200")));
@@ -227,7 +233,10 @@ mod tests {
         assert_eq!(get(&env, "HTTP_X_FORWARDED_FOR"), None);
         assert_eq!(get(&env, "HTTP_PROXY"), None);
         assert_eq!(get(&env, "HTTP_X_REQUEST_ID"), Some("rid"));
-        assert_eq!(env.iter().filter(|(k, _)| k == "HTTP_X_REQUEST_ID").count(), 1);
+        assert_eq!(
+            env.iter().filter(|(k, _)| k == "HTTP_X_REQUEST_ID").count(),
+            1
+        );
     }
 
     #[test]

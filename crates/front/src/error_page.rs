@@ -21,7 +21,9 @@ pub fn page(status: StatusCode) -> Response<ResponseBody> {
 /// 503 with `Retry-After`, for overload.
 pub fn unavailable(retry_after_secs: u64) -> Response<ResponseBody> {
     let mut resp = page(StatusCode::SERVICE_UNAVAILABLE);
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs.max(1)),
+    );
     resp
 }

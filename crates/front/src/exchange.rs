@@ -82,7 +82,10 @@ async fn drive(
     head: oneshot::Sender<Result<Answer, UpstreamError>>,
     rid: Arc<str>,
 ) {
-    let mut sink = Sink { head: Some(head), body: None };
+    let mut sink = Sink {
+        head: Some(head),
+        body: None,
+    };
     let fut = exchange(&mut lease, request, body, &mut sink, &rid);
     let finish = match deadline {
         Some(d) => tokio::time::timeout_at(d, fut)
@@ -99,7 +102,11 @@ async fn drive(
                 // The client already has the head: dropping the stream without its End
                 // marker makes the body report an error, so hyper aborts the response
                 // instead of ending it as if it were complete.
-                tracing::warn!(request_id = &*rid, pid = lease.pid(), "response aborted: {err}");
+                tracing::warn!(
+                    request_id = &*rid,
+                    pid = lease.pid(),
+                    "response aborted: {err}"
+                );
             }
             if let Some(tx) = sink.head.take() {
                 let _ = tx.send(Err(err));
@@ -155,7 +162,10 @@ async fn exchange(
     }
 }
 
-async fn write_stdin<W: tokio::io::AsyncWrite + Unpin>(wr: &mut W, body: Option<Spooled>) -> std::io::Result<()> {
+async fn write_stdin<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    body: Option<Spooled>,
+) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(64 * 1024 + 64);
     match body {
         None => {}
@@ -209,7 +219,11 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(
     let mut buf = BytesMut::with_capacity(32 * 1024);
     let mut head_buf = BytesMut::new();
     let mut head: Option<CgiHead> = None;
-    let mut state = BodyState { pending: Vec::new(), remaining: None, closed: false };
+    let mut state = BodyState {
+        pending: Vec::new(),
+        remaining: None,
+        closed: false,
+    };
     loop {
         while let Some(event) = decoder.decode(&mut buf)? {
             match event {
@@ -329,7 +343,10 @@ async fn finish_body(head: Option<CgiHead>, state: &mut BodyState, sink: &mut Si
                 ResponseBody::full(all.freeze())
             }
         };
-        let h = head.unwrap_or(CgiHead { status: 200, headers: Vec::new() });
+        let h = head.unwrap_or(CgiHead {
+            status: 200,
+            headers: Vec::new(),
+        });
         let _ = tx.send(Ok((h, body)));
         return;
     }

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use isola_fastcgi::{encode_begin_request, encode_params, CgiHead, Role};
-use isola_pool::{AcquireError, JobInfo, Pool};
+use isola_pool::{JobInfo, Pool};
 use isola_router::{Deny, Route, Router};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,7 +55,11 @@ pub(crate) struct Peer {
     pub https: bool,
 }
 
-pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
+pub(crate) async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: Peer,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let rid: Arc<str> = req
         .headers()
@@ -74,7 +78,8 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) ->
         Err(status) => error_page::page(status),
     };
     if let Ok(v) = HeaderValue::from_str(&rid) {
-        resp.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
     }
     if app.access_log {
         tracing::info!(
@@ -84,12 +89,8 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) ->
             method = %method,
             uri = %target,
             status = resp.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
+            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
             worker = pid,
-            "{} {} {}",
-            method,
-            target,
-            resp.status().as_u16()
         );
     }
     resp
@@ -126,17 +127,33 @@ async fn respond(
                     .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
                 return Ok(resp);
             }
-            static_file::serve(&path, req.method(), req.headers()).await.map_err(|e| {
-                tracing::warn!(request_id = &**rid, path = %path.display(), "static file: {e}");
-                match e.kind() {
-                    std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                    std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                }
-            })
+            static_file::serve(&path, req.method(), req.headers())
+                .await
+                .map_err(|e| {
+                    tracing::warn!(request_id = &**rid, path = %path.display(), "static file: {e}");
+                    match e.kind() {
+                        std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                        std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                        _ => StatusCode::INTERNAL_SERVER_ERROR,
+                    }
+                })
         }
-        Route::Script { script_filename, script_name, path_info } => {
-            run_script(app, req, peer, rid, pid, script_filename, &script_name, &path_info).await
+        Route::Script {
+            script_filename,
+            script_name,
+            path_info,
+        } => {
+            run_script(
+                app,
+                req,
+                peer,
+                rid,
+                pid,
+                script_filename,
+                &script_name,
+                &path_info,
+            )
+            .await
         }
     }
 }
@@ -163,7 +180,9 @@ fn check_request(req: &Request<Incoming>) -> Result<(), StatusCode> {
 fn valid_host(h: &[u8]) -> bool {
     !h.is_empty()
         && h.len() <= 255
-        && h.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
+        && h.iter().all(|&c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -185,8 +204,8 @@ async fn run_script(
     if declared.is_some_and(|n| n > app.limits.max_body_size) {
         return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let has_body = declared.is_some_and(|n| n > 0)
-        || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let has_body =
+        declared.is_some_and(|n| n > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
     let body = if has_body {
         let limits = SpoolLimits {
             max_size: app.limits.max_body_size,
@@ -217,10 +236,7 @@ async fn run_script(
         (None, _) => None,
     };
 
-    let raw_target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let raw_target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let env_req = CgiRequest {
         method: parts.method.as_str(),
         request_uri: raw_target,
@@ -250,16 +266,12 @@ async fn run_script(
         uri: raw_target.to_string(),
         script: script_filename.clone(),
     };
-    let lease = app.pool.acquire(job).await.map_err(|e| {
-        tracing::warn!(request_id = &**rid, "no worker: {e}");
-        match e {
-            AcquireError::QueueFull | AcquireError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    });
-    let lease = match lease {
+    let lease = match app.pool.acquire(job).await {
         Ok(l) => l,
-        Err(_) => return Ok(error_page::unavailable(5)),
+        Err(e) => {
+            tracing::warn!(request_id = &**rid, "no worker: {e}");
+            return Ok(error_page::unavailable(5));
+        }
     };
     *pid = Some(lease.pid());
     let deadline = app
@@ -294,7 +306,13 @@ fn version_str(v: Version) -> &'static str {
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection"
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-connection"
     )
 }
 
@@ -310,7 +328,9 @@ fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<Respo
     let h = resp.headers_mut();
     h.reserve(head.headers.len());
     for (name, value) in head.headers {
-        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else { continue };
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
         if is_hop_by_hop(&name) {
             continue;
         }

@@ -21,6 +21,6 @@ mod spool;
 mod static_file;
 
 pub use body::ResponseBody;
-pub use handler::{Limits, Site};
 pub use body::StreamChunk;
+pub use handler::{Limits, Site};
 pub use server::{serve, Front};

@@ -11,9 +11,12 @@ static SEED: OnceLock<RandomState> = OnceLock::new();
 /// processes (the hasher is randomly keyed per process).
 pub fn generate() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut h = SEED.get_or_init(RandomState::new).build_hasher();
-    h.write_u64(n);
-    format!("{:016x}{:016x}", h.finish(), n)
+    let seed = SEED.get_or_init(RandomState::new);
+    let mut a = seed.build_hasher();
+    a.write_u64(n);
+    let mut b = seed.build_hasher();
+    b.write_u64(!n);
+    format!("{:016x}{:016x}", a.finish(), b.finish())
 }
 
 /// An incoming id is kept when it is short and made of safe characters, so it can travel

@@ -38,7 +38,11 @@ impl Front {
             server_software: format!("isola/{}", env!("CARGO_PKG_VERSION")),
             access_log,
         };
-        Self { app: Arc::new(app), header_read_timeout, shutdown_timeout }
+        Self {
+            app: Arc::new(app),
+            header_read_timeout,
+            shutdown_timeout,
+        }
     }
 }
 
@@ -74,13 +78,19 @@ pub async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Ou
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or_else(|_| remote);
-        let peer = Peer { remote, local, https: false };
+        let peer = Peer {
+            remote,
+            local,
+            https: false,
+        };
         let app = front.app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
             async move { Ok::<_, std::convert::Infallible>(handler::handle(app, req, peer).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -90,7 +100,10 @@ pub async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Ou
     }
     drop(listener);
     tracing::info!("stopped accepting; waiting for open requests");
-    if tokio::time::timeout(front.shutdown_timeout, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(front.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             "open requests still running after {:?}; closing their connections",
             front.shutdown_timeout

@@ -61,17 +61,24 @@ pub async fn spool(mut body: Incoming, limits: &SpoolLimits<'_>) -> Result<Spool
             Ok(Some(Err(e))) => return Err(SpoolError::Client(e)),
             Ok(Some(Ok(frame))) => frame,
         };
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         total += data.len() as u64;
         if total > limits.max_size {
             return Err(SpoolError::TooLarge(limits.max_size));
         }
         match file.as_mut() {
             Some(f) => f.write_all(&data).await?,
-            None if mem.len() + data.len() <= limits.memory_threshold => mem.extend_from_slice(&data),
+            None if mem.len() + data.len() <= limits.memory_threshold => {
+                mem.extend_from_slice(&data)
+            }
             None => {
                 let std_file = tempfile::tempfile_in(limits.tmp_dir)?;
-                let mut f = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(std_file));
+                let mut f = tokio::io::BufWriter::with_capacity(
+                    256 * 1024,
+                    tokio::fs::File::from_std(std_file),
+                );
                 f.write_all(&mem).await?;
                 f.write_all(&data).await?;
                 mem = BytesMut::new();

@@ -28,7 +28,10 @@ pub async fn serve(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    if let Some(v) = last_modified.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+    if let Some(v) = last_modified
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
         h.insert(header::LAST_MODIFIED, v);
     }
     if not_modified(req_headers, &etag, modified) {
@@ -56,7 +59,8 @@ pub async fn serve(
         }
     };
     if method == Method::HEAD {
-        resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(count));
         return Ok(resp);
     }
     if start > 0 {
@@ -179,9 +183,15 @@ mod tests {
     #[test]
     fn types() {
         assert_eq!(content_type(Path::new("a.css")), "text/css; charset=utf-8");
-        assert_eq!(content_type(Path::new("a.js")), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type(Path::new("a.js")),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type(Path::new("a.png")), "image/png");
-        assert_eq!(content_type(Path::new("a.svg")), "image/svg+xml; charset=utf-8");
+        assert_eq!(
+            content_type(Path::new("a.svg")),
+            "image/svg+xml; charset=utf-8"
+        );
         assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
     }
 
@@ -218,10 +228,19 @@ mod tests {
         assert!(not_modified(&h, &tag, Some(m)));
         let mut h = HeaderMap::new();
         h.insert(header::IF_NONE_MATCH, "\"other\"".parse().unwrap());
-        h.insert(header::IF_MODIFIED_SINCE, httpdate::fmt_http_date(m).parse().unwrap());
-        assert!(!not_modified(&h, &tag, Some(m)), "If-None-Match takes precedence");
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            httpdate::fmt_http_date(m).parse().unwrap(),
+        );
+        assert!(
+            !not_modified(&h, &tag, Some(m)),
+            "If-None-Match takes precedence"
+        );
         let mut h = HeaderMap::new();
-        h.insert(header::IF_MODIFIED_SINCE, httpdate::fmt_http_date(m).parse().unwrap());
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            httpdate::fmt_http_date(m).parse().unwrap(),
+        );
         assert!(not_modified(&h, &tag, Some(m)));
     }
 }

@@ -13,4 +13,7 @@ pub mod backend;
 mod pool;
 
 pub use backend::PhpCgi;
-pub use pool::{AcquireError, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus, WorkerState, WorkerStatus};
+pub use pool::{
+    AcquireError, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus, WorkerState,
+    WorkerStatus,
+};

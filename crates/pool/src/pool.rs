@@ -1,8 +1,12 @@
 //! Dispatch, queue and worker bookkeeping.
-use crate::backend::PhpCgi;
+use crate::backend::{PhpCgi, Spawned};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -67,6 +71,13 @@ pub enum Outcome {
     TimedOut,
 }
 
+/// Time allowed for a new worker to answer its start-up probe.
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// First delay before retrying a failed spawn; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest delay between spawn attempts while spawns keep failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Worker states as shown in status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerState {
@@ -102,54 +113,675 @@ pub struct PoolStatus {
     pub workers: Vec<WorkerStatus>,
     /// Requests waiting now.
     pub queue_len: usize,
+    /// Most requests ever waiting at once.
+    pub max_queue_len: usize,
     /// Requests handed to workers since start.
     pub accepted: u64,
+    /// Workers started since start (initial ones included).
+    pub spawned: u64,
+    /// Workers that exited without being asked to.
+    pub crashed: u64,
+    /// Crashes by signal name (`SIGSEGV`...), or `exit` for an unexpected exit.
+    pub crashes_by_signal: std::collections::BTreeMap<String, u64>,
+    /// Requests refused because the queue was full.
+    pub queue_full: u64,
+    /// Requests that waited longer than `queue_timeout`.
+    pub queue_timeouts: u64,
 }
 
 /// A handle to the pool; cheap to clone.
 #[derive(Clone)]
-pub struct Pool {}
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PoolConfig,
+    backend: PhpCgi,
+    state: Mutex<State>,
+    /// Signalled whenever a worker changes state or exits (shutdown waits on it).
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// Idle workers, most recently used last (LIFO: the warmest worker serves next).
+    idle: Vec<(u64, UnixStream)>,
+    /// Requests waiting for a worker, oldest first.
+    waiters: VecDeque<oneshot::Sender<Lease>>,
+    workers: HashMap<u64, Worker>,
+    /// Spawns under way (count towards max_children).
+    starting: usize,
+    next_id: u64,
+    failures_in_a_row: u32,
+    retry_scheduled: bool,
+    shutting_down: bool,
+    stats: PoolStatus,
+}
+
+struct Worker {
+    pid: u32,
+    state: WorkerState,
+    requests: u64,
+    current: Option<JobInfo>,
+    since: Instant,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+enum Control {
+    /// SIGTERM, then SIGKILL after the grace period.
+    Stop(Duration),
+    /// SIGKILL now.
+    Kill,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain bookkeeping behind; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 impl Pool {
-    /// Starts `config.max_children` workers; fails when the first one cannot start.
-    pub async fn start(_config: PoolConfig, _backend: PhpCgi) -> Result<Pool, PoolError> {
-        todo!()
+    /// Starts `config.max_children` workers; fails when any of them cannot start.
+    pub async fn start(config: PoolConfig, backend: PhpCgi) -> Result<Pool, PoolError> {
+        let n = config.max_children.max(1);
+        let inner = Arc::new(Inner {
+            config,
+            backend,
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+        });
+        let ids: Vec<u64> = {
+            let mut st = inner.lock();
+            (0..n)
+                .map(|_| {
+                    st.next_id += 1;
+                    st.next_id
+                })
+                .collect()
+        };
+        let spawns = ids.iter().map(|&id| inner.backend.spawn(id, SPAWN_TIMEOUT));
+        let results = futures_join_all(spawns).await;
+        let mut first_error = None;
+        let mut ok = Vec::new();
+        for (id, r) in ids.into_iter().zip(results) {
+            match r {
+                Ok(s) => ok.push((id, s)),
+                Err(e) => {
+                    first_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            for (_, mut s) in ok {
+                let _ = s.child.start_kill();
+                let _ = s.child.wait().await;
+                let _ = std::fs::remove_file(&s.socket);
+            }
+            return Err(PoolError::Spawn(e));
+        }
+        for (id, s) in ok {
+            inner.register(id, s);
+        }
+        Ok(Pool { inner })
     }
 
     /// Waits for an idle worker (FIFO among waiters) and leases it.
-    pub async fn acquire(&self, _job: JobInfo) -> Result<Lease, AcquireError> {
-        todo!()
+    pub async fn acquire(&self, job: JobInfo) -> Result<Lease, AcquireError> {
+        let inner = &self.inner;
+        let rx = loop {
+            let mut st = inner.lock();
+            if st.shutting_down {
+                return Err(AcquireError::ShuttingDown);
+            }
+            if let Some((id, stream)) = st.idle.pop() {
+                drop(st);
+                if healthy(&stream) {
+                    return Ok(inner.clone().lease(id, stream, job));
+                }
+                inner.discard(id, "its connection closed while idle");
+                continue;
+            }
+            if st.waiters.len() >= inner.config.queue_size {
+                st.waiters.retain(|w| !w.is_closed());
+                if st.waiters.len() >= inner.config.queue_size {
+                    st.stats.queue_full += 1;
+                    return Err(AcquireError::QueueFull);
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push_back(tx);
+            st.stats.max_queue_len = st.stats.max_queue_len.max(st.waiters.len());
+            break rx;
+        };
+        match tokio::time::timeout(inner.config.queue_timeout, rx).await {
+            Ok(Ok(mut lease)) => {
+                lease.fresh = false;
+                inner.mark_busy(lease.id, job);
+                Ok(lease)
+            }
+            Ok(Err(_)) => Err(AcquireError::ShuttingDown),
+            Err(_) => {
+                inner.lock().stats.queue_timeouts += 1;
+                Err(AcquireError::Timeout)
+            }
+        }
     }
 
     /// A snapshot for status pages.
     pub fn status(&self) -> PoolStatus {
-        todo!()
+        let st = self.inner.lock();
+        let mut s = st.stats.clone();
+        s.queue_len = st.waiters.iter().filter(|w| !w.is_closed()).count();
+        s.workers = st
+            .workers
+            .values()
+            .map(|w| WorkerStatus {
+                pid: w.pid,
+                state: w.state,
+                requests: w.requests,
+                current: w.current.clone(),
+                elapsed: w.since.elapsed(),
+            })
+            .collect();
+        s.workers.sort_by_key(|w| w.pid);
+        s
     }
 
     /// Stops accepting, waits up to `grace` for busy workers, then stops every worker and
     /// reaps it.
-    pub async fn shutdown(&self, _grace: Duration) {
-        todo!()
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        {
+            let mut st = inner.lock();
+            st.shutting_down = true;
+            // Dropping the senders tells every waiter the pool is going away.
+            st.waiters.clear();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        inner
+            .wait_until(deadline, |st| {
+                st.workers.values().all(|w| w.state != WorkerState::Busy)
+            })
+            .await;
+        {
+            let mut st = inner.lock();
+            st.idle.clear();
+            for w in st.workers.values_mut() {
+                w.state = WorkerState::Retiring;
+                let _ = w.control.send(Control::Stop(inner.config.kill_grace));
+            }
+        }
+        let deadline =
+            tokio::time::Instant::now() + inner.config.kill_grace + Duration::from_secs(2);
+        inner
+            .wait_until(deadline, |st| st.workers.is_empty() && st.starting == 0)
+            .await;
     }
 }
 
+impl Inner {
+    /// Adds a started worker and offers it to waiters.
+    fn register(self: &Arc<Self>, id: u64, s: Spawned) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut st = self.lock();
+            st.stats.spawned += 1;
+            st.workers.insert(
+                id,
+                Worker {
+                    pid: s.pid,
+                    state: WorkerState::Idle,
+                    requests: 0,
+                    current: None,
+                    since: Instant::now(),
+                    control: tx,
+                },
+            );
+        }
+        tokio::spawn(supervise(self.clone(), id, s.pid, s.child, s.socket, rx));
+        self.dispatch(id, s.stream);
+    }
+
+    fn lease(self: Arc<Self>, id: u64, stream: UnixStream, job: JobInfo) -> Lease {
+        self.mark_busy(id, job);
+        let pid = self.lock().workers.get(&id).map_or(0, |w| w.pid);
+        Lease {
+            inner: self,
+            id,
+            pid,
+            stream: Some(stream),
+            fresh: false,
+            touched: false,
+        }
+    }
+
+    fn mark_busy(&self, id: u64, job: JobInfo) {
+        let mut st = self.lock();
+        st.stats.accepted += 1;
+        if let Some(w) = st.workers.get_mut(&id) {
+            w.state = WorkerState::Busy;
+            w.current = Some(job);
+            w.since = Instant::now();
+        }
+    }
+
+    /// Hands an idle worker to the oldest live waiter, or parks it.
+    fn dispatch(self: &Arc<Self>, id: u64, stream: UnixStream) {
+        let pid = {
+            let mut st = self.lock();
+            match st.workers.get_mut(&id) {
+                Some(w) => {
+                    w.state = WorkerState::Idle;
+                    w.current = None;
+                    w.since = Instant::now();
+                    w.pid
+                }
+                None => return,
+            }
+        };
+        let mut lease = Lease {
+            inner: self.clone(),
+            id,
+            pid,
+            stream: Some(stream),
+            fresh: true,
+            touched: false,
+        };
+        loop {
+            let waiter = {
+                let mut st = self.lock();
+                match st.waiters.pop_front() {
+                    Some(w) => w,
+                    None => {
+                        if let Some(stream) = lease.stream.take() {
+                            if st.shutting_down {
+                                drop(st);
+                                self.stop(id, "pool stopping");
+                            } else {
+                                st.idle.push((id, stream));
+                                drop(st);
+                                self.changed.notify_waiters();
+                            }
+                        }
+                        return;
+                    }
+                }
+            };
+            match waiter.send(lease) {
+                Ok(()) => return,
+                // That waiter gave up (timeout, client gone): try the next one.
+                Err(back) => lease = back,
+            }
+        }
+    }
+
+    /// The end of a lease.
+    fn release(self: &Arc<Self>, id: u64, stream: UnixStream, outcome: Outcome, fresh: bool) {
+        match outcome {
+            Outcome::Reusable => {
+                let retire = {
+                    let mut st = self.lock();
+                    let max = self.config.max_requests;
+                    let shutting_down = st.shutting_down;
+                    match st.workers.get_mut(&id) {
+                        Some(w) => {
+                            if !fresh {
+                                w.requests += 1;
+                            }
+                            shutting_down || (max > 0 && w.requests >= max)
+                        }
+                        None => return,
+                    }
+                };
+                if retire {
+                    drop(stream);
+                    self.stop(id, "max_requests reached");
+                } else {
+                    self.dispatch(id, stream);
+                }
+            }
+            Outcome::Broken => {
+                drop(stream);
+                self.discard(id, "its connection broke during a request");
+            }
+            Outcome::TimedOut => {
+                drop(stream);
+                let job = self
+                    .lock()
+                    .workers
+                    .get(&id)
+                    .and_then(|w| w.current.clone().map(|j| (j, w.pid, w.since.elapsed())));
+                if let Some((job, pid, elapsed)) = job {
+                    tracing::warn!(
+                        pid,
+                        request_id = %job.request_id,
+                        method = %job.method,
+                        uri = %job.uri,
+                        script = %job.script.display(),
+                        elapsed_ms = elapsed.as_millis() as u64,
+                        "request_terminate_timeout: killing worker"
+                    );
+                }
+                self.kill(id);
+            }
+        }
+    }
+
+    /// Graceful retirement: SIGTERM, SIGKILL after the grace period.
+    fn stop(&self, id: u64, why: &str) {
+        let mut st = self.lock();
+        if let Some(w) = st.workers.get_mut(&id) {
+            tracing::debug!(pid = w.pid, "retiring worker: {why}");
+            w.state = WorkerState::Retiring;
+            let _ = w.control.send(Control::Stop(self.config.kill_grace));
+        }
+    }
+
+    /// A worker whose connection is unusable: it may be stuck or already dead.
+    fn discard(&self, id: u64, why: &str) {
+        let mut st = self.lock();
+        if let Some(w) = st.workers.get_mut(&id) {
+            tracing::debug!(pid = w.pid, "discarding worker: {why}");
+            w.state = WorkerState::Retiring;
+            let _ = w.control.send(Control::Stop(self.config.kill_grace));
+        }
+    }
+
+    fn kill(&self, id: u64) {
+        let mut st = self.lock();
+        if let Some(w) = st.workers.get_mut(&id) {
+            w.state = WorkerState::Retiring;
+            let _ = w.control.send(Control::Kill);
+        }
+    }
+
+    /// A worker process was reaped.
+    /// `sent` is the signal Isola sent it, if any: dying of anything else is a crash.
+    fn on_exit(
+        self: &Arc<Self>,
+        id: u64,
+        status: std::io::Result<ExitStatus>,
+        sent: Option<nix::sys::signal::Signal>,
+    ) {
+        let (worker, shutting_down) = {
+            let mut st = self.lock();
+            st.idle.retain(|(i, _)| *i != id);
+            let w = st.workers.remove(&id);
+            (w, st.shutting_down)
+        };
+        self.changed.notify_waiters();
+        let Some(w) = worker else { return };
+        let how = describe(&status);
+        let signal = status
+            .as_ref()
+            .ok()
+            .and_then(std::os::unix::process::ExitStatusExt::signal)
+            .and_then(|s| nix::sys::signal::Signal::try_from(s).ok());
+        let crashed = match (signal, sent) {
+            // Killed by what we sent (SIGKILL also follows an ignored SIGTERM).
+            (Some(got), Some(s)) => got != s && got != nix::sys::signal::Signal::SIGKILL,
+            (Some(_), None) => true,
+            // Exited by itself: fine when asked to stop, a crash otherwise.
+            (None, _) => sent.is_none() && w.state != WorkerState::Retiring,
+        };
+        if !crashed {
+            tracing::debug!(pid = w.pid, requests = w.requests, "worker exited ({how})");
+        } else {
+            {
+                let mut st = self.lock();
+                st.stats.crashed += 1;
+                let key = signal.map_or_else(|| "exit".to_string(), |s| s.as_str().to_string());
+                *st.stats.crashes_by_signal.entry(key).or_insert(0) += 1;
+            }
+            match &w.current {
+                Some(job) => tracing::error!(
+                    pid = w.pid,
+                    request_id = %job.request_id,
+                    method = %job.method,
+                    uri = %job.uri,
+                    script = %job.script.display(),
+                    elapsed_ms = w.since.elapsed().as_millis() as u64,
+                    requests = w.requests,
+                    "worker died during a request ({how})"
+                ),
+                _ => tracing::warn!(
+                    pid = w.pid,
+                    requests = w.requests,
+                    "idle worker died ({how})"
+                ),
+            }
+        }
+        if !shutting_down {
+            self.fill();
+        }
+    }
+
+    /// Starts workers until the pool is back to `max_children`, with backoff while spawns
+    /// fail.
+    fn fill(self: &Arc<Self>) {
+        let ids: Vec<u64> = {
+            let mut st = self.lock();
+            if st.shutting_down || st.retry_scheduled {
+                return;
+            }
+            let have = st.workers.len() + st.starting;
+            let want = self.config.max_children.saturating_sub(have);
+            st.starting += want;
+            (0..want)
+                .map(|_| {
+                    st.next_id += 1;
+                    st.next_id
+                })
+                .collect()
+        };
+        for id in ids {
+            let inner = self.clone();
+            tokio::spawn(async move {
+                let result = inner.backend.spawn(id, SPAWN_TIMEOUT).await;
+                let shutting_down = {
+                    let mut st = inner.lock();
+                    st.starting -= 1;
+                    st.shutting_down
+                };
+                match result {
+                    Ok(s) if !shutting_down => {
+                        inner.lock().failures_in_a_row = 0;
+                        inner.register(id, s);
+                    }
+                    Ok(mut s) => {
+                        let _ = s.child.start_kill();
+                        let _ = s.child.wait().await;
+                        let _ = std::fs::remove_file(&s.socket);
+                        inner.changed.notify_waiters();
+                    }
+                    Err(e) => {
+                        let (delay, first) = {
+                            let mut st = inner.lock();
+                            st.failures_in_a_row = st.failures_in_a_row.saturating_add(1);
+                            let delay = MIN_BACKOFF
+                                .saturating_mul(
+                                    1u32 << st.failures_in_a_row.min(16).saturating_sub(1),
+                                )
+                                .min(MAX_BACKOFF);
+                            let first = !st.retry_scheduled;
+                            st.retry_scheduled = true;
+                            (delay, first)
+                        };
+                        inner.changed.notify_waiters();
+                        tracing::error!("worker failed to start: {e}; retrying in {delay:?}");
+                        if first {
+                            tokio::time::sleep(delay).await;
+                            inner.lock().retry_scheduled = false;
+                            inner.fill();
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    async fn wait_until(&self, deadline: tokio::time::Instant, done: impl Fn(&State) -> bool) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if done(&self.lock()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// An idle FastCGI connection has nothing to read; EOF or stray bytes mean the worker
+/// exited or misbehaved on its own, so the request must go elsewhere.
+fn healthy(stream: &UnixStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(stream.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+fn describe(status: &std::io::Result<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
+                Ok(name) => format!("killed by {name}"),
+                Err(_) => format!("killed by signal {sig}"),
+            },
+            _ => s.to_string(),
+        },
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+/// One task per worker owns its process: it is the only place that signals or reaps it, so
+/// a signal can never reach a recycled pid.
+async fn supervise(
+    inner: Arc<Inner>,
+    id: u64,
+    pid: u32,
+    mut child: tokio::process::Child,
+    socket: PathBuf,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    use nix::sys::signal::Signal;
+    let mut open = true;
+    let mut sent: Option<Signal> = None;
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s,
+            msg = control.recv(), if open => match msg {
+                None => open = false,
+                Some(Control::Kill) => {
+                    sent = Some(Signal::SIGKILL);
+                    let _ = child.start_kill();
+                    break child.wait().await;
+                }
+                Some(Control::Stop(grace)) => {
+                    sent = Some(Signal::SIGTERM);
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
+                    match tokio::time::timeout(grace, child.wait()).await {
+                        Ok(s) => break s,
+                        Err(_) => {
+                            tracing::warn!(pid, "worker ignored SIGTERM for {grace:?}; killing it");
+                            sent = Some(Signal::SIGKILL);
+                            let _ = child.start_kill();
+                            break child.wait().await;
+                        }
+                    }
+                }
+            },
+        }
+    };
+    let _ = std::fs::remove_file(&socket);
+    inner.on_exit(id, status, sent);
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futs.map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    // Spawns are I/O-bound waits on child processes; polling them in sequence would add
+    // their start-up times, so drive them together.
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().flatten());
+    out
+}
+
 /// Exclusive use of one worker for one request. Dropping it without [`Lease::release`]
-/// counts as [`Outcome::Broken`].
-pub struct Lease {}
+/// counts as [`Outcome::Broken`] once its connection has been used; an unused lease goes
+/// back to the pool untouched.
+pub struct Lease {
+    inner: Arc<Inner>,
+    id: u64,
+    pid: u32,
+    stream: Option<UnixStream>,
+    /// Handed to a waiter but not yet received.
+    fresh: bool,
+    /// The connection has been handed out with [`Lease::stream`].
+    touched: bool,
+}
 
 impl Lease {
     /// The open FastCGI connection to the worker.
     pub fn stream(&mut self) -> &mut UnixStream {
-        todo!()
+        self.touched = true;
+        match self.stream.as_mut() {
+            Some(s) => s,
+            // The stream is only taken by release/drop, which consume the lease.
+            None => unreachable!("lease used after release"),
+        }
     }
 
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
-        todo!()
+        self.pid
     }
 
     /// Ends the lease.
-    pub fn release(self, _outcome: Outcome) {
-        todo!()
+    pub fn release(mut self, outcome: Outcome) {
+        if let Some(stream) = self.stream.take() {
+            self.inner.release(self.id, stream, outcome, self.fresh);
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            let outcome = if self.touched {
+                Outcome::Broken
+            } else {
+                Outcome::Reusable
+            };
+            let fresh = self.fresh || !self.touched;
+            self.inner.release(self.id, stream, outcome, fresh);
+        }
     }
 }
