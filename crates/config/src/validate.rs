@@ -115,7 +115,10 @@ impl RawConfig {
         let docroot = match docroot_abs.canonicalize() {
             Ok(p) if p.is_dir() => p,
             Ok(p) => {
-                errs.push(format!("server.docroot: {} is not a directory", p.display()));
+                errs.push(format!(
+                    "server.docroot: {} is not a directory",
+                    p.display()
+                ));
                 p
             }
             Err(e) => {
@@ -132,7 +135,9 @@ impl RawConfig {
             Some(f) if f.is_empty() => None,
             Some(f) => {
                 let f = f.trim_start_matches('/').to_string();
-                if f.split('/').any(|seg| seg == ".." || seg.starts_with('.')) || !f.ends_with(".php") {
+                if f.split('/').any(|seg| seg == ".." || seg.starts_with('.'))
+                    || !f.ends_with(".php")
+                {
                     errs.push(format!(
                         "server.front_controller: {f:?} must be a .php file inside the docroot, without dot segments"
                     ));
@@ -153,20 +158,50 @@ impl RawConfig {
         let no_exec = s.no_exec.unwrap_or_default();
         for dir in &no_exec {
             if dir.split('/').any(|seg| seg == "..") || dir.contains('\0') {
-                errs.push(format!("server.no_exec: {dir:?} must be a folder inside the docroot"));
+                errs.push(format!(
+                    "server.no_exec: {dir:?} must be a folder inside the docroot"
+                ));
             }
         }
-        let max_body_size = size(&mut errs, "server.max_body_size", s.max_body_size, 100 << 20);
-        let header_read_timeout = duration(&mut errs, "server.header_read_timeout", s.header_read_timeout, 10);
-        let keepalive_timeout = duration(&mut errs, "server.keepalive_timeout", s.keepalive_timeout, 75);
-        let shutdown_timeout = duration(&mut errs, "server.shutdown_timeout", s.shutdown_timeout, 30);
+        let max_body_size = size(
+            &mut errs,
+            "server.max_body_size",
+            s.max_body_size,
+            100 << 20,
+        );
+        let header_read_timeout = duration(
+            &mut errs,
+            "server.header_read_timeout",
+            s.header_read_timeout,
+            10,
+        );
+        let keepalive_timeout = duration(
+            &mut errs,
+            "server.keepalive_timeout",
+            s.keepalive_timeout,
+            75,
+        );
+        let shutdown_timeout =
+            duration(&mut errs, "server.shutdown_timeout", s.shutdown_timeout, 30);
 
         let p = self.pool;
         let max_children = count(&mut errs, "pool.max_children", p.max_children, 4, 1, 4096);
-        let max_requests = count(&mut errs, "pool.max_requests", p.max_requests, 1000, 0, i64::MAX) as u64;
+        let max_requests = count(
+            &mut errs,
+            "pool.max_requests",
+            p.max_requests,
+            1000,
+            0,
+            i64::MAX,
+        ) as u64;
         let queue_size = count(&mut errs, "pool.queue_size", p.queue_size, 512, 0, 1 << 20);
         let queue_timeout = duration(&mut errs, "pool.queue_timeout", p.queue_timeout, 5);
-        let rtt = duration(&mut errs, "pool.request_terminate_timeout", p.request_terminate_timeout, 60);
+        let rtt = duration(
+            &mut errs,
+            "pool.request_terminate_timeout",
+            p.request_terminate_timeout,
+            60,
+        );
         let request_terminate_timeout = (!rtt.is_zero()).then_some(rtt);
 
         let php = self.php;
@@ -180,7 +215,9 @@ impl RawConfig {
         let mut ini = BTreeMap::new();
         for (key, value) in php.ini.unwrap_or_default() {
             if RESERVED_INI.contains(&key.as_str()) {
-                errs.push(format!("php.ini.{key}: set by Isola to keep routing safe; remove it"));
+                errs.push(format!(
+                    "php.ini.{key}: set by Isola to keep routing safe; remove it"
+                ));
                 continue;
             }
             if key.is_empty() || key.contains(['=', '\n', '\0', ' ']) {
@@ -208,7 +245,9 @@ impl RawConfig {
             None | Some("human") => LogFormat::Human,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                errs.push(format!("log.format: {other:?} is not a format; use \"human\" or \"json\""));
+                errs.push(format!(
+                    "log.format: {other:?} is not a format; use \"human\" or \"json\""
+                ));
                 LogFormat::Human
             }
         };
@@ -257,7 +296,14 @@ fn ini_value(v: &toml::Value) -> Option<String> {
     }
 }
 
-fn count(errs: &mut Vec<String>, key: &str, v: Option<i64>, default: i64, min: i64, max: i64) -> usize {
+fn count(
+    errs: &mut Vec<String>,
+    key: &str,
+    v: Option<i64>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> usize {
     let v = v.unwrap_or(default);
     if v < min || v > max {
         errs.push(format!("{key}: {v} is out of range ({min} to {max})"));
@@ -340,12 +386,16 @@ mod tests {
 
     #[test]
     fn defaults_fill_everything() {
-        let c = validate("[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n").unwrap();
+        let c =
+            validate("[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n").unwrap();
         assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
         assert!(c.server.docroot.ends_with("public"));
         assert_eq!(c.server.front_controller.as_deref(), Some("index.php"));
         assert_eq!(c.pool.max_children, 4);
-        assert_eq!(c.pool.request_terminate_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(
+            c.pool.request_terminate_timeout,
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(c.log.format, LogFormat::Human);
     }
 
@@ -398,7 +448,12 @@ mod tests {
         let e = errors(
             "[server]\ndocroot = \"missing\"\nlisten = \"nowhere\"\n[pool]\nmax_children = 0\n[php]\nbinary = \"no-such-php\"\n",
         );
-        for key in ["server.docroot", "server.listen", "pool.max_children", "php.binary"] {
+        for key in [
+            "server.docroot",
+            "server.listen",
+            "pool.max_children",
+            "php.binary",
+        ] {
             assert!(e.contains(key), "{key} missing from {e}");
         }
         assert!(e.contains("apt-get install php-cgi"), "{e}");

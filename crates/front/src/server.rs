@@ -77,7 +77,7 @@ pub async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Ou
             },
         };
         let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or_else(|_| remote);
+        let local = stream.local_addr().unwrap_or(remote);
         let peer = Peer {
             remote,
             local,
