@@ -1,0 +1,240 @@
+//! Starts the real `isola` binary on a free port against real php-cgi, and checks on stop
+//! that it exited cleanly and left no process behind.
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub docroot: PathBuf,
+    child: Option<Child>,
+    stderr: Arc<Mutex<String>>,
+    _site: Option<tempfile::TempDir>,
+}
+
+/// A private copy of tests/php with the hostile files git cannot hold (a `.git` folder).
+pub fn fixture_site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php"),
+        dir.path(),
+    );
+    std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+    std::fs::write(dir.path().join(".git/config"), "[core] GIT-SECRET\n").unwrap();
+    std::fs::write(dir.path().join(".env"), "SECRET=DOTENV-SECRET\n").unwrap();
+    std::fs::create_dir_all(dir.path().join(".hidden")).unwrap();
+    std::fs::write(dir.path().join(".hidden/x.txt"), "HIDDEN-SECRET\n").unwrap();
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+impl Server {
+    /// The fixture site with these extra flags.
+    pub fn start(args: &[&str]) -> Server {
+        let site = fixture_site();
+        let docroot = site.path().to_path_buf();
+        Self::start_in(&docroot, args, Some(site))
+    }
+
+    pub fn start_in(docroot: &Path, args: &[&str], site: Option<tempfile::TempDir>) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_isola"));
+        cmd.arg("serve")
+            .arg(docroot)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start isola");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(out).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("isola did not start; stderr:\n{}", stderr.lock().unwrap());
+            }
+        };
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        let addr: SocketAddr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        Server {
+            addr,
+            docroot: docroot.to_path_buf(),
+            child: Some(child),
+            stderr,
+            _site: site,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < timeout {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// SIGTERM, wait for exit, and check that no child of the server outlived it.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id();
+        let kids = children_of(pid);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = wait_timeout(&mut child, Duration::from_secs(40)).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("isola did not stop within 40 s; stderr:\n{}", self.stderr());
+        });
+        let t = Instant::now();
+        let mut alive: Vec<u32> = kids.clone();
+        while !alive.is_empty() && t.elapsed() < Duration::from_secs(5) {
+            alive.retain(|k| Path::new(&format!("/proc/{k}")).exists());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            alive.is_empty(),
+            "children {alive:?} outlived isola (pid {pid})"
+        );
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            if wait_timeout(&mut c, Duration::from_secs(10)).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Direct children of `pid`, from /proc.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if f.get(1).and_then(|pp| pp.parse::<u32>().ok()) == Some(pid) {
+                    kids.push(p);
+                }
+            }
+        }
+    }
+    kids
+}
+
+/// Children of `pid` in state Z (zombies).
+pub fn zombies_of(pid: u32) -> Vec<u32> {
+    children_of(pid)
+        .into_iter()
+        .filter(|k| {
+            std::fs::read_to_string(format!("/proc/{k}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Open file descriptors of `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Resident memory of `pid`, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real `isola` binary, real php-cgi workers, real sockets.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+mod http;
+mod lifecycle;
+mod routing;
+mod serving;

@@ -1,0 +1,4 @@
+<?php
+echo "before exit";
+exit(3);
+echo "never";

@@ -1,0 +1,3 @@
+<?php
+echo "partial output ";
+undefined_function_for_the_test();

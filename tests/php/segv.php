@@ -1,0 +1,3 @@
+<?php
+echo "before crash";
+posix_kill(posix_getpid(), SIGSEGV);
