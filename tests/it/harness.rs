@@ -238,3 +238,14 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+impl Server {
+    /// The fixture site served with this isola.toml (written into the site).
+    pub fn with_config(toml: &str) -> Server {
+        let site = fixture_site();
+        let cfg = site.path().join("isola.toml");
+        std::fs::write(&cfg, toml).unwrap();
+        let docroot = site.path().to_path_buf();
+        Self::start_in(&docroot, &["--config", cfg.to_str().unwrap()], Some(site))
+    }
+}

@@ -4,5 +4,6 @@
 mod harness;
 mod http;
 mod lifecycle;
+mod pool;
 mod routing;
 mod serving;

@@ -1,0 +1,111 @@
+//! The supervisor's promises, seen from outside: time limits, bounded queue, recycling.
+use crate::harness::Server;
+use crate::http::get;
+use std::time::{Duration, Instant};
+
+fn pid_of(text: &str) -> String {
+    text.split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn request_terminate_timeout_kills_the_worker_and_answers_504() {
+    let s =
+        Server::with_config("[pool]\nmax_children = 1\nrequest_terminate_timeout = \"500ms\"\n");
+    let before = pid_of(&get(s.addr, "/sleep.php?ms=1").text());
+    let t = Instant::now();
+    let r = get(s.addr, "/sleep.php?ms=5000");
+    assert_eq!(r.status, 504);
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "answered at the limit, not when the script ended"
+    );
+    assert!(s.wait_for_log("request_terminate_timeout", Duration::from_secs(5)));
+    let after = get(s.addr, "/sleep.php?ms=1");
+    assert_eq!(after.status, 200);
+    assert_ne!(
+        before,
+        pid_of(&after.text()),
+        "the stuck worker was replaced"
+    );
+}
+
+#[test]
+fn full_queue_gets_503_with_retry_after_at_once() {
+    let s =
+        Server::with_config("[pool]\nmax_children = 1\nqueue_size = 1\nqueue_timeout = \"10s\"\n");
+    let addr = s.addr;
+    let busy = std::thread::spawn(move || get(addr, "/sleep.php?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let queued = std::thread::spawn(move || get(addr, "/sleep.php?ms=1"));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let r = get(addr, "/sleep.php?ms=1");
+    assert_eq!(r.status, 503);
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        t.elapsed() < Duration::from_millis(800),
+        "refused at once, not after waiting"
+    );
+    assert_eq!(busy.join().unwrap().status, 200);
+    assert_eq!(
+        queued.join().unwrap().status,
+        200,
+        "the queued request was served"
+    );
+}
+
+#[test]
+fn queue_timeout_gets_503() {
+    let s = Server::with_config("[pool]\nmax_children = 1\nqueue_timeout = \"300ms\"\n");
+    let addr = s.addr;
+    let busy = std::thread::spawn(move || get(addr, "/sleep.php?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let r = get(addr, "/sleep.php?ms=1");
+    assert_eq!(r.status, 503);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1400),
+        "waited {waited:?}"
+    );
+    assert_eq!(busy.join().unwrap().status, 200);
+}
+
+#[test]
+fn max_requests_recycles_workers() {
+    let s = Server::with_config("[pool]\nmax_children = 1\nmax_requests = 3\n");
+    let pids: Vec<String> = (0..7)
+        .map(|_| pid_of(&get(s.addr, "/sleep.php?ms=1").text()))
+        .collect();
+    assert_eq!(pids[0], pids[1]);
+    assert_eq!(pids[1], pids[2]);
+    assert_ne!(pids[2], pids[3], "recycled after 3 requests: {pids:?}");
+    assert_eq!(pids[3], pids[5]);
+    assert_ne!(pids[5], pids[6]);
+}
+
+#[test]
+fn a_client_that_leaves_the_queue_never_reaches_a_worker() {
+    let s = Server::with_config("[pool]\nmax_children = 1\nqueue_timeout = \"10s\"\n");
+    let addr = s.addr;
+    let busy = std::thread::spawn(move || get(addr, "/sleep.php?ms=1200"));
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        use std::io::Write;
+        let mut c = crate::http::connect(addr);
+        c.write_all(b"GET /touch.php?tag=gone HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // The client goes away while its request waits for the busy worker.
+    }
+    assert_eq!(busy.join().unwrap().status, 200);
+    assert_eq!(get(addr, "/touch.php?tag=stay").status, 200);
+    assert!(s.docroot.join("ran-stay").exists());
+    assert!(
+        !s.docroot.join("ran-gone").exists(),
+        "an abandoned queued request was run"
+    );
+}
