@@ -49,6 +49,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub php: Option<String>,
 
+    /// Admin listener for /status, /metrics and /health, IP:PORT (admin.listen)
+    /// [default: off]
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+
     /// Log format (log.format) [default: human]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormatArg>,

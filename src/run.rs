@@ -41,6 +41,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(l) = &args.listen {
         raw.server.listen = Some(l.clone());
     }
+    if let Some(a) = &args.admin {
+        raw.admin.listen = Some(a.clone());
+    }
     if let Some(w) = args.workers {
         raw.pool.max_children = Some(w);
     }
@@ -126,6 +129,14 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("server.listen: cannot listen on {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    let admin_listener = match cfg.admin_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("admin.listen: cannot listen on {a}"))?,
+        ),
+        None => None,
+    };
 
     let pool_cfg = PoolConfig {
         max_children: cfg.pool.max_children,
@@ -167,6 +178,24 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
         cfg.server.docroot.display(),
         addr
     );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(l) = admin_listener {
+        let admin_addr = l.local_addr()?;
+        let info = isola_admin::ServerInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started: std::time::SystemTime::now(),
+            listen: addr.to_string(),
+            docroot: cfg.server.docroot.display().to_string(),
+            max_children: cfg.pool.max_children,
+            queue_size: cfg.pool.queue_size,
+        };
+        let mut rx = stop_rx.clone();
+        tokio::spawn(isola_admin::serve(l, pool.clone(), info, async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }));
+        tracing::info!(admin = %admin_addr, "admin listener: /status /metrics /health");
+        println!("Isola admin at http://{admin_addr}/status");
+    }
     tracing::info!(
         listen = %addr,
         docroot = %cfg.server.docroot.display(),
@@ -176,6 +205,8 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
     );
 
     isola_front::serve(listener, front, stop_signal()).await;
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
     tracing::info!("stopping workers");
     pool.shutdown(cfg.server.shutdown_timeout).await;
     tracing::info!("stopped");

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// Further stdout lines (the admin URL when enabled).
+    more_stdout: Arc<Mutex<Vec<String>>>,
     pub docroot: PathBuf,
     child: Option<Child>,
     stderr: Arc<Mutex<String>>,
@@ -77,12 +79,16 @@ impl Server {
         });
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let more_stdout = Arc::new(Mutex::new(Vec::new()));
+        let more = more_stdout.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(out).lines();
             if let Some(Ok(l)) = lines.next() {
                 let _ = tx.send(l);
             }
-            for _ in lines {}
+            for l in lines.map_while(Result::ok) {
+                more.lock().unwrap().push(l);
+            }
         });
         let line = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(l) => l,
@@ -103,11 +109,31 @@ impl Server {
             .unwrap();
         Server {
             addr,
+            more_stdout,
             docroot: docroot.to_path_buf(),
             child: Some(child),
             stderr,
             _site: site,
         }
+    }
+
+    /// The admin listener's address, from its stdout line.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            let lines = self.more_stdout.lock().unwrap().clone();
+            if let Some(l) = lines.iter().find(|l| l.contains("admin")) {
+                let url = l.split_whitespace().find(|w| w.starts_with("http://"))?;
+                return url
+                    .trim_start_matches("http://")
+                    .split('/')
+                    .next()?
+                    .parse()
+                    .ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn pid(&self) -> u32 {

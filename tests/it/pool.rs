@@ -109,3 +109,56 @@ fn a_client_that_leaves_the_queue_never_reaches_a_worker() {
         "an abandoned queued request was run"
     );
 }
+
+#[test]
+fn status_and_metrics_reflect_a_known_sequence() {
+    // Admin on a free port: the second stdout line names it.
+    let site = crate::harness::fixture_site();
+    let docroot = site.path().to_path_buf();
+    let s = Server::start_in(
+        &docroot,
+        &["--workers", "2", "--admin", "127.0.0.1:0"],
+        Some(site),
+    );
+    let admin: std::net::SocketAddr = s.admin_addr().expect("admin address printed");
+    for _ in 0..3 {
+        assert_eq!(get(s.addr, "/hello.php").status, 200);
+    }
+    assert_eq!(get(s.addr, "/segv.php").status, 502);
+    assert_eq!(
+        get(s.addr, "/style.css").status,
+        200,
+        "static files do not count"
+    );
+    // The replacement may take a moment.
+    let t = Instant::now();
+    let mut j = serde_json::Value::Null;
+    while t.elapsed() < Duration::from_secs(5) {
+        j = get(admin, "/status").json();
+        if j["pool"]["idle"] == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(j["pool"]["accepted"], 4, "{j}");
+    assert_eq!(j["pool"]["crashed"], 1);
+    assert_eq!(j["pool"]["crashes_by_signal"]["SIGSEGV"], 1);
+    assert_eq!(j["pool"]["spawned"], 3);
+    assert_eq!(j["pool"]["total"], 2);
+    assert_eq!(j["pool"]["queue_len"], 0);
+    assert_eq!(j["workers"].as_array().unwrap().len(), 2);
+    let m = get(admin, "/metrics").text();
+    assert!(m.contains("isola_requests_accepted_total 4"), "{m}");
+    assert!(
+        m.contains("isola_worker_crashes_total{signal=\"SIGSEGV\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("isola_workers{state=\"idle\"} 2"), "{m}");
+    assert_eq!(get(admin, "/health").status, 200);
+    let html = get(admin, "/status?html");
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(html.text().contains("<h2>Workers</h2>"));
+}

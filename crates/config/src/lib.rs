@@ -10,7 +10,7 @@ mod raw;
 mod units;
 mod validate;
 
-pub use raw::{RawConfig, RawLog, RawPhp, RawPool, RawServer};
+pub use raw::{RawAdmin, RawConfig, RawLog, RawPhp, RawPool, RawServer};
 pub use units::{parse_duration, parse_size};
 pub use validate::{Config, LogConfig, LogFormat, PhpConfig, PoolSettings, ServerConfig};
 

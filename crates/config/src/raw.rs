@@ -29,6 +29,17 @@ pub struct RawConfig {
     /// `[log]`
     #[serde(default)]
     pub log: RawLog,
+    /// `[admin]`
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Address of the admin listener (status, metrics, health); off when unset.
+    pub listen: Option<String>,
 }
 
 /// `[server]`

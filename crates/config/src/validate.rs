@@ -18,6 +18,8 @@ pub struct Config {
     pub php: PhpConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[admin] listen`: the admin listener's address, if enabled.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// `[server]`, validated.
@@ -253,6 +255,17 @@ impl RawConfig {
         };
         let level = l.level.unwrap_or_else(|| "info".to_string());
 
+        let admin_listen = self.admin.listen.and_then(|a| match a.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errs.push(format!("admin.listen: {a:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:9180\""));
+                None
+            }
+        });
+        if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
+            errs.push("admin.listen: must differ from server.listen".to_string());
+        }
+
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
         }
@@ -282,6 +295,7 @@ impl RawConfig {
                 level,
                 access: l.access.unwrap_or(true),
             },
+            admin_listen,
         })
     }
 }

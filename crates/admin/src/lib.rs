@@ -1,0 +1,338 @@
+//! The admin listener: what operators and monitoring read, on an address separate from the
+//! public one (loopback by default).
+//!
+//! Owns: `/status` (JSON, or HTML for browsers and `?html`), `/metrics` (Prometheus text
+//! format), `/health`.
+//!
+//! Never: serves the application, changes the pool, or exposes request contents beyond
+//! method, URI and script of the requests running now.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use isola_pool::{Pool, PoolStatus, WorkerState};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+
+/// Facts about the server shown next to the pool's.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// Isola's version.
+    pub version: String,
+    /// When the server started.
+    pub started: SystemTime,
+    /// The public address.
+    pub listen: String,
+    /// The document root.
+    pub docroot: String,
+    /// Configured number of workers.
+    pub max_children: usize,
+    /// Configured queue size.
+    pub queue_size: usize,
+}
+
+struct Admin {
+    pool: Pool,
+    info: ServerInfo,
+}
+
+/// Serves the admin endpoints on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    pool: Pool,
+    info: ServerInfo,
+    shutdown: impl Future<Output = ()>,
+) {
+    let admin = Arc::new(Admin { pool, info });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => return,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("admin accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let admin = admin.clone();
+        let svc = service_fn(move |req| {
+            let admin = admin.clone();
+            async move { Ok::<_, std::convert::Infallible>(admin.route(&req)) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+        });
+    }
+}
+
+impl Admin {
+    fn route(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let wants_html = req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "html"))
+            || req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"));
+        match req.uri().path() {
+            "/health" => {
+                let st = self.pool.status();
+                let live = st
+                    .workers
+                    .iter()
+                    .any(|w| matches!(w.state, WorkerState::Idle | WorkerState::Busy));
+                if live {
+                    reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
+                } else {
+                    reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        "no live worker\n".into(),
+                    )
+                }
+            }
+            "/status" if wants_html => reply(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                self.html(&self.pool.status()),
+            ),
+            "/status" => reply(
+                StatusCode::OK,
+                "application/json",
+                self.json(&self.pool.status()).to_string(),
+            ),
+            "/metrics" => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics(&self.pool.status()),
+            ),
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found: try /status, /metrics, /health\n".into(),
+            ),
+        }
+    }
+
+    fn json(&self, st: &PoolStatus) -> serde_json::Value {
+        let count = |s: WorkerState| st.workers.iter().filter(|w| w.state == s).count();
+        let started = self
+            .info
+            .started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let uptime = self.info.started.elapsed().map_or(0, |d| d.as_secs());
+        serde_json::json!({
+            "version": self.info.version,
+            "start_time": started,
+            "uptime_seconds": uptime,
+            "listen": self.info.listen,
+            "docroot": self.info.docroot,
+            "pool": {
+                "max_children": self.info.max_children,
+                "accepted": st.accepted,
+                "queue_len": st.queue_len,
+                "max_queue_len": st.max_queue_len,
+                "queue_size": self.info.queue_size,
+                "queue_full": st.queue_full,
+                "queue_timeouts": st.queue_timeouts,
+                "idle": count(WorkerState::Idle),
+                "busy": count(WorkerState::Busy),
+                "starting": count(WorkerState::Starting),
+                "retiring": count(WorkerState::Retiring),
+                "total": st.workers.len(),
+                "spawned": st.spawned,
+                "crashed": st.crashed,
+                "crashes_by_signal": st.crashes_by_signal,
+            },
+            "workers": st.workers.iter().map(|w| serde_json::json!({
+                "pid": w.pid,
+                "state": state_name(w.state),
+                "requests": w.requests,
+                "elapsed_ms": w.elapsed.as_millis() as u64,
+                "request": w.current.as_ref().map(|j| serde_json::json!({
+                    "id": j.request_id, "method": j.method, "uri": j.uri, "script": j.script.display().to_string(),
+                })),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn html(&self, st: &PoolStatus) -> String {
+        let j = self.json(st);
+        let p = &j["pool"];
+        let mut h = String::from("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Isola status</title><style>body{font:14px system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}</style></head><body>");
+        let _ = write!(h, "<h1>Isola {}</h1><table>", esc(&self.info.version));
+        for (k, v) in [
+            ("listen", j["listen"].to_string()),
+            ("docroot", j["docroot"].to_string()),
+            ("uptime (s)", j["uptime_seconds"].to_string()),
+            ("accepted requests", p["accepted"].to_string()),
+            (
+                "workers idle / busy / total",
+                format!("{} / {} / {}", p["idle"], p["busy"], p["total"]),
+            ),
+            ("max children", p["max_children"].to_string()),
+            (
+                "queue now / max seen / size",
+                format!(
+                    "{} / {} / {}",
+                    p["queue_len"], p["max_queue_len"], p["queue_size"]
+                ),
+            ),
+            (
+                "queue full / timeouts",
+                format!("{} / {}", p["queue_full"], p["queue_timeouts"]),
+            ),
+            (
+                "workers spawned / crashed",
+                format!("{} / {}", p["spawned"], p["crashed"]),
+            ),
+        ] {
+            let _ = write!(
+                h,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                esc(k),
+                esc(v.trim_matches('"'))
+            );
+        }
+        h.push_str("</table><h2>Workers</h2><table><tr><th>pid</th><th>state</th><th>requests</th><th>elapsed</th><th>request</th></tr>");
+        for w in st.workers.iter() {
+            let cur = w.current.as_ref().map_or(String::new(), |j| {
+                format!("{} {} ({})", j.method, j.uri, j.script.display())
+            });
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+                w.pid,
+                state_name(w.state),
+                w.requests,
+                w.elapsed.as_millis(),
+                esc(&cur)
+            );
+        }
+        h.push_str("</table></body></html>\n");
+        h
+    }
+
+    fn metrics(&self, st: &PoolStatus) -> String {
+        let mut m = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                m,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        let count = |s: WorkerState| st.workers.iter().filter(|w| w.state == s).count();
+        metric(
+            "isola_requests_accepted_total",
+            "counter",
+            "Requests handed to PHP workers.",
+            st.accepted.to_string(),
+        );
+        metric(
+            "isola_queue_length",
+            "gauge",
+            "Requests waiting for a worker.",
+            st.queue_len.to_string(),
+        );
+        metric(
+            "isola_queue_length_max",
+            "gauge",
+            "Most requests ever waiting at once.",
+            st.max_queue_len.to_string(),
+        );
+        metric(
+            "isola_queue_full_total",
+            "counter",
+            "Requests refused with 503 because the queue was full.",
+            st.queue_full.to_string(),
+        );
+        metric(
+            "isola_queue_timeouts_total",
+            "counter",
+            "Requests answered 503 after queue_timeout.",
+            st.queue_timeouts.to_string(),
+        );
+        metric(
+            "isola_workers_max",
+            "gauge",
+            "Configured max_children.",
+            self.info.max_children.to_string(),
+        );
+        metric(
+            "isola_workers_spawned_total",
+            "counter",
+            "Worker processes started.",
+            st.spawned.to_string(),
+        );
+        metric(
+            "isola_workers_crashed_total",
+            "counter",
+            "Workers that died without being asked to.",
+            st.crashed.to_string(),
+        );
+        let _ = writeln!(
+            m,
+            "# HELP isola_workers Worker processes by state.\n# TYPE isola_workers gauge"
+        );
+        for s in [
+            WorkerState::Starting,
+            WorkerState::Idle,
+            WorkerState::Busy,
+            WorkerState::Retiring,
+        ] {
+            let _ = writeln!(
+                m,
+                "isola_workers{{state=\"{}\"}} {}",
+                state_name(s),
+                count(s)
+            );
+        }
+        let _ = writeln!(m, "# HELP isola_worker_crashes_total Worker deaths by signal.\n# TYPE isola_worker_crashes_total counter");
+        for (sig, n) in &st.crashes_by_signal {
+            let _ = writeln!(m, "isola_worker_crashes_total{{signal=\"{sig}\"}} {n}");
+        }
+        m
+    }
+}
+
+fn state_name(s: WorkerState) -> &'static str {
+    match s {
+        WorkerState::Starting => "starting",
+        WorkerState::Idle => "idle",
+        WorkerState::Busy => "busy",
+        WorkerState::Retiring => "retiring",
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
