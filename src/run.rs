@@ -2,9 +2,9 @@
 //! signal, then stop both in order.
 use crate::cli::{LogFormatArg, ServeArgs};
 use anyhow::Context;
-use isola_config::{Config, ConfigError, RawConfig};
+use isola_config::{Config, ConfigError, PmMode, RawConfig};
 use isola_front::{Front, Limits, Site};
-use isola_pool::{PhpCgi, Pool, PoolConfig};
+use isola_pool::{PhpCgi, Pool, PoolConfig, ProcessManager};
 use isola_router::{Router, RouterConfig};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -144,6 +144,21 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
         queue_size: cfg.pool.queue_size,
         queue_timeout: cfg.pool.queue_timeout,
         kill_grace: KILL_GRACE,
+        pm: match cfg.pool.pm {
+            PmMode::Static => ProcessManager::Static,
+            PmMode::Dynamic {
+                start,
+                min_spare,
+                max_spare,
+            } => ProcessManager::Dynamic {
+                start,
+                min_spare,
+                max_spare,
+            },
+            PmMode::OnDemand { idle_timeout } => ProcessManager::OnDemand { idle_timeout },
+        },
+        max_worker_memory: cfg.pool.max_worker_memory,
+        max_lifetime: cfg.pool.max_lifetime,
     };
     let pool = Pool::start(pool_cfg, php_backend(&cfg, runtime))
         .await

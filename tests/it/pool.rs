@@ -162,3 +162,92 @@ fn status_and_metrics_reflect_a_known_sequence() {
         .starts_with("text/html"));
     assert!(html.text().contains("<h2>Workers</h2>"));
 }
+
+/// Workers counted by the admin status, polled until `want` holds or the time is up.
+fn wait_workers(admin: std::net::SocketAddr, timeout: Duration, want: impl Fn(u64) -> bool) -> u64 {
+    let t = Instant::now();
+    loop {
+        let total = get(admin, "/status").json()["pool"]["total"]
+            .as_u64()
+            .unwrap();
+        if want(total) || t.elapsed() > timeout {
+            return total;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn with_admin(toml: &str) -> (Server, std::net::SocketAddr) {
+    let site = crate::harness::fixture_site();
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let docroot = site.path().to_path_buf();
+    let s = Server::start_in(
+        &docroot,
+        &["--config", cfg.to_str().unwrap(), "--admin", "127.0.0.1:0"],
+        Some(site),
+    );
+    let admin = s.admin_addr().unwrap();
+    (s, admin)
+}
+
+#[test]
+fn max_worker_memory_retires_a_worker_after_its_request() {
+    // Every php-cgi process is far above 1 MiB of RSS: each request is its worker's last.
+    let s = Server::with_config("[pool]\nmax_children = 1\nmax_worker_memory = \"1M\"\n");
+    let a = pid_of(&get(s.addr, "/sleep.php?ms=1").text());
+    let b = get(s.addr, "/sleep.php?ms=1");
+    assert_eq!(b.status, 200, "the request itself is served");
+    assert_ne!(a, pid_of(&b.text()));
+    assert!(
+        s.wait_for_log("max_worker_memory exceeded", Duration::from_secs(5)),
+        "{}",
+        s.stderr()
+    );
+    // With a budget no worker reaches, workers stay.
+    let s = Server::with_config("[pool]\nmax_children = 1\nmax_worker_memory = \"4G\"\n");
+    let a = pid_of(&get(s.addr, "/sleep.php?ms=1").text());
+    let b = pid_of(&get(s.addr, "/sleep.php?ms=1").text());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn dynamic_pool_scales_up_under_load_and_down_when_idle() {
+    let (s, admin) = with_admin("[pool]\npm = \"dynamic\"\nmax_children = 4\nstart_children = 1\nmin_spare = 1\nmax_spare = 1\n");
+    assert_eq!(get(admin, "/status").json()["pool"]["total"], 1);
+    let addr = s.addr;
+    let load: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || get(addr, "/sleep.php?ms=1500")))
+        .collect();
+    let peak = wait_workers(admin, Duration::from_secs(5), |n| n >= 4);
+    assert_eq!(peak, 4, "scaled up to max_children");
+    for l in load {
+        assert_eq!(l.join().unwrap().status, 200);
+    }
+    // Idle again: trimmed back to max_spare (1 idle worker).
+    let after = wait_workers(admin, Duration::from_secs(8), |n| n <= 1);
+    assert_eq!(after, 1);
+}
+
+#[test]
+fn ondemand_pool_starts_workers_for_requests_and_retires_idle_ones() {
+    let (s, admin) =
+        with_admin("[pool]\npm = \"ondemand\"\nmax_children = 3\nidle_timeout = \"1s\"\n");
+    assert_eq!(
+        wait_workers(admin, Duration::from_secs(6), |n| n == 0),
+        0,
+        "idle workers retired"
+    );
+    // Cold start: a request with no worker alive still gets served.
+    let r = get(s.addr, "/sleep.php?ms=1");
+    assert_eq!(r.status, 200);
+    let addr = s.addr;
+    let load: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || get(addr, "/sleep.php?ms=1200")))
+        .collect();
+    assert_eq!(wait_workers(admin, Duration::from_secs(5), |n| n == 3), 3);
+    for l in load {
+        assert_eq!(l.join().unwrap().status, 200);
+    }
+    assert_eq!(wait_workers(admin, Duration::from_secs(6), |n| n == 0), 0);
+}

@@ -158,12 +158,15 @@ impl Admin {
                 "total": st.workers.len(),
                 "spawned": st.spawned,
                 "crashed": st.crashed,
+                "retired": st.retired,
                 "crashes_by_signal": st.crashes_by_signal,
             },
             "workers": st.workers.iter().map(|w| serde_json::json!({
                 "pid": w.pid,
                 "state": state_name(w.state),
                 "requests": w.requests,
+                "rss_bytes": w.rss,
+                "age_seconds": w.age.as_secs(),
                 "elapsed_ms": w.elapsed.as_millis() as u64,
                 "request": w.current.as_ref().map(|j| serde_json::json!({
                     "id": j.request_id, "method": j.method, "uri": j.uri, "script": j.script.display().to_string(),
@@ -210,17 +213,19 @@ impl Admin {
                 esc(v.trim_matches('"'))
             );
         }
-        h.push_str("</table><h2>Workers</h2><table><tr><th>pid</th><th>state</th><th>requests</th><th>elapsed</th><th>request</th></tr>");
+        h.push_str("</table><h2>Workers</h2><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th></tr>");
         for w in st.workers.iter() {
             let cur = w.current.as_ref().map_or(String::new(), |j| {
                 format!("{} {} ({})", j.method, j.uri, j.script.display())
             });
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
                 w.pid,
                 state_name(w.state),
                 w.requests,
+                w.rss
+                    .map_or("-".to_string(), |r| format!("{} MiB", r >> 20)),
                 w.elapsed.as_millis(),
                 esc(&cur)
             );

@@ -12,7 +12,7 @@ mod validate;
 
 pub use raw::{RawAdmin, RawConfig, RawLog, RawPhp, RawPool, RawServer};
 pub use units::{parse_duration, parse_size};
-pub use validate::{Config, LogConfig, LogFormat, PhpConfig, PoolSettings, ServerConfig};
+pub use validate::{Config, LogConfig, LogFormat, PhpConfig, PmMode, PoolSettings, ServerConfig};
 
 use std::path::{Path, PathBuf};
 

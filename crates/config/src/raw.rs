@@ -72,8 +72,22 @@ pub struct RawServer {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
-    /// Number of workers (php-fpm `pm.max_children`).
+    /// `static`, `dynamic` or `ondemand` (php-fpm `pm`).
+    pub pm: Option<String>,
+    /// Number of workers, or the most (php-fpm `pm.max_children`).
     pub max_children: Option<i64>,
+    /// dynamic: workers at start (php-fpm `pm.start_servers`).
+    pub start_children: Option<i64>,
+    /// dynamic: fewest idle workers (php-fpm `pm.min_spare_servers`).
+    pub min_spare: Option<i64>,
+    /// dynamic: most idle workers (php-fpm `pm.max_spare_servers`).
+    pub max_spare: Option<i64>,
+    /// ondemand: idle time before a worker is retired (php-fpm `pm.process_idle_timeout`).
+    pub idle_timeout: Option<NumOrStr>,
+    /// Retire a worker whose RSS exceeds this after a request.
+    pub max_worker_memory: Option<NumOrStr>,
+    /// Retire a worker after this long.
+    pub max_lifetime: Option<NumOrStr>,
     /// Requests before a worker is recycled (php-fpm `pm.max_requests`).
     pub max_requests: Option<i64>,
     /// Most requests waiting for a worker.

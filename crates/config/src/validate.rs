@@ -47,9 +47,36 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
 }
 
+/// `pool.pm`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PmMode {
+    /// Fixed number of workers.
+    Static,
+    /// Spare workers between bounds.
+    Dynamic {
+        /// Workers at start.
+        start: usize,
+        /// Fewest idle.
+        min_spare: usize,
+        /// Most idle.
+        max_spare: usize,
+    },
+    /// Workers on demand, retired when idle.
+    OnDemand {
+        /// Idle time before retirement.
+        idle_timeout: Duration,
+    },
+}
+
 /// `[pool]`, validated.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
+    /// Process manager mode.
+    pub pm: PmMode,
+    /// Retire workers whose RSS exceeds this after a request.
+    pub max_worker_memory: Option<u64>,
+    /// Retire workers after this long.
+    pub max_lifetime: Option<Duration>,
     /// Number of workers.
     pub max_children: usize,
     /// Requests before recycling; 0 = never.
@@ -205,6 +232,81 @@ impl RawConfig {
             60,
         );
         let request_terminate_timeout = (!rtt.is_zero()).then_some(rtt);
+        let pm = match p.pm.as_deref().unwrap_or("static") {
+            "static" => PmMode::Static,
+            "dynamic" => {
+                let min_spare = count(&mut errs, "pool.min_spare", p.min_spare, 1, 0, 4096);
+                let max_spare = count(
+                    &mut errs,
+                    "pool.max_spare",
+                    p.max_spare,
+                    (max_children as i64).min(3),
+                    1,
+                    4096,
+                );
+                let start_default =
+                    (min_spare + (max_spare.saturating_sub(min_spare)) / 2).max(1) as i64;
+                let start = count(
+                    &mut errs,
+                    "pool.start_children",
+                    p.start_children,
+                    start_default,
+                    1,
+                    4096,
+                );
+                if min_spare > max_spare {
+                    errs.push(format!(
+                        "pool.min_spare: {min_spare} is above pool.max_spare ({max_spare})"
+                    ));
+                }
+                if max_spare > max_children {
+                    errs.push(format!(
+                        "pool.max_spare: {max_spare} is above pool.max_children ({max_children})"
+                    ));
+                }
+                if start > max_children {
+                    errs.push(format!(
+                        "pool.start_children: {start} is above pool.max_children ({max_children})"
+                    ));
+                }
+                PmMode::Dynamic {
+                    start,
+                    min_spare,
+                    max_spare,
+                }
+            }
+            "ondemand" => PmMode::OnDemand {
+                idle_timeout: duration(&mut errs, "pool.idle_timeout", p.idle_timeout.clone(), 10),
+            },
+            other => {
+                errs.push(format!(
+                    "pool.pm: {other:?} is not a mode; use \"static\", \"dynamic\" or \"ondemand\""
+                ));
+                PmMode::Static
+            }
+        };
+        if !matches!(pm, PmMode::Dynamic { .. }) {
+            for (key, set) in [
+                ("start_children", p.start_children.is_some()),
+                ("min_spare", p.min_spare.is_some()),
+                ("max_spare", p.max_spare.is_some()),
+            ] {
+                if set {
+                    errs.push(format!("pool.{key}: only applies with pm = \"dynamic\""));
+                }
+            }
+        }
+        if p.idle_timeout.is_some() && !matches!(pm, PmMode::OnDemand { .. }) {
+            errs.push("pool.idle_timeout: only applies with pm = \"ondemand\"".to_string());
+        }
+        let max_worker_memory = p
+            .max_worker_memory
+            .map(|v| size(&mut errs, "pool.max_worker_memory", Some(v), 0))
+            .filter(|&b| b > 0);
+        let max_lifetime = p
+            .max_lifetime
+            .map(|v| duration(&mut errs, "pool.max_lifetime", Some(v), 0))
+            .filter(|d| !d.is_zero());
 
         let php = self.php;
         let binary_name = php.binary.unwrap_or_else(|| "php-cgi".to_string());
@@ -283,6 +385,9 @@ impl RawConfig {
                 shutdown_timeout,
             },
             pool: PoolSettings {
+                pm,
+                max_worker_memory,
+                max_lifetime,
                 max_children,
                 max_requests,
                 queue_size,
@@ -442,6 +547,40 @@ mod tests {
         assert_eq!(c.php.ini["opcache.enable"], "1");
         assert_eq!(c.php.ini["max_execution_time"], "5");
         assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn process_manager_modes() {
+        let base = "[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n";
+        let c = validate(&format!(
+            "{base}[pool]\npm = \"dynamic\"\nmax_children = 10\nmin_spare = 2\nmax_spare = 6\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.pool.pm,
+            PmMode::Dynamic {
+                start: 4,
+                min_spare: 2,
+                max_spare: 6
+            }
+        );
+        let c = validate(&format!("{base}[pool]\npm = \"ondemand\"\nidle_timeout = \"30s\"\nmax_worker_memory = \"256M\"\nmax_lifetime = \"1h\"\n")).unwrap();
+        assert_eq!(
+            c.pool.pm,
+            PmMode::OnDemand {
+                idle_timeout: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(c.pool.max_worker_memory, Some(256 << 20));
+        assert_eq!(c.pool.max_lifetime, Some(Duration::from_secs(3600)));
+        let e = errors(&format!(
+            "{base}[pool]\npm = \"dynamic\"\nmax_children = 4\nmin_spare = 5\nmax_spare = 3\n"
+        ));
+        assert!(e.contains("pool.min_spare"), "{e}");
+        let e = errors(&format!("{base}[pool]\nmin_spare = 1\n"));
+        assert!(e.contains("only applies with pm = \"dynamic\""), "{e}");
+        let e = errors(&format!("{base}[pool]\npm = \"lazy\"\n"));
+        assert!(e.contains("pool.pm"), "{e}");
     }
 
     #[test]

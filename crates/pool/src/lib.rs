@@ -14,6 +14,6 @@ mod pool;
 
 pub use backend::PhpCgi;
 pub use pool::{
-    AcquireError, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus, WorkerState,
-    WorkerStatus,
+    AcquireError, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus, ProcessManager,
+    WorkerState, WorkerStatus,
 };

@@ -21,6 +21,34 @@ pub struct PoolConfig {
     pub queue_timeout: Duration,
     /// Time between SIGTERM and SIGKILL when a worker is stopped.
     pub kill_grace: Duration,
+    /// How the number of workers follows the load.
+    pub pm: ProcessManager,
+    /// Retire a worker after a request that left its resident memory above this (bytes).
+    pub max_worker_memory: Option<u64>,
+    /// Retire a worker once it has lived this long (after its current request).
+    pub max_lifetime: Option<Duration>,
+}
+
+/// php-fpm's `pm` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessManager {
+    /// Always `max_children` workers.
+    Static,
+    /// Between `min_spare` and `max_spare` idle workers, `start` at first, never more than
+    /// `max_children` in all.
+    Dynamic {
+        /// Workers started at start-up.
+        start: usize,
+        /// Fewest idle workers kept ready.
+        min_spare: usize,
+        /// Most idle workers kept; more are retired.
+        max_spare: usize,
+    },
+    /// Workers started when requests wait, retired after `idle_timeout` without work.
+    OnDemand {
+        /// How long a worker may stay idle.
+        idle_timeout: Duration,
+    },
 }
 
 /// What a request tells the pool about itself, for status pages and crash reports.
@@ -104,6 +132,10 @@ pub struct WorkerStatus {
     pub current: Option<JobInfo>,
     /// Time in the current state.
     pub elapsed: Duration,
+    /// Resident memory, bytes, when it could be read.
+    pub rss: Option<u64>,
+    /// Time since the worker started.
+    pub age: Duration,
 }
 
 /// A snapshot of the pool.
@@ -121,6 +153,10 @@ pub struct PoolStatus {
     pub spawned: u64,
     /// Workers that exited without being asked to.
     pub crashed: u64,
+    /// Failed spawns since the last successful one (0 when healthy).
+    pub spawn_failures_in_a_row: u32,
+    /// Workers retired by max_requests, max_worker_memory, max_lifetime or as spare.
+    pub retired: u64,
     /// Crashes by signal name (`SIGSEGV`...), or `exit` for an unexpected exit.
     pub crashes_by_signal: std::collections::BTreeMap<String, u64>,
     /// Requests refused because the queue was full.
@@ -165,6 +201,7 @@ struct Worker {
     requests: u64,
     current: Option<JobInfo>,
     since: Instant,
+    born: Instant,
     control: mpsc::UnboundedSender<Control>,
 }
 
@@ -185,7 +222,13 @@ impl Inner {
 impl Pool {
     /// Starts `config.max_children` workers; fails when any of them cannot start.
     pub async fn start(config: PoolConfig, backend: PhpCgi) -> Result<Pool, PoolError> {
-        let n = config.max_children.max(1);
+        let n = match config.pm {
+            ProcessManager::Static => config.max_children,
+            ProcessManager::Dynamic { start, .. } => start,
+            // One worker proves PHP starts; it is retired once idle for idle_timeout.
+            ProcessManager::OnDemand { .. } => 1,
+        }
+        .clamp(1, config.max_children.max(1));
         let inner = Arc::new(Inner {
             config,
             backend,
@@ -224,6 +267,7 @@ impl Pool {
         for (id, s) in ok {
             inner.register(id, s);
         }
+        tokio::spawn(maintain(Arc::downgrade(&inner)));
         Ok(Pool { inner })
     }
 
@@ -253,6 +297,9 @@ impl Pool {
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(tx);
             st.stats.max_queue_len = st.stats.max_queue_len.max(st.waiters.len());
+            drop(st);
+            // dynamic/ondemand: a waiting request is a reason to start a worker.
+            inner.fill();
             break rx;
         };
         match tokio::time::timeout(inner.config.queue_timeout, rx).await {
@@ -273,6 +320,7 @@ impl Pool {
     pub fn status(&self) -> PoolStatus {
         let st = self.inner.lock();
         let mut s = st.stats.clone();
+        s.spawn_failures_in_a_row = st.failures_in_a_row;
         s.queue_len = st.waiters.iter().filter(|w| !w.is_closed()).count();
         s.workers = st
             .workers
@@ -283,6 +331,8 @@ impl Pool {
                 requests: w.requests,
                 current: w.current.clone(),
                 elapsed: w.since.elapsed(),
+                rss: rss_bytes(w.pid),
+                age: w.born.elapsed(),
             })
             .collect();
         s.workers.sort_by_key(|w| w.pid);
@@ -336,6 +386,7 @@ impl Inner {
                     requests: 0,
                     current: None,
                     since: Instant::now(),
+                    born: Instant::now(),
                     control: tx,
                 },
             );
@@ -423,21 +474,24 @@ impl Inner {
             Outcome::Reusable => {
                 let retire = {
                     let mut st = self.lock();
-                    let max = self.config.max_requests;
                     let shutting_down = st.shutting_down;
                     match st.workers.get_mut(&id) {
                         Some(w) => {
                             if !fresh {
                                 w.requests += 1;
                             }
-                            shutting_down || (max > 0 && w.requests >= max)
+                            if shutting_down {
+                                Some("pool stopping".to_string())
+                            } else {
+                                self.recycle_reason(w)
+                            }
                         }
                         None => return,
                     }
                 };
-                if retire {
+                if let Some(why) = retire {
                     drop(stream);
-                    self.stop(id, "max_requests reached");
+                    self.retire(id, &why);
                 } else {
                     self.dispatch(id, stream);
                 }
@@ -466,6 +520,40 @@ impl Inner {
                 }
                 self.kill(id);
             }
+        }
+    }
+
+    /// Why a worker that just finished a request should not serve another, if it should not.
+    fn recycle_reason(&self, w: &Worker) -> Option<String> {
+        let c = &self.config;
+        if c.max_requests > 0 && w.requests >= c.max_requests {
+            return Some(format!("max_requests reached ({})", w.requests));
+        }
+        if let Some(max) = c.max_lifetime {
+            if w.born.elapsed() >= max {
+                return Some(format!("max_lifetime reached ({max:?})"));
+            }
+        }
+        if let Some(limit) = c.max_worker_memory {
+            if let Some(rss) = rss_bytes(w.pid).filter(|&r| r > limit) {
+                return Some(format!(
+                    "max_worker_memory exceeded (RSS {} MiB > {} MiB)",
+                    rss >> 20,
+                    limit >> 20
+                ));
+            }
+        }
+        None
+    }
+
+    /// Planned retirement (recycling, spare trimming): logged at info and counted.
+    fn retire(&self, id: u64, why: &str) {
+        let mut st = self.lock();
+        st.stats.retired += 1;
+        if let Some(w) = st.workers.get_mut(&id) {
+            tracing::info!(pid = w.pid, requests = w.requests, "retiring worker: {why}");
+            w.state = WorkerState::Retiring;
+            let _ = w.control.send(Control::Stop(self.config.kill_grace));
         }
     }
 
@@ -567,7 +655,17 @@ impl Inner {
                 return;
             }
             let have = st.workers.len() + st.starting;
-            let want = self.config.max_children.saturating_sub(have);
+            let room = self.config.max_children.saturating_sub(have);
+            let waiting = st.waiters.iter().filter(|w| !w.is_closed()).count();
+            let idle = st.idle.len();
+            let want = match self.config.pm {
+                ProcessManager::Static => room,
+                ProcessManager::Dynamic { min_spare, .. } => min_spare
+                    .saturating_sub(idle + st.starting)
+                    .max(waiting.saturating_sub(st.starting)),
+                ProcessManager::OnDemand { .. } => waiting.saturating_sub(st.starting),
+            }
+            .min(room);
             st.starting += want;
             (0..want)
                 .map(|_| {
@@ -635,6 +733,74 @@ impl Inner {
             }
         }
     }
+}
+
+/// Once a second: trim spare workers (dynamic), retire idle ones (ondemand), recycle idle
+/// workers past max_lifetime, and start workers the mode calls for. Ends with the pool.
+async fn maintain(pool: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = pool.upgrade() else { return };
+        let retire: Vec<(u64, String)> = {
+            let mut st = inner.lock();
+            if st.shutting_down {
+                return;
+            }
+            let mut out = Vec::new();
+            let now = Instant::now();
+            // idle[0] is the least recently used: trim from there.
+            let mut keep = Vec::with_capacity(st.idle.len());
+            let idle = std::mem::take(&mut st.idle);
+            let mut surplus = match inner.config.pm {
+                ProcessManager::Dynamic { max_spare, .. } => idle.len().saturating_sub(max_spare),
+                _ => 0,
+            };
+            for (id, stream) in idle {
+                let w = st.workers.get(&id);
+                let idle_for = w.map_or(Duration::ZERO, |w| now.duration_since(w.since));
+                let age = w.map_or(Duration::ZERO, |w| now.duration_since(w.born));
+                let why = if surplus > 0 {
+                    surplus -= 1;
+                    Some("more idle workers than max_spare".to_string())
+                } else if matches!(inner.config.pm, ProcessManager::OnDemand { idle_timeout } if idle_for >= idle_timeout)
+                {
+                    Some(format!("idle for {:?}", idle_for))
+                } else if inner.config.max_lifetime.is_some_and(|m| age >= m) {
+                    Some("max_lifetime reached".to_string())
+                } else {
+                    None
+                };
+                match why {
+                    Some(why) => {
+                        drop(stream);
+                        out.push((id, why));
+                    }
+                    None => keep.push((id, stream)),
+                }
+            }
+            st.idle = keep;
+            out
+        };
+        for (id, why) in retire {
+            inner.retire(id, &why);
+        }
+        inner.fill();
+    }
+}
+
+/// Resident set size of a process, from /proc.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// An idle FastCGI connection has nothing to read; EOF or stray bytes mean the worker
