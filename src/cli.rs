@@ -16,6 +16,16 @@ pub struct Cli {
 pub enum Command {
     /// Serve a folder of PHP files over HTTP.
     Serve(ServeArgs),
+    /// Ask a running server to reload its configuration (SIGHUP): new workers start with the
+    /// new settings, old ones finish their requests first; no request is dropped.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The running server's pid file (server.pid_file / serve --pid-file)
+    #[arg(long, value_name = "FILE", default_value = "isola.pid")]
+    pub pid_file: PathBuf,
 }
 
 /// Log output formats.
@@ -53,6 +63,10 @@ pub struct ServeArgs {
     /// [default: off]
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
+
+    /// Write the server's pid to this file, for `isola reload` (server.pid_file)
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
 
     /// Log format (log.format) [default: human]
     #[arg(long, value_enum, value_name = "FORMAT")]

@@ -18,5 +18,12 @@ fn main() -> ExitCode {
                 ExitCode::from(run::exit_code(&e))
             }
         },
+        cli::Command::Reload(args) => match run::reload(&args.pid_file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("isola: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -3,7 +3,7 @@
 use crate::cli::{LogFormatArg, ServeArgs};
 use anyhow::Context;
 use isola_config::{Config, ConfigError, PmMode, RawConfig};
-use isola_front::{Front, Limits, Site};
+use isola_front::{Front, FrontHandle, Limits, Site};
 use isola_pool::{PhpCgi, Pool, PoolConfig, ProcessManager};
 use isola_router::{Router, RouterConfig};
 use std::ffi::OsString;
@@ -40,6 +40,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(l) = &args.listen {
         raw.server.listen = Some(l.clone());
+    }
+    if let Some(p) = &args.pid_file {
+        raw.server.pid_file = Some(cwd.join(p));
     }
     if let Some(a) = &args.admin {
         raw.admin.listen = Some(a.clone());
@@ -117,27 +120,25 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("isola")
         .build()
         .context("cannot start the async runtime")?;
-    let result = rt.block_on(serve_async(cfg, runtime.path()));
+    let result = rt.block_on(serve_async(args, cfg, runtime.path()));
     // Spawned connection tasks may still hold clones of the pool; give them no more time.
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(runtime);
     result
 }
 
-async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("server.listen: cannot listen on {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    let admin_listener = match cfg.admin_listen {
-        Some(a) => Some(
-            tokio::net::TcpListener::bind(a)
-                .await
-                .with_context(|| format!("admin.listen: cannot listen on {a}"))?,
-        ),
-        None => None,
-    };
+/// Everything built from one configuration that a reload replaces.
+struct Generation {
+    site: Site,
+    pool: Pool,
+    limits: Limits,
+}
 
+/// Starts a pool (in its own socket folder, so generations never share socket names) and
+/// builds the router and limits of `cfg`.
+async fn build(cfg: &Config, runtime: &Path, generation: u64) -> anyhow::Result<Generation> {
+    let dir = runtime.join(format!("pool-{generation}"));
+    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let pool_cfg = PoolConfig {
         max_children: cfg.pool.max_children,
         max_requests: cfg.pool.max_requests,
@@ -159,11 +160,11 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
         },
         max_worker_memory: cfg.pool.max_worker_memory,
         max_lifetime: cfg.pool.max_lifetime,
+        label: cfg.server.docroot.clone(),
     };
-    let pool = Pool::start(pool_cfg, php_backend(&cfg, runtime))
+    let pool = Pool::start(pool_cfg, php_backend(cfg, &dir))
         .await
         .with_context(|| format!("php.binary {}", cfg.php.binary.display()))?;
-
     let router = Router::new(RouterConfig {
         docroot: cfg.server.docroot.clone(),
         index: cfg.server.index.clone(),
@@ -178,14 +179,37 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
         request_terminate_timeout: cfg.pool.request_terminate_timeout,
         tmp_dir: runtime.to_path_buf(),
     };
-    let front = Front::new(
-        Site { router },
-        pool.clone(),
+    Ok(Generation {
+        site: Site { router },
+        pool,
         limits,
+    })
+}
+
+async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot listen on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let admin_listener = match cfg.admin_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("admin.listen: cannot listen on {a}"))?,
+        ),
+        None => None,
+    };
+    let g = build(&cfg, runtime, 0).await?;
+    let front = Front::new(
+        g.site,
+        g.pool,
+        g.limits,
         cfg.server.header_read_timeout,
         cfg.server.shutdown_timeout,
         cfg.log.access,
     );
+    let handle = front.handle();
+    let pid_file = PidFile::create(cfg.server.pid_file.as_deref())?;
 
     println!(
         "Isola {} serving {} at http://{}/",
@@ -200,14 +224,17 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started: std::time::SystemTime::now(),
             listen: addr.to_string(),
-            docroot: cfg.server.docroot.display().to_string(),
-            max_children: cfg.pool.max_children,
-            queue_size: cfg.pool.queue_size,
         };
         let mut rx = stop_rx.clone();
-        tokio::spawn(isola_admin::serve(l, pool.clone(), info, async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }));
+        let h = handle.clone();
+        tokio::spawn(isola_admin::serve(
+            l,
+            Box::new(move || h.pool().status()),
+            info,
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ));
         tracing::info!(admin = %admin_addr, "admin listener: /status /metrics /health");
         println!("Isola admin at http://{admin_addr}/status");
     }
@@ -219,32 +246,139 @@ async fn serve_async(cfg: Config, runtime: &Path) -> anyhow::Result<()> {
         "ready"
     );
 
+    let reloader = tokio::spawn(reload_on_hup(
+        args,
+        cfg.clone(),
+        handle.clone(),
+        runtime.to_path_buf(),
+    ));
     isola_front::serve(listener, front, stop_signal()).await;
+    reloader.abort();
     let _ = stop_tx.send(true);
     drop(stop_rx);
     tracing::info!("stopping workers");
-    pool.shutdown(cfg.server.shutdown_timeout).await;
+    handle.pool().shutdown(cfg.server.shutdown_timeout).await;
+    drop(pid_file);
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT. SIGHUP is logged and otherwise ignored for now, so a
-/// stray HUP never kills the server.
+/// SIGHUP: re-read the configuration; if it is valid, start a new pool with it, serve new
+/// requests with it, and let the old pool finish its requests before its workers stop. If it
+/// is not, keep running as before and say why.
+async fn reload_on_hup(
+    args: ServeArgs,
+    mut current: Config,
+    handle: FrontHandle,
+    runtime: PathBuf,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reload is unavailable");
+        return;
+    };
+    let mut generation = 0;
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        let new = match load_config(&args) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reload refused, the running configuration stays: {e:#}");
+                continue;
+            }
+        };
+        for (what, changed) in [
+            ("server.listen", new.server.listen != current.server.listen),
+            ("admin.listen", new.admin_listen != current.admin_listen),
+            (
+                "log",
+                new.log.format != current.log.format || new.log.level != current.log.level,
+            ),
+            (
+                "server timeouts",
+                new.server.header_read_timeout != current.server.header_read_timeout
+                    || new.server.shutdown_timeout != current.server.shutdown_timeout,
+            ),
+        ] {
+            if changed {
+                tracing::warn!("reload: {what} changed; it takes effect at the next restart");
+            }
+        }
+        generation += 1;
+        let g = match build(&new, &runtime, generation).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!("reload refused, the running configuration stays: {e:#}");
+                continue;
+            }
+        };
+        let old = handle.swap(g.site, g.pool, g.limits, new.log.access);
+        let grace = current.server.shutdown_timeout;
+        tokio::spawn(async move { old.shutdown(grace).await });
+        tracing::info!(
+            docroot = %new.server.docroot.display(),
+            workers = new.pool.max_children,
+            "reloaded: new requests use the new configuration"
+        );
+        current = new;
+    }
+}
+
+/// The server's pid in a file, for `isola reload` and init systems; removed on exit.
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn create(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(p) = path else {
+            return Ok(PidFile(None));
+        };
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("server.pid_file: cannot write {}", p.display()))?;
+        Ok(PidFile(Some(p.to_path_buf())))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// `isola reload`: asks the server whose pid is in `pid_file` to reload (SIGHUP).
+pub fn reload(pid_file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(pid_file).with_context(|| {
+        format!(
+            "cannot read {} (is the server running with --pid-file?)",
+            pid_file.display()
+        )
+    })?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{} does not hold a pid", pid_file.display()))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .with_context(|| format!("cannot signal pid {pid} from {}", pid_file.display()))?;
+    println!("reload requested (pid {pid})");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT. (SIGHUP is the reload task's.)
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping gracefully"); return; }
-            _ = int.recv() => { tracing::info!("SIGINT: stopping gracefully"); return; }
-            _ = hup.recv() => tracing::warn!("SIGHUP: configuration reload is not available yet; ignoring"),
-        }
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping gracefully"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping gracefully"),
     }
 }

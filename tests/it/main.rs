@@ -6,5 +6,6 @@ mod harness;
 mod http;
 mod lifecycle;
 mod pool;
+mod reload;
 mod routing;
 mod serving;

@@ -13,7 +13,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use isola_pool::{Pool, PoolStatus, WorkerState};
+use isola_pool::{PoolStatus, WorkerState};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
@@ -29,27 +29,24 @@ pub struct ServerInfo {
     pub started: SystemTime,
     /// The public address.
     pub listen: String,
-    /// The document root.
-    pub docroot: String,
-    /// Configured number of workers.
-    pub max_children: usize,
-    /// Configured queue size.
-    pub queue_size: usize,
 }
 
+/// Where the pool's figures come from: the pool in force now (it changes on reload).
+pub type StatusSource = Box<dyn Fn() -> PoolStatus + Send + Sync>;
+
 struct Admin {
-    pool: Pool,
+    status: StatusSource,
     info: ServerInfo,
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    pool: Pool,
+    status: StatusSource,
     info: ServerInfo,
     shutdown: impl Future<Output = ()>,
 ) {
-    let admin = Arc::new(Admin { pool, info });
+    let admin = Arc::new(Admin { status, info });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
@@ -91,7 +88,7 @@ impl Admin {
                 .is_some_and(|a| a.contains("text/html"));
         match req.uri().path() {
             "/health" => {
-                let st = self.pool.status();
+                let st = (self.status)();
                 let live = st
                     .workers
                     .iter()
@@ -109,17 +106,17 @@ impl Admin {
             "/status" if wants_html => reply(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                self.html(&self.pool.status()),
+                self.html(&(self.status)()),
             ),
             "/status" => reply(
                 StatusCode::OK,
                 "application/json",
-                self.json(&self.pool.status()).to_string(),
+                self.json(&(self.status)()).to_string(),
             ),
             "/metrics" => reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics(&self.pool.status()),
+                self.metrics(&(self.status)()),
             ),
             _ => reply(
                 StatusCode::NOT_FOUND,
@@ -142,13 +139,13 @@ impl Admin {
             "start_time": started,
             "uptime_seconds": uptime,
             "listen": self.info.listen,
-            "docroot": self.info.docroot,
+            "docroot": st.docroot.display().to_string(),
             "pool": {
-                "max_children": self.info.max_children,
+                "max_children": st.max_children,
                 "accepted": st.accepted,
                 "queue_len": st.queue_len,
                 "max_queue_len": st.max_queue_len,
-                "queue_size": self.info.queue_size,
+                "queue_size": st.queue_size,
                 "queue_full": st.queue_full,
                 "queue_timeouts": st.queue_timeouts,
                 "idle": count(WorkerState::Idle),
@@ -277,7 +274,7 @@ impl Admin {
             "isola_workers_max",
             "gauge",
             "Configured max_children.",
-            self.info.max_children.to_string(),
+            st.max_children.to_string(),
         );
         metric(
             "isola_workers_spawned_total",

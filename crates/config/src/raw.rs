@@ -66,6 +66,8 @@ pub struct RawServer {
     pub keepalive_timeout: Option<NumOrStr>,
     /// Longest wait for in-flight requests on stop.
     pub shutdown_timeout: Option<NumOrStr>,
+    /// Where to write the server's pid.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// `[pool]`

@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     /// Longest wait for in-flight requests on stop.
     pub shutdown_timeout: Duration,
+    /// Pid file, relative paths resolved against the config file's folder.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// `pool.pm`, validated.
@@ -383,6 +385,7 @@ impl RawConfig {
                 header_read_timeout,
                 keepalive_timeout,
                 shutdown_timeout,
+                pid_file: s.pid_file.map(|p| base_dir.join(p)),
             },
             pool: PoolSettings {
                 pm,

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use isola_fastcgi::{encode_begin_request, encode_params, CgiHead, Role};
-use isola_pool::{JobInfo, Pool};
+use isola_pool::{AcquireError, JobInfo, Pool};
 use isola_router::{Deny, Route, Router};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +47,32 @@ pub(crate) struct App {
     pub access_log: bool,
 }
 
+impl App {
+    pub fn new(site: Site, pool: Pool, limits: Limits, access_log: bool) -> Self {
+        App {
+            site,
+            pool,
+            limits,
+            server_software: format!("isola/{}", env!("CARGO_PKG_VERSION")),
+            access_log,
+        }
+    }
+}
+
+/// The configuration in force; replaced whole on reload.
+pub(crate) struct Shared {
+    pub current: std::sync::RwLock<Arc<App>>,
+}
+
+impl Shared {
+    pub fn app(&self) -> Arc<App> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 /// Connection facts the request cannot tell.
 #[derive(Clone, Copy)]
 pub(crate) struct Peer {
@@ -56,11 +82,12 @@ pub(crate) struct Peer {
 }
 
 pub(crate) async fn handle(
-    app: Arc<App>,
+    shared: Arc<Shared>,
     req: Request<Incoming>,
     peer: Peer,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
+    let app = shared.app();
     let rid: Arc<str> = req
         .headers()
         .get("x-request-id")
@@ -73,7 +100,7 @@ pub(crate) async fn handle(
         .path_and_query()
         .map_or_else(|| req.uri().to_string(), |pq| pq.as_str().to_string());
     let mut pid = None;
-    let mut resp = match respond(&app, req, peer, &rid, &mut pid).await {
+    let mut resp = match respond(&shared, &app, req, peer, &rid, &mut pid).await {
         Ok(r) => r,
         Err(status) => error_page::page(status),
     };
@@ -97,6 +124,7 @@ pub(crate) async fn handle(
 }
 
 async fn respond(
+    shared: &Shared,
     app: &App,
     req: Request<Incoming>,
     peer: Peer,
@@ -144,6 +172,7 @@ async fn respond(
             path_info,
         } => {
             run_script(
+                shared,
                 app,
                 req,
                 peer,
@@ -187,6 +216,7 @@ fn valid_host(h: &[u8]) -> bool {
 
 #[allow(clippy::too_many_arguments)]
 async fn run_script(
+    shared: &Shared,
     app: &App,
     req: Request<Incoming>,
     peer: Peer,
@@ -266,10 +296,19 @@ async fn run_script(
         uri: raw_target.to_string(),
         script: script_filename.clone(),
     };
-    let lease = match app.pool.acquire(job).await {
+    let mut acquired = app.pool.acquire(job.clone()).await;
+    if matches!(acquired, Err(AcquireError::ShuttingDown)) {
+        // A reload replaced the pool while this request was on its way: the new pool serves
+        // it, so a reload under load fails no request.
+        let now = shared.app();
+        if !std::ptr::eq(Arc::as_ptr(&now), app) {
+            acquired = now.pool.acquire(job).await;
+        }
+    }
+    let lease = match acquired {
         Ok(l) => l,
         Err(e) => {
-            tracing::warn!(request_id = &**rid, "no worker: {e}");
+            tracing::debug!(request_id = &**rid, "no worker: {e}");
             return Ok(error_page::unavailable(5));
         }
     };

@@ -23,4 +23,4 @@ mod static_file;
 pub use body::ResponseBody;
 pub use body::StreamChunk;
 pub use handler::{Limits, Site};
-pub use server::{serve, Front};
+pub use server::{serve, Front, FrontHandle};

@@ -1,5 +1,5 @@
 //! Listeners and connections: accept, serve HTTP with hyper, stop gracefully.
-use crate::handler::{self, App, Limits, Peer, Site};
+use crate::handler::{self, App, Limits, Peer, Shared, Site};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -16,9 +16,35 @@ const MAX_HEADERS: usize = 100;
 
 /// The front's settings and shared state.
 pub struct Front {
-    app: Arc<App>,
+    shared: Arc<Shared>,
     header_read_timeout: Duration,
     shutdown_timeout: Duration,
+}
+
+/// Swaps what the front serves with (configuration reload) while it runs.
+#[derive(Clone)]
+pub struct FrontHandle {
+    shared: Arc<Shared>,
+}
+
+impl FrontHandle {
+    /// The pool serving new requests now.
+    pub fn pool(&self) -> Pool {
+        self.shared.app().pool.clone()
+    }
+
+    /// Serves new requests with `site`, `pool` and `limits`; requests already running keep
+    /// what they started with. Returns the pool that was replaced, for the caller to drain.
+    pub fn swap(&self, site: Site, pool: Pool, limits: Limits, access_log: bool) -> Pool {
+        let app = App::new(site, pool, limits, access_log);
+        let mut cur = self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::replace(&mut *cur, Arc::new(app));
+        old.pool.clone()
+    }
 }
 
 impl Front {
@@ -31,17 +57,20 @@ impl Front {
         shutdown_timeout: Duration,
         access_log: bool,
     ) -> Self {
-        let app = App {
-            site,
-            pool,
-            limits,
-            server_software: format!("isola/{}", env!("CARGO_PKG_VERSION")),
-            access_log,
-        };
+        let app = App::new(site, pool, limits, access_log);
         Self {
-            app: Arc::new(app),
+            shared: Arc::new(Shared {
+                current: std::sync::RwLock::new(Arc::new(app)),
+            }),
             header_read_timeout,
             shutdown_timeout,
+        }
+    }
+
+    /// A handle to swap the configuration while serving.
+    pub fn handle(&self) -> FrontHandle {
+        FrontHandle {
+            shared: self.shared.clone(),
         }
     }
 }
@@ -83,10 +112,10 @@ pub async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Ou
             local,
             https: false,
         };
-        let app = front.app.clone();
+        let shared = front.shared.clone();
         let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(handler::handle(app, req, peer).await) }
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, req, peer).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)

@@ -27,6 +27,8 @@ pub struct PoolConfig {
     pub max_worker_memory: Option<u64>,
     /// Retire a worker once it has lived this long (after its current request).
     pub max_lifetime: Option<Duration>,
+    /// What this pool serves (shown in status), e.g. the document root.
+    pub label: PathBuf,
 }
 
 /// php-fpm's `pm` modes.
@@ -141,6 +143,12 @@ pub struct WorkerStatus {
 /// A snapshot of the pool.
 #[derive(Debug, Clone, Default)]
 pub struct PoolStatus {
+    /// Configured most workers.
+    pub max_children: usize,
+    /// Configured most waiting requests.
+    pub queue_size: usize,
+    /// The document root this pool serves, as the caller labelled it.
+    pub docroot: PathBuf,
     /// Per worker.
     pub workers: Vec<WorkerStatus>,
     /// Requests waiting now.
@@ -321,6 +329,9 @@ impl Pool {
         let st = self.inner.lock();
         let mut s = st.stats.clone();
         s.spawn_failures_in_a_row = st.failures_in_a_row;
+        s.max_children = self.inner.config.max_children;
+        s.queue_size = self.inner.config.queue_size;
+        s.docroot = self.inner.config.label.clone();
         s.queue_len = st.waiters.iter().filter(|w| !w.is_closed()).count();
         s.workers = st
             .workers

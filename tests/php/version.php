@@ -1,0 +1,2 @@
+<?php
+echo "version=", getenv('APP_VERSION') ?: 'none', " pid=", getmypid();
