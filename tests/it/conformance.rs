@@ -229,6 +229,7 @@ fn cases() -> Vec<Case> {
         get("status 201", Plain, "/status.php?code=201"),
         get("redirect 302", Plain, "/redirect.php"),
         get("redirect 301", Plain, "/redirect.php?permanent=1"),
+        get("redirect bare location", Plain, "/redirect.php?bare=1"),
         get("cookies", Plain, "/cookies.php"),
         get("empty", Plain, "/empty.php"),
         get("exit", Plain, "/exit.php"),

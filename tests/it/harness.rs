@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// The line the server printed when ready (it holds the URL).
+    pub ready_line: String,
     /// Further stdout lines (the admin URL when enabled).
     more_stdout: Arc<Mutex<Vec<String>>>,
     pub docroot: PathBuf,
@@ -109,6 +111,7 @@ impl Server {
             .unwrap();
         Server {
             addr,
+            ready_line: line.clone(),
             more_stdout,
             docroot: docroot.to_path_buf(),
             child: Some(child),
@@ -156,11 +159,14 @@ impl Server {
         false
     }
 
-    /// SIGTERM, wait for exit, and check that no child of the server outlived it.
+    /// SIGTERM, wait for exit, and check that no process the server started outlived it
+    /// (its whole process tree, recorded just before the signal, matched by pid and start
+    /// time so a reused pid is not mistaken for a survivor), and that the test process holds
+    /// no zombie child.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let pid = child.id();
-        let kids = children_of(pid);
+        let tree = descendants_of(pid);
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -168,20 +174,86 @@ impl Server {
         .unwrap();
         let status = wait_timeout(&mut child, Duration::from_secs(40)).unwrap_or_else(|| {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("isola did not stop within 40 s; stderr:\n{}", self.stderr());
         });
         let t = Instant::now();
-        let mut alive: Vec<u32> = kids.clone();
+        let mut alive: Vec<(u32, u64)> = tree.clone();
         while !alive.is_empty() && t.elapsed() < Duration::from_secs(5) {
-            alive.retain(|k| Path::new(&format!("/proc/{k}")).exists());
+            alive.retain(|&(p, start)| start_time(p) == Some(start));
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(
             alive.is_empty(),
-            "children {alive:?} outlived isola (pid {pid})"
+            "processes {alive:?} outlived isola (pid {pid}, tree {tree:?}); stderr:\n{}",
+            self.stderr()
         );
+        assert_no_lasting_zombies_of_this_process();
         status
     }
+}
+
+/// Field `n` (1-based, as in proc(5)) of /proc/PID/stat. The command name (field 2) is in
+/// parentheses and may hold spaces, so fields are counted after the last `)`.
+fn stat_field(pid: u32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(n - 3).map(str::to_string)
+}
+
+/// When `pid` started (clock ticks after boot), or None if it no longer exists.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 22)?.parse().ok()
+}
+
+/// Every process below `pid` (children, their children, ...), with start times.
+pub fn descendants_of(pid: u32) -> Vec<(u32, u64)> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let (Some(pp), Some(st)) = (
+            stat_field(p, 4).and_then(|v| v.parse::<u32>().ok()),
+            start_time(p),
+        ) {
+            parent_of.push((p, pp, st));
+        }
+    }
+    let mut found: Vec<(u32, u64)> = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, pp, st) in &parent_of {
+            if pp == parent && !found.iter().any(|&(f, _)| f == p) {
+                found.push((p, st));
+                frontier.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Zombie children of the test process that stay zombies: another test's server may be a
+/// zombie for the few milliseconds before its harness reaps it, a leaked one stays.
+pub fn assert_no_lasting_zombies_of_this_process() {
+    let me = std::process::id();
+    let zombies = || -> Vec<(u32, u64)> {
+        zombies_of(me)
+            .into_iter()
+            .filter_map(|p| Some((p, start_time(p)?)))
+            .collect()
+    };
+    let mut lasting = zombies();
+    let t = Instant::now();
+    while !lasting.is_empty() && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = zombies();
+        lasting.retain(|z| now.contains(z));
+    }
+    assert!(
+        lasting.is_empty(),
+        "zombie children of the test process: {lasting:?}"
+    );
 }
 
 impl Drop for Server {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod conformance;
+mod contract;
 mod harness;
 mod http;
 mod lifecycle;
