@@ -161,6 +161,8 @@ async fn build(cfg: &Config, runtime: &Path, generation: u64) -> anyhow::Result<
         max_worker_memory: cfg.pool.max_worker_memory,
         max_lifetime: cfg.pool.max_lifetime,
         label: cfg.server.docroot.clone(),
+        crash_loop: cfg.pool.crash_loop,
+        slowlog_timeout: cfg.pool.slowlog_timeout,
     };
     let pool = Pool::start(pool_cfg, php_backend(cfg, &dir))
         .await

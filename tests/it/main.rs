@@ -10,3 +10,4 @@ mod pool;
 mod reload;
 mod routing;
 mod serving;
+mod supervision;

@@ -156,6 +156,9 @@ impl Admin {
                 "spawned": st.spawned,
                 "crashed": st.crashed,
                 "retired": st.retired,
+                "max_children_reached": st.max_children_reached,
+                "slow_requests": st.slow_requests,
+                "crash_loop_backoff": st.crash_loop_backoff,
                 "crashes_by_signal": st.crashes_by_signal,
             },
             "workers": st.workers.iter().map(|w| serde_json::json!({
@@ -287,6 +290,18 @@ impl Admin {
             "counter",
             "Workers that died without being asked to.",
             st.crashed.to_string(),
+        );
+        metric(
+            "isola_max_children_reached_total",
+            "counter",
+            "Times a request found every worker busy at max_children.",
+            st.max_children_reached.to_string(),
+        );
+        metric(
+            "isola_slow_requests_total",
+            "counter",
+            "Requests that ran longer than slowlog_timeout.",
+            st.slow_requests.to_string(),
         );
         let _ = writeln!(
             m,

@@ -90,6 +90,12 @@ pub struct RawPool {
     pub max_worker_memory: Option<NumOrStr>,
     /// Retire a worker after this long.
     pub max_lifetime: Option<NumOrStr>,
+    /// Crashes within `emergency_restart_interval` that start the crash-loop backoff.
+    pub emergency_restart_threshold: Option<i64>,
+    /// Window for `emergency_restart_threshold`.
+    pub emergency_restart_interval: Option<NumOrStr>,
+    /// Log requests running longer than this (php-fpm `request_slowlog_timeout`).
+    pub slowlog_timeout: Option<NumOrStr>,
     /// Requests before a worker is recycled (php-fpm `pm.max_requests`).
     pub max_requests: Option<i64>,
     /// Most requests waiting for a worker.

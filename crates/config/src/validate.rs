@@ -79,6 +79,10 @@ pub struct PoolSettings {
     pub max_worker_memory: Option<u64>,
     /// Retire workers after this long.
     pub max_lifetime: Option<Duration>,
+    /// Crash-loop protection: (crashes, window); `None` when the threshold is 0.
+    pub crash_loop: Option<(u32, Duration)>,
+    /// Slow request threshold.
+    pub slowlog_timeout: Option<Duration>,
     /// Number of workers.
     pub max_children: usize,
     /// Requests before recycling; 0 = never.
@@ -305,6 +309,26 @@ impl RawConfig {
             .max_worker_memory
             .map(|v| size(&mut errs, "pool.max_worker_memory", Some(v), 0))
             .filter(|&b| b > 0);
+        let threshold = count(
+            &mut errs,
+            "pool.emergency_restart_threshold",
+            p.emergency_restart_threshold,
+            10,
+            0,
+            100_000,
+        );
+        let interval = duration(
+            &mut errs,
+            "pool.emergency_restart_interval",
+            p.emergency_restart_interval,
+            60,
+        );
+        let crash_loop =
+            (threshold > 0 && !interval.is_zero()).then_some((threshold as u32, interval));
+        let slowlog_timeout = p
+            .slowlog_timeout
+            .map(|v| duration(&mut errs, "pool.slowlog_timeout", Some(v), 0))
+            .filter(|d| !d.is_zero());
         let max_lifetime = p
             .max_lifetime
             .map(|v| duration(&mut errs, "pool.max_lifetime", Some(v), 0))
@@ -388,6 +412,8 @@ impl RawConfig {
                 pid_file: s.pid_file.map(|p| base_dir.join(p)),
             },
             pool: PoolSettings {
+                crash_loop,
+                slowlog_timeout,
                 pm,
                 max_worker_memory,
                 max_lifetime,

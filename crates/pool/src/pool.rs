@@ -29,6 +29,11 @@ pub struct PoolConfig {
     pub max_lifetime: Option<Duration>,
     /// What this pool serves (shown in status), e.g. the document root.
     pub label: PathBuf,
+    /// Crash-loop protection: more than `threshold` crashes within `interval` delays
+    /// replacements (php-fpm's emergency_restart_threshold/interval, without the restart).
+    pub crash_loop: Option<(u32, Duration)>,
+    /// Log requests running longer than this, once each (php-fpm's request_slowlog_timeout).
+    pub slowlog_timeout: Option<Duration>,
 }
 
 /// php-fpm's `pm` modes.
@@ -107,6 +112,15 @@ const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest delay between spawn attempts while spawns keep failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Saturation (queue full, waits) is logged at most this often, never per request.
+const SATURATION_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// 100 ms, 200 ms, 400 ms … up to [`MAX_BACKOFF`], for the n-th consecutive failure.
+fn backoff(n: u32) -> Duration {
+    MIN_BACKOFF
+        .saturating_mul(1u32 << n.clamp(1, 16).saturating_sub(1))
+        .min(MAX_BACKOFF)
+}
 
 /// Worker states as shown in status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +175,12 @@ pub struct PoolStatus {
     pub spawned: u64,
     /// Workers that exited without being asked to.
     pub crashed: u64,
+    /// Times a request found every worker busy and the pool at max_children.
+    pub max_children_reached: u64,
+    /// Requests that ran longer than slowlog_timeout.
+    pub slow_requests: u64,
+    /// Replacements are being delayed because workers keep crashing.
+    pub crash_loop_backoff: bool,
     /// Failed spawns since the last successful one (0 when healthy).
     pub spawn_failures_in_a_row: u32,
     /// Workers retired by max_requests, max_worker_memory, max_lifetime or as spare.
@@ -199,6 +219,15 @@ struct State {
     next_id: u64,
     failures_in_a_row: u32,
     retry_scheduled: bool,
+    /// No spawns before this instant (failing spawns or a crash loop).
+    backoff_until: Option<Instant>,
+    /// Recent crash times, for crash-loop detection.
+    recent_crashes: VecDeque<Instant>,
+    /// Consecutive crash-loop backoffs, for the exponential delay.
+    crash_backoffs: u32,
+    /// Saturation counters as last logged, so saturation is logged once per interval.
+    last_logged: (u64, u64, u64),
+    last_log_at: Option<Instant>,
     shutting_down: bool,
     stats: PoolStatus,
 }
@@ -210,6 +239,8 @@ struct Worker {
     current: Option<JobInfo>,
     since: Instant,
     born: Instant,
+    /// The current request was reported as slow already.
+    slow_logged: bool,
     control: mpsc::UnboundedSender<Control>,
 }
 
@@ -302,6 +333,9 @@ impl Pool {
                     return Err(AcquireError::QueueFull);
                 }
             }
+            if st.workers.len() + st.starting >= inner.config.max_children {
+                st.stats.max_children_reached += 1;
+            }
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(tx);
             st.stats.max_queue_len = st.stats.max_queue_len.max(st.waiters.len());
@@ -329,6 +363,8 @@ impl Pool {
         let st = self.inner.lock();
         let mut s = st.stats.clone();
         s.spawn_failures_in_a_row = st.failures_in_a_row;
+        s.crash_loop_backoff =
+            st.crash_backoffs > 0 && st.backoff_until.is_some_and(|t| t > Instant::now());
         s.max_children = self.inner.config.max_children;
         s.queue_size = self.inner.config.queue_size;
         s.docroot = self.inner.config.label.clone();
@@ -398,6 +434,7 @@ impl Inner {
                     current: None,
                     since: Instant::now(),
                     born: Instant::now(),
+                    slow_logged: false,
                     control: tx,
                 },
             );
@@ -426,6 +463,7 @@ impl Inner {
             w.state = WorkerState::Busy;
             w.current = Some(job);
             w.since = Instant::now();
+            w.slow_logged = false;
         }
     }
 
@@ -631,6 +669,7 @@ impl Inner {
             {
                 let mut st = self.lock();
                 st.stats.crashed += 1;
+                self.note_crash(&mut st);
                 let key = signal.map_or_else(|| "exit".to_string(), |s| s.as_str().to_string());
                 *st.stats.crashes_by_signal.entry(key).or_insert(0) += 1;
             }
@@ -665,6 +704,16 @@ impl Inner {
             if st.shutting_down || st.retry_scheduled {
                 return;
             }
+            if let Some(until) = st.backoff_until.filter(|&t| t > Instant::now()) {
+                st.retry_scheduled = true;
+                let inner = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(until.into()).await;
+                    inner.lock().retry_scheduled = false;
+                    inner.fill();
+                });
+                return;
+            }
             let have = st.workers.len() + st.starting;
             let room = self.config.max_children.saturating_sub(have);
             let waiting = st.waiters.iter().filter(|w| !w.is_closed()).count();
@@ -696,7 +745,13 @@ impl Inner {
                 };
                 match result {
                     Ok(s) if !shutting_down => {
-                        inner.lock().failures_in_a_row = 0;
+                        {
+                            let mut st = inner.lock();
+                            if st.failures_in_a_row > 0 {
+                                st.failures_in_a_row = 0;
+                                st.backoff_until = None;
+                            }
+                        }
                         inner.register(id, s);
                     }
                     Ok(mut s) => {
@@ -706,28 +761,111 @@ impl Inner {
                         inner.changed.notify_waiters();
                     }
                     Err(e) => {
-                        let (delay, first) = {
+                        let delay = {
                             let mut st = inner.lock();
                             st.failures_in_a_row = st.failures_in_a_row.saturating_add(1);
-                            let delay = MIN_BACKOFF
-                                .saturating_mul(
-                                    1u32 << st.failures_in_a_row.min(16).saturating_sub(1),
-                                )
-                                .min(MAX_BACKOFF);
-                            let first = !st.retry_scheduled;
-                            st.retry_scheduled = true;
-                            (delay, first)
+                            let delay = backoff(st.failures_in_a_row);
+                            st.backoff_until = Some(Instant::now() + delay);
+                            delay
                         };
                         inner.changed.notify_waiters();
                         tracing::error!("worker failed to start: {e}; retrying in {delay:?}");
-                        if first {
-                            tokio::time::sleep(delay).await;
-                            inner.lock().retry_scheduled = false;
-                            inner.fill();
-                        }
+                        inner.fill();
                     }
                 }
             });
+        }
+    }
+
+    /// Records a crash; past the threshold, delays replacements exponentially (the live
+    /// workers keep serving) until a quiet interval resets it.
+    fn note_crash(&self, st: &mut State) {
+        let Some((threshold, interval)) = self.config.crash_loop else {
+            return;
+        };
+        let now = Instant::now();
+        st.recent_crashes.push_back(now);
+        while st
+            .recent_crashes
+            .front()
+            .is_some_and(|&t| now.duration_since(t) > interval)
+        {
+            st.recent_crashes.pop_front();
+        }
+        if st.recent_crashes.len() as u32 > threshold {
+            st.crash_backoffs = st.crash_backoffs.saturating_add(1);
+            let delay = backoff(st.crash_backoffs + 3);
+            st.backoff_until = Some(now + delay);
+            st.recent_crashes.clear();
+            tracing::error!(
+                "crash loop: more than {threshold} workers died within {interval:?}; delaying replacements by {delay:?} (live workers keep serving)"
+            );
+        }
+    }
+
+    /// Once per maintenance pass: slow requests, saturation summary, crash-loop recovery.
+    fn report(&self) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        if let Some(limit) = self.config.slowlog_timeout {
+            let mut slow = 0;
+            for w in st.workers.values_mut() {
+                if w.state == WorkerState::Busy
+                    && !w.slow_logged
+                    && now.duration_since(w.since) >= limit
+                {
+                    w.slow_logged = true;
+                    slow += 1;
+                    if let Some(job) = &w.current {
+                        tracing::warn!(
+                            pid = w.pid,
+                            request_id = %job.request_id,
+                            method = %job.method,
+                            uri = %job.uri,
+                            script = %job.script.display(),
+                            elapsed_ms = now.duration_since(w.since).as_millis() as u64,
+                            "slow request (over slowlog_timeout {limit:?})"
+                        );
+                    }
+                }
+            }
+            st.stats.slow_requests += slow;
+        }
+        let counters = (
+            st.stats.queue_full,
+            st.stats.queue_timeouts,
+            st.stats.max_children_reached,
+        );
+        let due = st
+            .last_log_at
+            .is_none_or(|t| now.duration_since(t) >= SATURATION_LOG_INTERVAL);
+        if counters != st.last_logged && due {
+            let (full, timeouts, reached) = counters;
+            let (f0, t0, r0) = st.last_logged;
+            tracing::warn!(
+                queue_full = full - f0,
+                queue_timeouts = timeouts - t0,
+                max_children_reached = reached - r0,
+                max_children = self.config.max_children,
+                queue_size = self.config.queue_size,
+                "pool saturated since the last report: requests waited for a worker or were refused with 503"
+            );
+            st.last_logged = counters;
+            st.last_log_at = Some(now);
+        }
+        if st.crash_backoffs > 0
+            && st.backoff_until.is_some_and(|t| now > t)
+            && st.recent_crashes.is_empty()
+        {
+            if let Some((_, interval)) = self.config.crash_loop {
+                if st
+                    .backoff_until
+                    .is_some_and(|t| now.duration_since(t) > interval)
+                {
+                    st.crash_backoffs = 0;
+                    tracing::info!("crash loop over: replacements back to normal");
+                }
+            }
         }
     }
 
@@ -797,6 +935,7 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
         for (id, why) in retire {
             inner.retire(id, &why);
         }
+        inner.report();
         inner.fill();
     }
 }
