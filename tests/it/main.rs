@@ -3,6 +3,7 @@
 
 mod conformance;
 mod contract;
+mod edges;
 mod harness;
 mod http;
 mod lifecycle;
