@@ -48,7 +48,7 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
         raw.admin.listen = Some(a.clone());
     }
     if let Some(w) = args.workers {
-        raw.pool.max_children = Some(w);
+        raw.pool.max_children = Some(isola_config::NumOrStr::Num(w));
     }
     if let Some(p) = &args.php {
         raw.php.binary = Some(if p.contains('/') {
@@ -162,6 +162,7 @@ async fn build(cfg: &Config, runtime: &Path, generation: u64) -> anyhow::Result<
         max_lifetime: cfg.pool.max_lifetime,
         label: cfg.server.docroot.clone(),
         crash_loop: cfg.pool.crash_loop,
+        auto_size: cfg.pool.auto_children.as_ref().map(auto_size).transpose()?,
         slowlog_timeout: cfg.pool.slowlog_timeout,
     };
     let pool = Pool::start(pool_cfg, php_backend(cfg, &dir))
@@ -185,6 +186,24 @@ async fn build(cfg: &Config, runtime: &Path, generation: u64) -> anyhow::Result<
         site: Site { router },
         pool,
         limits,
+    })
+}
+
+/// Resolves `max_children = "auto"`: the configured budget, else what this machine or its
+/// cgroup allows.
+fn auto_size(a: &isola_config::AutoChildren) -> anyhow::Result<isola_pool::AutoSize> {
+    let (budget, source) = match a.budget {
+        Some(b) => (b, isola_pool::BudgetSource::Configured),
+        None => isola_pool::sizing::detect_budget().context(
+            "pool.memory_budget: cannot read the cgroup limit or MemAvailable; set memory_budget",
+        )?,
+    };
+    Ok(isola_pool::AutoSize {
+        budget,
+        source,
+        reserve: a.reserve.unwrap_or((budget / 10).max(64 << 20)),
+        estimate: a.estimate,
+        ceiling: a.ceiling,
     })
 }
 

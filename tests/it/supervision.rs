@@ -82,3 +82,71 @@ fn saturation_is_logged_once_per_interval_not_per_request() {
     assert_eq!(n, 1, "one summary, not one line per refused request");
     assert!(log.contains("queue_full=30"), "{log}");
 }
+
+#[test]
+fn auto_max_children_follows_budget_and_measured_worker_size() {
+    let site = crate::harness::fixture_site();
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(
+        &cfg,
+        "[pool]\nmax_children = \"auto\"\nmemory_budget = \"60M\"\nmemory_reserve = 0\nworker_memory_estimate = \"30M\"\nmax_children_ceiling = 10\n",
+    )
+    .unwrap();
+    let docroot = site.path().to_path_buf();
+    let s = Server::start_in(
+        &docroot,
+        &["--config", cfg.to_str().unwrap(), "--admin", "127.0.0.1:0"],
+        Some(site),
+    );
+    let admin = s.admin_addr().unwrap();
+    // Before any measurement: 60 MiB / 30 MiB estimate = 2 workers.
+    assert!(
+        s.stderr().contains(
+            "budget 60 MiB (memory_budget) - reserve 0 MiB = 60 MiB / worker 30 MiB (estimate) → 2"
+        ),
+        "{}",
+        s.stderr()
+    );
+    // php-cgi workers measure far below 30 MiB: the limit grows, with the arithmetic logged.
+    assert!(
+        s.wait_for_log("(measured PSS, p90)", Duration::from_secs(5)),
+        "{}",
+        s.stderr()
+    );
+    let log = s.stderr();
+    let line = log.lines().find(|l| l.contains("measured PSS")).unwrap();
+    let worker_mib: u64 = line
+        .split("/ worker ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let limit: u64 = line
+        .split("→ ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(worker_mib > 0 && worker_mib < 30, "{line}");
+    assert!(limit > 2 && limit <= 10, "{line}");
+    // The measured size is rounded up in the log, so 60/worker_mib is a lower bound.
+    assert!(limit >= (60 / worker_mib).min(10), "{line}");
+    let status = get(admin, "/status").json();
+    assert_eq!(
+        status["pool"]["max_children"].as_u64(),
+        Some(limit),
+        "{status}"
+    );
+    // The static pool grows to the new limit.
+    let t = Instant::now();
+    while (children_of(s.pid()).len() as u64) < limit && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(children_of(s.pid()).len() as u64, limit);
+}

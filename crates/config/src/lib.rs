@@ -10,9 +10,11 @@ mod raw;
 mod units;
 mod validate;
 
-pub use raw::{RawAdmin, RawConfig, RawLog, RawPhp, RawPool, RawServer};
+pub use raw::{NumOrStr, RawAdmin, RawConfig, RawLog, RawPhp, RawPool, RawServer};
 pub use units::{parse_duration, parse_size};
-pub use validate::{Config, LogConfig, LogFormat, PhpConfig, PmMode, PoolSettings, ServerConfig};
+pub use validate::{
+    AutoChildren, Config, LogConfig, LogFormat, PhpConfig, PmMode, PoolSettings, ServerConfig,
+};
 
 use std::path::{Path, PathBuf};
 

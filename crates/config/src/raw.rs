@@ -76,8 +76,17 @@ pub struct RawServer {
 pub struct RawPool {
     /// `static`, `dynamic` or `ondemand` (php-fpm `pm`).
     pub pm: Option<String>,
-    /// Number of workers, or the most (php-fpm `pm.max_children`).
-    pub max_children: Option<i64>,
+    /// Number of workers, or the most (php-fpm `pm.max_children`); `"auto"` derives it from
+    /// memory.
+    pub max_children: Option<NumOrStr>,
+    /// auto: memory for the pool (`"auto"`: the cgroup limit, else MemAvailable).
+    pub memory_budget: Option<NumOrStr>,
+    /// auto: memory kept out of the budget.
+    pub memory_reserve: Option<NumOrStr>,
+    /// auto: cost of one worker until workers are measured.
+    pub worker_memory_estimate: Option<NumOrStr>,
+    /// auto: most workers whatever the memory.
+    pub max_children_ceiling: Option<i64>,
     /// dynamic: workers at start (php-fpm `pm.start_servers`).
     pub start_children: Option<i64>,
     /// dynamic: fewest idle workers (php-fpm `pm.min_spare_servers`).

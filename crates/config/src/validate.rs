@@ -70,9 +70,24 @@ pub enum PmMode {
     },
 }
 
+/// `max_children = "auto"`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoChildren {
+    /// Budget in bytes; `None`: detect (cgroup limit, else MemAvailable).
+    pub budget: Option<u64>,
+    /// Reserve in bytes; `None`: a tenth of the budget, at least 64 MiB.
+    pub reserve: Option<u64>,
+    /// Per-worker estimate before measurements, bytes.
+    pub estimate: u64,
+    /// Most workers.
+    pub ceiling: usize,
+}
+
 /// `[pool]`, validated.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
+    /// `max_children = "auto"` settings; `max_children` is then only the ceiling.
+    pub auto_children: Option<AutoChildren>,
     /// Process manager mode.
     pub pm: PmMode,
     /// Retire workers whose RSS exceeds this after a request.
@@ -220,7 +235,63 @@ impl RawConfig {
             duration(&mut errs, "server.shutdown_timeout", s.shutdown_timeout, 30);
 
         let p = self.pool;
-        let max_children = count(&mut errs, "pool.max_children", p.max_children, 4, 1, 4096);
+        let ceiling = count(
+            &mut errs,
+            "pool.max_children_ceiling",
+            p.max_children_ceiling,
+            std::thread::available_parallelism().map_or(4, |n| (n.get() * 4).max(4)) as i64,
+            1,
+            4096,
+        );
+        let (max_children, auto_children) = match &p.max_children {
+            Some(NumOrStr::Str(a)) if a == "auto" => (
+                ceiling,
+                Some(AutoChildren {
+                    budget: match &p.memory_budget {
+                        None => None,
+                        Some(NumOrStr::Str(a)) if a == "auto" => None,
+                        v => Some(size(&mut errs, "pool.memory_budget", v.clone(), 0)),
+                    },
+                    reserve: p
+                        .memory_reserve
+                        .clone()
+                        .map(|v| size(&mut errs, "pool.memory_reserve", Some(v), 0)),
+                    estimate: size(
+                        &mut errs,
+                        "pool.worker_memory_estimate",
+                        p.worker_memory_estimate.clone(),
+                        64 << 20,
+                    )
+                    .max(1 << 20),
+                    ceiling,
+                }),
+            ),
+            Some(NumOrStr::Str(other)) => {
+                errs.push(format!(
+                    "pool.max_children: {other:?} is not a number or \"auto\""
+                ));
+                (4, None)
+            }
+            Some(NumOrStr::Num(n)) => (
+                count(&mut errs, "pool.max_children", Some(*n), 4, 1, 4096),
+                None,
+            ),
+            None => (4, None),
+        };
+        if auto_children.is_none() {
+            for (key, set) in [
+                ("memory_budget", p.memory_budget.is_some()),
+                ("memory_reserve", p.memory_reserve.is_some()),
+                ("worker_memory_estimate", p.worker_memory_estimate.is_some()),
+                ("max_children_ceiling", p.max_children_ceiling.is_some()),
+            ] {
+                if set {
+                    errs.push(format!(
+                        "pool.{key}: only applies with max_children = \"auto\""
+                    ));
+                }
+            }
+        }
         let max_requests = count(
             &mut errs,
             "pool.max_requests",
@@ -412,6 +483,7 @@ impl RawConfig {
                 pid_file: s.pid_file.map(|p| base_dir.join(p)),
             },
             pool: PoolSettings {
+                auto_children,
                 crash_loop,
                 slowlog_timeout,
                 pm,
@@ -610,6 +682,33 @@ mod tests {
         assert!(e.contains("only applies with pm = \"dynamic\""), "{e}");
         let e = errors(&format!("{base}[pool]\npm = \"lazy\"\n"));
         assert!(e.contains("pool.pm"), "{e}");
+    }
+
+    #[test]
+    fn auto_max_children() {
+        let base = "[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n";
+        let c = validate(&format!("{base}[pool]\nmax_children = \"auto\"\nmemory_budget = \"300M\"\nworker_memory_estimate = \"50M\"\nmax_children_ceiling = 8\n")).unwrap();
+        assert_eq!(
+            c.pool.auto_children,
+            Some(AutoChildren {
+                budget: Some(300 << 20),
+                reserve: None,
+                estimate: 50 << 20,
+                ceiling: 8
+            })
+        );
+        assert_eq!(c.pool.max_children, 8);
+        let c = validate(&format!(
+            "{base}[pool]\nmax_children = \"auto\"\nmemory_budget = \"auto\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.pool.auto_children.unwrap().budget, None);
+        let e = errors(&format!("{base}[pool]\nmax_children = \"lots\"\n"));
+        assert!(e.contains("pool.max_children"), "{e}");
+        let e = errors(&format!(
+            "{base}[pool]\nmax_children = 4\nmemory_budget = \"1G\"\n"
+        ));
+        assert!(e.contains("pool.memory_budget: only applies"), "{e}");
     }
 
     #[test]

@@ -11,9 +11,11 @@
 
 pub mod backend;
 mod pool;
+pub mod sizing;
 
 pub use backend::PhpCgi;
 pub use pool::{
     AcquireError, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus, ProcessManager,
     WorkerState, WorkerStatus,
 };
+pub use sizing::{AutoSize, BudgetSource};

@@ -34,6 +34,9 @@ pub struct PoolConfig {
     pub crash_loop: Option<(u32, Duration)>,
     /// Log requests running longer than this, once each (php-fpm's request_slowlog_timeout).
     pub slowlog_timeout: Option<Duration>,
+    /// `max_children = "auto"`: derive `max_children` from memory (then `max_children` above
+    /// is only the starting point, replaced at start by the estimate).
+    pub auto_size: Option<crate::sizing::AutoSize>,
 }
 
 /// php-fpm's `pm` modes.
@@ -201,6 +204,8 @@ pub struct Pool {
 
 struct Inner {
     config: PoolConfig,
+    /// The limit in force: `config.max_children`, or what auto-sizing computed last.
+    max_children: std::sync::atomic::AtomicUsize,
     backend: PhpCgi,
     state: Mutex<State>,
     /// Signalled whenever a worker changes state or exits (shutdown waits on it).
@@ -252,6 +257,10 @@ enum Control {
 }
 
 impl Inner {
+    fn max_children(&self) -> usize {
+        self.max_children.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain bookkeeping behind; keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -261,14 +270,23 @@ impl Inner {
 impl Pool {
     /// Starts `config.max_children` workers; fails when any of them cannot start.
     pub async fn start(config: PoolConfig, backend: PhpCgi) -> Result<Pool, PoolError> {
+        let max_children = match &config.auto_size {
+            Some(a) => {
+                let n = a.limit(a.estimate);
+                tracing::info!("max_children auto: {}", a.explain(a.estimate, false));
+                n
+            }
+            None => config.max_children,
+        };
         let n = match config.pm {
-            ProcessManager::Static => config.max_children,
+            ProcessManager::Static => max_children,
             ProcessManager::Dynamic { start, .. } => start,
             // One worker proves PHP starts; it is retired once idle for idle_timeout.
             ProcessManager::OnDemand { .. } => 1,
         }
-        .clamp(1, config.max_children.max(1));
+        .clamp(1, max_children.max(1));
         let inner = Arc::new(Inner {
+            max_children: std::sync::atomic::AtomicUsize::new(max_children),
             config,
             backend,
             state: Mutex::new(State::default()),
@@ -333,7 +351,7 @@ impl Pool {
                     return Err(AcquireError::QueueFull);
                 }
             }
-            if st.workers.len() + st.starting >= inner.config.max_children {
+            if st.workers.len() + st.starting >= inner.max_children() {
                 st.stats.max_children_reached += 1;
             }
             let (tx, rx) = oneshot::channel();
@@ -365,7 +383,7 @@ impl Pool {
         s.spawn_failures_in_a_row = st.failures_in_a_row;
         s.crash_loop_backoff =
             st.crash_backoffs > 0 && st.backoff_until.is_some_and(|t| t > Instant::now());
-        s.max_children = self.inner.config.max_children;
+        s.max_children = self.inner.max_children();
         s.queue_size = self.inner.config.queue_size;
         s.docroot = self.inner.config.label.clone();
         s.queue_len = st.waiters.iter().filter(|w| !w.is_closed()).count();
@@ -715,7 +733,7 @@ impl Inner {
                 return;
             }
             let have = st.workers.len() + st.starting;
-            let room = self.config.max_children.saturating_sub(have);
+            let room = self.max_children().saturating_sub(have);
             let waiting = st.waiters.iter().filter(|w| !w.is_closed()).count();
             let idle = st.idle.len();
             let want = match self.config.pm {
@@ -774,6 +792,39 @@ impl Inner {
                     }
                 }
             });
+        }
+    }
+
+    /// `max_children = "auto"`: measure live workers (PSS) and recompute the limit; every
+    /// change is logged with its arithmetic.
+    fn resize(&self) {
+        let Some(auto) = &self.config.auto_size else {
+            return;
+        };
+        let pids: Vec<u32> = {
+            let st = self.lock();
+            st.workers
+                .values()
+                .filter(|w| matches!(w.state, WorkerState::Idle | WorkerState::Busy))
+                .map(|w| w.pid)
+                .collect()
+        };
+        let mut costs: Vec<u64> = pids
+            .into_iter()
+            .filter_map(crate::sizing::pss_bytes)
+            .collect();
+        let Some(cost) = crate::sizing::p90(&mut costs) else {
+            return;
+        };
+        let new = auto.limit(cost);
+        let old = self
+            .max_children
+            .swap(new, std::sync::atomic::Ordering::Relaxed);
+        if new != old {
+            tracing::info!(
+                "max_children auto: {} (was {old})",
+                auto.explain(cost, true)
+            );
         }
     }
 
@@ -846,7 +897,7 @@ impl Inner {
                 queue_full = full - f0,
                 queue_timeouts = timeouts - t0,
                 max_children_reached = reached - r0,
-                max_children = self.config.max_children,
+                max_children = self.max_children(),
                 queue_size = self.config.queue_size,
                 "pool saturated since the last report: requests waited for a worker or were refused with 503"
             );
@@ -902,17 +953,23 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
             // idle[0] is the least recently used: trim from there.
             let mut keep = Vec::with_capacity(st.idle.len());
             let idle = std::mem::take(&mut st.idle);
+            let over_limit = st.workers.len().saturating_sub(inner.max_children());
             let mut surplus = match inner.config.pm {
                 ProcessManager::Dynamic { max_spare, .. } => idle.len().saturating_sub(max_spare),
                 _ => 0,
-            };
+            }
+            .max(over_limit);
             for (id, stream) in idle {
                 let w = st.workers.get(&id);
                 let idle_for = w.map_or(Duration::ZERO, |w| now.duration_since(w.since));
                 let age = w.map_or(Duration::ZERO, |w| now.duration_since(w.born));
                 let why = if surplus > 0 {
                     surplus -= 1;
-                    Some("more idle workers than max_spare".to_string())
+                    Some(if over_limit > 0 {
+                        "more workers than max_children".to_string()
+                    } else {
+                        "more idle workers than max_spare".to_string()
+                    })
                 } else if matches!(inner.config.pm, ProcessManager::OnDemand { idle_timeout } if idle_for >= idle_timeout)
                 {
                     Some(format!("idle for {:?}", idle_for))
@@ -935,6 +992,7 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
         for (id, why) in retire {
             inner.retire(id, &why);
         }
+        inner.resize();
         inner.report();
         inner.fill();
     }
