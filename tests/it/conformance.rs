@@ -909,8 +909,11 @@ fn spawn(mut cmd: Command, out: &PathBuf) -> Child {
         .stdout(f.try_clone().unwrap())
         .stderr(f)
         .process_group(0);
-    cmd.spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    crate::harness::own(child.id());
+    child
 }
 
 /// SIGTERM (nginx and php-fpm both stop at once on it, their workers with them), bounded
@@ -923,6 +926,7 @@ fn stop(child: Option<Child>) {
         let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = c.wait();
     }
+    crate::harness::disown(c.id());
     // Workers left by a master that died first.
     let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
 }

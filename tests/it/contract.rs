@@ -152,3 +152,44 @@ fn stock_client_sees_redirects_statuses_and_bodies() {
     assert_eq!(r.status(), 200);
     assert!(r.content_type() == "text/css");
 }
+
+// A supervisor may signal as soon as the server says it is ready: by then SIGTERM must
+// already mean a graceful stop (exit 0), and SIGHUP must not kill it.
+
+#[test]
+fn sighup_right_after_the_ready_line_does_not_kill_the_server() {
+    for round in 0..5 {
+        let s = Server::start(&["--workers", "1"]);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let dead = crate::harness::zombies_of(std::process::id()).contains(&s.pid());
+        assert!(
+            !dead,
+            "round {round}: SIGHUP sent right after the ready line killed the server (its handler \
+             is installed only after the line is printed); stderr:\n{}",
+            s.stderr()
+        );
+        assert_eq!(http::get(s.addr, "/hello.php").status, 200, "round {round}");
+    }
+}
+
+#[test]
+fn sigterm_right_after_the_ready_line_is_a_graceful_stop() {
+    for round in 0..5 {
+        let s = Server::start(&["--workers", "1"]);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = s.stop();
+        assert!(
+            status.success(),
+            "round {round}: SIGTERM right after the ready line: {status:?} (a graceful stop exits 0)"
+        );
+    }
+}
