@@ -108,6 +108,9 @@ fn php_backend(cfg: &Config, runtime: &Path) -> PhpCgi {
             .map(|(k, v)| (k.into(), v.into()))
             .collect(),
         runtime_dir: runtime.to_path_buf(),
+        credentials: cfg.php.credentials,
+        rlimit_files: cfg.php.rlimit_files,
+        rlimit_core: cfg.php.rlimit_core,
     }
 }
 

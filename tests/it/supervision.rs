@@ -150,3 +150,36 @@ fn auto_max_children_follows_budget_and_measured_worker_size() {
     }
     assert_eq!(children_of(s.pid()).len() as u64, limit);
 }
+
+#[test]
+fn workers_drop_privileges_and_get_their_limits() {
+    let site = crate::harness::fixture_site();
+    let root_run = nix::unistd::Uid::effective().is_root();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap();
+    let cfg = site.path().join("isola.toml");
+    let user = if root_run && nobody.is_some() {
+        "user = \"nobody\"\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        &cfg,
+        format!("[php]\n{user}rlimit_files = 321\nrlimit_core = 0\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(site.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let docroot = site.path().to_path_buf();
+    let s = Server::start_in(&docroot, &["--config", cfg.to_str().unwrap()], Some(site));
+    let j = get(s.addr, "/whoami.php").json();
+    assert_eq!(j["files"], 321, "{j}");
+    assert_eq!(j["core"], 0, "{j}");
+    if let (true, Some(n)) = (root_run, nobody) {
+        assert_eq!(j["uid"], n.uid.as_raw(), "{j}");
+        assert_eq!(j["gid"], n.gid.as_raw(), "{j}");
+    } else {
+        eprintln!("not root: privilege drop not exercised");
+    }
+    // Workers still die with the server.
+    assert!(s.stop().success());
+}

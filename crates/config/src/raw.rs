@@ -126,6 +126,14 @@ pub struct RawPhp {
     pub ini: Option<BTreeMap<String, toml::Value>>,
     /// Environment variables of every worker.
     pub env: Option<BTreeMap<String, String>>,
+    /// Run workers as this user (Isola started as root).
+    pub user: Option<String>,
+    /// Run workers with this group (default: the user's primary group).
+    pub group: Option<String>,
+    /// RLIMIT_NOFILE of workers (php-fpm `rlimit_files`).
+    pub rlimit_files: Option<i64>,
+    /// RLIMIT_CORE of workers (php-fpm `rlimit_core`); 0 disables core dumps.
+    pub rlimit_core: Option<NumOrStr>,
 }
 
 /// `[log]`

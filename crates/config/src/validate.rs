@@ -113,6 +113,12 @@ pub struct PoolSettings {
 /// `[php]`, validated.
 #[derive(Debug, Clone)]
 pub struct PhpConfig {
+    /// Workers' user and group, as (uid, gid), with the names for logs.
+    pub credentials: Option<(u32, u32)>,
+    /// RLIMIT_NOFILE of workers.
+    pub rlimit_files: Option<u64>,
+    /// RLIMIT_CORE of workers.
+    pub rlimit_core: Option<u64>,
     /// Absolute path of php-cgi.
     pub binary: PathBuf,
     /// ini settings, rendered as strings.
@@ -434,6 +440,49 @@ impl RawConfig {
                 )),
             }
         }
+        let credentials = match (&php.user, &php.group) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                errs.push("php.group: set php.user too".to_string());
+                None
+            }
+            (Some(user), group) => {
+                let u = nix::unistd::User::from_name(user).ok().flatten();
+                let g = match group {
+                    Some(g) => nix::unistd::Group::from_name(g)
+                        .ok()
+                        .flatten()
+                        .map(|g| g.gid.as_raw())
+                        .or_else(|| {
+                            errs.push(format!("php.group: no group named {g:?}"));
+                            None
+                        }),
+                    None => u.as_ref().map(|u| u.gid.as_raw()),
+                };
+                match (u, g) {
+                    (None, _) => {
+                        errs.push(format!("php.user: no user named {user:?}"));
+                        None
+                    }
+                    (Some(_), _) if !nix::unistd::Uid::effective().is_root() => {
+                        errs.push(format!(
+                            "php.user: switching workers to {user:?} needs Isola to start as root"
+                        ));
+                        None
+                    }
+                    (Some(u), Some(g)) => Some((u.uid.as_raw(), g)),
+                    _ => None,
+                }
+            }
+        };
+        let rlimit_files = php
+            .rlimit_files
+            .map(|n| count(&mut errs, "php.rlimit_files", Some(n), 1024, 16, 1 << 30) as u64);
+        let rlimit_core = match &php.rlimit_core {
+            None => None,
+            Some(NumOrStr::Str(u)) if u == "unlimited" => Some(u64::MAX),
+            v => Some(size(&mut errs, "php.rlimit_core", v.clone(), 0)),
+        };
         let env = php.env.unwrap_or_default();
         for key in env.keys() {
             if key.is_empty() || key.contains(['=', '\0']) {
@@ -495,7 +544,14 @@ impl RawConfig {
                 queue_timeout,
                 request_terminate_timeout,
             },
-            php: PhpConfig { binary, ini, env },
+            php: PhpConfig {
+                credentials,
+                rlimit_files,
+                rlimit_core,
+                binary,
+                ini,
+                env,
+            },
             log: LogConfig {
                 format,
                 level,

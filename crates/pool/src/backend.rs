@@ -34,6 +34,13 @@ pub struct PhpCgi {
     pub env: Vec<(OsString, OsString)>,
     /// Private directory (mode 0700) where worker sockets are created.
     pub runtime_dir: PathBuf,
+    /// Run workers as this uid and gid (Isola started as root). The socket is inherited as
+    /// fd 0, so workers never need access to the runtime directory.
+    pub credentials: Option<(u32, u32)>,
+    /// RLIMIT_NOFILE of workers.
+    pub rlimit_files: Option<u64>,
+    /// RLIMIT_CORE of workers (0 disables core dumps).
+    pub rlimit_core: Option<u64>,
 }
 
 /// A started worker whose start-up probe succeeded.
@@ -82,7 +89,11 @@ impl PhpCgi {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(false);
-        set_parent_death_signal(&mut cmd);
+        if let Some((uid, gid)) = self.credentials {
+            // std drops supplementary groups, then sets gid and uid, before pre_exec hooks.
+            cmd.uid(uid).gid(gid);
+        }
+        set_child_limits(&mut cmd, self.rlimit_files, self.rlimit_core);
         let spawned = cmd.spawn();
         // Dropping the command closes our copy of the listening socket: only php-cgi has it.
         drop(cmd);
@@ -198,15 +209,24 @@ async fn log_stderr(
     }
 }
 
-/// If Isola dies without stopping its workers (SIGKILL, abort), the kernel kills them.
-/// Linux delivers this when the *thread* that spawned the child exits; workers are spawned
-/// from the runtime's worker threads, which live as long as the server.
+/// In the child before exec: resource limits, and the parent-death signal — if Isola dies
+/// without stopping its workers (SIGKILL, abort), the kernel kills them. Linux delivers it
+/// when the *thread* that spawned the child exits; workers are spawned from the runtime's
+/// worker threads, which live as long as the server. It is set after the uid change (a
+/// credential change clears it).
 #[allow(unsafe_code)]
-fn set_parent_death_signal(cmd: &mut Command) {
-    // SAFETY: the closure runs in the child between fork and exec and only calls prctl(2),
-    // which is async-signal-safe; it allocates nothing and takes no locks.
+fn set_child_limits(cmd: &mut Command, files: Option<u64>, core: Option<u64>) {
+    use nix::sys::resource::{setrlimit, Resource};
+    // SAFETY: the closure runs in the child between fork and exec and only calls setrlimit(2)
+    // and prctl(2), which are async-signal-safe; it allocates nothing and takes no locks.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            if let Some(n) = files {
+                setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(io::Error::from)?;
+            }
+            if let Some(n) = core {
+                setrlimit(Resource::RLIMIT_CORE, n, n).map_err(io::Error::from)?;
+            }
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                 .map_err(io::Error::from)
         });
