@@ -1,6 +1,6 @@
 //! A small HTTP/1.1 client over a raw TcpStream: tests need exact bytes on the wire (hostile
 //! targets, chunked bodies, HTTP/1.0) and exact bytes back (headers as sent, framing).
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -13,6 +13,10 @@ pub struct Response {
     /// Framed with Transfer-Encoding: chunked.
     #[allow(dead_code)]
     pub chunked: bool,
+    /// The connection ended before the framing said the body was complete (only from
+    /// [`raw_lenient`]; the other readers panic instead).
+    #[allow(dead_code)]
+    pub truncated: bool,
 }
 
 impl Response {
@@ -79,7 +83,21 @@ pub fn get(addr: SocketAddr, target: &str) -> Response {
     request(addr, "GET", target, &[], b"")
 }
 
+/// Like [`raw`], but a body cut short (by the server or by what it relays) is returned with
+/// `truncated` set instead of failing the test.
+#[allow(dead_code)]
+pub fn raw_lenient(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut s = connect(addr);
+    s.write_all(raw).unwrap();
+    let head_only = raw.starts_with(b"HEAD ");
+    read(&mut BufReader::new(s), head_only, true)
+}
+
 pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> Response {
+    read(r, head_only, false)
+}
+
+fn read<R: BufRead>(r: &mut R, head_only: bool, lenient: bool) -> Response {
     let mut line = String::new();
     r.read_line(&mut line).expect("status line");
     let status: u16 = line
@@ -106,11 +124,24 @@ pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> Response {
     };
     let chunked = find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     let mut body = Vec::new();
+    let mut truncated = false;
+    // A short read: fail the test, or (lenient) note it and stop.
+    let mut cut = |what: &str, e: std::io::Error| {
+        assert!(lenient, "{what}: {e}");
+        truncated = true;
+    };
     if head_only || status == 304 || status == 204 {
     } else if chunked {
         loop {
             let mut size = String::new();
-            r.read_line(&mut size).unwrap();
+            if let Err(e) = r.read_line(&mut size) {
+                cut("chunk size line", e);
+                break;
+            }
+            if size.is_empty() {
+                cut("chunk size line", std::io::ErrorKind::UnexpectedEof.into());
+                break;
+            }
             let n = usize::from_str_radix(size.trim().split(';').next().unwrap(), 16)
                 .expect("chunk size");
             if n == 0 {
@@ -119,14 +150,25 @@ pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> Response {
                 break;
             }
             let mut chunk = vec![0; n];
-            r.read_exact(&mut chunk).unwrap();
+            if let Err(e) = r.read_exact(&mut chunk) {
+                cut("chunk", e);
+                break;
+            }
             body.extend_from_slice(&chunk);
             let mut crlf = [0; 2];
-            r.read_exact(&mut crlf).unwrap();
+            if let Err(e) = r.read_exact(&mut crlf) {
+                cut("chunk end", e);
+                break;
+            }
         }
     } else if let Some(len) = find("content-length") {
-        body.resize(len.parse().unwrap(), 0);
-        r.read_exact(&mut body).unwrap();
+        let len: usize = len.parse().unwrap();
+        if let Err(e) = (&mut *r).take(len as u64).read_to_end(&mut body) {
+            cut("body", e);
+        }
+        if body.len() < len {
+            cut("body", std::io::ErrorKind::UnexpectedEof.into());
+        }
     } else {
         r.read_to_end(&mut body).unwrap();
     }
@@ -135,6 +177,7 @@ pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> Response {
         headers,
         body,
         chunked,
+        truncated,
     }
 }
 
