@@ -15,10 +15,10 @@ pub mod record;
 pub mod request;
 pub mod response;
 
-pub use cgi::{parse_head, CgiError, CgiHead};
+pub use cgi::{find_head_end, parse_head, CgiError, CgiHead};
 pub use params::{decode_params, ParamsError};
 pub use record::{ProtocolStatus, RecordType, Role, MAX_CONTENT_LEN};
 pub use request::{
     encode_abort_request, encode_begin_request, encode_get_values, encode_params, encode_stdin,
 };
-pub use response::{DecodeError, Event, ResponseDecoder};
+pub use response::{next_record, DecodeError, Event, ResponseDecoder};

@@ -1,4 +1,8 @@
 //! Record header layout and the constants of the FastCGI 1.0 specification.
+//!
+//! Owns: the 8-byte header (version, type, request id, content length, padding length,
+//! reserved), the numeric values of types, roles and protocol statuses, and the padding
+//! rule. Never: interprets record content (that is `request`, `response` and `params`).
 use bytes::{BufMut, BytesMut};
 
 /// Largest content a single record can carry.
@@ -159,27 +163,40 @@ impl Header {
     }
 }
 
-/// Padding that brings `content_len` to a multiple of 8, as the spec recommends.
+/// Padding after `content_len` content bytes: up to the next multiple of 8, as the spec
+/// recommends, except when that would make content plus padding exceed 65,535 bytes.
+///
+/// php-src (`main/fastcgi.c`, `fcgi_read_request`) drops the connection when a
+/// BEGIN_REQUEST or PARAMS record has `contentLength + paddingLength > 65535`, so a record
+/// of 65,529 to 65,535 content bytes goes unpadded.
 pub fn padding_for(content_len: usize) -> u8 {
-    ((8 - content_len % 8) % 8) as u8
+    let pad = content_len.wrapping_neg() & 7;
+    if content_len + pad > MAX_CONTENT_LEN {
+        0
+    } else {
+        pad as u8
+    }
 }
 
-/// Appends one record with `content` (at most [`MAX_CONTENT_LEN`] bytes) and its padding.
-pub fn put_record(out: &mut BytesMut, t: RecordType, request_id: u16, content: &[u8]) {
+/// The 8 bytes of a record header.
+pub fn header_bytes(t: RecordType, request_id: u16, content_len: u16, pad: u8) -> [u8; HEADER_LEN] {
+    let [id1, id0] = request_id.to_be_bytes();
+    let [len1, len0] = content_len.to_be_bytes();
+    [VERSION_1, t.into(), id1, id0, len1, len0, pad, 0]
+}
+
+/// Appends a record header.
+pub fn put_header(out: &mut BytesMut, t: RecordType, request_id: u16, content_len: u16, pad: u8) {
+    out.put_slice(&header_bytes(t, request_id, content_len, pad));
+}
+
+/// Appends one record with `content` and its padding. Callers keep `content` within
+/// [`MAX_CONTENT_LEN`] (every caller passes a fixed body or a chunk of at most that size).
+pub(crate) fn put_record(out: &mut BytesMut, t: RecordType, request_id: u16, content: &[u8]) {
     debug_assert!(content.len() <= MAX_CONTENT_LEN);
     let pad = padding_for(content.len());
     out.reserve(HEADER_LEN + content.len() + pad as usize);
     put_header(out, t, request_id, content.len() as u16, pad);
     out.put_slice(content);
     out.put_bytes(0, pad as usize);
-}
-
-/// Appends a record header.
-pub fn put_header(out: &mut BytesMut, t: RecordType, request_id: u16, content_len: u16, pad: u8) {
-    out.put_u8(VERSION_1);
-    out.put_u8(t.into());
-    out.put_u16(request_id);
-    out.put_u16(content_len);
-    out.put_u8(pad);
-    out.put_u8(0);
 }

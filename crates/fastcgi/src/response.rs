@@ -1,7 +1,13 @@
 //! Demultiplexing of the records a worker sends back for one request.
 //!
-//! Memory is bounded by construction: a record's content is at most 65,535 bytes plus 255 of
-//! padding, and the decoder never asks for more than one record beyond what it was given.
+//! Owns: cutting whole records off the front of a read buffer and turning those of one
+//! request into [`Event`]s. Never: reads from a socket, parses the CGI head carried in
+//! STDOUT (that is `cgi`), or copies content: STDOUT and STDERR payloads are slices of the
+//! caller's buffer (`split_to` + `freeze`).
+//!
+//! No size limit is needed: a record's content length is a 16-bit field and its padding
+//! an 8-bit one, so a record is at most 8 + 65,535 + 255 bytes, and the decoder never waits
+//! for more than one record. A peer cannot make it buffer or allocate without bound.
 use crate::record::{Header, ProtocolStatus, RecordType, HEADER_LEN, VERSION_1};
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -21,8 +27,9 @@ pub enum Event {
     },
 }
 
-/// Why a response stream cannot be decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a response stream cannot be decoded. The offending bytes stay in the buffer, so
+/// decoding again gives the same error: the connection is no longer usable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// A record header carried a version other than 1.
@@ -31,12 +38,50 @@ pub enum DecodeError {
     /// END_REQUEST with less than the 8 bytes its body needs.
     #[error("end_request record with {0} content bytes, expected 8")]
     ShortEndRequest(u16),
-    /// A record arrived after END_REQUEST.
-    #[error("record after end_request")]
+    /// Bytes arrived after END_REQUEST (the worker has nothing more to say for this
+    /// request, and cannot have started another one we did not send). Carries no count:
+    /// how many bytes are there depends on how reads were cut, and errors do not.
+    #[error("bytes after end_request")]
     AfterEnd,
 }
 
+/// Takes the next whole record, padding included, off the front of `buf`: its header and
+/// content (a zero-copy slice of `buf`). `Ok(None)` while the record is incomplete; then
+/// `buf` has been given the capacity for the whole record, so reads need not regrow it.
+///
+/// This is the building block of [`ResponseDecoder`]; use it directly for management
+/// records, e.g. a GET_VALUES_RESULT whose content goes to [`crate::decode_params`].
+pub fn next_record(buf: &mut BytesMut) -> Result<Option<(Header, Bytes)>, DecodeError> {
+    let Some(h) = complete_header(buf)? else {
+        return Ok(None);
+    };
+    buf.advance(HEADER_LEN);
+    let content = buf.split_to(h.content_len as usize).freeze();
+    buf.advance(h.padding_len as usize);
+    Ok(Some((h, content)))
+}
+
+/// The header at the front of `buf` once its whole record is there.
+fn complete_header(buf: &mut BytesMut) -> Result<Option<Header>, DecodeError> {
+    let Some(h) = Header::parse(buf) else {
+        return Ok(None);
+    };
+    // Checked before waiting for the content: a stream out of sync fails at once instead
+    // of waiting for up to 64 KiB of garbage.
+    if h.version != VERSION_1 {
+        return Err(DecodeError::Version(h.version));
+    }
+    if buf.len() < h.record_len() {
+        buf.reserve(h.record_len() - buf.len());
+        return Ok(None);
+    }
+    Ok(Some(h))
+}
+
 /// Turns bytes read from a worker into [`Event`]s for one request id.
+///
+/// Feeding the same bytes in any number of pieces gives the same events: nothing is decided
+/// before a whole record (padding included) is in the buffer.
 #[derive(Debug)]
 pub struct ResponseDecoder {
     request_id: u16,
@@ -58,50 +103,93 @@ impl ResponseDecoder {
     }
 
     /// Consumes whole records from the front of `buf` and returns the next event, or
-    /// `Ok(None)` when `buf` holds no complete record yet. Empty STDOUT/STDERR records
-    /// (stream terminators), management records and records for other request ids are
-    /// consumed silently. After END_REQUEST, any further complete record is an error.
+    /// `Ok(None)` when `buf` holds no complete record yet.
+    ///
+    /// Consumed silently: empty STDOUT/STDERR records (stream terminators), management
+    /// records (request id 0: GET_VALUES_RESULT, UNKNOWN_TYPE), records for other request
+    /// ids and record types a worker does not send.
+    ///
+    /// Once [`Event::End`] has been returned, `Ok(None)` while `buf` is empty and
+    /// [`DecodeError::AfterEnd`] as soon as it is not (nothing is consumed then).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, DecodeError> {
+        if self.ended {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(DecodeError::AfterEnd)
+            };
+        }
         loop {
-            let Some(h) = Header::parse(buf) else {
+            let Some(h) = complete_header(buf)? else {
                 return Ok(None);
             };
-            if h.version != VERSION_1 {
-                return Err(DecodeError::Version(h.version));
-            }
-            if buf.len() < h.record_len() {
-                // Tell the allocator how much is coming, so reads need not regrow it.
-                buf.reserve(h.record_len() - buf.len());
-                return Ok(None);
-            }
-            if self.ended {
-                return Err(DecodeError::AfterEnd);
-            }
-            buf.advance(HEADER_LEN);
-            let content = buf.split_to(h.content_len as usize).freeze();
-            buf.advance(h.padding_len as usize);
-            if h.request_id != self.request_id {
-                continue;
-            }
-            match h.record_type {
-                RecordType::Stdout if !content.is_empty() => {
-                    return Ok(Some(Event::Stdout(content)))
+            let len = h.content_len as usize;
+            let ours = h.request_id == self.request_id;
+            let event = match h.record_type {
+                RecordType::Stdout | RecordType::Stderr if ours && len > 0 => {
+                    buf.advance(HEADER_LEN);
+                    let content = buf.split_to(len).freeze();
+                    buf.advance(h.padding_len as usize);
+                    if h.record_type == RecordType::Stdout {
+                        Event::Stdout(content)
+                    } else {
+                        Event::Stderr(content)
+                    }
                 }
-                RecordType::Stderr if !content.is_empty() => {
-                    return Ok(Some(Event::Stderr(content)))
-                }
-                RecordType::EndRequest => {
-                    let b = content
-                        .get(..8)
-                        .ok_or(DecodeError::ShortEndRequest(h.content_len))?;
+                RecordType::EndRequest if ours => {
+                    if len < 8 {
+                        return Err(DecodeError::ShortEndRequest(h.content_len));
+                    }
+                    let body = &buf[HEADER_LEN..HEADER_LEN + 8];
+                    let event = Event::End {
+                        app_status: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                        protocol_status: ProtocolStatus::from(body[4]),
+                    };
+                    buf.advance(h.record_len());
                     self.ended = true;
-                    return Ok(Some(Event::End {
-                        app_status: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-                        protocol_status: ProtocolStatus::from(b[4]),
-                    }));
+                    event
                 }
-                _ => continue,
-            }
+                _ => {
+                    buf.advance(h.record_len());
+                    continue;
+                }
+            };
+            return Ok(Some(event));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn end_request_body_must_be_in_the_content_not_the_padding() {
+        // 4 content bytes and 4 of padding: 8 bytes follow the header, but the body is short.
+        let mut b = BytesMut::from(&[1, 3, 0, 1, 0, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+        let mut dec = ResponseDecoder::new(1);
+        assert_eq!(dec.decode(&mut b), Err(DecodeError::ShortEndRequest(4)));
+        // Sticky: the record is still there.
+        assert_eq!(b.len(), 16);
+        assert_eq!(dec.decode(&mut b), Err(DecodeError::ShortEndRequest(4)));
+    }
+
+    #[test]
+    fn incomplete_record_reserves_its_size() {
+        let mut b = BytesMut::from(&[1, 6, 0, 1, 0xff, 0xff, 0xff, 0][..]);
+        assert_eq!(ResponseDecoder::new(1).decode(&mut b), Ok(None));
+        assert!(b.capacity() >= 8 + 65_535 + 255);
+        assert_eq!(b.len(), 8);
+    }
+
+    #[test]
+    fn next_record_drops_padding() {
+        let mut b = BytesMut::from(&[1, 10, 0, 0, 0, 2, 3, 0, b'a', b'b', 0, 0, 0, 1][..]);
+        let (h, content) = next_record(&mut b).unwrap().unwrap();
+        assert_eq!(h.record_type, RecordType::GetValuesResult);
+        assert_eq!(&content[..], b"ab");
+        assert_eq!(&b[..], &[1]);
+        assert_eq!(next_record(&mut b), Ok(None));
     }
 }
