@@ -183,3 +183,112 @@ fn workers_drop_privileges_and_get_their_limits() {
     // Workers still die with the server.
     assert!(s.stop().success());
 }
+
+#[test]
+fn five_thousand_requests_with_crashes_leave_no_zombies_and_no_fd_growth() {
+    let s = Server::with_config(
+        "[pool]\nmax_children = 3\nemergency_restart_threshold = 0\n[log]\naccess = false\n",
+    );
+    for _ in 0..20 {
+        get(s.addr, "/hello.php");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let fds_before = crate::harness::fd_count(s.pid());
+    let addr = s.addr;
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut counts = [0usize; 3];
+                for i in 0..1250 {
+                    let crash = (i + t * 7) % 100 == 0;
+                    let r = get(addr, if crash { "/segv.php" } else { "/hello.php" });
+                    match (crash, r.status) {
+                        (false, 200) => counts[0] += 1,
+                        (true, 502) => counts[1] += 1,
+                        _ => counts[2] += 1,
+                    }
+                }
+                counts
+            })
+        })
+        .collect();
+    let mut total = [0usize; 3];
+    for w in workers {
+        let c = w.join().unwrap();
+        for k in 0..3 {
+            total[k] += c[k];
+        }
+    }
+    assert_eq!(
+        total[0] + total[1],
+        5000,
+        "ok {}, crashed {}, unexpected {}",
+        total[0],
+        total[1],
+        total[2]
+    );
+    let crashes = (0..4)
+        .map(|t| (0..1250).filter(|i| (i + t * 7) % 100 == 0).count())
+        .sum::<usize>();
+    assert_eq!(total[1], crashes, "each crash cost exactly its own request");
+    let t = Instant::now();
+    while children_of(s.pid()).len() != 3 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(crate::harness::zombies_of(s.pid()).is_empty());
+    assert_eq!(children_of(s.pid()).len(), 3);
+    let fds_after = crate::harness::fd_count(s.pid());
+    assert!(
+        fds_after <= fds_before + 3,
+        "fds grew from {fds_before} to {fds_after}"
+    );
+    assert!(s.stop().success());
+}
+
+#[test]
+fn overload_gets_clean_503s_and_memory_stays_flat() {
+    let s = Server::with_config("[pool]\nmax_children = 1\nqueue_size = 4\nqueue_timeout = \"200ms\"\n[log]\naccess = false\n");
+    for _ in 0..10 {
+        get(s.addr, "/hello.php");
+    }
+    let rss_before = crate::harness::rss_kib(s.pid());
+    let addr = s.addr;
+    let clients: Vec<_> = (0..48)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(3) {
+                    let r = get(addr, "/sleep.php?ms=20");
+                    seen.push((r.status, r.header("retry-after").is_some()));
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut refused = 0;
+    for c in clients {
+        for (status, retry_after) in c.join().unwrap() {
+            match status {
+                200 => ok += 1,
+                503 => {
+                    assert!(retry_after, "503 without Retry-After");
+                    refused += 1;
+                }
+                other => panic!("unexpected status {other} under overload"),
+            }
+        }
+    }
+    assert!(ok > 20 && refused > 100, "ok {ok}, refused {refused}");
+    let rss_after = crate::harness::rss_kib(s.pid());
+    assert!(
+        rss_after < rss_before + 30 * 1024,
+        "server RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    assert_eq!(
+        get(addr, "/hello.php").status,
+        200,
+        "serves normally afterwards"
+    );
+}
