@@ -292,3 +292,53 @@ fn overload_gets_clean_503s_and_memory_stays_flat() {
         "serves normally afterwards"
     );
 }
+
+#[test]
+fn a_worker_that_died_while_idle_is_skipped_not_a_502() {
+    let s = Server::with_config("[pool]\nmax_children = 2\n");
+    for _ in 0..4 {
+        assert_eq!(get(s.addr, "/hello.php").status, 200);
+    }
+    // Kill one idle worker behind the server's back: the next requests must not be sent to it.
+    let kids = children_of(s.pid());
+    assert_eq!(kids.len(), 2);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(kids[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..10 {
+        assert_eq!(get(s.addr, "/hello.php").status, 200);
+    }
+}
+
+#[test]
+fn failing_spawns_back_off_instead_of_looping_and_recover() {
+    let site = crate::harness::fixture_site();
+    let bin_dir = tempfile::tempdir().unwrap();
+    let php = bin_dir.path().join("php-cgi");
+    std::fs::copy("/usr/bin/php-cgi", &php).unwrap();
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(&cfg, format!("[pool]\nmax_children = 1\nemergency_restart_threshold = 0\nqueue_timeout = \"20s\"\n[php]\nbinary = \"{}\"\n", php.display())).unwrap();
+    let docroot = site.path().to_path_buf();
+    let s = Server::start_in(&docroot, &["--config", cfg.to_str().unwrap()], Some(site));
+    // The binary disappears, then the only worker dies: replacements cannot start.
+    std::fs::rename(&php, bin_dir.path().join("php-cgi.away")).unwrap();
+    assert_eq!(get(s.addr, "/segv.php").status, 502);
+    std::thread::sleep(Duration::from_millis(2500));
+    let failures = s
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("worker failed to start"))
+        .count();
+    assert!(
+        (2..=8).contains(&failures),
+        "{failures} attempts in 2.5 s: backoff, not a tight loop"
+    );
+    assert!(s.stderr().contains("retrying in"));
+    // The binary comes back: a waiting request is served once a retry succeeds.
+    std::fs::rename(bin_dir.path().join("php-cgi.away"), &php).unwrap();
+    let r = get(s.addr, "/hello.php");
+    assert_eq!(r.status, 200, "{}", s.stderr());
+}
