@@ -308,6 +308,27 @@ fn cases() -> Vec<Case> {
         get("traversal plain", ServerPage, "/a/../../etc/passwd"),
         get("dot segments inside", Env, "/dir/../env.php?dots=1"),
         get("bad escape", ServerPage, "/%zz"),
+        get("trailing dot", Env, "/env.php."),
+        get("trailing encoded space", Env, "/env.php%20"),
+        get("uppercase extension", Env, "/env.PHP"),
+        get("encoded slash static", Plain, "/dir2%2Findex.html"),
+        get("raw utf8 and percent in query", Env, "/env.php?q=caf\u{e9}&p=100%&s=a%2Bb"),
+        get("long query", Env, &format!("/env.php?long={}", "x".repeat(8000))),
+        raw_case(
+            "absolute-form target",
+            Env,
+            b"GET http://localhost/env.php?abs=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        ),
+        raw_case(
+            "other host",
+            Env,
+            b"GET /env.php HTTP/1.1\r\nHost: Example.COM:8080\r\nConnection: close\r\n\r\n",
+        ),
+        raw_case(
+            "obs-text header",
+            Env,
+            b"GET /env.php HTTP/1.1\r\nHost: localhost\r\nX-Latin: caf\xe9\r\nConnection: close\r\n\r\n",
+        ),
     ]
 }
 
@@ -373,6 +394,13 @@ const DEVIATIONS: &[Deviation] = &[
                  the false length and cuts the connection (the client sees a broken response); Isola has the \
                  whole body when the request ends and sends it with its true length",
         isola: |_, _, o| !o.truncated && o.text() == "only this" && o.header("content-length") == Some("9"),
+    },
+    Deviation {
+        cases: &["other host"],
+        scope: Scope::Only(Aspect::Var("SERVER_NAME")),
+        reason: "nginx's SERVER_NAME is its configured server_name; Isola has no server_name setting and gives \
+                 the request's host without the port, as Apache does with UseCanonicalName Off",
+        isola: |_, _, o| server_var(o, "SERVER_NAME").is_some_and(|n| n.eq_ignore_ascii_case("example.com")),
     },
     Deviation {
         cases: &["dotenv", "git config", "dot dir"],
@@ -474,7 +502,14 @@ const DEVIATIONS: &[Deviation] = &[
         },
     },
     Deviation {
-        cases: &["static css", "head static", "static spaces plus", "static html", "dir2 index.html"],
+        cases: &[
+            "static css",
+            "head static",
+            "static spaces plus",
+            "static html",
+            "dir2 index.html",
+            "encoded slash static",
+        ],
         scope: Scope::Only(Aspect::ContentType),
         reason: "Isola labels static text files UTF-8 (as nginx does with `charset utf-8;`, which Debian leaves \
                  off); the media type is the same",

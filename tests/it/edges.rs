@@ -218,3 +218,27 @@ fn a_redirect_built_from_a_path_cannot_inject_headers() {
     }
     drop(site);
 }
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let s = Server::start(&["--workers", "2"]);
+    let mut c = http::connect(s.addr);
+    // Three requests in one write: a slow script, a static file, a fast script.
+    c.write_all(
+        b"GET /sleep.php?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /hello.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut r = BufReader::new(c);
+    let a = http::read_response(&mut r, false);
+    let b = http::read_response(&mut r, false);
+    let d = http::read_response(&mut r, false);
+    assert!(a.text().starts_with("slept"), "{}", a.text());
+    assert_eq!(b.text(), "body { color: red; }\n");
+    assert!(
+        d.text().starts_with("hello from /hello.php"),
+        "{}",
+        d.text()
+    );
+}

@@ -10,4 +10,4 @@ $input = file_get_contents('php://input');
 echo json_encode([
     'server' => $_SERVER, 'get' => $_GET, 'post' => $_POST, 'cookie' => $_COOKIE, 'files' => $files,
     'input_len' => strlen($input), 'input_sha256' => hash('sha256', $input), 'pid' => getmypid(),
-], JSON_UNESCAPED_SLASHES);
+], JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE);
