@@ -234,6 +234,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     );
     let handle = front.handle();
     let pid_file = PidFile::create(cfg.server.pid_file.as_deref())?;
+    let signals = Signals::install()?;
 
     println!(
         "Isola {} serving {} at http://{}/",
@@ -271,12 +272,13 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     );
 
     let reloader = tokio::spawn(reload_on_hup(
+        signals.hup,
         args,
         cfg.clone(),
         handle.clone(),
         runtime.to_path_buf(),
     ));
-    isola_front::serve(listener, front, stop_signal()).await;
+    isola_front::serve(listener, front, stop_signal(signals.term, signals.int)).await;
     reloader.abort();
     let _ = stop_tx.send(true);
     drop(stop_rx);
@@ -291,16 +293,12 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
 /// requests with it, and let the old pool finish its requests before its workers stop. If it
 /// is not, keep running as before and say why.
 async fn reload_on_hup(
+    mut hup: tokio::signal::unix::Signal,
     args: ServeArgs,
     mut current: Config,
     handle: FrontHandle,
     runtime: PathBuf,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler; reload is unavailable");
-        return;
-    };
     let mut generation = 0;
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
@@ -391,16 +389,27 @@ pub fn reload(pid_file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The server's signal handlers. Creating them installs them, so this happens before the
+/// ready line: a signal sent as soon as the server says it is ready is handled, never fatal.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT. (SIGHUP is the reload task's.)
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
+async fn stop_signal(mut term: tokio::signal::unix::Signal, mut int: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping gracefully"),
         _ = int.recv() => tracing::info!("SIGINT: stopping gracefully"),

@@ -252,8 +252,6 @@ struct Worker {
 enum Control {
     /// SIGTERM, then SIGKILL after the grace period.
     Stop(Duration),
-    /// SIGKILL now.
-    Kill,
 }
 
 impl Inner {
@@ -341,7 +339,7 @@ impl Pool {
                 if healthy(&stream) {
                     return Ok(inner.clone().lease(id, stream, job));
                 }
-                inner.discard(id, "its connection closed while idle");
+                inner.stop(id, "its connection closed while idle");
                 continue;
             }
             if st.waiters.len() >= inner.config.queue_size {
@@ -565,7 +563,7 @@ impl Inner {
             }
             Outcome::Broken => {
                 drop(stream);
-                self.discard(id, "its connection broke during a request");
+                self.stop(id, "its connection broke during a request");
             }
             Outcome::TimedOut => {
                 drop(stream);
@@ -585,7 +583,8 @@ impl Inner {
                         "request_terminate_timeout: killing worker"
                     );
                 }
-                self.kill(id);
+                // SIGTERM first (PHP may clean up), SIGKILL after the grace period.
+                self.stop(id, "request_terminate_timeout");
             }
         }
     }
@@ -624,31 +623,14 @@ impl Inner {
         }
     }
 
-    /// Graceful retirement: SIGTERM, SIGKILL after the grace period.
+    /// Stops a worker: SIGTERM, SIGKILL after the grace period. Used for workers whose
+    /// connection is unusable (stuck, dead, timed out) and when the pool stops.
     fn stop(&self, id: u64, why: &str) {
         let mut st = self.lock();
         if let Some(w) = st.workers.get_mut(&id) {
             tracing::debug!(pid = w.pid, "retiring worker: {why}");
             w.state = WorkerState::Retiring;
             let _ = w.control.send(Control::Stop(self.config.kill_grace));
-        }
-    }
-
-    /// A worker whose connection is unusable: it may be stuck or already dead.
-    fn discard(&self, id: u64, why: &str) {
-        let mut st = self.lock();
-        if let Some(w) = st.workers.get_mut(&id) {
-            tracing::debug!(pid = w.pid, "discarding worker: {why}");
-            w.state = WorkerState::Retiring;
-            let _ = w.control.send(Control::Stop(self.config.kill_grace));
-        }
-    }
-
-    fn kill(&self, id: u64) {
-        let mut st = self.lock();
-        if let Some(w) = st.workers.get_mut(&id) {
-            w.state = WorkerState::Retiring;
-            let _ = w.control.send(Control::Kill);
         }
     }
 
@@ -1051,11 +1033,6 @@ async fn supervise(
             s = child.wait() => break s,
             msg = control.recv(), if open => match msg {
                 None => open = false,
-                Some(Control::Kill) => {
-                    sent = Some(Signal::SIGKILL);
-                    let _ = child.start_kill();
-                    break child.wait().await;
-                }
                 Some(Control::Stop(grace)) => {
                     sent = Some(Signal::SIGTERM);
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
