@@ -106,7 +106,8 @@ fn server_name(r: &CgiRequest<'_>) -> String {
         .and_then(|h| h.to_str().ok())
         .map(strip_port)
         .filter(|h| !h.is_empty())
-        .map(str::to_string)
+        // Host names are case-insensitive; nginx's $host is lowercased too.
+        .map(str::to_ascii_lowercase)
         .unwrap_or_else(|| r.local.ip().to_canonical().to_string())
 }
 
@@ -204,14 +205,14 @@ mod tests {
     #[test]
     fn core_variables() {
         let mut h = HeaderMap::new();
-        h.insert("host", "example.com:8080".parse().unwrap());
+        h.insert("host", "Example.COM:8080".parse().unwrap());
         let env = env_of(&h);
         assert_eq!(get(&env, "SCRIPT_FILENAME"), Some("/srv/www/a b/x.php"));
         assert_eq!(get(&env, "PATH_TRANSLATED"), Some("/srv/www/p"));
         assert_eq!(get(&env, "REQUEST_URI"), Some("/a%20b/x.php/p?q=1"));
         assert_eq!(get(&env, "DOCUMENT_URI"), Some("/a b/x.php/p"));
         assert_eq!(get(&env, "SERVER_NAME"), Some("example.com"));
-        assert_eq!(get(&env, "HTTP_HOST"), Some("example.com:8080"));
+        assert_eq!(get(&env, "HTTP_HOST"), Some("Example.COM:8080"));
         assert_eq!(get(&env, "CONTENT_LENGTH"), Some(""));
         assert_eq!(get(&env, "HTTP_X_REQUEST_ID"), Some("rid"));
         assert_eq!(get(&env, "HTTPS"), None);

@@ -362,6 +362,19 @@ fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<Respo
         _ => return error_page::page(StatusCode::BAD_GATEWAY),
     };
     let whole = matches!(body, ResponseBody::Full(_) | ResponseBody::Empty);
+    // Headers the script's own Connection header names are hop-by-hop too (RFC 9110 7.6.1).
+    let connection_named: Vec<String> = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -370,7 +383,7 @@ fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<Respo
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
             continue;
         };
-        if is_hop_by_hop(&name) {
+        if is_hop_by_hop(&name) || connection_named.iter().any(|c| c == name.as_str()) {
             continue;
         }
         if name == header::CONTENT_LENGTH && whole && !is_head {
@@ -382,4 +395,73 @@ fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<Respo
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(headers: &[(&str, &str)]) -> CgiHead {
+        CgiHead {
+            status: 200,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), bytes::Bytes::copy_from_slice(v.as_bytes())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_dropped() {
+        let r = translate(
+            head(&[
+                ("Connection", "close, X-Internal"),
+                ("X-Internal", "secret"),
+                ("Keep-Alive", "timeout=5"),
+                ("Transfer-Encoding", "chunked"),
+                ("X-Kept", "1"),
+                ("Set-Cookie", "a=1"),
+                ("Set-Cookie", "b=2"),
+            ]),
+            ResponseBody::full("x"),
+            false,
+        );
+        let h = r.headers();
+        for gone in [
+            "connection",
+            "x-internal",
+            "keep-alive",
+            "transfer-encoding",
+        ] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+        assert_eq!(h["x-kept"], "1");
+        assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+    }
+
+    #[test]
+    fn content_length_is_recomputed_for_whole_bodies_but_kept_for_head() {
+        let r = translate(
+            head(&[("Content-Length", "100")]),
+            ResponseBody::full("short"),
+            false,
+        );
+        assert!(!r.headers().contains_key("content-length"));
+        let r = translate(
+            head(&[("Content-Length", "100")]),
+            ResponseBody::Empty,
+            true,
+        );
+        assert_eq!(r.headers()["content-length"], "100");
+    }
+
+    #[test]
+    fn informational_status_from_a_script_is_a_bad_gateway() {
+        let mut h = head(&[]);
+        h.status = 101;
+        assert_eq!(
+            translate(h, ResponseBody::Empty, false).status(),
+            StatusCode::BAD_GATEWAY
+        );
+    }
 }
