@@ -362,6 +362,21 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 impl Server {
+    /// Like [`Server::with_config`], with the admin listener on a free port.
+    pub fn with_admin(toml: &str) -> (Server, SocketAddr) {
+        let site = fixture_site();
+        let cfg = site.path().join("isola.toml");
+        std::fs::write(&cfg, toml).unwrap();
+        let docroot = site.path().to_path_buf();
+        let s = Self::start_in(
+            &docroot,
+            &["--config", cfg.to_str().unwrap(), "--admin", "127.0.0.1:0"],
+            Some(site),
+        );
+        let admin = s.admin_addr().expect("admin address printed");
+        (s, admin)
+    }
+
     /// The fixture site served with this isola.toml (written into the site).
     pub fn with_config(toml: &str) -> Server {
         let site = fixture_site();

@@ -177,20 +177,6 @@ fn wait_workers(admin: std::net::SocketAddr, timeout: Duration, want: impl Fn(u6
     }
 }
 
-fn with_admin(toml: &str) -> (Server, std::net::SocketAddr) {
-    let site = crate::harness::fixture_site();
-    let cfg = site.path().join("isola.toml");
-    std::fs::write(&cfg, toml).unwrap();
-    let docroot = site.path().to_path_buf();
-    let s = Server::start_in(
-        &docroot,
-        &["--config", cfg.to_str().unwrap(), "--admin", "127.0.0.1:0"],
-        Some(site),
-    );
-    let admin = s.admin_addr().unwrap();
-    (s, admin)
-}
-
 #[test]
 fn max_worker_memory_retires_a_worker_after_its_request() {
     // Every php-cgi process is far above 1 MiB of RSS: each request is its worker's last.
@@ -213,7 +199,7 @@ fn max_worker_memory_retires_a_worker_after_its_request() {
 
 #[test]
 fn dynamic_pool_scales_up_under_load_and_down_when_idle() {
-    let (s, admin) = with_admin("[pool]\npm = \"dynamic\"\nmax_children = 4\nstart_children = 1\nmin_spare = 1\nmax_spare = 1\n");
+    let (s, admin) = Server::with_admin("[pool]\npm = \"dynamic\"\nmax_children = 4\nstart_children = 1\nmin_spare = 1\nmax_spare = 1\n");
     assert_eq!(get(admin, "/status").json()["pool"]["total"], 1);
     let addr = s.addr;
     let load: Vec<_> = (0..4)
@@ -232,7 +218,7 @@ fn dynamic_pool_scales_up_under_load_and_down_when_idle() {
 #[test]
 fn ondemand_pool_starts_workers_for_requests_and_retires_idle_ones() {
     let (s, admin) =
-        with_admin("[pool]\npm = \"ondemand\"\nmax_children = 3\nidle_timeout = \"1s\"\n");
+        Server::with_admin("[pool]\npm = \"ondemand\"\nmax_children = 3\nidle_timeout = \"1s\"\n");
     assert_eq!(
         wait_workers(admin, Duration::from_secs(6), |n| n == 0),
         0,

@@ -82,20 +82,9 @@ fn saturation_is_logged_once_per_interval_not_per_request() {
 
 #[test]
 fn auto_max_children_follows_budget_and_measured_worker_size() {
-    let site = crate::harness::fixture_site();
-    let cfg = site.path().join("isola.toml");
-    std::fs::write(
-        &cfg,
+    let (s, admin) = Server::with_admin(
         "[pool]\nmax_children = \"auto\"\nmemory_budget = \"60M\"\nmemory_reserve = 0\nworker_memory_estimate = \"30M\"\nmax_children_ceiling = 10\n",
-    )
-    .unwrap();
-    let docroot = site.path().to_path_buf();
-    let s = Server::start_in(
-        &docroot,
-        &["--config", cfg.to_str().unwrap(), "--admin", "127.0.0.1:0"],
-        Some(site),
     );
-    let admin = s.admin_addr().unwrap();
     // Before any measurement: 60 MiB / 30 MiB estimate = 2 workers.
     assert!(
         s.stderr().contains(
