@@ -164,3 +164,35 @@ fn malformed_requests_get_400() {
         r.status
     );
 }
+
+#[test]
+fn precompressed_siblings_are_chosen_by_accept_encoding() {
+    let site = crate::harness::fixture_site();
+    std::fs::write(site.path().join("style.css.br"), "BR-BYTES").unwrap();
+    std::fs::write(site.path().join("style.css.gz"), "GZ-BYTES").unwrap();
+    let docroot = site.path().to_path_buf();
+    let s = Server::start_in(&docroot, &["--workers", "1"], Some(site));
+    let r = http::request(
+        s.addr,
+        "GET",
+        "/style.css",
+        &["Accept-Encoding: gzip, br"],
+        b"",
+    );
+    assert_eq!(r.header("content-encoding"), Some("br"));
+    assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(r.text(), "BR-BYTES");
+    let r = http::request(s.addr, "GET", "/style.css", &["Accept-Encoding: gzip"], b"");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.text(), "GZ-BYTES");
+    let plain = get(s.addr, "/style.css");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(plain.text(), "body { color: red; }\n");
+    assert_ne!(
+        plain.header("etag"),
+        r.header("etag"),
+        "each representation has its own ETag"
+    );
+}

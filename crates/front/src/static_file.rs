@@ -16,15 +16,27 @@ pub async fn serve(
     method: &Method,
     req_headers: &HeaderMap,
 ) -> std::io::Result<Response<ResponseBody>> {
-    let mut file = tokio::fs::File::open(path).await?;
+    let (variant, encoding) = precompressed(path, req_headers);
+    let has_variants = encoding.is_some() || has_precompressed(path);
+    let mut file = tokio::fs::File::open(variant.as_deref().unwrap_or(path)).await?;
     let meta = file.metadata().await?;
     let len = meta.len();
     let modified = meta.modified().ok();
-    let etag = etag(len, modified);
+    let mut etag = etag(len, modified);
+    if let Some(enc) = encoding {
+        // Each representation has its own validator (RFC 9110 8.8.3).
+        etag.insert_str(etag.len() - 1, &format!("-{enc}"));
+    }
     let last_modified = modified.map(httpdate::fmt_http_date);
 
     let mut resp = Response::new(ResponseBody::Empty);
     let h = resp.headers_mut();
+    if let Some(enc) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
+    }
+    if has_variants {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -75,6 +87,78 @@ pub async fn serve(
         ResponseBody::File(Box::pin(stream), count)
     };
     Ok(resp)
+}
+
+/// Precompressed siblings, best first: `file.css.br`, then `file.css.gz`.
+const SIBLINGS: &[(&str, &str)] = &[("br", ".br"), ("gzip", ".gz")];
+
+/// The sibling to send instead of `path`, when the client accepts its encoding and it is a
+/// regular file at least as new as the original (a stale sibling would serve old content).
+fn precompressed(
+    path: &Path,
+    req: &HeaderMap,
+) -> (Option<std::path::PathBuf>, Option<&'static str>) {
+    let Some(accept) = req
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (None, None);
+    };
+    let Ok(orig) = std::fs::metadata(path) else {
+        return (None, None);
+    };
+    for (enc, ext) in SIBLINGS {
+        if !accepts(accept, enc) {
+            continue;
+        }
+        let mut p = path.as_os_str().to_owned();
+        p.push(ext);
+        let p = std::path::PathBuf::from(p);
+        if let Ok(m) = std::fs::metadata(&p) {
+            let fresh = match (m.modified(), orig.modified()) {
+                (Ok(a), Ok(b)) => a >= b,
+                _ => true,
+            };
+            if m.is_file() && fresh {
+                return (Some(p), Some(enc));
+            }
+        }
+    }
+    (None, None)
+}
+
+fn has_precompressed(path: &Path) -> bool {
+    SIBLINGS.iter().any(|(_, ext)| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(ext);
+        std::path::Path::new(&p).is_file()
+    })
+}
+
+/// Whether an Accept-Encoding value accepts `coding` (RFC 9110 12.5.3): listed (or `*`) with
+/// a non-zero q.
+fn accepts(accept: &str, coding: &str) -> bool {
+    let mut star = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let q = parts
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .or_else(|| p.trim().strip_prefix("Q="))
+            })
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case(coding) {
+            return q > 0.0;
+        }
+        if name == "*" {
+            star = Some(q > 0.0);
+        }
+    }
+    star.unwrap_or(false)
 }
 
 /// A weak-free, cheap validator from size and modification time (nginx's scheme), so it
@@ -203,6 +287,43 @@ mod tests {
             RangeAnswer::Whole => None,
             RangeAnswer::Unsatisfiable => Some((u64::MAX, u64::MAX)),
         }
+    }
+
+    #[test]
+    fn accept_encoding() {
+        assert!(accepts("gzip, deflate, br", "br"));
+        assert!(accepts("br;q=0.5", "br"));
+        assert!(!accepts("br;q=0", "br"));
+        assert!(!accepts("gzip", "br"));
+        assert!(accepts("*", "br"));
+        assert!(!accepts("*;q=0", "br"));
+        assert!(!accepts("br;q=0, *", "br"));
+    }
+
+    #[test]
+    fn precompressed_siblings() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("app.css");
+        std::fs::write(&f, "body{}").unwrap();
+        std::fs::write(dir.path().join("app.css.gz"), "gz").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, "gzip, br".parse().unwrap());
+        let (p, enc) = precompressed(&f, &h);
+        assert_eq!(enc, Some("gzip"), "no .br sibling: gzip");
+        assert!(p.unwrap().ends_with("app.css.gz"));
+        std::fs::write(dir.path().join("app.css.br"), "br").unwrap();
+        assert_eq!(precompressed(&f, &h).1, Some("br"));
+        h.insert(header::ACCEPT_ENCODING, "identity".parse().unwrap());
+        assert_eq!(precompressed(&f, &h).1, None);
+        // A sibling older than the original is stale: not used.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let sib = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("app.css.br"))
+            .unwrap();
+        sib.set_modified(old).unwrap();
+        h.insert(header::ACCEPT_ENCODING, "br".parse().unwrap());
+        assert_eq!(precompressed(&f, &h).1, None);
     }
 
     #[test]
