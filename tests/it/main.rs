@@ -7,6 +7,7 @@ mod edges;
 mod harness;
 mod http;
 mod lifecycle;
+mod limits;
 mod pool;
 mod reload;
 mod routing;
