@@ -3,7 +3,8 @@
 use crate::cli::{LogFormatArg, ServeArgs};
 use anyhow::Context;
 use isola_config::{Config, ConfigError, PmMode, RawConfig};
-use isola_front::{Front, FrontHandle, Limits, Site};
+use isola_front::tls::{CertFiles, Tls, TlsError};
+use isola_front::{Front, FrontHandle, Limits, Listeners, Site};
 use isola_pool::{PhpCgi, Pool, PoolConfig, ProcessManager};
 use isola_router::{Router, RouterConfig};
 use std::ffi::OsString;
@@ -215,6 +216,21 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         .await
         .with_context(|| format!("server.listen: cannot listen on {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    let tls = match cfg.server.tls_listen {
+        Some(a) => {
+            let tls = load_tls(&cfg)?;
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("server.tls_listen: cannot listen on {a}"))?;
+            Some((l, tls))
+        }
+        None => None,
+    };
+    let tls_addr = match &tls {
+        Some((l, _)) => Some(l.local_addr()?),
+        None => None,
+    };
+    let tls_handle = tls.as_ref().map(|(_, t)| t.clone());
     let admin_listener = match cfg.admin_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
@@ -242,6 +258,9 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         cfg.server.docroot.display(),
         addr
     );
+    if let Some(a) = tls_addr {
+        println!("Isola TLS at https://{a}/");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(l) = admin_listener {
         let admin_addr = l.local_addr()?;
@@ -265,6 +284,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     }
     tracing::info!(
         listen = %addr,
+        tls_listen = tls_addr.map(|a| a.to_string()),
         docroot = %cfg.server.docroot.display(),
         workers = cfg.pool.max_children,
         php = %cfg.php.binary.display(),
@@ -276,9 +296,15 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         args,
         cfg.clone(),
         handle.clone(),
+        tls_handle,
         runtime.to_path_buf(),
     ));
-    isola_front::serve(listener, front, stop_signal(signals.term, signals.int)).await;
+    let listeners = Listeners {
+        plain: listener,
+        tls,
+        redirect_http_to_https: cfg.server.redirect_http_to_https,
+    };
+    isola_front::serve_listeners(listeners, front, stop_signal(signals.term, signals.int)).await;
     reloader.abort();
     let _ = stop_tx.send(true);
     drop(stop_rx);
@@ -289,6 +315,31 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     Ok(())
 }
 
+fn cert_files(cfg: &Config) -> Vec<CertFiles> {
+    cfg.tls_certs
+        .iter()
+        .map(|c| CertFiles {
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+        })
+        .collect()
+}
+
+/// A certificate that cannot be loaded is a configuration error (exit status 2), naming
+/// its key.
+fn tls_config_error(e: TlsError) -> ConfigError {
+    let key = match e.index {
+        Some(i) => isola_config::TlsCertFiles::key_name(i, e.field.as_str()),
+        None => "tls.cert".to_string(),
+    };
+    ConfigError::Invalid(vec![format!("{key}: {e}")])
+}
+
+/// Loads the certificates of `[[tls.cert]]`.
+fn load_tls(cfg: &Config) -> Result<Tls, ConfigError> {
+    Tls::load(&cert_files(cfg)).map_err(tls_config_error)
+}
+
 /// SIGHUP: re-read the configuration; if it is valid, start a new pool with it, serve new
 /// requests with it, and let the old pool finish its requests before its workers stop. If it
 /// is not, keep running as before and say why.
@@ -297,6 +348,7 @@ async fn reload_on_hup(
     args: ServeArgs,
     mut current: Config,
     handle: FrontHandle,
+    tls: Option<Tls>,
     runtime: PathBuf,
 ) {
     let mut generation = 0;
@@ -313,6 +365,14 @@ async fn reload_on_hup(
             ("server.listen", new.server.listen != current.server.listen),
             ("admin.listen", new.admin_listen != current.admin_listen),
             (
+                "server.tls_listen",
+                new.server.tls_listen != current.server.tls_listen,
+            ),
+            (
+                "server.redirect_http_to_https",
+                new.server.redirect_http_to_https != current.server.redirect_http_to_https,
+            ),
+            (
                 "log",
                 new.log.format != current.log.format || new.log.level != current.log.level,
             ),
@@ -325,6 +385,17 @@ async fn reload_on_hup(
             if changed {
                 tracing::warn!("reload: {what} changed; it takes effect at the next restart");
             }
+        }
+        // Certificates first: a bad one refuses the whole reload, like any bad setting.
+        if let (Some(tls), false) = (&tls, new.tls_certs.is_empty()) {
+            if let Err(e) = tls.reload(&cert_files(&new)) {
+                tracing::error!(
+                    "reload refused, the running configuration stays: {}",
+                    tls_config_error(e)
+                );
+                continue;
+            }
+            tracing::info!("reload: certificates re-read");
         }
         generation += 1;
         let g = match build(&new, &runtime, generation).await {

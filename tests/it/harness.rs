@@ -158,6 +158,20 @@ impl Server {
         None
     }
 
+    /// The first stdout line after the ready line that contains `needle`, waiting up to 5 s
+    /// for it.
+    pub fn stdout_line_containing(&self, needle: &str) -> Option<String> {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            let lines = self.more_stdout.lock().unwrap().clone();
+            if let Some(l) = lines.into_iter().find(|l| l.contains(needle)) {
+                return Some(l);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

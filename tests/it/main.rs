@@ -13,3 +13,4 @@ mod reload;
 mod routing;
 mod serving;
 mod supervision;
+mod tls;

@@ -10,10 +10,13 @@ mod raw;
 mod units;
 mod validate;
 
-pub use raw::{NumOrStr, RawAdmin, RawConfig, RawLog, RawPhp, RawPool, RawServer};
+pub use raw::{
+    NumOrStr, RawAdmin, RawConfig, RawLog, RawPhp, RawPool, RawServer, RawTls, RawTlsCert,
+};
 pub use units::{parse_duration, parse_size};
 pub use validate::{
     AutoChildren, Config, LogConfig, LogFormat, PhpConfig, PmMode, PoolSettings, ServerConfig,
+    TlsCertFiles,
 };
 
 use std::path::{Path, PathBuf};

@@ -32,6 +32,28 @@ pub struct RawConfig {
     /// `[admin]`
     #[serde(default)]
     pub admin: RawAdmin,
+    /// `[tls]`
+    #[serde(default)]
+    pub tls: RawTls,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// `[[tls.cert]]`: certificates served on `server.tls_listen`; each is picked by the
+    /// names in it (SNI), the first also for clients that send no name.
+    pub cert: Option<Vec<RawTlsCert>>,
+}
+
+/// One `[[tls.cert]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsCert {
+    /// PEM file with the certificate, then its intermediates.
+    pub cert: Option<PathBuf>,
+    /// PEM file with the certificate's private key.
+    pub key: Option<PathBuf>,
 }
 
 /// `[admin]`
@@ -48,6 +70,10 @@ pub struct RawAdmin {
 pub struct RawServer {
     /// Public listen address.
     pub listen: Option<String>,
+    /// HTTPS listen address (certificates in `[[tls.cert]]`); off when unset.
+    pub tls_listen: Option<String>,
+    /// Answer plain-HTTP requests with a redirect to the same URL over HTTPS.
+    pub redirect_http_to_https: Option<bool>,
     /// Document root.
     pub docroot: Option<PathBuf>,
     /// Script that gets every request nothing else matches; `""` disables.

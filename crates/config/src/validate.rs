@@ -20,6 +20,27 @@ pub struct Config {
     pub log: LogConfig,
     /// `[admin] listen`: the admin listener's address, if enabled.
     pub admin_listen: Option<SocketAddr>,
+    /// `[[tls.cert]]`: certificate files, in order (the first is the default); empty
+    /// exactly when `server.tls_listen` is unset.
+    pub tls_certs: Vec<TlsCertFiles>,
+}
+
+/// One `[[tls.cert]]`, validated: both files exist. Their contents are checked when they
+/// are loaded (by the front), which names the key as [`TlsCertFiles::key_name`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCertFiles {
+    /// Certificate chain PEM, absolute.
+    pub cert: PathBuf,
+    /// Private key PEM, absolute.
+    pub key: PathBuf,
+}
+
+impl TlsCertFiles {
+    /// The config key of field `field` (`"cert"` or `"key"`) of the `index`th certificate,
+    /// for error messages: `tls.cert[0].key`.
+    pub fn key_name(index: usize, field: &str) -> String {
+        format!("tls.cert[{index}].{field}")
+    }
 }
 
 /// `[server]`, validated.
@@ -27,6 +48,10 @@ pub struct Config {
 pub struct ServerConfig {
     /// Public listen address.
     pub listen: SocketAddr,
+    /// HTTPS listen address, if enabled.
+    pub tls_listen: Option<SocketAddr>,
+    /// Redirect plain-HTTP requests to HTTPS (only with `tls_listen`).
+    pub redirect_http_to_https: bool,
     /// Canonical absolute document root.
     pub docroot: PathBuf,
     /// Front controller relative to the docroot, if any.
@@ -514,12 +539,66 @@ impl RawConfig {
             errs.push("admin.listen: must differ from server.listen".to_string());
         }
 
+        let tls_listen = s.tls_listen.and_then(|a| match a.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errs.push(format!(
+                    "server.tls_listen: {a:?} is not an address; use IP:PORT, e.g. \"0.0.0.0:443\""
+                ));
+                None
+            }
+        });
+        if let Some(t) = tls_listen {
+            if t.port() != 0 && (t == listen || Some(t) == admin_listen) {
+                errs.push(
+                    "server.tls_listen: must differ from server.listen and admin.listen"
+                        .to_string(),
+                );
+            }
+        }
+        let redirect_http_to_https = s.redirect_http_to_https.unwrap_or(false);
+        if redirect_http_to_https && tls_listen.is_none() {
+            errs.push(
+                "server.redirect_http_to_https: needs server.tls_listen to redirect to".to_string(),
+            );
+        }
+        let raw_certs = self.tls.cert.unwrap_or_default();
+        if tls_listen.is_some() && raw_certs.is_empty() {
+            errs.push(
+                "tls.cert: server.tls_listen is set but no certificate is; add [[tls.cert]] with cert and key files"
+                    .to_string(),
+            );
+        }
+        if tls_listen.is_none() && !raw_certs.is_empty() {
+            errs.push("tls.cert: certificates are set but server.tls_listen is not".to_string());
+        }
+        let mut tls_certs = Vec::new();
+        for (i, c) in raw_certs.into_iter().enumerate() {
+            let mut file = |field: &str, p: Option<PathBuf>| -> PathBuf {
+                let key = TlsCertFiles::key_name(i, field);
+                let Some(p) = p else {
+                    errs.push(format!("{key}: missing; name a PEM file"));
+                    return PathBuf::new();
+                };
+                let p = base_dir.join(p);
+                if !p.is_file() {
+                    errs.push(format!("{key}: {} is not a readable file", p.display()));
+                }
+                p
+            };
+            let cert = file("cert", c.cert);
+            let key = file("key", c.key);
+            tls_certs.push(TlsCertFiles { cert, key });
+        }
+
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
         }
         Ok(Config {
             server: crate::ServerConfig {
                 listen,
+                tls_listen,
+                redirect_http_to_https,
                 docroot,
                 front_controller,
                 index,
@@ -558,6 +637,11 @@ impl RawConfig {
                 access: l.access.unwrap_or(true),
             },
             admin_listen,
+            tls_certs: if tls_listen.is_some() {
+                tls_certs
+            } else {
+                Vec::new()
+            },
         })
     }
 }
@@ -800,6 +884,60 @@ mod tests {
     fn reserved_ini_is_refused() {
         let e = errors("[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\nini = { \"cgi.fix_pathinfo\" = 0 }\n");
         assert!(e.contains("php.ini.cgi.fix_pathinfo"), "{e}");
+    }
+
+    #[test]
+    fn tls_listener_and_certificates() {
+        let base = "[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("public")).unwrap();
+        std::fs::write(dir.path().join("fake-php-cgi"), "").unwrap();
+        std::fs::write(dir.path().join("a.pem"), "").unwrap();
+        std::fs::write(dir.path().join("a.key"), "").unwrap();
+        let raw = RawConfig::from_toml(
+            "[server]\ndocroot = \"public\"\ntls_listen = \"127.0.0.1:8443\"\nredirect_http_to_https = true\n[php]\nbinary = \"/bin/sh\"\n[[tls.cert]]\ncert = \"a.pem\"\nkey = \"a.key\"\n",
+            Path::new("isola.toml"),
+        )
+        .unwrap();
+        let c = raw.validate(dir.path(), &[]).unwrap();
+        assert_eq!(c.server.tls_listen.unwrap().to_string(), "127.0.0.1:8443");
+        assert!(c.server.redirect_http_to_https);
+        assert_eq!(
+            c.tls_certs,
+            vec![TlsCertFiles {
+                cert: dir.path().join("a.pem"),
+                key: dir.path().join("a.key")
+            }]
+        );
+
+        let c = validate(base).unwrap();
+        assert_eq!(c.server.tls_listen, None);
+        assert!(!c.server.redirect_http_to_https);
+        assert!(c.tls_certs.is_empty());
+
+        let e = errors(
+            "[server]\ndocroot = \"public\"\ntls_listen = \"127.0.0.1:8443\"\n[php]\nbinary = \"fake-php-cgi\"\n",
+        );
+        assert!(e.contains("tls.cert: server.tls_listen is set"), "{e}");
+        let e = errors(
+            "[server]\ndocroot = \"public\"\nredirect_http_to_https = true\n[php]\nbinary = \"fake-php-cgi\"\n",
+        );
+        assert!(e.contains("server.redirect_http_to_https"), "{e}");
+        let e = errors(&format!(
+            "{base}[[tls.cert]]\ncert = \"a.pem\"\nkey = \"a.key\"\n"
+        ));
+        assert!(e.contains("server.tls_listen is not"), "{e}");
+        let e = errors(
+            "[server]\ndocroot = \"public\"\ntls_listen = \"here\"\n[php]\nbinary = \"fake-php-cgi\"\n[[tls.cert]]\ncert = \"none.pem\"\n",
+        );
+        assert!(e.contains("server.tls_listen: \"here\""), "{e}");
+        assert!(e.contains("tls.cert[0].cert: "), "{e}");
+        assert!(e.contains("none.pem is not a readable file"), "{e}");
+        assert!(e.contains("tls.cert[0].key: missing"), "{e}");
+        let e = errors(&format!(
+            "{base}[[tls.cert]]\ncert = \"a.pem\"\nkye = \"a.key\"\n"
+        ));
+        assert!(e.contains("kye"), "{e}");
     }
 
     #[test]

@@ -19,8 +19,10 @@ mod request_id;
 mod server;
 mod spool;
 mod static_file;
+pub mod tls;
 
 pub use body::ResponseBody;
 pub use body::StreamChunk;
 pub use handler::{Limits, Site};
 pub use server::{serve, Front, FrontHandle};
+pub use server::{serve_listeners, Listeners};

@@ -1,10 +1,16 @@
 //! Listeners and connections: accept, serve HTTP with hyper, stop gracefully.
 use crate::handler::{self, App, Limits, Peer, Shared, Site};
+use crate::tls::Tls;
+use crate::ResponseBody;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use isola_pool::Pool;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -75,9 +81,34 @@ impl Front {
     }
 }
 
+/// What the front listens on.
+pub struct Listeners {
+    /// The plain-HTTP listener (HTTP/1.1 and h2c).
+    pub plain: TcpListener,
+    /// The HTTPS listener and its certificates (HTTP/2 or HTTP/1.1 by ALPN), if enabled.
+    pub tls: Option<(TcpListener, Tls)>,
+    /// Answer every plain-HTTP request with a redirect to the same URL on the HTTPS
+    /// listener (only with [`Listeners::tls`]).
+    pub redirect_http_to_https: bool,
+}
+
 /// Serves `listener` until `shutdown` resolves, then stops accepting and waits up to the
 /// shutdown timeout for open requests to finish.
 pub async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Output = ()>) {
+    let listeners = Listeners {
+        plain: listener,
+        tls: None,
+        redirect_http_to_https: false,
+    };
+    serve_listeners(listeners, front, shutdown).await;
+}
+
+/// Like [`serve`], on every listener in `listeners`.
+pub async fn serve_listeners(
+    listeners: Listeners,
+    front: Front,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -89,45 +120,34 @@ pub async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Ou
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEAD_BYTES as u32);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(remote);
-        let peer = Peer {
-            remote,
-            local,
-            https: false,
-        };
-        let shared = front.shared.clone();
-        let service = service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(handler::handle(shared, req, peer).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(client = %remote, "connection: {e}");
-            }
-        });
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    // Where plain-HTTP requests are sent instead, when redirecting.
+    let redirect_port = match &listeners.tls {
+        Some((l, _)) if listeners.redirect_http_to_https => l.local_addr().ok().map(|a| a.port()),
+        _ => None,
+    };
+    let plain = accept_loop(
+        &listeners.plain,
+        None,
+        redirect_port,
+        &front,
+        &builder,
+        &graceful,
+    );
+    let tls = async {
+        match &listeners.tls {
+            Some((l, tls)) => accept_loop(l, Some(tls), None, &front, &builder, &graceful).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = shutdown => {}
+        () = plain => {}
+        () = tls => {}
     }
-    drop(listener);
+    drop(listeners);
     tracing::info!("stopped accepting; waiting for open requests");
     if tokio::time::timeout(front.shutdown_timeout, graceful.shutdown())
         .await
@@ -138,4 +158,151 @@ pub async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Ou
             front.shutdown_timeout
         );
     }
+}
+
+/// Accepts connections on `listener` for ever; each is served in its own task (after the
+/// TLS handshake when `tls` is set). With `redirect_port`, every request is answered with
+/// a redirect to HTTPS on that port instead.
+async fn accept_loop(
+    listener: &TcpListener,
+    tls: Option<&Tls>,
+    redirect_port: Option<u16>,
+    front: &Front,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    graceful: &GracefulShutdown,
+) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(remote);
+        let peer = Peer {
+            remote,
+            local,
+            https: tls.is_some(),
+        };
+        let shared = front.shared.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            let shared = shared.clone();
+            host_from_authority(&mut req);
+            async move {
+                Ok::<_, std::convert::Infallible>(match redirect_port {
+                    Some(port) => redirect_to_https(&req, local, port),
+                    None => handler::handle(shared, req, peer).await,
+                })
+            }
+        });
+        let builder = builder.clone();
+        // Counted by the graceful shutdown from now on, handshake included.
+        let watcher = graceful.watcher();
+        match tls {
+            None => {
+                tokio::spawn(async move {
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(client = %remote, "connection: {e}");
+                    }
+                });
+            }
+            Some(tls) => {
+                let tls = tls.clone();
+                let timeout = front.header_read_timeout;
+                tokio::spawn(async move {
+                    let stream = match tls.accept(stream, timeout).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(client = %remote, "TLS handshake: {e}");
+                            return;
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(client = %remote, "connection: {e}");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// HTTP/2 carries the host in the `:authority` pseudo-header, not in `Host`; PHP (HTTP_HOST,
+/// SERVER_NAME) and the redirect expect `Host`, so it is filled in from the authority.
+fn host_from_authority(req: &mut Request<Incoming>) {
+    if req.headers().contains_key(http::header::HOST) {
+        return;
+    }
+    let Some(a) = req.uri().authority() else {
+        return;
+    };
+    // Never userinfo (forbidden in :authority anyway): only host and port.
+    let host = match a.port() {
+        Some(p) => format!("{}:{}", a.host(), p.as_str()),
+        None => a.host().to_string(),
+    };
+    if let Ok(v) = http::HeaderValue::try_from(host) {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
+}
+
+/// 301 (GET and HEAD) or 308 (other methods, which must keep their method and body) to
+/// the same path and query on the HTTPS listener's `port`, at the host the client asked
+/// for (else the address it reached).
+fn redirect_to_https(
+    req: &Request<Incoming>,
+    local: SocketAddr,
+    port: u16,
+) -> Response<ResponseBody> {
+    let asked = req
+        .uri()
+        .authority()
+        .map(|a| a.host().to_string())
+        .or_else(|| {
+            let h = req.headers().get(http::header::HOST)?.to_str().ok()?;
+            let a: http::uri::Authority = h.parse().ok()?;
+            Some(a.host().to_string())
+        })
+        .filter(|h| !h.is_empty());
+    let host = asked.unwrap_or_else(|| match local.ip().to_canonical() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    });
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    let status = if matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+        http::StatusCode::MOVED_PERMANENTLY
+    } else {
+        http::StatusCode::PERMANENT_REDIRECT
+    };
+    let mut res = Response::new(ResponseBody::Empty);
+    *res.status_mut() = status;
+    match http::HeaderValue::try_from(location) {
+        Ok(v) => {
+            res.headers_mut().insert(http::header::LOCATION, v);
+        }
+        Err(_) => *res.status_mut() = http::StatusCode::BAD_REQUEST,
+    }
+    res.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from_static("0"),
+    );
+    res
 }
