@@ -3,7 +3,7 @@
 use crate::cli::{LogFormatArg, ServeArgs};
 use anyhow::Context;
 use isola_config::{Config, ConfigError, PmMode, RawConfig};
-use isola_front::tls::{CertFiles, Tls, TlsError};
+use isola_front::tls::{CertFiles, Certificates, Tls, TlsError};
 use isola_front::{Front, FrontHandle, Limits, Listeners, Site};
 use isola_pool::{PhpCgi, Pool, PoolConfig, ProcessManager};
 use isola_router::{Router, RouterConfig};
@@ -386,17 +386,21 @@ async fn reload_on_hup(
                 tracing::warn!("reload: {what} changed; it takes effect at the next restart");
             }
         }
-        // Certificates first: a bad one refuses the whole reload, like any bad setting.
-        if let (Some(tls), false) = (&tls, new.tls_certs.is_empty()) {
-            if let Err(e) = tls.reload(&cert_files(&new)) {
-                tracing::error!(
-                    "reload refused, the running configuration stays: {}",
-                    tls_config_error(e)
-                );
-                continue;
-            }
-            tracing::info!("reload: certificates re-read");
-        }
+        // Certificates are checked before anything changes: a bad one refuses the whole
+        // reload, like any bad setting.
+        let certs = match (&tls, new.tls_certs.is_empty()) {
+            (Some(_), false) => match Certificates::load(&cert_files(&new)) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(
+                        "reload refused, the running configuration stays: {}",
+                        tls_config_error(e)
+                    );
+                    continue;
+                }
+            },
+            _ => None,
+        };
         generation += 1;
         let g = match build(&new, &runtime, generation).await {
             Ok(g) => g,
@@ -405,6 +409,10 @@ async fn reload_on_hup(
                 continue;
             }
         };
+        if let (Some(tls), Some(certs)) = (&tls, certs) {
+            tls.install(certs);
+            tracing::info!("reload: certificates re-read");
+        }
         let old = handle.swap(g.site, g.pool, g.limits, new.log.access);
         let grace = current.server.shutdown_timeout;
         tokio::spawn(async move { old.shutdown(grace).await });

@@ -256,3 +256,65 @@ fn bad_certificates_exit_2_naming_the_key() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("tls.cert"), "{err}");
 }
+
+#[test]
+fn reload_serves_renewed_certificates() {
+    let (s, tls) = start("");
+    let certs = s.docroot.join("certs");
+    let (ok, _, err) = curl_tls(&s, tls, "a.test", "a.pem", &[], "/hello.php");
+    assert!(ok, "{err}");
+    // Renewal: a new key and certificate for a.test in the same files.
+    std::fs::copy(certs.join("a.pem"), certs.join("old-a.pem")).unwrap();
+    write_cert(&certs, "a", "a.test");
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    hup();
+    assert!(
+        s.wait_for_log("certificates re-read", Duration::from_secs(20)),
+        "{}",
+        s.stderr()
+    );
+    let (ok, out, err) = curl_tls(&s, tls, "a.test", "a.pem", &[], "/hello.php");
+    assert!(ok, "{err}");
+    assert!(out.starts_with("hello from"), "{out}");
+    let (ok, _, _) = curl_tls(&s, tls, "a.test", "old-a.pem", &[], "/hello.php");
+    assert!(!ok, "the old certificate is still served");
+
+    // A broken key refuses the reload; the renewed certificate stays.
+    std::fs::write(certs.join("b.key"), "garbage\n").unwrap();
+    hup();
+    assert!(
+        s.wait_for_log("tls.cert[1].key", Duration::from_secs(20)),
+        "{}",
+        s.stderr()
+    );
+    let (ok, _, err) = curl_tls(&s, tls, "b.test", "b.pem", &[], "/hello.php");
+    assert!(ok, "{err}");
+    let (ok, _, err) = curl_tls(&s, tls, "a.test", "a.pem", &[], "/hello.php");
+    assert!(ok, "{err}");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn a_silent_tls_client_is_cut_by_header_read_timeout() {
+    let (s, tls) = start("header_read_timeout = \"1s\"");
+    let mut c = crate::http::connect(tls);
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut c, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server sent something to a silent client");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // The listener keeps serving.
+    let (ok, _, err) = curl_tls(&s, tls, "a.test", "a.pem", &[], "/hello.php");
+    assert!(ok, "{err}");
+    assert!(s.stop().success());
+}

@@ -106,15 +106,33 @@ impl Tls {
 
     /// Re-reads `certs` and serves them to new connections; on error the current set stays.
     pub fn reload(&self, certs: &[CertFiles]) -> Result<(), TlsError> {
-        let set = CertSet::load(certs)?;
+        self.install(Certificates::load(certs)?);
+        Ok(())
+    }
+
+    /// Serves `certs` to new connections from now on (open connections keep theirs).
+    pub fn install(&self, certs: Certificates) {
         *self
             .certs
             .current
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
-        Ok(())
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(certs.0);
     }
+}
 
+/// A loaded, checked certificate set, ready for [`Tls::install`]: loading and installing
+/// are apart so a reload can check everything before it changes anything.
+#[derive(Debug)]
+pub struct Certificates(CertSet);
+
+impl Certificates {
+    /// Loads and checks `certs` as [`Tls::load`] does.
+    pub fn load(certs: &[CertFiles]) -> Result<Self, TlsError> {
+        CertSet::load(certs).map(Certificates)
+    }
+}
+
+impl Tls {
     /// The TLS handshake on an accepted connection, within `timeout`.
     pub(crate) async fn accept(
         &self,
