@@ -32,6 +32,8 @@ pub enum ResponseBody {
         Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>>,
         u64,
     ),
+    /// Another body compressed as it streams (brotli, zstd or gzip; see `compress.rs`).
+    Encoded(Box<crate::compress::Encoded>),
 }
 
 impl ResponseBody {
@@ -81,6 +83,7 @@ impl Body for ResponseBody {
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
+            ResponseBody::Encoded(e) => Pin::new(&mut **e).poll_frame(cx),
         }
     }
 
@@ -90,6 +93,7 @@ impl Body for ResponseBody {
             ResponseBody::Full(b) => b.is_none(),
             ResponseBody::Stream(slot) => slot.is_none(),
             ResponseBody::File(_, remaining) => *remaining == 0,
+            ResponseBody::Encoded(e) => e.is_end_stream(),
         }
     }
 
@@ -99,6 +103,7 @@ impl Body for ResponseBody {
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ResponseBody::Stream(_) => SizeHint::default(),
             ResponseBody::File(_, remaining) => SizeHint::with_exact(*remaining),
+            ResponseBody::Encoded(e) => e.size_hint(),
         }
     }
 }

@@ -12,6 +12,7 @@
 
 mod body;
 mod cgi_env;
+mod compress;
 mod error_page;
 mod exchange;
 mod handler;
