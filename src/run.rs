@@ -4,9 +4,12 @@ use crate::cli::{LogFormatArg, ServeArgs};
 use anyhow::Context;
 use isola_config::{Config, ConfigError, PmMode, RawConfig};
 use isola_front::tls::{CertFiles, Certificates, Tls, TlsError};
-use isola_front::{Front, FrontHandle, Limits, Listeners, Site};
+use isola_front::{
+    AccessFormat, AccessLog, CacheControl, CompressionPolicy, ConnLimits, Front, FrontHandle,
+    Limits, Listeners, Options, Settings, Site,
+};
 use isola_pool::{PhpCgi, Pool, PoolConfig, ProcessManager};
-use isola_router::{Router, RouterConfig};
+use isola_router::{PathPatterns, Router, RouterConfig};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -131,16 +134,49 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Everything built from one configuration that a reload replaces.
-struct Generation {
-    site: Site,
-    pool: Pool,
-    limits: Limits,
+/// Opens the access log `cfg` asks for, if any.
+fn open_access_log(cfg: &Config) -> anyhow::Result<Option<AccessLog>> {
+    if !cfg.log.access {
+        return Ok(None);
+    }
+    let format = match cfg.log.access_format {
+        isola_config::AccessFormat::Combined => AccessFormat::Combined,
+        isola_config::AccessFormat::Json => AccessFormat::Json,
+    };
+    let log = AccessLog::open(cfg.log.access_file.as_deref(), format).with_context(|| {
+        format!(
+            "log.access_file: cannot open {}",
+            cfg.log
+                .access_file
+                .as_deref()
+                .unwrap_or(Path::new("stdout"))
+                .display()
+        )
+    })?;
+    Ok(Some(log))
 }
 
 /// Starts a pool (in its own socket folder, so generations never share socket names) and
-/// builds the router and limits of `cfg`.
-async fn build(cfg: &Config, runtime: &Path, generation: u64) -> anyhow::Result<Generation> {
+/// builds the router, limits and options of `cfg`; `access_log` is the log to write to.
+async fn build(
+    cfg: &Config,
+    runtime: &Path,
+    generation: u64,
+    access_log: Option<AccessLog>,
+) -> anyhow::Result<Settings> {
+    let patterns = |key: &str, list: &[String]| {
+        PathPatterns::new(list).with_context(|| format!("server.{key}"))
+    };
+    let deny = patterns("deny", &cfg.server.deny)?;
+    let allow = patterns("allow", &cfg.server.allow)?;
+    let rules: Vec<(String, String)> = cfg
+        .server
+        .cache_control
+        .iter()
+        .map(|r| (r.path.clone(), r.value.clone()))
+        .collect();
+    let cache_control =
+        CacheControl::new(&rules).map_err(|e| anyhow::anyhow!("server.cache_control: {e}"))?;
     let dir = runtime.join(format!("pool-{generation}"));
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let pool_cfg = PoolConfig {
@@ -178,6 +214,8 @@ async fn build(cfg: &Config, runtime: &Path, generation: u64) -> anyhow::Result<
         front_controller: cfg.server.front_controller.clone(),
         no_exec: cfg.server.no_exec.clone(),
         follow_symlinks_outside: cfg.server.follow_symlinks_outside,
+        deny,
+        allow,
     });
     let limits = Limits {
         max_body_size: cfg.server.max_body_size,
@@ -186,10 +224,23 @@ async fn build(cfg: &Config, runtime: &Path, generation: u64) -> anyhow::Result<
         request_terminate_timeout: cfg.pool.request_terminate_timeout,
         tmp_dir: runtime.to_path_buf(),
     };
-    Ok(Generation {
-        site: Site { router },
+    let c = &cfg.server.compression;
+    let options = Options {
+        compression: c
+            .enabled
+            .then(|| CompressionPolicy::new(&c.codings, c.min_size)),
+        trusted_proxies: cfg.server.trusted_proxies.clone(),
+        server_tokens: cfg.server.server_tokens,
+        access_log,
+    };
+    Ok(Settings {
+        site: Site {
+            router,
+            cache_control,
+        },
         pool,
         limits,
+        options,
     })
 }
 
@@ -239,14 +290,16 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         ),
         None => None,
     };
-    let g = build(&cfg, runtime, 0).await?;
+    let access_log = open_access_log(&cfg)?;
+    let g = build(&cfg, runtime, 0, access_log).await?;
     let front = Front::new(
-        g.site,
-        g.pool,
-        g.limits,
-        cfg.server.header_read_timeout,
-        cfg.server.shutdown_timeout,
-        cfg.log.access,
+        g,
+        ConnLimits {
+            header_read_timeout: cfg.server.header_read_timeout,
+            keepalive_timeout: cfg.server.keepalive_timeout,
+            shutdown_timeout: cfg.server.shutdown_timeout,
+            max_connections: cfg.server.max_connections,
+        },
     );
     let handle = front.handle();
     let pid_file = PidFile::create(cfg.server.pid_file.as_deref())?;
@@ -291,6 +344,19 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         "ready"
     );
 
+    let mut usr1 = signals.usr1;
+    let h = handle.clone();
+    let reopener = tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            match h.access_log() {
+                Some(log) => {
+                    tracing::info!("SIGUSR1: reopening the access log");
+                    log.reopen();
+                }
+                None => tracing::info!("SIGUSR1: no access log to reopen"),
+            }
+        }
+    });
     let reloader = tokio::spawn(reload_on_hup(
         signals.hup,
         args,
@@ -306,6 +372,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     };
     isola_front::serve_listeners(listeners, front, stop_signal(signals.term, signals.int)).await;
     reloader.abort();
+    reopener.abort();
     let _ = stop_tx.send(true);
     drop(stop_rx);
     tracing::info!("stopping workers");
@@ -379,7 +446,12 @@ async fn reload_on_hup(
             (
                 "server timeouts",
                 new.server.header_read_timeout != current.server.header_read_timeout
+                    || new.server.keepalive_timeout != current.server.keepalive_timeout
                     || new.server.shutdown_timeout != current.server.shutdown_timeout,
+            ),
+            (
+                "server.max_connections",
+                new.server.max_connections != current.server.max_connections,
             ),
         ] {
             if changed {
@@ -401,8 +473,22 @@ async fn reload_on_hup(
             },
             _ => None,
         };
+        let same_log = new.log.access == current.log.access
+            && new.log.access_format == current.log.access_format
+            && new.log.access_file == current.log.access_file;
+        let access_log = if same_log {
+            handle.access_log()
+        } else {
+            match open_access_log(&new) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("reload refused, the running configuration stays: {e:#}");
+                    continue;
+                }
+            }
+        };
         generation += 1;
-        let g = match build(&new, &runtime, generation).await {
+        let g = match build(&new, &runtime, generation, access_log).await {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!("reload refused, the running configuration stays: {e:#}");
@@ -413,7 +499,7 @@ async fn reload_on_hup(
             tls.install(certs);
             tracing::info!("reload: certificates re-read");
         }
-        let old = handle.swap(g.site, g.pool, g.limits, new.log.access);
+        let old = handle.swap(g);
         let grace = current.server.shutdown_timeout;
         tokio::spawn(async move { old.shutdown(grace).await });
         tracing::info!(
@@ -474,6 +560,7 @@ struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -483,6 +570,7 @@ impl Signals {
             term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
             hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+            usr1: signal(SignalKind::user_defined1()).context("cannot handle SIGUSR1")?,
         })
     }
 }

@@ -180,11 +180,19 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Waits until the log contains `needle`.
+    /// Stdout after the ready line: the admin and TLS lines, then the access log (unless
+    /// it goes to a file).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.more_stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until the log (stderr) or the access log (stdout) contains `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let t = Instant::now();
         while t.elapsed() < timeout {
-            if self.stderr().contains(needle) {
+            if self.stderr().contains(needle)
+                || self.stdout_lines().iter().any(|l| l.contains(needle))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -4,6 +4,7 @@
 mod conformance;
 mod contract;
 mod edges;
+mod front;
 mod harness;
 mod http;
 mod lifecycle;

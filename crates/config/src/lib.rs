@@ -11,12 +11,13 @@ mod units;
 mod validate;
 
 pub use raw::{
-    NumOrStr, RawAdmin, RawConfig, RawLog, RawPhp, RawPool, RawServer, RawTls, RawTlsCert,
+    NumOrStr, RawAdmin, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp, RawPool,
+    RawServer, RawTls, RawTlsCert,
 };
 pub use units::{parse_duration, parse_size};
 pub use validate::{
-    AutoChildren, Config, LogConfig, LogFormat, PhpConfig, PmMode, PoolSettings, ServerConfig,
-    TlsCertFiles,
+    AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpConfig,
+    PmMode, PoolSettings, ServerConfig, TlsCertFiles,
 };
 
 use std::path::{Path, PathBuf};

@@ -94,6 +94,42 @@ pub struct RawServer {
     pub shutdown_timeout: Option<NumOrStr>,
     /// Where to write the server's pid.
     pub pid_file: Option<PathBuf>,
+    /// Most client connections open at once; further clients wait in the listen backlog.
+    pub max_connections: Option<i64>,
+    /// Peers (addresses or CIDR blocks) whose Forwarded / X-Forwarded-* headers are believed.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Send the version in the `Server` header (nginx `server_tokens`).
+    pub server_tokens: Option<bool>,
+    /// URL path patterns answered 404 whatever they name.
+    pub deny: Option<Vec<String>>,
+    /// URL path patterns exempt from the dotfile rule and from `deny`.
+    pub allow: Option<Vec<String>>,
+    /// `[[server.cache_control]]`: Cache-Control of static files, by path pattern.
+    pub cache_control: Option<Vec<RawCacheControl>>,
+    /// `[server.compression]`
+    pub compression: Option<RawCompression>,
+}
+
+/// One `[[server.cache_control]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheControl {
+    /// Path pattern (`*.css`, `/assets/**`).
+    pub path: Option<String>,
+    /// The Cache-Control value sent with matching static files.
+    pub value: Option<String>,
+}
+
+/// `[server.compression]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompression {
+    /// Compress responses on the fly.
+    pub enabled: Option<bool>,
+    /// Bodies known to be smaller are sent as they are.
+    pub min_size: Option<NumOrStr>,
+    /// Codings offered, in order of preference among those the client weighs alike.
+    pub codings: Option<Vec<String>>,
 }
 
 /// `[pool]`
@@ -172,4 +208,8 @@ pub struct RawLog {
     pub level: Option<String>,
     /// Write one access log line per request.
     pub access: Option<bool>,
+    /// `combined` or `json`.
+    pub access_format: Option<String>,
+    /// Access log file (reopened on SIGUSR1); stdout when unset.
+    pub access_file: Option<PathBuf>,
 }

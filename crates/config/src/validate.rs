@@ -72,6 +72,40 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Pid file, relative paths resolved against the config file's folder.
     pub pid_file: Option<PathBuf>,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+    /// Peers whose Forwarded / X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Version in the `Server` header.
+    pub server_tokens: bool,
+    /// Path patterns answered 404 (checked by [`isola_router::PathPatterns`]).
+    pub deny: Vec<String>,
+    /// Path patterns exempt from `deny` and the dotfile rule.
+    pub allow: Vec<String>,
+    /// Cache-Control of static files by path pattern, first match wins.
+    pub cache_control: Vec<CacheRule>,
+    /// On-the-fly compression.
+    pub compression: Compression,
+}
+
+/// One `[[server.cache_control]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRule {
+    /// Path pattern.
+    pub path: String,
+    /// Cache-Control value.
+    pub value: String,
+}
+
+/// `[server.compression]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compression {
+    /// On.
+    pub enabled: bool,
+    /// Smallest body compressed, bytes.
+    pub min_size: u64,
+    /// Codings offered (`br`, `zstd`, `gzip`), in server preference order.
+    pub codings: Vec<String>,
 }
 
 /// `pool.pm`, validated.
@@ -161,6 +195,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// Access log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessFormat {
+    /// nginx/Apache `combined`, followed by Isola's fields as `key=value`.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
 /// `[log]`, validated.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -170,6 +213,10 @@ pub struct LogConfig {
     pub level: String,
     /// Access log on.
     pub access: bool,
+    /// Access log format.
+    pub access_format: AccessFormat,
+    /// Access log file; stdout when `None`.
+    pub access_file: Option<PathBuf>,
 }
 
 /// ini keys Isola sets itself; letting users change them would let PHP pick which file runs.
@@ -264,6 +311,76 @@ impl RawConfig {
         );
         let shutdown_timeout =
             duration(&mut errs, "server.shutdown_timeout", s.shutdown_timeout, 30);
+
+        let max_connections = count(
+            &mut errs,
+            "server.max_connections",
+            s.max_connections,
+            10_000,
+            1,
+            1 << 24,
+        );
+        let mut trusted_proxies = Vec::new();
+        for t in s.trusted_proxies.unwrap_or_default() {
+            let net = t
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match net {
+                Ok(n) => trusted_proxies.push(n.trunc()),
+                Err(_) => errs.push(format!(
+                    "server.trusted_proxies: {t:?} is not an address or CIDR block (e.g. \"10.0.0.0/8\", \"::1\")"
+                )),
+            }
+        }
+        let mut patterns = |key: &str, list: Option<Vec<String>>| -> Vec<String> {
+            let list = list.unwrap_or_default();
+            for p in &list {
+                if let Err(e) = isola_router::PathPatterns::new(std::slice::from_ref(p)) {
+                    errs.push(format!("{key}: {e}"));
+                }
+            }
+            list
+        };
+        let deny = patterns("server.deny", s.deny);
+        let allow = patterns("server.allow", s.allow);
+        let mut cache_control = Vec::new();
+        for (i, r) in s.cache_control.unwrap_or_default().into_iter().enumerate() {
+            let key = format!("server.cache_control[{i}]");
+            match (r.path, r.value) {
+                (Some(path), Some(value)) => {
+                    if let Err(e) = isola_router::PathPatterns::new(std::slice::from_ref(&path)) {
+                        errs.push(format!("{key}.path: {e}"));
+                    }
+                    if value.is_empty() || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                        errs.push(format!("{key}.value: {value:?} is not a header value"));
+                    }
+                    cache_control.push(CacheRule { path, value });
+                }
+                (None, _) => errs.push(format!("{key}.path: missing; e.g. \"/assets/**\"")),
+                (_, None) => errs.push(format!(
+                    "{key}.value: missing; e.g. \"public, max-age=31536000, immutable\""
+                )),
+            }
+        }
+        let c = s.compression.unwrap_or_default();
+        let mut codings = Vec::new();
+        for coding in c
+            .codings
+            .unwrap_or_else(|| vec!["br".into(), "zstd".into(), "gzip".into()])
+        {
+            if !matches!(coding.as_str(), "br" | "zstd" | "gzip") {
+                errs.push(format!(
+                    "server.compression.codings: {coding:?} is not a coding; use \"br\", \"zstd\" or \"gzip\""
+                ));
+            } else if !codings.contains(&coding) {
+                codings.push(coding);
+            }
+        }
+        let compression = Compression {
+            enabled: c.enabled.unwrap_or(true),
+            min_size: size(&mut errs, "server.compression.min_size", c.min_size, 1024),
+            codings,
+        };
 
         let p = self.pool;
         let ceiling = count(
@@ -527,6 +644,27 @@ impl RawConfig {
             }
         };
         let level = l.level.unwrap_or_else(|| "info".to_string());
+        let access_format = match l.access_format.as_deref() {
+            None if format == LogFormat::Json => AccessFormat::Json,
+            None | Some("combined") => AccessFormat::Combined,
+            Some("json") => AccessFormat::Json,
+            Some(other) => {
+                errs.push(format!(
+                    "log.access_format: {other:?} is not a format; use \"combined\" or \"json\""
+                ));
+                AccessFormat::Combined
+            }
+        };
+        let access_file = l.access_file.map(|f| base_dir.join(f));
+        if let Some(f) = &access_file {
+            match f.parent() {
+                Some(dir) if dir.is_dir() => {}
+                _ => errs.push(format!(
+                    "log.access_file: the folder of {} does not exist",
+                    f.display()
+                )),
+            }
+        }
 
         let admin_listen = self.admin.listen.and_then(|a| match a.parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
@@ -609,6 +747,13 @@ impl RawConfig {
                 keepalive_timeout,
                 shutdown_timeout,
                 pid_file: s.pid_file.map(|p| base_dir.join(p)),
+                max_connections,
+                trusted_proxies,
+                server_tokens: s.server_tokens.unwrap_or(false),
+                deny,
+                allow,
+                cache_control,
+                compression,
             },
             pool: PoolSettings {
                 auto_children,
@@ -635,6 +780,8 @@ impl RawConfig {
                 format,
                 level,
                 access: l.access.unwrap_or(true),
+                access_format,
+                access_file,
             },
             admin_listen,
             tls_certs: if tls_listen.is_some() {
@@ -884,6 +1031,57 @@ mod tests {
     fn reserved_ini_is_refused() {
         let e = errors("[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\nini = { \"cgi.fix_pathinfo\" = 0 }\n");
         assert!(e.contains("php.ini.cgi.fix_pathinfo"), "{e}");
+    }
+
+    const PHP: &str = "[php]\nbinary = \"fake-php-cgi\"\n";
+
+    #[test]
+    fn front_options_and_their_errors() {
+        let c = validate(&format!(
+            "{PHP}[server]\nmax_connections = 100\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.168.1.7/24\"]\nserver_tokens = true\ndeny = [\"*.sql\", \"/vendor/**\"]\nallow = [\"/.well-known/**\"]\n[[server.cache_control]]\npath = \"/assets/**\"\nvalue = \"public, max-age=31536000, immutable\"\n[server.compression]\nmin_size = \"2KiB\"\ncodings = [\"gzip\", \"br\"]\n[log]\naccess_format = \"json\"\naccess_file = \"access.log\"\n"
+        ))
+        .unwrap();
+        let s = &c.server;
+        assert_eq!(s.max_connections, 100);
+        let nets: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "::1/128", "192.168.1.0/24"]);
+        assert!(s.server_tokens);
+        assert_eq!(s.deny, ["*.sql", "/vendor/**"]);
+        assert_eq!(
+            s.cache_control[0].value,
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(s.compression.min_size, 2048);
+        assert_eq!(s.compression.codings, ["gzip", "br"]);
+        assert!(s.compression.enabled);
+        assert_eq!(c.log.access_format, AccessFormat::Json);
+        assert!(c.log.access_file.as_ref().unwrap().ends_with("access.log"));
+
+        let d = validate(PHP).unwrap();
+        assert_eq!(d.server.max_connections, 10_000);
+        assert!(d.server.trusted_proxies.is_empty());
+        assert!(!d.server.server_tokens);
+        assert_eq!(d.server.compression.codings, ["br", "zstd", "gzip"]);
+        assert_eq!(d.log.access_format, AccessFormat::Combined);
+        assert_eq!(d.log.access_file, None);
+        let j = validate(&format!("{PHP}[log]\nformat = \"json\"\n")).unwrap();
+        assert_eq!(j.log.access_format, AccessFormat::Json);
+
+        let e = errors(
+            "[server]\nmax_connections = 0\ntrusted_proxies = [\"10.0.0.0/33\"]\ndeny = [\"vendor/**\"]\nallow = [\"/a/[b\"]\n[[server.cache_control]]\npath = \"*.css\"\n[server.compression]\ncodings = [\"lzma\"]\n[log]\naccess_format = \"clf\"\naccess_file = \"/no/such/dir/a.log\"\n",
+        );
+        for key in [
+            "server.max_connections",
+            "server.trusted_proxies",
+            "server.deny",
+            "server.allow",
+            "server.cache_control[0].value",
+            "server.compression.codings",
+            "log.access_format",
+            "log.access_file",
+        ] {
+            assert!(e.contains(key), "{key} missing from {e}");
+        }
     }
 
     #[test]

@@ -34,9 +34,43 @@ pub enum ResponseBody {
     ),
     /// Another body compressed as it streams (brotli, zstd or gzip; see `compress.rs`).
     Encoded(Box<crate::compress::Encoded>),
+    /// Another body, counted, with a hook run once when it is done.
+    Tracked(Box<Tracked>),
+}
+
+/// What [`Tracked`] runs when its body is done: the bytes sent, and whether the body was
+/// sent whole (false when the client went away or the source broke).
+pub type OnFinish = Box<dyn FnOnce(u64, bool) + Send>;
+
+/// A body that counts what it yields and reports once, when it ends or is dropped: the
+/// access log's byte count and duration, and the connection's "request finished".
+pub struct Tracked {
+    inner: ResponseBody,
+    bytes: u64,
+    ended: bool,
+    on_finish: Option<OnFinish>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_finish.take() {
+            let whole = self.ended || self.inner.is_end_stream();
+            f(self.bytes, whole);
+        }
+    }
 }
 
 impl ResponseBody {
+    /// This body, with `on_finish` run when it is done (see [`Tracked`]).
+    pub(crate) fn tracked(self, on_finish: OnFinish) -> Self {
+        ResponseBody::Tracked(Box::new(Tracked {
+            inner: self,
+            bytes: 0,
+            ended: false,
+            on_finish: Some(on_finish),
+        }))
+    }
+
     /// A body holding `bytes`.
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         let b: Bytes = bytes.into();
@@ -84,6 +118,19 @@ impl Body for ResponseBody {
                 Poll::Pending => Poll::Pending,
             },
             ResponseBody::Encoded(e) => Pin::new(&mut **e).poll_frame(cx),
+            ResponseBody::Tracked(t) => {
+                let polled = Pin::new(&mut t.inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(f))) => {
+                        if let Some(d) = f.data_ref() {
+                            t.bytes += d.len() as u64;
+                        }
+                    }
+                    Poll::Ready(None) => t.ended = true,
+                    _ => {}
+                }
+                polled
+            }
         }
     }
 
@@ -94,6 +141,7 @@ impl Body for ResponseBody {
             ResponseBody::Stream(slot) => slot.is_none(),
             ResponseBody::File(_, remaining) => *remaining == 0,
             ResponseBody::Encoded(e) => e.is_end_stream(),
+            ResponseBody::Tracked(t) => t.inner.is_end_stream(),
         }
     }
 
@@ -104,6 +152,7 @@ impl Body for ResponseBody {
             ResponseBody::Stream(_) => SizeHint::default(),
             ResponseBody::File(_, remaining) => SizeHint::with_exact(*remaining),
             ResponseBody::Encoded(e) => e.size_hint(),
+            ResponseBody::Tracked(t) => t.inner.size_hint(),
         }
     }
 }

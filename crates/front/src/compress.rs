@@ -61,8 +61,22 @@ pub(crate) enum Coding {
 }
 
 impl Coding {
-    /// Server preference order, used when the client weighs several codings alike.
+    /// Default server preference order, used when the client weighs several codings alike.
     const PREFERENCE: [Coding; 3] = [Coding::Brotli, Coding::Zstd, Coding::Gzip];
+
+    /// The coding named by a Content-Encoding token Isola produces.
+    pub(crate) fn from_token(token: &str) -> Option<Coding> {
+        Self::PREFERENCE.into_iter().find(|c| c.token() == token)
+    }
+
+    /// Its slot in [`negotiate`]'s weight table.
+    fn slot(self) -> usize {
+        match self {
+            Coding::Brotli => 0,
+            Coding::Zstd => 1,
+            Coding::Gzip => 2,
+        }
+    }
 
     /// The Content-Encoding token.
     pub(crate) fn token(self) -> &'static str {
@@ -74,16 +88,47 @@ impl Coding {
     }
 }
 
+/// What the configuration allows: which codings, in which order, above which size.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Codings offered, in server preference order (a subset of br, zstd, gzip).
+    pub(crate) order: Vec<Coding>,
+    /// Bodies known to be shorter are sent as they are.
+    pub(crate) min_size: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            order: Coding::PREFERENCE.to_vec(),
+            min_size: MIN_SIZE,
+        }
+    }
+}
+
+impl Policy {
+    /// Offers the codings named by `tokens` (`br`, `zstd`, `gzip`; others are ignored), in
+    /// that order, for bodies of `min_size` bytes or more.
+    pub fn new<S: AsRef<str>>(tokens: &[S], min_size: u64) -> Self {
+        let mut order = Vec::new();
+        for c in tokens.iter().filter_map(|t| Coding::from_token(t.as_ref())) {
+            if !order.contains(&c) {
+                order.push(c);
+            }
+        }
+        Policy { order, min_size }
+    }
+}
+
 /// Compresses `resp` for a request with `req_headers` and `method` when the client accepts a
-/// coding Isola produces and the response may be transformed; otherwise returns it unchanged
+/// coding `policy` offers and the response may be transformed; otherwise returns it unchanged
 /// except, when its type is one Isola would compress, for `Vary: Accept-Encoding` (so caches
 /// key it by Accept-Encoding whichever representation this client got).
 ///
 /// Call it once the response is complete, before headers that do not describe the
 /// representation (the request id) are added.
-// Until the handler calls it.
-#[allow(dead_code)]
 pub(crate) fn compress(
+    policy: &Policy,
     req_headers: &HeaderMap,
     method: &Method,
     mut resp: Response<ResponseBody>,
@@ -96,10 +141,10 @@ pub(crate) fn compress(
         // A HEAD response has no body to encode; it keeps the identity metadata.
         return resp;
     }
-    let Some(coding) = negotiate(req_headers) else {
+    let Some(coding) = negotiate(req_headers, &policy.order) else {
         return resp;
     };
-    if known_length(&resp).is_some_and(|n| n < MIN_SIZE) {
+    if known_length(&resp).is_some_and(|n| n < policy.min_size) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -137,7 +182,11 @@ fn transformable(resp: &Response<ResponseBody>) -> bool {
     {
         return false;
     }
-    if matches!(resp.body(), ResponseBody::Encoded(_)) {
+    // Tracked bodies are final: compression comes before tracking.
+    if matches!(
+        resp.body(),
+        ResponseBody::Encoded(_) | ResponseBody::Tracked(_)
+    ) {
         return false;
     }
     let h = resp.headers();
@@ -198,7 +247,7 @@ fn known_length(resp: &Response<ResponseBody>) -> Option<u64> {
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.trim().parse().ok()),
-        ResponseBody::Encoded(_) => None,
+        ResponseBody::Encoded(_) | ResponseBody::Tracked(_) => None,
     }
 }
 
@@ -273,7 +322,7 @@ fn mark_encoded(h: &mut HeaderMap, coding: Coding) {
 /// `x-gzip` means `gzip`. The highest weight wins, ties go to the server's order (br, zstd,
 /// gzip); an explicit `identity` weighed above every acceptable coding means identity. An
 /// element with a malformed weight is ignored.
-pub(crate) fn negotiate(req_headers: &HeaderMap) -> Option<Coding> {
+pub(crate) fn negotiate(req_headers: &HeaderMap, offered: &[Coding]) -> Option<Coding> {
     // Weights in thousandths, per coding in PREFERENCE order, then identity, then `*`.
     let mut listed: [Option<u16>; 5] = [None; 5];
     for element in tokens(req_headers, header::ACCEPT_ENCODING) {
@@ -306,8 +355,8 @@ pub(crate) fn negotiate(req_headers: &HeaderMap) -> Option<Coding> {
     }
     let star = listed[4];
     let mut best: Option<(Coding, u16)> = None;
-    for (i, coding) in Coding::PREFERENCE.into_iter().enumerate() {
-        let w = listed[i].or(star).unwrap_or(0);
+    for &coding in offered {
+        let w = listed[coding.slot()].or(star).unwrap_or(0);
         if w > 0 && best.is_none_or(|(_, b)| w > b) {
             best = Some((coding, w));
         }
@@ -560,6 +609,33 @@ mod tests {
     use std::io::Read;
     use std::time::Duration;
     use tokio::sync::mpsc;
+
+    fn compress(h: &HeaderMap, m: &Method, r: Response<ResponseBody>) -> Response<ResponseBody> {
+        super::compress(&Policy::default(), h, m, r)
+    }
+
+    fn negotiate(h: &HeaderMap) -> Option<Coding> {
+        super::negotiate(h, &Coding::PREFERENCE)
+    }
+
+    #[test]
+    fn policy_limits_codings_and_sets_their_order() {
+        let p = Policy::new(&["gzip", "br", "lzma", "gzip"], 10);
+        assert_eq!(p.order, [Coding::Gzip, Coding::Brotli]);
+        let h = accept("br, gzip, zstd");
+        assert_eq!(super::negotiate(&h, &p.order), Some(Coding::Gzip));
+        assert_eq!(super::negotiate(&accept("zstd"), &p.order), None);
+        assert_eq!(
+            super::negotiate(&accept("br;q=0.5, gzip;q=0.4"), &p.order),
+            Some(Coding::Brotli)
+        );
+        let small = Response::builder()
+            .header(header::CONTENT_TYPE, "text/html")
+            .body(ResponseBody::full("x".repeat(200)))
+            .unwrap();
+        let r = super::compress(&p, &accept("gzip"), &Method::GET, small);
+        assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+    }
 
     fn accept(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

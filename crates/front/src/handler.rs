@@ -1,26 +1,62 @@
 //! One request, from validation to response: the request path of DESIGN.md.
+use crate::access_log::{AccessLog, Entry};
 use crate::body::ResponseBody;
 use crate::cgi_env::{self, CgiRequest};
+use crate::compress::{self, Policy};
+use crate::conn::RequestGuard;
 use crate::error_page;
 use crate::exchange::{self, UpstreamError, REQUEST_ID};
+use crate::proxy;
 use crate::request_id;
 use crate::spool::{self, SpoolError, SpoolLimits};
 use crate::static_file;
 use bytes::BytesMut;
-use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
+};
 use hyper::body::Incoming;
+use ipnet::IpNet;
 use isola_fastcgi::{encode_begin_request, encode_params, CgiHead, Role};
 use isola_pool::{AcquireError, JobInfo, Pool};
-use isola_router::{Deny, Route, Router};
+use isola_router::{Deny, PathPatterns, Route, Router};
 use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One site: a document root and its router.
 pub struct Site {
     /// The router over the site's document root.
     pub router: Router,
+    /// Cache-Control of static files by path.
+    pub cache_control: CacheControl,
+}
+
+/// Cache-Control values of static files, by path pattern; the first match wins.
+#[derive(Debug, Clone, Default)]
+pub struct CacheControl {
+    patterns: PathPatterns,
+    values: Vec<HeaderValue>,
+}
+
+impl CacheControl {
+    /// Rules as (path pattern, Cache-Control value), in order.
+    pub fn new(rules: &[(String, String)]) -> Result<Self, String> {
+        let paths: Vec<&str> = rules.iter().map(|(p, _)| p.as_str()).collect();
+        let patterns = PathPatterns::new(&paths).map_err(|e| e.to_string())?;
+        let values = rules
+            .iter()
+            .map(|(_, v)| {
+                HeaderValue::from_str(v).map_err(|_| format!("{v:?} is not a header value"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(CacheControl { patterns, values })
+    }
+
+    fn lookup(&self, url: &[u8]) -> Option<&HeaderValue> {
+        self.values.get(self.patterns.first_match(url)?)
+    }
 }
 
 /// Request limits.
@@ -38,23 +74,57 @@ pub struct Limits {
     pub tmp_dir: PathBuf,
 }
 
+/// How responses are shaped and who is believed: the reloadable options beside the site,
+/// the pool and the limits.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// On-the-fly compression; off when `None`.
+    pub compression: Option<Policy>,
+    /// Peers whose Forwarded / X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Version in the `Server` header.
+    pub server_tokens: bool,
+    /// Where access log lines go; none when `None`.
+    pub access_log: Option<AccessLog>,
+}
+
+/// Everything a configuration reload replaces.
+pub struct Settings {
+    /// The site.
+    pub site: Site,
+    /// Its workers.
+    pub pool: Pool,
+    /// Request limits.
+    pub limits: Limits,
+    /// Response options.
+    pub options: Options,
+}
+
 /// Everything a request needs, shared by all connections.
 pub(crate) struct App {
     pub site: Site,
     pub pool: Pool,
     pub limits: Limits,
+    pub options: Options,
     pub server_software: String,
-    pub access_log: bool,
+    server_header: HeaderValue,
 }
 
 impl App {
-    pub fn new(site: Site, pool: Pool, limits: Limits, access_log: bool) -> Self {
+    pub fn new(s: Settings) -> Self {
+        let server_software = format!("isola/{}", env!("CARGO_PKG_VERSION"));
+        let server_header = if s.options.server_tokens {
+            HeaderValue::from_str(&server_software).unwrap_or(HeaderValue::from_static("isola"))
+        } else {
+            HeaderValue::from_static("isola")
+        };
         App {
-            site,
-            pool,
-            limits,
-            server_software: format!("isola/{}", env!("CARGO_PKG_VERSION")),
-            access_log,
+            site: s.site,
+            pool: s.pool,
+            limits: s.limits,
+            options: s.options,
+            server_software,
+            server_header,
         }
     }
 }
@@ -81,10 +151,35 @@ pub(crate) struct Peer {
     pub https: bool,
 }
 
+/// What the worker side of a request took, for the access log.
+#[derive(Default)]
+struct Upstream {
+    pid: Option<u32>,
+    wait: Option<Duration>,
+    head: Option<Duration>,
+}
+
+/// Request facts the access log needs after the request itself is consumed.
+struct LogFields {
+    time: SystemTime,
+    method: String,
+    uri: String,
+    protocol: &'static str,
+    host: Option<String>,
+    referer: Option<String>,
+    user_agent: Option<String>,
+}
+
+fn header_string(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    h.get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     peer: Peer,
+    guard: RequestGuard,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let app = shared.app();
@@ -94,33 +189,77 @@ pub(crate) async fn handle(
         .and_then(|v| request_id::accept(v.as_bytes()))
         .unwrap_or_else(request_id::generate)
         .into();
+    let client = proxy::client(
+        peer.remote,
+        peer.https,
+        req.headers(),
+        &app.options.trusted_proxies,
+    );
+    let peer = Peer {
+        remote: client.addr,
+        https: client.https,
+        ..peer
+    };
     let method = req.method().clone();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().to_string(), |pq| pq.as_str().to_string());
-    let mut pid = None;
-    let mut resp = match respond(&shared, &app, req, peer, &rid, &mut pid).await {
+    let fields = app.options.access_log.as_ref().map(|_| LogFields {
+        time: SystemTime::now(),
+        method: method.to_string(),
+        uri: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().to_string(), |pq| pq.as_str().to_string()),
+        protocol: version_str(req.version()),
+        host: header_string(req.headers(), header::HOST),
+        referer: header_string(req.headers(), header::REFERER),
+        user_agent: header_string(req.headers(), header::USER_AGENT),
+    });
+    let mut accept_encoding = HeaderMap::new();
+    if app.options.compression.is_some() {
+        for v in req.headers().get_all(header::ACCEPT_ENCODING) {
+            accept_encoding.append(header::ACCEPT_ENCODING, v.clone());
+        }
+    }
+    let mut up = Upstream::default();
+    let mut resp = match respond(&shared, &app, req, peer, &rid, &mut up).await {
         Ok(r) => r,
         Err(status) => error_page::page(status),
     };
+    if let Some(policy) = &app.options.compression {
+        resp = compress::compress(policy, &accept_encoding, &method, resp);
+    }
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&rid) {
-        resp.headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), v);
+        h.insert(HeaderName::from_static("x-request-id"), v);
     }
-    if app.access_log {
-        tracing::info!(
-            target: "isola::access",
-            request_id = &*rid,
-            client = %peer.remote.ip(),
-            method = %method,
-            uri = %target,
-            status = resp.status().as_u16(),
-            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
-            worker = pid,
-        );
-    }
-    resp
+    h.insert(header::SERVER, app.server_header.clone());
+    let status = resp.status().as_u16();
+    let log = app.options.access_log.clone();
+    let client = peer.remote.ip();
+    resp.map(|body| {
+        body.tracked(Box::new(move |bytes, complete| {
+            drop(guard);
+            if let (Some(log), Some(f)) = (log, fields) {
+                log.write(&Entry {
+                    time: f.time,
+                    client,
+                    method: f.method,
+                    uri: f.uri,
+                    protocol: f.protocol,
+                    status,
+                    bytes,
+                    complete,
+                    duration: started.elapsed(),
+                    upstream: up.head,
+                    wait: up.wait,
+                    worker: up.pid,
+                    request_id: rid,
+                    host: f.host,
+                    referer: f.referer,
+                    user_agent: f.user_agent,
+                });
+            }
+        }))
+    })
 }
 
 async fn respond(
@@ -129,7 +268,7 @@ async fn respond(
     req: Request<Incoming>,
     peer: Peer,
     rid: &Arc<str>,
-    pid: &mut Option<u32>,
+    up: &mut Upstream,
 ) -> Result<Response<ResponseBody>, StatusCode> {
     check_request(&req)?;
     let (path, query) = match req.uri().path_and_query() {
@@ -155,7 +294,7 @@ async fn respond(
                     .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
                 return Ok(resp);
             }
-            static_file::serve(&path, req.method(), req.headers())
+            let mut resp = static_file::serve(&path, req.method(), req.headers())
                 .await
                 .map_err(|e| {
                     tracing::warn!(request_id = &**rid, path = %path.display(), "static file: {e}");
@@ -164,7 +303,17 @@ async fn respond(
                         std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
                         _ => StatusCode::INTERNAL_SERVER_ERROR,
                     }
-                })
+                })?;
+            let cacheable = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
+            let url = path
+                .strip_prefix(&app.site.router.config().docroot)
+                .map(|rel| [b"/", rel.as_os_str().as_bytes()].concat());
+            if let (true, Ok(url)) = (cacheable, url) {
+                if let Some(v) = app.site.cache_control.lookup(&url) {
+                    resp.headers_mut().insert(header::CACHE_CONTROL, v.clone());
+                }
+            }
+            Ok(resp)
         }
         Route::Script {
             script_filename,
@@ -177,7 +326,7 @@ async fn respond(
                 req,
                 peer,
                 rid,
-                pid,
+                up,
                 script_filename,
                 &script_name,
                 &path_info,
@@ -221,7 +370,7 @@ async fn run_script(
     req: Request<Incoming>,
     peer: Peer,
     rid: &Arc<str>,
-    pid: &mut Option<u32>,
+    up: &mut Upstream,
     script_filename: PathBuf,
     script_name: &str,
     path_info: &str,
@@ -296,6 +445,7 @@ async fn run_script(
         uri: raw_target.to_string(),
         script: script_filename.clone(),
     };
+    let waiting = Instant::now();
     let mut acquired = app.pool.acquire(job.clone()).await;
     if matches!(acquired, Err(AcquireError::ShuttingDown)) {
         // A reload replaced the pool while this request was on its way: the new pool serves
@@ -312,19 +462,23 @@ async fn run_script(
             return Ok(error_page::unavailable(5));
         }
     };
-    *pid = Some(lease.pid());
+    up.wait = Some(waiting.elapsed());
+    up.pid = Some(lease.pid());
+    let running = Instant::now();
     let deadline = app
         .limits
         .request_terminate_timeout
         .map(|t| tokio::time::Instant::now() + t);
-    match exchange::start(lease, out, body, deadline, rid.clone()).await {
+    let exchanged = exchange::start(lease, out, body, deadline, rid.clone()).await;
+    up.head = Some(running.elapsed());
+    match exchanged {
         Ok((head, body)) => Ok(translate(head, body, parts.method == Method::HEAD)),
         Err(e) => {
             let status = match e {
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::BAD_GATEWAY,
             };
-            tracing::warn!(request_id = &**rid, worker = *pid, script = %script_filename.display(), "{e}");
+            tracing::warn!(request_id = &**rid, worker = up.pid, script = %script_filename.display(), "{e}");
             Err(status)
         }
     }

@@ -1,5 +1,6 @@
 //! Listeners and connections: accept, serve HTTP with hyper, stop gracefully.
-use crate::handler::{self, App, Limits, Peer, Shared, Site};
+use crate::conn::{ConnState, Timeouts, Watched};
+use crate::handler::{self, App, Peer, Settings, Shared};
 use crate::tls::Tls;
 use crate::ResponseBody;
 use http::{Request, Response};
@@ -20,11 +21,26 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most header fields in one request.
 const MAX_HEADERS: usize = 100;
 
+/// Connection limits, fixed for the server's life.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Time allowed for a request head: from accept for the first request, from its first
+    /// byte for the next ones.
+    pub header_read_timeout: Duration,
+    /// Longest idle time between two requests on one connection.
+    pub keepalive_timeout: Duration,
+    /// Longest wait for open requests on stop.
+    pub shutdown_timeout: Duration,
+    /// Most connections open at once (both listeners together); beyond it, new clients
+    /// wait in the kernel's listen backlog.
+    pub max_connections: usize,
+}
+
 /// The front's settings and shared state.
 pub struct Front {
     shared: Arc<Shared>,
-    header_read_timeout: Duration,
-    shutdown_timeout: Duration,
+    limits: ConnLimits,
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// Swaps what the front serves with (configuration reload) while it runs.
@@ -39,10 +55,15 @@ impl FrontHandle {
         self.shared.app().pool.clone()
     }
 
-    /// Serves new requests with `site`, `pool` and `limits`; requests already running keep
-    /// what they started with. Returns the pool that was replaced, for the caller to drain.
-    pub fn swap(&self, site: Site, pool: Pool, limits: Limits, access_log: bool) -> Pool {
-        let app = App::new(site, pool, limits, access_log);
+    /// The access log in force, to reopen it (SIGUSR1).
+    pub fn access_log(&self) -> Option<crate::AccessLog> {
+        self.shared.app().options.access_log.clone()
+    }
+
+    /// Serves new requests with `settings`; requests already running keep what they
+    /// started with. Returns the pool that was replaced, for the caller to drain.
+    pub fn swap(&self, settings: Settings) -> Pool {
+        let app = App::new(settings);
         let mut cur = self
             .shared
             .current
@@ -54,22 +75,15 @@ impl FrontHandle {
 }
 
 impl Front {
-    /// A front serving `site` with workers from `pool`.
-    pub fn new(
-        site: Site,
-        pool: Pool,
-        limits: Limits,
-        header_read_timeout: Duration,
-        shutdown_timeout: Duration,
-        access_log: bool,
-    ) -> Self {
-        let app = App::new(site, pool, limits, access_log);
+    /// A front serving `settings` within `limits`.
+    pub fn new(settings: Settings, limits: ConnLimits) -> Self {
+        let app = App::new(settings);
         Self {
             shared: Arc::new(Shared {
                 current: std::sync::RwLock::new(Arc::new(app)),
             }),
-            header_read_timeout,
-            shutdown_timeout,
+            connections: Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1))),
+            limits,
         }
     }
 
@@ -110,10 +124,12 @@ pub async fn serve_listeners(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Head and idle timeouts are the connection watchdog's (conn.rs): hyper's own header
+    // timer also runs between requests and would cut keep-alive short.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(front.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEAD_BYTES.max(8192))
         .max_headers(MAX_HEADERS);
     builder
@@ -149,13 +165,13 @@ pub async fn serve_listeners(
     }
     drop(listeners);
     tracing::info!("stopped accepting; waiting for open requests");
-    if tokio::time::timeout(front.shutdown_timeout, graceful.shutdown())
+    if tokio::time::timeout(front.limits.shutdown_timeout, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
             "open requests still running after {:?}; closing their connections",
-            front.shutdown_timeout
+            front.limits.shutdown_timeout
         );
     }
 }
@@ -171,7 +187,16 @@ async fn accept_loop(
     builder: &Arc<auto::Builder<TokioExecutor>>,
     graceful: &GracefulShutdown,
 ) {
+    let timeouts = Timeouts {
+        header_read: front.limits.header_read_timeout,
+        keepalive: front.limits.keepalive_timeout,
+    };
     loop {
+        // At the connection limit, stop accepting: clients wait in the backlog instead of
+        // costing memory and file descriptors here.
+        let Ok(permit) = front.connections.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, remote) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -188,52 +213,70 @@ async fn accept_loop(
             local,
             https: tls.is_some(),
         };
+        let state = ConnState::new(timeouts);
         let shared = front.shared.clone();
+        let conn_state = state.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
             let shared = shared.clone();
+            let guard = conn_state.start(req.version() == http::Version::HTTP_2);
             host_from_authority(&mut req);
             async move {
-                Ok::<_, std::convert::Infallible>(match redirect_port {
-                    Some(port) => redirect_to_https(&req, local, port),
-                    None => handler::handle(shared, req, peer).await,
+                let redirect = redirect_port.filter(|_| !forwarded_https(&shared, &req, remote));
+                Ok::<_, std::convert::Infallible>(match redirect {
+                    Some(port) => {
+                        drop(guard);
+                        redirect_to_https(&req, local, port)
+                    }
+                    None => handler::handle(shared, req, peer, guard).await,
                 })
             }
         });
         let builder = builder.clone();
         // Counted by the graceful shutdown from now on, handshake included.
         let watcher = graceful.watcher();
-        match tls {
-            None => {
-                tokio::spawn(async move {
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
+        let tls = tls.cloned();
+        let handshake_timeout = front.limits.header_read_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let serve = async {
+                match tls {
+                    None => {
+                        let io = TokioIo::new(Watched::new(stream, state.clone()));
+                        let conn = builder.serve_connection(io, service).into_owned();
+                        watcher.watch(conn).await
+                    }
+                    Some(tls) => {
+                        let stream = match tls.accept(stream, handshake_timeout).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::debug!(client = %remote, "TLS handshake: {e}");
+                                return Ok(());
+                            }
+                        };
+                        let io = TokioIo::new(Watched::new(stream, state.clone()));
+                        let conn = builder.serve_connection(io, service).into_owned();
+                        watcher.watch(conn).await
+                    }
+                }
+            };
+            tokio::select! {
+                r = serve => {
+                    if let Err(e) = r {
                         tracing::debug!(client = %remote, "connection: {e}");
                     }
-                });
+                }
+                () = state.expired() => {
+                    tracing::debug!(client = %remote, "connection closed: idle or head too slow");
+                }
             }
-            Some(tls) => {
-                let tls = tls.clone();
-                let timeout = front.header_read_timeout;
-                tokio::spawn(async move {
-                    let stream = match tls.accept(stream, timeout).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::debug!(client = %remote, "TLS handshake: {e}");
-                            return;
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(client = %remote, "connection: {e}");
-                    }
-                });
-            }
-        }
+        });
     }
+}
+
+/// A trusted proxy says the client used HTTPS: redirecting it to HTTPS would loop.
+fn forwarded_https(shared: &Shared, req: &Request<Incoming>, remote: SocketAddr) -> bool {
+    let app = shared.app();
+    crate::proxy::client(remote, false, req.headers(), &app.options.trusted_proxies).https
 }
 
 /// HTTP/2 carries the host in the `:authority` pseudo-header, not in `Host`; PHP (HTTP_HOST,

@@ -13,7 +13,10 @@
 //! decisions. The rules are listed on [`Router::resolve`].
 
 mod normalize;
+mod pattern;
 mod resolve;
+
+pub use pattern::{PathPatterns, PatternError};
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -31,6 +34,11 @@ pub struct RouterConfig {
     pub no_exec: Vec<String>,
     /// Follow symlinks that lead outside the document root.
     pub follow_symlinks_outside: bool,
+    /// Paths answered 404 whatever they name.
+    pub deny: PathPatterns,
+    /// Paths exempt from `deny` and from the dotfile rule (below a dot segment, static
+    /// files only).
+    pub allow: PathPatterns,
 }
 
 impl RouterConfig {
@@ -44,6 +52,8 @@ impl RouterConfig {
             front_controller: Some("index.php".to_owned()),
             no_exec: Vec::new(),
             follow_symlinks_outside: false,
+            deny: PathPatterns::default(),
+            allow: PathPatterns::default(),
         }
     }
 }
@@ -175,8 +185,9 @@ impl Router {
     ///    escape or a NUL byte is [`Deny::BadRequest`].
     /// 2. `//` and `.` collapse, `..` resolves; climbing above the root is
     ///    [`Deny::BadRequest`]. Backslash is an ordinary file-name byte.
-    /// 3. A segment starting with `.` is [`Deny::NotFound`], except a first segment
-    ///    `.well-known`, below which only static files are served.
+    /// 3. A path matching `deny` (and not `allow`) is [`Deny::NotFound`]. A segment
+    ///    starting with `.` is [`Deny::NotFound`], except a first segment `.well-known` and
+    ///    paths matching `allow`, below which only static files are served.
     /// 4. `/a.php/rest` (the first segment ending in `.php`, case-sensitive, followed by
     ///    more): `/a.php` must be a regular file, which runs with PATH_INFO `/rest`; else
     ///    [`Deny::NotFound`].

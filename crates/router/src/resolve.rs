@@ -62,7 +62,12 @@ impl Router {
         };
         let url = norm.bytes.as_slice();
         let trailing = norm.trailing_slash;
+        let allowed = self.config.allow.matches(url);
+        if !allowed && self.config.deny.matches(url) {
+            return Route::Deny(Deny::NotFound);
+        }
         let static_only = match normalize::visibility(url) {
+            Visibility::Hidden if allowed => true,
             Visibility::Hidden => return Route::Deny(Deny::NotFound),
             Visibility::WellKnown => true,
             Visibility::Public => false,

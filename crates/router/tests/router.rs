@@ -638,6 +638,34 @@ fn rule10_permission_denied_is_forbidden() {
 }
 
 #[test]
+fn rule3_deny_and_allow_patterns() {
+    let s = Site::new();
+    let mut c = s.config();
+    c.deny = isola_router::PathPatterns::new(&["/blog/**", "*.txt", "/uploads2/ok.php"]).unwrap();
+    c.allow = isola_router::PathPatterns::new(&["/a/.hidden/**", "/info.txt", "/.env"]).unwrap();
+    let r = Router::new(c);
+    // Denied whatever they name: scripts, directories with an index, static files,
+    // PATH_INFO behind a denied script, and missing paths (never the front controller).
+    check(&r, "/blog/post.php", NOT_FOUND);
+    check(&r, "/blog/", NOT_FOUND);
+    check(&r, "/blog", NOT_FOUND);
+    check(&r, "/blog/index.php/x/y", NOT_FOUND);
+    check(&r, "/blog/missing", NOT_FOUND);
+    check(&r, "/a/b.txt", NOT_FOUND);
+    check(&r, "/uploads2/ok.php", NOT_FOUND);
+    check(&r, "/%75ploads2/ok.php", NOT_FOUND);
+    check(&r, "/x/../uploads2/./ok.php", NOT_FOUND);
+    // Allow beats deny, and opens a dot path to static files only.
+    check(&r, "/info.txt", s.file("info.txt"));
+    check(&r, "/a/.hidden/b.txt", s.file("a/.hidden/b.txt"));
+    check(&r, "/.env", s.file(".env"));
+    check(&r, "/.htaccess", NOT_FOUND);
+    // Untouched paths behave as before.
+    check(&r, "/style.css", s.file("style.css"));
+    check(&r, "/blog2", s.front());
+}
+
+#[test]
 fn no_docroot_at_all() {
     let tmp = TempDir::new().unwrap();
     let r = Router::new(RouterConfig::new(tmp.path().join("missing")));

@@ -1,0 +1,412 @@
+//! The access log: one line per request, in the combined format or as JSON, to stdout or a
+//! file that logrotate can move away (reopened on request, i.e. on SIGUSR1).
+//!
+//! Owns: the line formats, and a writer thread with a bounded queue.
+//!
+//! Never: blocks a request. Lines are handed to the writer thread through a bounded queue;
+//! when the disk cannot keep up and the queue is full, lines are dropped and counted (the
+//! count is logged) instead of slowing every request down.
+use serde_json::json;
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Lines waiting for the writer thread at most.
+const QUEUE: usize = 16 * 1024;
+/// How often the writer thread looks at the reopen flag when no line arrives.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessFormat {
+    /// `combined` (nginx, Apache), then `key=value` fields: `rt` (request time, s), `ut`
+    /// (time until the worker's response head, s), `wt` (wait for a worker, s), `pid`, `id`.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A handle on the access log; clones share the writer thread, which stops when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct AccessLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: SyncSender<String>,
+    format: AccessFormat,
+    reopen: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// One finished request.
+pub(crate) struct Entry {
+    pub time: SystemTime,
+    pub client: IpAddr,
+    pub method: String,
+    pub uri: String,
+    pub protocol: &'static str,
+    pub status: u16,
+    pub bytes: u64,
+    pub complete: bool,
+    pub duration: Duration,
+    pub upstream: Option<Duration>,
+    pub wait: Option<Duration>,
+    pub worker: Option<u32>,
+    pub request_id: Arc<str>,
+    pub host: Option<String>,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+enum Sink {
+    Stdout,
+    File(PathBuf, io::BufWriter<File>),
+}
+
+impl Sink {
+    fn open(path: Option<&Path>) -> io::Result<Sink> {
+        Ok(match path {
+            None => Sink::Stdout,
+            Some(p) => Sink::File(p.to_path_buf(), io::BufWriter::new(open_append(p)?)),
+        })
+    }
+
+    fn write(&mut self, line: &str) -> io::Result<()> {
+        match self {
+            Sink::Stdout => io::stdout().lock().write_all(line.as_bytes()),
+            Sink::File(_, w) => w.write_all(line.as_bytes()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout => io::stdout().lock().flush(),
+            Sink::File(_, w) => w.flush(),
+        }
+    }
+}
+
+fn open_append(p: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(p)
+}
+
+impl AccessLog {
+    /// Opens the log: `path`, or stdout when `None`. The file is opened now, so a path that
+    /// cannot be written is an error at start-up, not a silent loss later.
+    pub fn open(path: Option<&Path>, format: AccessFormat) -> io::Result<Self> {
+        let mut sink = Sink::open(path)?;
+        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (flag, lost) = (reopen.clone(), dropped.clone());
+        std::thread::Builder::new()
+            .name("isola-access-log".into())
+            .spawn(move || loop {
+                let got = rx.recv_timeout(TICK);
+                let mut batch = match got {
+                    Ok(line) => vec![line],
+                    Err(RecvTimeoutError::Timeout) => Vec::new(),
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let _ = sink.flush();
+                        return;
+                    }
+                };
+                batch.extend(rx.try_iter().take(1024));
+                for line in &batch {
+                    if let Err(e) = sink.write(line) {
+                        tracing::error!("access log: {e}");
+                        break;
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = sink.flush();
+                }
+                let n = lost.swap(0, Ordering::Relaxed);
+                if n > 0 {
+                    tracing::warn!("access log: {n} lines dropped, the writer could not keep up");
+                }
+                if flag.swap(false, Ordering::Relaxed) {
+                    if let Sink::File(p, w) = &mut sink {
+                        let _ = w.flush();
+                        match open_append(p) {
+                            Ok(f) => {
+                                *w = io::BufWriter::new(f);
+                                tracing::info!(file = %p.display(), "access log reopened");
+                            }
+                            Err(e) => tracing::error!(
+                                file = %p.display(),
+                                "access log: cannot reopen, still writing to the old file: {e}"
+                            ),
+                        }
+                    }
+                }
+            })?;
+        Ok(AccessLog {
+            inner: Arc::new(Inner {
+                tx,
+                format,
+                reopen,
+                dropped,
+            }),
+        })
+    }
+
+    /// Reopens the file (after logrotate moved it away) before the next line is written.
+    pub fn reopen(&self) {
+        self.inner.reopen.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn write(&self, e: &Entry) {
+        let line = match self.inner.format {
+            AccessFormat::Combined => combined(e),
+            AccessFormat::Json => json_line(e),
+        };
+        match self.inner.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// `client - - [time] "request" status bytes "referer" "user-agent"` and Isola's fields.
+/// Quotes, backslashes and control bytes in request-supplied fields are escaped as
+/// `\xHH`, as nginx does, so a client cannot forge a line.
+fn combined(e: &Entry) -> String {
+    let mut s = String::with_capacity(160 + e.uri.len());
+    let _ = write!(
+        s,
+        "{} - - [{}] \"{} ",
+        e.client,
+        clf_time(e.time),
+        escape(&e.method)
+    );
+    s.push_str(&escape(&e.uri));
+    let _ = write!(
+        s,
+        " {}\" {} {} \"{}\" \"{}\" rt={:.3}",
+        e.protocol,
+        e.status,
+        e.bytes,
+        e.referer.as_deref().map_or_else(|| "-".into(), escape),
+        e.user_agent.as_deref().map_or_else(|| "-".into(), escape),
+        e.duration.as_secs_f64()
+    );
+    match e.upstream {
+        Some(u) => {
+            let _ = write!(s, " ut={:.3}", u.as_secs_f64());
+        }
+        None => s.push_str(" ut=-"),
+    }
+    match e.wait {
+        Some(w) => {
+            let _ = write!(s, " wt={:.3}", w.as_secs_f64());
+        }
+        None => s.push_str(" wt=-"),
+    }
+    match e.worker {
+        Some(p) => {
+            let _ = write!(s, " pid={p}");
+        }
+        None => s.push_str(" pid=-"),
+    }
+    let _ = write!(s, " id={}", e.request_id);
+    if !e.complete {
+        s.push_str(" incomplete");
+    }
+    s.push('\n');
+    s
+}
+
+fn json_line(e: &Entry) -> String {
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let mut v = json!({
+        "time": rfc3339(e.time),
+        "client": e.client.to_string(),
+        "method": e.method,
+        "uri": e.uri,
+        "protocol": e.protocol,
+        "status": e.status,
+        "bytes": e.bytes,
+        "complete": e.complete,
+        "duration_ms": ms(e.duration),
+        "upstream_ms": e.upstream.map(ms),
+        "wait_ms": e.wait.map(ms),
+        "worker": e.worker,
+        "request_id": &*e.request_id,
+        "host": e.host,
+        "referer": e.referer,
+        "user_agent": e.user_agent,
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    let mut line = v.to_string();
+    line.push('\n');
+    line
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn split(t: SystemTime) -> ((i64, u32, u32), u64, u32) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    (
+        civil((secs / 86_400) as i64),
+        secs % 86_400,
+        d.subsec_millis(),
+    )
+}
+
+/// `23/Nov/2026:06:50:01 +0000` (UTC: the common log format's time).
+fn clf_time(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let ((y, m, d), s, _) = split(t);
+    format!(
+        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(m - 1) as usize],
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// `2026-11-23T06:50:01.123Z`
+fn rfc3339(t: SystemTime) -> String {
+    let ((y, m, d), s, ms) = split(t);
+    format!(
+        "{y}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            time: UNIX_EPOCH + Duration::from_millis(1_795_417_801_123),
+            client: "192.0.2.7".parse().unwrap(),
+            method: "GET".into(),
+            uri: "/a?q=\"x\"".into(),
+            protocol: "HTTP/1.1",
+            status: 200,
+            bytes: 1234,
+            complete: true,
+            duration: Duration::from_micros(12_345),
+            upstream: Some(Duration::from_micros(10_000)),
+            wait: Some(Duration::ZERO),
+            worker: Some(4242),
+            request_id: "abc123".into(),
+            host: Some("example.com".into()),
+            referer: None,
+            user_agent: Some("curl/8.0\n".into()),
+        }
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(11_016), (2000, 2, 29));
+        assert_eq!(civil(-1), (1969, 12, 31));
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_417_801_123);
+        assert_eq!(clf_time(t), "23/Nov/2026:07:10:01 +0000");
+        assert_eq!(rfc3339(t), "2026-11-23T07:10:01.123Z");
+    }
+
+    #[test]
+    fn combined_line_escapes_what_the_client_sent() {
+        assert_eq!(
+            combined(&entry()),
+            "192.0.2.7 - - [23/Nov/2026:07:10:01 +0000] \"GET /a?q=\\x22x\\x22 HTTP/1.1\" 200 1234 \"-\" \"curl/8.0\\x0A\" rt=0.012 ut=0.010 wt=0.000 pid=4242 id=abc123\n"
+        );
+    }
+
+    #[test]
+    fn json_line_has_every_field_and_no_nulls() {
+        let mut e = entry();
+        e.upstream = None;
+        let v: serde_json::Value = serde_json::from_str(&json_line(&e)).unwrap();
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["bytes"], 1234);
+        assert_eq!(v["uri"], "/a?q=\"x\"");
+        assert_eq!(v["duration_ms"], 12.345);
+        assert_eq!(v["worker"], 4242);
+        assert_eq!(v["request_id"], "abc123");
+        assert_eq!(v["client"], "192.0.2.7");
+        assert!(v.get("upstream_ms").is_none());
+        assert!(v.get("referer").is_none());
+    }
+
+    #[test]
+    fn file_is_reopened_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = AccessLog::open(Some(&path), AccessFormat::Combined).unwrap();
+        log.write(&entry());
+        let wait_for = |p: &Path, n: usize| {
+            for _ in 0..100 {
+                if std::fs::read_to_string(p).is_ok_and(|t| t.lines().count() >= n) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            false
+        };
+        assert!(wait_for(&path, 1));
+        let rotated = dir.path().join("access.log.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        log.reopen();
+        std::thread::sleep(TICK * 2);
+        log.write(&entry());
+        assert!(wait_for(&path, 1), "new file after reopen");
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap().lines().count(),
+            1
+        );
+    }
+}

@@ -1,0 +1,467 @@
+//! The web front's options: compression, connection limits and timeouts, trusted proxies,
+//! access log, Cache-Control rules, deny/allow patterns, the Server header.
+use crate::harness::{fixture_site, Server};
+use crate::http::{self, get, request};
+use std::io::{BufReader, Read, Write};
+use std::time::{Duration, Instant};
+
+/// The fixture site plus `files`, served with `toml`.
+fn serve(toml: &str, files: &[(&str, &str)]) -> Server {
+    let site = fixture_site();
+    for (name, body) in files {
+        let p = site.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let docroot = site.path().to_path_buf();
+    Server::start_in(&docroot, &["--config", cfg.to_str().unwrap()], Some(site))
+}
+
+const TEXT_PHP: &str =
+    "<?php header('Content-Type: text/plain'); echo str_repeat(\"isola compresses text\\n\", 500);";
+
+/// GET `target` with `Accept-Encoding: accept`.
+fn accepting(addr: std::net::SocketAddr, target: &str, accept: &str) -> http::Response {
+    request(
+        addr,
+        "GET",
+        target,
+        &[&format!("Accept-Encoding: {accept}")],
+        b"",
+    )
+}
+
+fn gunzip(b: &[u8]) -> String {
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(b)
+        .read_to_string(&mut out)
+        .expect("valid gzip");
+    out
+}
+
+#[test]
+fn php_and_static_responses_are_compressed_when_the_client_accepts_it() {
+    let css = "body { color: black; }\n".repeat(200);
+    let s = serve(
+        "[pool]\nmax_children = 1\n",
+        &[("text.php", TEXT_PHP), ("big.css", &css)],
+    );
+    let plain = get(s.addr, "/text.php");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    let z = accepting(s.addr, "/text.php", "gzip");
+    assert_eq!(z.status, 200);
+    assert_eq!(z.header("content-encoding"), Some("gzip"));
+    assert_eq!(z.header("vary"), Some("Accept-Encoding"));
+    assert!(
+        z.body.len() < plain.body.len() / 10,
+        "{} bytes",
+        z.body.len()
+    );
+    assert_eq!(gunzip(&z.body), plain.text());
+    let z = accepting(s.addr, "/big.css", "gzip");
+    assert_eq!(z.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&z.body), css);
+    // Images are left alone, and so is a client that accepts nothing Isola makes.
+    let img = accepting(s.addr, "/image.png", "gzip");
+    assert_eq!(img.header("content-encoding"), None);
+    let r = accepting(s.addr, "/text.php", "compress");
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.body, plain.body);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn compression_keeps_flush_streaming() {
+    let s = serve("[pool]\nmax_children = 1\n", &[]);
+    // stream.php echoes, flushes and sleeps three times: the first compressed chunk must
+    // decode to the first echo alone, before the script has produced the rest.
+    let mut c = http::connect(s.addr);
+    c.write_all(b"GET /stream.php HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(c);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let mut size = String::new();
+    std::io::BufRead::read_line(&mut r, &mut size).unwrap();
+    let n = usize::from_str_radix(size.trim(), 16).unwrap();
+    let mut chunk = vec![0; n];
+    r.read_exact(&mut chunk).unwrap();
+    let mut first = Vec::new();
+    let _ = flate2::read::GzDecoder::new(&chunk[..]).read_to_end(&mut first);
+    let first = String::from_utf8_lossy(&first);
+    assert!(first.contains("chunk 0"), "{first:?}");
+    assert!(
+        !first.contains("chunk 2"),
+        "held back until the end: {first:?}"
+    );
+    assert!(s.stop().success());
+}
+
+#[test]
+fn compression_can_be_turned_off_or_limited() {
+    let s = serve(
+        "[pool]\nmax_children = 1\n[server.compression]\nenabled = false\n",
+        &[("text.php", TEXT_PHP)],
+    );
+    let r = accepting(s.addr, "/text.php", "gzip, br");
+    assert_eq!(r.header("content-encoding"), None);
+    assert!(s.stop().success());
+    let s = serve(
+        "[pool]\nmax_children = 1\n[server.compression]\ncodings = [\"gzip\"]\nmin_size = \"64KiB\"\n",
+        &[(
+            "big.php",
+            "<?php header('Content-Type: text/plain'); echo str_repeat('a', 100000);",
+        )],
+    );
+    // br is not offered, gzip is.
+    let r = accepting(s.addr, "/big.php", "br");
+    assert_eq!(r.header("content-encoding"), None);
+    let r = accepting(s.addr, "/big.php", "br, gzip");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(s.stop().success());
+}
+
+/// Reads until the server closes the connection; true if it did within `limit`.
+fn closed_within(c: &mut std::net::TcpStream, limit: Duration) -> bool {
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn keepalive_timeout_and_header_read_timeout_are_separate() {
+    let s = serve(
+        "[server]\nkeepalive_timeout = \"1s\"\nheader_read_timeout = \"3s\"\n[pool]\nmax_children = 1\n",
+        &[],
+    );
+    // Idle after a response: closed after keepalive_timeout, long before header_read_timeout.
+    let mut c = http::connect(s.addr);
+    c.write_all(b"GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let r = http::read_response(&mut BufReader::new(c.try_clone().unwrap()), false);
+    assert_eq!(r.status, 200);
+    let t = Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(20)));
+    let idle = t.elapsed();
+    assert!(idle >= Duration::from_millis(900), "closed after {idle:?}");
+    assert!(s.stop().success());
+
+    // The other way round: a keep-alive connection idle for longer than
+    // header_read_timeout is still served.
+    let s = serve(
+        "[server]\nkeepalive_timeout = \"30s\"\nheader_read_timeout = \"1s\"\n[pool]\nmax_children = 1\n",
+        &[],
+    );
+    let mut c = http::connect(s.addr);
+    let mut reader = BufReader::new(c.try_clone().unwrap());
+    c.write_all(b"GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(http::read_response(&mut reader, false).status, 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    c.write_all(b"GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(http::read_response(&mut reader, false).status, 200);
+    // But a head that trickles in is cut after header_read_timeout.
+    c.write_all(b"GET /hello.php HTTP/1.1\r\n").unwrap();
+    let t = Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(20)));
+    assert!(t.elapsed() >= Duration::from_millis(900));
+    assert!(s.stop().success());
+}
+
+#[test]
+fn max_connections_holds_further_clients_in_the_backlog() {
+    let s = serve(
+        "[server]\nmax_connections = 2\nheader_read_timeout = \"30s\"\n[pool]\nmax_children = 1\n",
+        &[],
+    );
+    let idle: Vec<_> = (0..2).map(|_| http::connect(s.addr)).collect();
+    // Both slots are taken by connections that have not sent anything.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = http::connect(s.addr);
+    third
+        .write_all(b"GET /hello.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let early = third.read(&mut buf);
+    assert!(early.is_err(), "served beyond max_connections: {early:?}");
+    drop(idle);
+    third
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let r = http::read_response(&mut BufReader::new(third), false);
+    assert_eq!(r.status, 200);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn oversized_heads_get_431() {
+    let s = serve("[pool]\nmax_children = 1\n", &[]);
+    let big = format!(
+        "GET /hello.php HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    assert_eq!(http::raw(s.addr, big.as_bytes()).status, 431);
+    let mut many = String::from("GET /hello.php HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..200 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    assert_eq!(http::raw(s.addr, many.as_bytes()).status, 431);
+    // Just under the limits is fine.
+    let ok = format!(
+        "GET /hello.php HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(32 * 1024)
+    );
+    assert_eq!(http::raw(s.addr, ok.as_bytes()).status, 200);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn forwarded_headers_are_believed_only_from_trusted_proxies() {
+    let headers = [
+        "X-Forwarded-For: 6.6.6.6, 203.0.113.9",
+        "X-Forwarded-Proto: https",
+    ];
+    let s = serve("[pool]\nmax_children = 1\n", &[]);
+    let j = request(s.addr, "GET", "/env.php", &headers, b"").json();
+    assert_eq!(j["server"]["REMOTE_ADDR"], "127.0.0.1");
+    assert!(j["server"].get("HTTPS").is_none());
+    assert!(s.stop().success());
+
+    let s = serve(
+        "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[pool]\nmax_children = 1\n",
+        &[],
+    );
+    let j = request(s.addr, "GET", "/env.php", &headers, b"").json();
+    assert_eq!(j["server"]["REMOTE_ADDR"], "203.0.113.9");
+    assert_eq!(j["server"]["HTTPS"], "on");
+    assert_eq!(j["server"]["REQUEST_SCHEME"], "https");
+    let j = request(
+        s.addr,
+        "GET",
+        "/env.php",
+        &["Forwarded: for=\"[2001:db8::5]:999\";proto=http"],
+        b"",
+    )
+    .json();
+    assert_eq!(j["server"]["REMOTE_ADDR"], "2001:db8::5");
+    assert!(j["server"].get("HTTPS").is_none());
+    // The access log names the client, not the proxy.
+    assert!(s.wait_for_log("203.0.113.9 - - [", Duration::from_secs(5)));
+    assert!(s.stop().success());
+}
+
+#[test]
+fn access_log_combined_on_stdout() {
+    let s = serve("[pool]\nmax_children = 1\n", &[]);
+    let r = request(
+        s.addr,
+        "GET",
+        "/hello.php?a=%22b%22",
+        &["User-Agent: test \"agent\"", "Referer: http://ref.example/"],
+        b"",
+    );
+    let id = r.header("x-request-id").unwrap().to_string();
+    assert!(s.wait_for_log(&id, Duration::from_secs(5)));
+    let line = s
+        .stdout_lines()
+        .into_iter()
+        .find(|l| l.contains(&id))
+        .unwrap();
+    let expect = format!(
+        "\"GET /hello.php?a=%22b%22 HTTP/1.1\" 200 {} \"http://ref.example/\" \"test \\x22agent\\x22\" rt=",
+        r.body.len()
+    );
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(line.contains(&expect), "{line}\nwanted {expect}");
+    assert!(line.contains(" pid="), "{line}");
+    assert!(!line.contains("pid=-"), "{line}");
+    // A static file has no worker.
+    let r = get(s.addr, "/style.css");
+    let id = r.header("x-request-id").unwrap().to_string();
+    assert!(s.wait_for_log(&id, Duration::from_secs(5)));
+    let line = s
+        .stdout_lines()
+        .into_iter()
+        .find(|l| l.contains(&id))
+        .unwrap();
+    assert!(line.contains(" ut=- wt=- pid=-"), "{line}");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn access_log_json_in_a_file_reopened_on_sigusr1() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let s = serve(
+        &format!(
+            "[pool]\nmax_children = 1\n[log]\naccess_format = \"json\"\naccess_file = \"{}\"\n",
+            log.display()
+        ),
+        &[],
+    );
+    let read_lines = |p: &std::path::Path, n: usize| -> Vec<serde_json::Value> {
+        let t = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let lines: Vec<_> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if lines.len() >= n || t.elapsed() > Duration::from_secs(10) {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let r = get(s.addr, "/hello.php");
+    let lines = read_lines(&log, 1);
+    assert_eq!(lines.len(), 1);
+    let l = &lines[0];
+    assert_eq!(l["status"], 200);
+    assert_eq!(l["method"], "GET");
+    assert_eq!(l["uri"], "/hello.php");
+    assert_eq!(l["bytes"], r.body.len());
+    assert_eq!(l["request_id"], r.header("x-request-id").unwrap());
+    assert!(l["worker"].as_u64().unwrap() > 0);
+    assert!(l["upstream_ms"].as_f64().is_some());
+    assert!(l["duration_ms"].as_f64().unwrap() >= l["upstream_ms"].as_f64().unwrap());
+    assert!(!s.stdout_lines().iter().any(|x| x.contains("/hello.php")));
+
+    // logrotate: move the file away, SIGUSR1, and the next line goes to a new file.
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid() as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    assert!(s.wait_for_log("access log reopened", Duration::from_secs(5)));
+    get(s.addr, "/style.css");
+    let lines = read_lines(&log, 1);
+    assert_eq!(lines.len(), 1, "new file");
+    assert_eq!(lines[0]["uri"], "/style.css");
+    assert_eq!(read_lines(&rotated, 1).len(), 1);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn cache_control_rules_apply_to_static_files_by_pattern() {
+    let s = serve(
+        "[pool]\nmax_children = 1\n\
+         [[server.cache_control]]\npath = \"/assets/**\"\nvalue = \"public, max-age=31536000, immutable\"\n\
+         [[server.cache_control]]\npath = \"*.css\"\nvalue = \"public, max-age=3600\"\n",
+        &[("assets/app.css", "a{}"), ("assets/app.php", "<?php echo 'php';")],
+    );
+    let r = get(s.addr, "/assets/app.css");
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let etag = r.header("etag").unwrap().to_string();
+    let r = get(s.addr, "/style.css");
+    assert_eq!(r.header("cache-control"), Some("public, max-age=3600"));
+    // A revalidation keeps it; PHP and images without a rule are left alone.
+    let r = request(
+        s.addr,
+        "GET",
+        "/assets/app.css",
+        &[&format!("If-None-Match: {etag}")],
+        b"",
+    );
+    assert_eq!(r.status, 304);
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(get(s.addr, "/assets/app.php").header("cache-control"), None);
+    assert_eq!(get(s.addr, "/image.png").header("cache-control"), None);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn deny_and_allow_patterns() {
+    let planted = "<?php file_put_contents(__DIR__ . '/../EVALUATED', 'x'); echo 'RAN';";
+    let s = serve(
+        "[server]\ndeny = [\"/private/**\", \"*.sql\", \"composer.json\"]\nallow = [\"/.hidden/**\"]\n[pool]\nmax_children = 1\n",
+        &[
+            ("private/run.php", planted),
+            ("private/index.php", planted),
+            ("private/data.txt", "PRIVATE"),
+            ("dump.sql", "DROP TABLE"),
+            ("lib/composer.json", "{}"),
+        ],
+    );
+    for target in [
+        "/private/run.php",
+        "/private/run.php/x",
+        "/private/",
+        "/private",
+        "/private/data.txt",
+        "/%70rivate/run.php",
+        "/x/../private/run.php",
+        "/private/missing",
+        "/dump.sql",
+        "/lib/composer.json",
+    ] {
+        let r = get(s.addr, target);
+        assert_eq!(r.status, 404, "{target}");
+        assert!(
+            !r.text().contains("RAN") && !r.text().contains("PRIVATE"),
+            "{target}"
+        );
+    }
+    assert!(!s.docroot.join("EVALUATED").exists(), "denied PHP ran");
+    // Allowed: a dot folder's static files (never its scripts).
+    let r = get(s.addr, "/.hidden/x.txt");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "HIDDEN-SECRET\n");
+    assert_eq!(get(s.addr, "/.env").status, 404);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn server_header_without_version_unless_asked() {
+    let s = serve("[pool]\nmax_children = 1\n", &[]);
+    for target in ["/hello.php", "/style.css", "/nope.php"] {
+        assert_eq!(
+            get(s.addr, target).header("server"),
+            Some("isola"),
+            "{target}"
+        );
+    }
+    assert!(s.stop().success());
+    let s = serve(
+        "[server]\nserver_tokens = true\n[pool]\nmax_children = 1\n",
+        &[],
+    );
+    let v = get(s.addr, "/hello.php");
+    assert_eq!(
+        v.header("server"),
+        Some(format!("isola/{}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    assert!(s.stop().success());
+}
