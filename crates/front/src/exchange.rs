@@ -131,10 +131,7 @@ async fn exchange(
 ) -> Finish {
     let stream = lease.stream();
     let (mut rd, mut wr) = stream.split();
-    let writer = async move {
-        wr.write_all(&request).await?;
-        write_stdin(&mut wr, body).await
-    };
+    let writer = async move { write_stdin(&mut wr, request, body).await };
     let reader = read_response(&mut rd, sink, rid);
     tokio::pin!(writer, reader);
     let mut written = false;
@@ -162,21 +159,30 @@ async fn exchange(
     }
 }
 
+/// Writes `out` (the request's BEGIN_REQUEST and PARAMS records) followed by the body as
+/// STDIN records and the empty STDIN record that ends it. Small requests go out in one
+/// write: a worker that reads the head and then waits for the rest would cost a wake-up
+/// more per request.
 async fn write_stdin<W: tokio::io::AsyncWrite + Unpin>(
     wr: &mut W,
+    mut out: BytesMut,
     body: Option<Spooled>,
 ) -> std::io::Result<()> {
-    let mut out = BytesMut::with_capacity(64 * 1024 + 64);
+    const FLUSH_AT: usize = 64 * 1024;
     match body {
         None => {}
         Some(Spooled::Memory(b)) => {
             for chunk in b.chunks(isola_fastcgi::MAX_CONTENT_LEN) {
-                out.clear();
                 encode_stdin(&mut out, REQUEST_ID, chunk);
-                wr.write_all(&out).await?;
+                if out.len() >= FLUSH_AT {
+                    wr.write_all(&out).await?;
+                    out.clear();
+                }
             }
         }
         Some(Spooled::File { mut file, len }) => {
+            wr.write_all(&out).await?;
+            out.clear();
             let mut buf = vec![0u8; 64 * 1024 - 8];
             let mut left = len;
             while left > 0 {
@@ -189,13 +195,12 @@ async fn write_stdin<W: tokio::io::AsyncWrite + Unpin>(
                 }
                 let n = n.min(left as usize);
                 left -= n as u64;
-                out.clear();
                 encode_stdin(&mut out, REQUEST_ID, &buf[..n]);
                 wr.write_all(&out).await?;
+                out.clear();
             }
         }
     }
-    out.clear();
     encode_stdin(&mut out, REQUEST_ID, &[]);
     wr.write_all(&out).await?;
     wr.flush().await
