@@ -35,6 +35,31 @@ struct State {
     head_started: Option<Instant>,
     /// HTTP/2: bytes between requests are pings and settings, not heads.
     multiplexed: bool,
+    /// What the watchdog is waiting for; it is woken only when a deadline comes earlier
+    /// than that, so a busy keep-alive connection costs no wake-up per request.
+    watching: Watch,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Watch {
+    /// Running, or about to look at the state again.
+    Awake,
+    /// Asleep until this instant.
+    Until(Instant),
+    /// Asleep until woken (a request was in flight).
+    Forever,
+}
+
+impl State {
+    fn deadline(&self, t: &Timeouts) -> Option<Instant> {
+        if self.in_flight > 0 {
+            return None;
+        }
+        Some(match self.head_started {
+            Some(at) => at + t.header_read,
+            None => self.idle_since + t.keepalive,
+        })
+    }
 }
 
 /// Shared between a connection's socket wrapper, its requests and its watchdog.
@@ -54,6 +79,7 @@ impl ConnState {
                 idle_since: now,
                 head_started: Some(now),
                 multiplexed: false,
+                watching: Watch::Awake,
             }),
             changed: Notify::new(),
             timeouts,
@@ -64,12 +90,25 @@ impl ConnState {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Wakes the watchdog if the deadline is now earlier than what it sleeps until.
+    fn wake_if_sooner(&self, mut s: std::sync::MutexGuard<'_, State>) {
+        let sooner = match (s.deadline(&self.timeouts), s.watching) {
+            (Some(d), Watch::Until(t)) => d < t,
+            (Some(_), Watch::Forever) => true,
+            _ => false,
+        };
+        if sooner {
+            s.watching = Watch::Awake;
+            drop(s);
+            self.changed.notify_one();
+        }
+    }
+
     fn on_read(&self) {
         let mut s = self.lock();
         if s.in_flight == 0 && s.head_started.is_none() && !s.multiplexed {
             s.head_started = Some(Instant::now());
-            drop(s);
-            self.changed.notify_one();
+            self.wake_if_sooner(s);
         }
     }
 
@@ -79,27 +118,28 @@ impl ConnState {
         s.in_flight += 1;
         s.head_started = None;
         s.multiplexed |= multiplexed;
+        // No deadline while a request runs: a sleeping watchdog wakes, finds a request in
+        // flight and waits to be woken.
         drop(s);
-        self.changed.notify_one();
         RequestGuard(self.clone())
     }
 
+    #[cfg(test)]
     fn deadline(&self) -> Option<Instant> {
-        let s = self.lock();
-        if s.in_flight > 0 {
-            return None;
-        }
-        Some(match s.head_started {
-            Some(t) => t + self.timeouts.header_read,
-            None => s.idle_since + self.timeouts.keepalive,
-        })
+        self.lock().deadline(&self.timeouts)
     }
 
     /// Resolves when the connection has been idle, or has been sending a head, for too long.
     pub async fn expired(&self) {
         loop {
             let changed = self.changed.notified();
-            match self.deadline() {
+            let deadline = {
+                let mut s = self.lock();
+                let d = s.deadline(&self.timeouts);
+                s.watching = d.map_or(Watch::Forever, Watch::Until);
+                d
+            };
+            match deadline {
                 None => changed.await,
                 Some(d) if d <= Instant::now() => return,
                 Some(d) => {
@@ -124,8 +164,7 @@ impl Drop for RequestGuard {
             s.idle_since = Instant::now();
             s.head_started = None;
         }
-        drop(s);
-        self.0.changed.notify_one();
+        self.0.wake_if_sooner(s);
     }
 }
 

@@ -22,8 +22,19 @@ pub async fn serve(
     method: &Method,
     req_headers: &HeaderMap,
 ) -> std::io::Result<Response<ResponseBody>> {
-    let (variant, encoding) = precompressed(path, req_headers);
-    let has_variants = encoding.is_some() || has_precompressed(path);
+    let ctype = content_type(path);
+    // Siblings are only looked for where they can exist: types worth compressing, and
+    // wasm (shipped as .wasm.br by many toolchains). Images and archives cost no stat.
+    let may_have_siblings = ctype
+        .to_str()
+        .is_ok_and(crate::compress::compressible_type)
+        || path.extension().is_some_and(|e| e == "wasm");
+    let (variant, encoding) = if may_have_siblings {
+        precompressed(path, req_headers)
+    } else {
+        (None, None)
+    };
+    let has_variants = encoding.is_some() || (may_have_siblings && has_precompressed(path));
     let file = std::fs::File::open(variant.as_deref().unwrap_or(path))?;
     let meta = file.metadata()?;
     let len = meta.len();
@@ -56,7 +67,7 @@ pub async fn serve(
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(resp);
     }
-    h.insert(header::CONTENT_TYPE, content_type(path));
+    h.insert(header::CONTENT_TYPE, ctype);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     let (start, count) = match range(req_headers, len, &etag, last_modified.as_deref()) {
