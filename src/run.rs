@@ -2,11 +2,12 @@
 //! signal, then stop both in order.
 use crate::cli::{LogFormatArg, ServeArgs};
 use anyhow::Context;
-use isola_config::{Config, ConfigError, PmMode, RawConfig};
+use http::StatusCode;
+use isola_config::{Config, ConfigError, PhpConfig, PmMode, RawConfig, SiteConfig};
 use isola_front::tls::{CertFiles, Certificates, Tls, TlsError};
 use isola_front::{
     AccessFormat, AccessLog, CacheControl, CompressionPolicy, ConnLimits, Front, FrontHandle,
-    Limits, Listeners, Options, Settings, Site,
+    Limits, Listeners, Options, Settings, Site, UnknownHost,
 };
 use isola_pool::{PhpCgi, Pool, PoolConfig, ProcessManager};
 use isola_router::{PathPatterns, Router, RouterConfig};
@@ -92,9 +93,9 @@ fn runtime_dir() -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("cannot create a runtime directory in {}", base.display()))
 }
 
-fn php_backend(cfg: &Config, runtime: &Path) -> PhpCgi {
+fn php_backend(php: &PhpConfig, runtime: &Path) -> PhpCgi {
     let mut args: Vec<OsString> = Vec::new();
-    for (k, v) in &cfg.php.ini {
+    for (k, v) in &php.ini {
         args.push("-d".into());
         args.push(format!("{k}={v}").into());
     }
@@ -103,18 +104,13 @@ fn php_backend(cfg: &Config, runtime: &Path) -> PhpCgi {
         args.push((*forced).into());
     }
     PhpCgi {
-        binary: cfg.php.binary.clone(),
+        binary: php.binary.clone(),
         args,
-        env: cfg
-            .php
-            .env
-            .iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect(),
+        env: php.env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
         runtime_dir: runtime.to_path_buf(),
-        credentials: cfg.php.credentials,
-        rlimit_files: cfg.php.rlimit_files,
-        rlimit_core: cfg.php.rlimit_core,
+        credentials: php.credentials,
+        rlimit_files: php.rlimit_files,
+        rlimit_core: php.rlimit_core,
     }
 }
 
@@ -156,36 +152,81 @@ fn open_access_log(cfg: &Config) -> anyhow::Result<Option<AccessLog>> {
     Ok(Some(log))
 }
 
-/// Starts a pool (in its own socket folder, so generations never share socket names) and
-/// builds the router, limits and options of `cfg`; `access_log` is the log to write to.
+/// Starts every site's pool (each in its own socket folder, so generations and sites never
+/// share socket names) and builds the routers, limits and options of `cfg`; `access_log` is
+/// the log to write to. If one site cannot start, the pools already started are stopped.
 async fn build(
     cfg: &Config,
     runtime: &Path,
     generation: u64,
     access_log: Option<AccessLog>,
 ) -> anyhow::Result<Settings> {
+    let mut sites = Vec::with_capacity(cfg.sites.len());
+    for (i, sc) in cfg.sites.iter().enumerate() {
+        match build_site(cfg, sc, runtime, &format!("pool-{generation}-{i}")).await {
+            Ok(s) => sites.push(s),
+            Err(e) => {
+                for s in sites {
+                    s.pool.shutdown(Duration::ZERO).await;
+                }
+                return Err(if cfg.sites.len() > 1 {
+                    e.context(format!("site[{i}] ({})", sc.label()))
+                } else {
+                    e
+                });
+            }
+        }
+    }
+    let c = &cfg.server.compression;
+    let options = Options {
+        compression: c
+            .enabled
+            .then(|| CompressionPolicy::new(&c.codings, c.min_size)),
+        trusted_proxies: cfg.server.trusted_proxies.clone(),
+        server_tokens: cfg.server.server_tokens,
+        access_log,
+    };
+    Ok(Settings {
+        sites,
+        unknown_host: match cfg.unknown_host {
+            isola_config::UnknownHost::Default(i) => UnknownHost::Site(i),
+            isola_config::UnknownHost::NotFound => UnknownHost::Status(StatusCode::NOT_FOUND),
+            isola_config::UnknownHost::Misdirected => {
+                UnknownHost::Status(StatusCode::MISDIRECTED_REQUEST)
+            }
+        },
+        options,
+    })
+}
+
+async fn build_site(
+    cfg: &Config,
+    sc: &SiteConfig,
+    runtime: &Path,
+    dir_name: &str,
+) -> anyhow::Result<Site> {
     let patterns = |key: &str, list: &[String]| {
         PathPatterns::new(list).with_context(|| format!("server.{key}"))
     };
-    let deny = patterns("deny", &cfg.server.deny)?;
-    let allow = patterns("allow", &cfg.server.allow)?;
-    let rules: Vec<(String, String)> = cfg
-        .server
+    let deny = patterns("deny", &sc.deny)?;
+    let allow = patterns("allow", &sc.allow)?;
+    let rules: Vec<(String, String)> = sc
         .cache_control
         .iter()
         .map(|r| (r.path.clone(), r.value.clone()))
         .collect();
     let cache_control =
         CacheControl::new(&rules).map_err(|e| anyhow::anyhow!("server.cache_control: {e}"))?;
-    let dir = runtime.join(format!("pool-{generation}"));
+    let dir = runtime.join(dir_name);
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let p = &sc.pool;
     let pool_cfg = PoolConfig {
-        max_children: cfg.pool.max_children,
-        max_requests: cfg.pool.max_requests,
-        queue_size: cfg.pool.queue_size,
-        queue_timeout: cfg.pool.queue_timeout,
+        max_children: p.max_children,
+        max_requests: p.max_requests,
+        queue_size: p.queue_size,
+        queue_timeout: p.queue_timeout,
         kill_grace: KILL_GRACE,
-        pm: match cfg.pool.pm {
+        pm: match p.pm {
             PmMode::Static => ProcessManager::Static,
             PmMode::Dynamic {
                 start,
@@ -198,22 +239,22 @@ async fn build(
             },
             PmMode::OnDemand { idle_timeout } => ProcessManager::OnDemand { idle_timeout },
         },
-        max_worker_memory: cfg.pool.max_worker_memory,
-        max_lifetime: cfg.pool.max_lifetime,
-        label: cfg.server.docroot.clone(),
-        crash_loop: cfg.pool.crash_loop,
-        auto_size: cfg.pool.auto_children.as_ref().map(auto_size).transpose()?,
-        slowlog_timeout: cfg.pool.slowlog_timeout,
+        max_worker_memory: p.max_worker_memory,
+        max_lifetime: p.max_lifetime,
+        label: sc.docroot.clone(),
+        crash_loop: p.crash_loop,
+        auto_size: p.auto_children.as_ref().map(auto_size).transpose()?,
+        slowlog_timeout: p.slowlog_timeout,
     };
-    let pool = Pool::start(pool_cfg, php_backend(cfg, &dir))
+    let pool = Pool::start(pool_cfg, php_backend(&sc.php, &dir))
         .await
-        .with_context(|| format!("php.binary {}", cfg.php.binary.display()))?;
+        .with_context(|| format!("php.binary {}", sc.php.binary.display()))?;
     let router = Router::new(RouterConfig {
-        docroot: cfg.server.docroot.clone(),
-        index: cfg.server.index.clone(),
-        front_controller: cfg.server.front_controller.clone(),
-        no_exec: cfg.server.no_exec.clone(),
-        follow_symlinks_outside: cfg.server.follow_symlinks_outside,
+        docroot: sc.docroot.clone(),
+        index: sc.index.clone(),
+        front_controller: sc.front_controller.clone(),
+        no_exec: sc.no_exec.clone(),
+        follow_symlinks_outside: sc.follow_symlinks_outside,
         deny,
         allow,
     });
@@ -221,26 +262,15 @@ async fn build(
         max_body_size: cfg.server.max_body_size,
         body_memory_threshold: 1 << 20,
         body_idle_timeout: Duration::from_secs(60),
-        request_terminate_timeout: cfg.pool.request_terminate_timeout,
+        request_terminate_timeout: p.request_terminate_timeout,
         tmp_dir: runtime.to_path_buf(),
     };
-    let c = &cfg.server.compression;
-    let options = Options {
-        compression: c
-            .enabled
-            .then(|| CompressionPolicy::new(&c.codings, c.min_size)),
-        trusted_proxies: cfg.server.trusted_proxies.clone(),
-        server_tokens: cfg.server.server_tokens,
-        access_log,
-    };
-    Ok(Settings {
-        site: Site {
-            router,
-            cache_control,
-        },
+    Ok(Site {
+        names: sc.names.clone(),
+        router,
+        cache_control,
         pool,
         limits,
-        options,
     })
 }
 
@@ -308,7 +338,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     println!(
         "Isola {} serving {} at http://{}/",
         env!("CARGO_PKG_VERSION"),
-        cfg.server.docroot.display(),
+        served(&cfg),
         addr
     );
     if let Some(a) = tls_addr {
@@ -326,7 +356,15 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         let h = handle.clone();
         tokio::spawn(isola_admin::serve(
             l,
-            Box::new(move || h.pool().status()),
+            Box::new(move || {
+                h.pools()
+                    .into_iter()
+                    .map(|(name, pool)| isola_admin::SiteStatus {
+                        name,
+                        pool: pool.status(),
+                    })
+                    .collect()
+            }),
             info,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
@@ -338,9 +376,8 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     tracing::info!(
         listen = %addr,
         tls_listen = tls_addr.map(|a| a.to_string()),
-        docroot = %cfg.server.docroot.display(),
-        workers = cfg.pool.max_children,
-        php = %cfg.php.binary.display(),
+        sites = %served(&cfg),
+        workers = cfg.sites.iter().map(|s| s.pool.max_children).sum::<usize>(),
         "ready"
     );
 
@@ -376,7 +413,11 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     let _ = stop_tx.send(true);
     drop(stop_rx);
     tracing::info!("stopping workers");
-    handle.pool().shutdown(cfg.server.shutdown_timeout).await;
+    stop_pools(
+        handle.pools().into_iter().map(|(_, p)| p),
+        cfg.server.shutdown_timeout,
+    )
+    .await;
     drop(pid_file);
     tracing::info!("stopped");
     Ok(())
@@ -501,14 +542,35 @@ async fn reload_on_hup(
         }
         let old = handle.swap(g);
         let grace = current.server.shutdown_timeout;
-        tokio::spawn(async move { old.shutdown(grace).await });
+        tokio::spawn(stop_pools(old, grace));
         tracing::info!(
-            docroot = %new.server.docroot.display(),
-            workers = new.pool.max_children,
+            sites = %served(&new),
+            workers = new.sites.iter().map(|s| s.pool.max_children).sum::<usize>(),
             "reloaded: new requests use the new configuration"
         );
         current = new;
     }
+}
+
+/// What the ready line and logs name: the docroot of a single site, else the sites' names.
+fn served(cfg: &Config) -> String {
+    match cfg.sites.as_slice() {
+        [one] if one.names.is_empty() => one.docroot.display().to_string(),
+        sites => sites
+            .iter()
+            .map(SiteConfig::label)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Stops pools together, each letting its requests finish within `grace`.
+async fn stop_pools(pools: impl IntoIterator<Item = Pool>, grace: Duration) {
+    let stops: Vec<_> = pools
+        .into_iter()
+        .map(|p| async move { p.shutdown(grace).await })
+        .collect();
+    futures_util::future::join_all(stops).await;
 }
 
 /// The server's pid in a file, for `isola reload` and init systems; removed on exit.

@@ -465,3 +465,104 @@ fn server_header_without_version_unless_asked() {
     );
     assert!(s.stop().success());
 }
+
+/// Two sites in one folder (`a/`, `b/`), each with a script telling which site and pool
+/// answered, served with `extra` config before the sites.
+fn two_sites(extra: &str) -> (Server, Option<std::net::SocketAddr>) {
+    let dir = tempfile::tempdir().unwrap();
+    let who = "<?php echo basename(__DIR__), ' ', getenv('SITE_ENV') ?: '-', ' ', getmypid(), ' ', $_SERVER['HTTP_HOST'] ?? '';";
+    for site in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(site)).unwrap();
+        std::fs::write(dir.path().join(site).join("who.php"), who).unwrap();
+        std::fs::write(dir.path().join(site).join("index.php"), who).unwrap();
+    }
+    std::fs::write(dir.path().join("b/only-b.txt"), "B-FILE").unwrap();
+    let cfg = dir.path().join("isola.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{extra}[pool]\nmax_children = 1\n\
+             [[site]]\nserver_names = [\"a.test\", \"www.a.test\"]\ndocroot = \"a\"\n\
+             [[site]]\nserver_names = [\"b.test\", \"*.b.test\"]\ndocroot = \"b\"\n\
+             [site.pool]\nmax_children = 2\n[site.php]\nenv = {{ SITE_ENV = \"bee\" }}\n"
+        ),
+    )
+    .unwrap();
+    let root = dir.path().to_path_buf();
+    let s = Server::start_without_docroot(
+        &root,
+        &["--config", cfg.to_str().unwrap(), "--admin", "127.0.0.1:0"],
+        Some(dir),
+    );
+    let admin = s.admin_addr();
+    (s, admin)
+}
+
+fn host_get(addr: std::net::SocketAddr, host: &str, target: &str) -> http::Response {
+    http::raw(
+        addr,
+        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+#[test]
+fn sites_are_chosen_by_host_and_each_has_its_own_pool() {
+    let (s, admin) = two_sites("");
+    assert!(s.ready_line.contains("a.test, b.test"), "{}", s.ready_line);
+    let a = host_get(s.addr, "a.test", "/who.php").text();
+    assert!(a.starts_with("a - "), "{a}");
+    let a2 = host_get(s.addr, "WWW.A.test.:80", "/who.php").text();
+    assert!(a2.starts_with("a - "), "{a2}");
+    let b = host_get(s.addr, "b.test", "/who.php").text();
+    assert!(b.starts_with("b bee "), "{b}");
+    let deep = host_get(s.addr, "x.y.b.test", "/who.php").text();
+    assert!(deep.starts_with("b bee "), "wildcard: {deep}");
+    // Different pools: a's worker never serves b.
+    let pid = |t: &str| t.split(' ').nth(2).unwrap().to_string();
+    assert_ne!(pid(&a), pid(&b));
+    // Static files and routing are per site.
+    assert_eq!(host_get(s.addr, "b.test", "/only-b.txt").text(), "B-FILE");
+    assert_eq!(
+        host_get(s.addr, "a.test", "/only-b.txt")
+            .text()
+            .split(' ')
+            .next(),
+        Some("a"),
+        "a's front controller"
+    );
+    // Unknown hosts (and no Host at all) go to the first site by default.
+    let other = host_get(s.addr, "elsewhere.test", "/who.php").text();
+    assert!(other.starts_with("a - "), "{other}");
+    let r = http::raw(s.addr, b"GET /who.php HTTP/1.0\r\n\r\n");
+    assert!(r.text().starts_with("a - "), "{}", r.text());
+    // The admin shows both pools.
+    let j = get(admin.unwrap(), "/status").json();
+    let names: Vec<_> = j["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["a.test", "b.test"]);
+    assert_eq!(j["sites"][1]["pool"]["max_children"], 2);
+    let m = get(admin.unwrap(), "/metrics").text();
+    assert!(m.contains("isola_workers_max{site=\"b.test\"} 2"), "{m}");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn unknown_hosts_can_be_refused() {
+    let (s, _) = two_sites("[server]\nunknown_host = \"421\"\n");
+    assert_eq!(host_get(s.addr, "elsewhere.test", "/who.php").status, 421);
+    assert_eq!(
+        http::raw(s.addr, b"GET /who.php HTTP/1.0\r\n\r\n").status,
+        421
+    );
+    assert!(host_get(s.addr, "b.test", "/who.php")
+        .text()
+        .starts_with("b bee"));
+    assert!(s.stop().success());
+    let (s, _) = two_sites("[server]\nunknown_host = \"404\"\n");
+    assert_eq!(host_get(s.addr, "elsewhere.test", "/").status, 404);
+    assert!(s.stop().success());
+}

@@ -74,10 +74,31 @@ impl Server {
     }
 
     pub fn start_in(docroot: &Path, args: &[&str], site: Option<tempfile::TempDir>) -> Server {
+        Self::launch(Some(docroot), docroot, args, site)
+    }
+
+    /// `isola serve ARGS` with no docroot argument (the config names the sites); `dir` is
+    /// what [`Server::docroot`] reports.
+    pub fn start_without_docroot(
+        dir: &Path,
+        args: &[&str],
+        site: Option<tempfile::TempDir>,
+    ) -> Server {
+        Self::launch(None, dir, args, site)
+    }
+
+    fn launch(
+        docroot_arg: Option<&Path>,
+        docroot: &Path,
+        args: &[&str],
+        site: Option<tempfile::TempDir>,
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_isola"));
-        cmd.arg("serve")
-            .arg(docroot)
-            .args(["--listen", "127.0.0.1:0"])
+        cmd.arg("serve");
+        if let Some(d) = docroot_arg {
+            cmd.arg(d);
+        }
+        cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -147,20 +147,40 @@ fn status_and_metrics_reflect_a_known_sequence() {
     assert_eq!(j["pool"]["total"], 2);
     assert_eq!(j["pool"]["queue_len"], 0);
     assert_eq!(j["workers"].as_array().unwrap().len(), 2);
+    assert_eq!(j["sites"][0]["pool"], j["pool"]);
+    let site = j["sites"][0]["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        site,
+        j["docroot"].as_str().unwrap(),
+        "a single site is named by its docroot"
+    );
     let m = get(admin, "/metrics").text();
-    assert!(m.contains("isola_requests_accepted_total 4"), "{m}");
     assert!(
-        m.contains("isola_worker_crashes_total{signal=\"SIGSEGV\"} 1"),
+        m.contains(&format!(
+            "isola_requests_accepted_total{{site=\"{site}\"}} 4"
+        )),
         "{m}"
     );
-    assert!(m.contains("isola_workers{state=\"idle\"} 2"), "{m}");
+    assert!(
+        m.contains(&format!(
+            "isola_worker_crashes_total{{site=\"{site}\",signal=\"SIGSEGV\"}} 1"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "isola_workers{{site=\"{site}\",state=\"idle\"}} 2"
+        )),
+        "{m}"
+    );
     assert_eq!(get(admin, "/health").status, 200);
     let html = get(admin, "/status?html");
     assert!(html
         .header("content-type")
         .unwrap()
         .starts_with("text/html"));
-    assert!(html.text().contains("<h2>Workers</h2>"));
+    assert!(html.text().contains("<h3>Workers</h3>"));
+    assert!(html.text().contains(&format!("<h2>{site}</h2>")));
 }
 
 /// Workers counted by the admin status, polled until `want` holds or the time is up.

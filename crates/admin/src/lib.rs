@@ -31,8 +31,18 @@ pub struct ServerInfo {
     pub listen: String,
 }
 
-/// Where the pool's figures come from: the pool in force now (it changes on reload).
-pub type StatusSource = Box<dyn Fn() -> PoolStatus + Send + Sync>;
+/// One site's pool, as the admin shows it.
+#[derive(Debug, Clone)]
+pub struct SiteStatus {
+    /// The site's label: its first host name, else its document root.
+    pub name: String,
+    /// Its pool.
+    pub pool: PoolStatus,
+}
+
+/// Where the figures come from: the pools in force now, one per site (they change on
+/// reload).
+pub type StatusSource = Box<dyn Fn() -> Vec<SiteStatus> + Send + Sync>;
 
 struct Admin {
     status: StatusSource,
@@ -88,11 +98,14 @@ impl Admin {
                 .is_some_and(|a| a.contains("text/html"));
         match req.uri().path() {
             "/health" => {
-                let st = (self.status)();
-                let live = st
-                    .workers
-                    .iter()
-                    .any(|w| matches!(w.state, WorkerState::Idle | WorkerState::Busy));
+                let sites = (self.status)();
+                let live = !sites.is_empty()
+                    && sites.iter().all(|s| {
+                        s.pool
+                            .workers
+                            .iter()
+                            .any(|w| matches!(w.state, WorkerState::Idle | WorkerState::Busy))
+                    });
                 if live {
                     reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
                 } else {
@@ -126,64 +139,55 @@ impl Admin {
         }
     }
 
-    fn json(&self, st: &PoolStatus) -> serde_json::Value {
-        let count = |s: WorkerState| st.workers.iter().filter(|w| w.state == s).count();
+    fn json(&self, sites: &[SiteStatus]) -> serde_json::Value {
         let started = self
             .info
             .started
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let uptime = self.info.started.elapsed().map_or(0, |d| d.as_secs());
+        let all: Vec<serde_json::Value> = sites.iter().map(site_json).collect();
+        // The first site's figures also sit at the top level, where single-site tools read
+        // them.
+        let first = all.first().cloned().unwrap_or(serde_json::Value::Null);
         serde_json::json!({
             "version": self.info.version,
             "start_time": started,
             "uptime_seconds": uptime,
             "listen": self.info.listen,
-            "docroot": st.docroot.display().to_string(),
-            "pool": {
-                "max_children": st.max_children,
-                "accepted": st.accepted,
-                "queue_len": st.queue_len,
-                "max_queue_len": st.max_queue_len,
-                "queue_size": st.queue_size,
-                "queue_full": st.queue_full,
-                "queue_timeouts": st.queue_timeouts,
-                "idle": count(WorkerState::Idle),
-                "busy": count(WorkerState::Busy),
-                "starting": count(WorkerState::Starting),
-                "retiring": count(WorkerState::Retiring),
-                "total": st.workers.len(),
-                "spawned": st.spawned,
-                "crashed": st.crashed,
-                "retired": st.retired,
-                "max_children_reached": st.max_children_reached,
-                "slow_requests": st.slow_requests,
-                "crash_loop_backoff": st.crash_loop_backoff,
-                "crashes_by_signal": st.crashes_by_signal,
-            },
-            "workers": st.workers.iter().map(|w| serde_json::json!({
-                "pid": w.pid,
-                "state": state_name(w.state),
-                "requests": w.requests,
-                "rss_bytes": w.rss,
-                "age_seconds": w.age.as_secs(),
-                "elapsed_ms": w.elapsed.as_millis() as u64,
-                "request": w.current.as_ref().map(|j| serde_json::json!({
-                    "id": j.request_id, "method": j.method, "uri": j.uri, "script": j.script.display().to_string(),
-                })),
-            })).collect::<Vec<_>>(),
+            "docroot": first["docroot"],
+            "pool": first["pool"],
+            "workers": first["workers"],
+            "sites": all,
         })
     }
 
-    fn html(&self, st: &PoolStatus) -> String {
-        let j = self.json(st);
-        let p = &j["pool"];
+    fn html(&self, sites: &[SiteStatus]) -> String {
+        let top = self.json(sites);
         let mut h = String::from("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Isola status</title><style>body{font:14px system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}</style></head><body>");
-        let _ = write!(h, "<h1>Isola {}</h1><table>", esc(&self.info.version));
+        let _ = write!(
+            h,
+            "<h1>Isola {}</h1><p>listen {} · uptime {} s</p>",
+            esc(&self.info.version),
+            esc(top["listen"].as_str().unwrap_or("")),
+            top["uptime_seconds"]
+        );
+        for (site, j) in sites
+            .iter()
+            .zip(top["sites"].as_array().into_iter().flatten())
+        {
+            self.html_site(&mut h, site, j);
+        }
+        h.push_str("</body></html>\n");
+        h
+    }
+
+    fn html_site(&self, h: &mut String, site: &SiteStatus, j: &serde_json::Value) {
+        let st = &site.pool;
+        let p = &j["pool"];
+        let _ = write!(h, "<h2>{}</h2><table>", esc(&site.name));
         for (k, v) in [
-            ("listen", j["listen"].to_string()),
             ("docroot", j["docroot"].to_string()),
-            ("uptime (s)", j["uptime_seconds"].to_string()),
             ("accepted requests", p["accepted"].to_string()),
             (
                 "workers idle / busy / total",
@@ -213,7 +217,7 @@ impl Admin {
                 esc(v.trim_matches('"'))
             );
         }
-        h.push_str("</table><h2>Workers</h2><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th></tr>");
+        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th></tr>");
         for w in st.workers.iter() {
             let cur = w.current.as_ref().map_or(String::new(), |j| {
                 format!("{} {} ({})", j.method, j.uri, j.script.display())
@@ -230,102 +234,165 @@ impl Admin {
                 esc(&cur)
             );
         }
-        h.push_str("</table></body></html>\n");
-        h
+        h.push_str("</table>");
     }
 
-    fn metrics(&self, st: &PoolStatus) -> String {
+    fn metrics(&self, sites: &[SiteStatus]) -> String {
+        type Figure = fn(&PoolStatus) -> u64;
+        let figures: &[(&str, &str, &str, Figure)] = &[
+            (
+                "isola_requests_accepted_total",
+                "counter",
+                "Requests handed to PHP workers.",
+                |st| st.accepted,
+            ),
+            (
+                "isola_queue_length",
+                "gauge",
+                "Requests waiting for a worker.",
+                |st| st.queue_len as u64,
+            ),
+            (
+                "isola_queue_length_max",
+                "gauge",
+                "Most requests ever waiting at once.",
+                |st| st.max_queue_len as u64,
+            ),
+            (
+                "isola_queue_full_total",
+                "counter",
+                "Requests refused with 503 because the queue was full.",
+                |st| st.queue_full,
+            ),
+            (
+                "isola_queue_timeouts_total",
+                "counter",
+                "Requests answered 503 after queue_timeout.",
+                |st| st.queue_timeouts,
+            ),
+            (
+                "isola_workers_max",
+                "gauge",
+                "Configured max_children.",
+                |st| st.max_children as u64,
+            ),
+            (
+                "isola_workers_spawned_total",
+                "counter",
+                "Worker processes started.",
+                |st| st.spawned,
+            ),
+            (
+                "isola_workers_crashed_total",
+                "counter",
+                "Workers that died without being asked to.",
+                |st| st.crashed,
+            ),
+            (
+                "isola_max_children_reached_total",
+                "counter",
+                "Times a request found every worker busy at max_children.",
+                |st| st.max_children_reached,
+            ),
+            (
+                "isola_slow_requests_total",
+                "counter",
+                "Requests that ran longer than slowlog_timeout.",
+                |st| st.slow_requests,
+            ),
+        ];
         let mut m = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                m,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        let count = |s: WorkerState| st.workers.iter().filter(|w| w.state == s).count();
-        metric(
-            "isola_requests_accepted_total",
-            "counter",
-            "Requests handed to PHP workers.",
-            st.accepted.to_string(),
-        );
-        metric(
-            "isola_queue_length",
-            "gauge",
-            "Requests waiting for a worker.",
-            st.queue_len.to_string(),
-        );
-        metric(
-            "isola_queue_length_max",
-            "gauge",
-            "Most requests ever waiting at once.",
-            st.max_queue_len.to_string(),
-        );
-        metric(
-            "isola_queue_full_total",
-            "counter",
-            "Requests refused with 503 because the queue was full.",
-            st.queue_full.to_string(),
-        );
-        metric(
-            "isola_queue_timeouts_total",
-            "counter",
-            "Requests answered 503 after queue_timeout.",
-            st.queue_timeouts.to_string(),
-        );
-        metric(
-            "isola_workers_max",
-            "gauge",
-            "Configured max_children.",
-            st.max_children.to_string(),
-        );
-        metric(
-            "isola_workers_spawned_total",
-            "counter",
-            "Worker processes started.",
-            st.spawned.to_string(),
-        );
-        metric(
-            "isola_workers_crashed_total",
-            "counter",
-            "Workers that died without being asked to.",
-            st.crashed.to_string(),
-        );
-        metric(
-            "isola_max_children_reached_total",
-            "counter",
-            "Times a request found every worker busy at max_children.",
-            st.max_children_reached.to_string(),
-        );
-        metric(
-            "isola_slow_requests_total",
-            "counter",
-            "Requests that ran longer than slowlog_timeout.",
-            st.slow_requests.to_string(),
-        );
+        for (name, kind, help, value) in figures {
+            let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for s in sites {
+                let _ = writeln!(
+                    m,
+                    "{name}{{site=\"{}\"}} {}",
+                    label(&s.name),
+                    value(&s.pool)
+                );
+            }
+        }
         let _ = writeln!(
             m,
             "# HELP isola_workers Worker processes by state.\n# TYPE isola_workers gauge"
         );
-        for s in [
-            WorkerState::Starting,
-            WorkerState::Idle,
-            WorkerState::Busy,
-            WorkerState::Retiring,
-        ] {
-            let _ = writeln!(
-                m,
-                "isola_workers{{state=\"{}\"}} {}",
-                state_name(s),
-                count(s)
-            );
+        for site in sites {
+            for s in [
+                WorkerState::Starting,
+                WorkerState::Idle,
+                WorkerState::Busy,
+                WorkerState::Retiring,
+            ] {
+                let n = site.pool.workers.iter().filter(|w| w.state == s).count();
+                let _ = writeln!(
+                    m,
+                    "isola_workers{{site=\"{}\",state=\"{}\"}} {n}",
+                    label(&site.name),
+                    state_name(s),
+                );
+            }
         }
         let _ = writeln!(m, "# HELP isola_worker_crashes_total Worker deaths by signal.\n# TYPE isola_worker_crashes_total counter");
-        for (sig, n) in &st.crashes_by_signal {
-            let _ = writeln!(m, "isola_worker_crashes_total{{signal=\"{sig}\"}} {n}");
+        for site in sites {
+            for (sig, n) in &site.pool.crashes_by_signal {
+                let _ = writeln!(
+                    m,
+                    "isola_worker_crashes_total{{site=\"{}\",signal=\"{sig}\"}} {n}",
+                    label(&site.name)
+                );
+            }
         }
         m
     }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn site_json(site: &SiteStatus) -> serde_json::Value {
+    let st = &site.pool;
+    let count = |s: WorkerState| st.workers.iter().filter(|w| w.state == s).count();
+    serde_json::json!({
+        "name": site.name,
+        "docroot": st.docroot.display().to_string(),
+        "pool": {
+            "max_children": st.max_children,
+            "accepted": st.accepted,
+            "queue_len": st.queue_len,
+            "max_queue_len": st.max_queue_len,
+            "queue_size": st.queue_size,
+            "queue_full": st.queue_full,
+            "queue_timeouts": st.queue_timeouts,
+            "idle": count(WorkerState::Idle),
+            "busy": count(WorkerState::Busy),
+            "starting": count(WorkerState::Starting),
+            "retiring": count(WorkerState::Retiring),
+            "total": st.workers.len(),
+            "spawned": st.spawned,
+            "crashed": st.crashed,
+            "retired": st.retired,
+            "max_children_reached": st.max_children_reached,
+            "slow_requests": st.slow_requests,
+            "crash_loop_backoff": st.crash_loop_backoff,
+            "crashes_by_signal": st.crashes_by_signal,
+        },
+        "workers": st.workers.iter().map(|w| serde_json::json!({
+            "pid": w.pid,
+            "state": state_name(w.state),
+            "requests": w.requests,
+            "rss_bytes": w.rss,
+            "age_seconds": w.age.as_secs(),
+            "elapsed_ms": w.elapsed.as_millis() as u64,
+            "request": w.current.as_ref().map(|j| serde_json::json!({
+                "id": j.request_id, "method": j.method, "uri": j.uri, "script": j.script.display().to_string(),
+            })),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn state_name(s: WorkerState) -> &'static str {

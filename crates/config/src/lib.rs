@@ -7,13 +7,15 @@
 //! the config file and checking that the paths it names exist.
 
 mod raw;
+mod sites;
 mod units;
 mod validate;
 
 pub use raw::{
     NumOrStr, RawAdmin, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp, RawPool,
-    RawServer, RawTls, RawTlsCert,
+    RawServer, RawSite, RawTls, RawTlsCert,
 };
+pub use sites::{SiteConfig, UnknownHost};
 pub use units::{parse_duration, parse_size};
 pub use validate::{
     AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpConfig,

@@ -1,10 +1,10 @@
 //! The file format as written: every key optional, unknown keys rejected.
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A number or a string with a unit, as durations and sizes may be written either way.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum NumOrStr {
     /// A bare integer (seconds for durations, bytes for sizes).
@@ -35,6 +35,39 @@ pub struct RawConfig {
     /// `[tls]`
     #[serde(default)]
     pub tls: RawTls,
+    /// `[[site]]`: virtual hosts, each with its own document root and pool.
+    pub site: Option<Vec<RawSite>>,
+}
+
+/// One `[[site]]`: a virtual host. Keys left out are taken from `[server]`, `[pool]` and
+/// `[php]` (`ini` and `env` merged name by name).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    /// Host names this site answers (`example.com`, `*.example.com`).
+    pub server_names: Option<Vec<String>>,
+    /// Gets requests for hosts no site names (with `server.unknown_host = "default"`).
+    pub default: Option<bool>,
+    /// Document root.
+    pub docroot: Option<PathBuf>,
+    /// Script that gets every request nothing else matches; `""` disables.
+    pub front_controller: Option<String>,
+    /// Index files tried in a directory.
+    pub index: Option<Vec<String>>,
+    /// Folders (relative to the docroot) below which PHP never executes.
+    pub no_exec: Option<Vec<String>>,
+    /// Follow symlinks that lead outside the document root.
+    pub follow_symlinks_outside: Option<bool>,
+    /// URL path patterns answered 404.
+    pub deny: Option<Vec<String>>,
+    /// URL path patterns exempt from the dotfile rule and from `deny`.
+    pub allow: Option<Vec<String>>,
+    /// Cache-Control of static files, by path pattern.
+    pub cache_control: Option<Vec<RawCacheControl>>,
+    /// `[site.pool]`: this site's pool settings over `[pool]`.
+    pub pool: Option<RawPool>,
+    /// `[site.php]`: this site's PHP settings over `[php]`.
+    pub php: Option<RawPhp>,
 }
 
 /// `[tls]`
@@ -65,7 +98,7 @@ pub struct RawAdmin {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     /// Public listen address.
@@ -108,10 +141,13 @@ pub struct RawServer {
     pub cache_control: Option<Vec<RawCacheControl>>,
     /// `[server.compression]`
     pub compression: Option<RawCompression>,
+    /// With `[[site]]`: what a Host no site names gets: `default` (the default site),
+    /// `404` or `421`.
+    pub unknown_host: Option<String>,
 }
 
 /// One `[[server.cache_control]]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCacheControl {
     /// Path pattern (`*.css`, `/assets/**`).
@@ -121,7 +157,7 @@ pub struct RawCacheControl {
 }
 
 /// `[server.compression]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCompression {
     /// Compress responses on the fly.
@@ -133,7 +169,7 @@ pub struct RawCompression {
 }
 
 /// `[pool]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
     /// `static`, `dynamic` or `ondemand` (php-fpm `pm`).
@@ -179,7 +215,7 @@ pub struct RawPool {
 }
 
 /// `[php]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPhp {
     /// php-cgi binary, a path or a name looked up in PATH.

@@ -23,6 +23,11 @@ pub struct Config {
     /// `[[tls.cert]]`: certificate files, in order (the first is the default); empty
     /// exactly when `server.tls_listen` is unset.
     pub tls_certs: Vec<TlsCertFiles>,
+    /// The sites served: the `[[site]]` list, or one site made of `[server]`, `[pool]` and
+    /// `[php]` (with no names: it answers every host).
+    pub sites: Vec<crate::SiteConfig>,
+    /// What a Host that no site names gets.
+    pub unknown_host: crate::UnknownHost,
 }
 
 /// One `[[tls.cert]]`, validated: both files exist. Their contents are checked when they
@@ -227,6 +232,16 @@ impl RawConfig {
     /// config file's folder, or the working directory); `search_path` is where a php binary
     /// given by name is looked for.
     pub fn validate(self, base_dir: &Path, search_path: &[PathBuf]) -> Result<Config, ConfigError> {
+        crate::sites::validate(self, base_dir, search_path)
+    }
+
+    /// [`RawConfig::validate`] without `[[site]]`: `[server]`, `[pool]` and `[php]` as one
+    /// site.
+    pub(crate) fn validate_one(
+        self,
+        base_dir: &Path,
+        search_path: &[PathBuf],
+    ) -> Result<Config, ConfigError> {
         let mut errs = Vec::new();
         let s = self.server;
 
@@ -789,6 +804,8 @@ impl RawConfig {
             } else {
                 Vec::new()
             },
+            sites: Vec::new(),
+            unknown_host: crate::UnknownHost::Default(0),
         })
     }
 }

@@ -25,12 +25,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// One site: a document root and its router.
+/// One site: the host names it answers, its document root and router, its workers.
 pub struct Site {
+    /// Host names, lowercase (`example.com`, `*.example.com`); empty: only reached as the
+    /// default site.
+    pub names: Vec<String>,
     /// The router over the site's document root.
     pub router: Router,
     /// Cache-Control of static files by path.
     pub cache_control: CacheControl,
+    /// Its workers.
+    pub pool: Pool,
+    /// Its request limits.
+    pub limits: Limits,
+}
+
+/// What a request for a host no site names gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownHost {
+    /// The site at this index.
+    Site(usize),
+    /// This status (404, 421).
+    Status(StatusCode),
 }
 
 /// Cache-Control values of static files, by path pattern; the first match wins.
@@ -90,21 +106,22 @@ pub struct Options {
 
 /// Everything a configuration reload replaces.
 pub struct Settings {
-    /// The site.
-    pub site: Site,
-    /// Its workers.
-    pub pool: Pool,
-    /// Request limits.
-    pub limits: Limits,
+    /// The sites, chosen by Host.
+    pub sites: Vec<Site>,
+    /// What other hosts get.
+    pub unknown_host: UnknownHost,
     /// Response options.
     pub options: Options,
 }
 
 /// Everything a request needs, shared by all connections.
 pub(crate) struct App {
-    pub site: Site,
-    pub pool: Pool,
-    pub limits: Limits,
+    pub sites: Vec<Site>,
+    /// Exact names → site.
+    by_name: std::collections::HashMap<String, usize>,
+    /// `*.example.com` as (`.example.com`, site), longest suffix first.
+    wildcards: Vec<(String, usize)>,
+    unknown_host: UnknownHost,
     pub options: Options,
     pub server_software: String,
     server_header: HeaderValue,
@@ -118,14 +135,50 @@ impl App {
         } else {
             HeaderValue::from_static("isola")
         };
+        let mut by_name = std::collections::HashMap::new();
+        let mut wildcards = Vec::new();
+        for (i, site) in s.sites.iter().enumerate() {
+            for n in &site.names {
+                match n.strip_prefix('*') {
+                    Some(suffix) => wildcards.push((suffix.to_owned(), i)),
+                    None => {
+                        by_name.entry(n.clone()).or_insert(i);
+                    }
+                }
+            }
+        }
+        wildcards.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         App {
-            site: s.site,
-            pool: s.pool,
-            limits: s.limits,
+            sites: s.sites,
+            by_name,
+            wildcards,
+            unknown_host: s.unknown_host,
             options: s.options,
             server_software,
             server_header,
         }
+    }
+
+    /// The site for a request's Host header value (port and a trailing dot ignored, any
+    /// case), or the status that answers it.
+    pub fn pick(&self, host: Option<&HeaderValue>) -> Result<&Site, StatusCode> {
+        let name = host
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            .map(|a| a.host().trim_end_matches('.').to_ascii_lowercase());
+        let found = name.as_deref().and_then(|n| {
+            self.by_name.get(n).copied().or_else(|| {
+                self.wildcards
+                    .iter()
+                    .find(|(suffix, _)| n.len() > suffix.len() && n.ends_with(suffix.as_str()))
+                    .map(|(_, i)| *i)
+            })
+        });
+        let index = match (found, self.unknown_host) {
+            (Some(i), _) | (None, UnknownHost::Site(i)) => i,
+            (None, UnknownHost::Status(s)) => return Err(s),
+        };
+        self.sites.get(index).ok_or(StatusCode::MISDIRECTED_REQUEST)
     }
 }
 
@@ -271,11 +324,12 @@ async fn respond(
     up: &mut Upstream,
 ) -> Result<Response<ResponseBody>, StatusCode> {
     check_request(&req)?;
+    let site = app.pick(req.headers().get(header::HOST))?;
     let (path, query) = match req.uri().path_and_query() {
         Some(pq) => (pq.path(), pq.query()),
         None => return Err(StatusCode::BAD_REQUEST),
     };
-    match app.site.router.resolve(path, query) {
+    match site.router.resolve(path, query) {
         Route::Deny(d) => Err(match d {
             Deny::BadRequest => StatusCode::BAD_REQUEST,
             Deny::Forbidden => StatusCode::FORBIDDEN,
@@ -306,10 +360,10 @@ async fn respond(
                 })?;
             let cacheable = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
             let url = path
-                .strip_prefix(&app.site.router.config().docroot)
+                .strip_prefix(&site.router.config().docroot)
                 .map(|rel| [b"/", rel.as_os_str().as_bytes()].concat());
             if let (true, Ok(url)) = (cacheable, url) {
-                if let Some(v) = app.site.cache_control.lookup(&url) {
+                if let Some(v) = site.cache_control.lookup(&url) {
                     resp.headers_mut().insert(header::CACHE_CONTROL, v.clone());
                 }
             }
@@ -323,6 +377,7 @@ async fn respond(
             run_script(
                 shared,
                 app,
+                site,
                 req,
                 peer,
                 rid,
@@ -367,6 +422,7 @@ fn valid_host(h: &[u8]) -> bool {
 async fn run_script(
     shared: &Shared,
     app: &App,
+    site: &Site,
     req: Request<Incoming>,
     peer: Peer,
     rid: &Arc<str>,
@@ -380,17 +436,17 @@ async fn run_script(
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > app.limits.max_body_size) {
+    if declared.is_some_and(|n| n > site.limits.max_body_size) {
         return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let has_body =
         declared.is_some_and(|n| n > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
     let body = if has_body {
         let limits = SpoolLimits {
-            max_size: app.limits.max_body_size,
-            memory_threshold: app.limits.body_memory_threshold,
-            idle_timeout: app.limits.body_idle_timeout,
-            tmp_dir: &app.limits.tmp_dir,
+            max_size: site.limits.max_body_size,
+            memory_threshold: site.limits.body_memory_threshold,
+            idle_timeout: site.limits.body_idle_timeout,
+            tmp_dir: &site.limits.tmp_dir,
         };
         match spool::spool(incoming, &limits).await {
             Ok(b) => Some(b),
@@ -426,7 +482,7 @@ async fn run_script(
         script_filename: &script_filename,
         script_name,
         path_info,
-        docroot: &app.site.router.config().docroot,
+        docroot: &site.router.config().docroot,
         remote: peer.remote,
         local: peer.local,
         https: peer.https,
@@ -446,13 +502,15 @@ async fn run_script(
         script: script_filename.clone(),
     };
     let waiting = Instant::now();
-    let mut acquired = app.pool.acquire(job.clone()).await;
+    let mut acquired = site.pool.acquire(job.clone()).await;
     if matches!(acquired, Err(AcquireError::ShuttingDown)) {
         // A reload replaced the pool while this request was on its way: the new pool serves
         // it, so a reload under load fails no request.
         let now = shared.app();
         if !std::ptr::eq(Arc::as_ptr(&now), app) {
-            acquired = now.pool.acquire(job).await;
+            if let Ok(new_site) = now.pick(parts.headers.get(header::HOST)) {
+                acquired = new_site.pool.acquire(job).await;
+            }
         }
     }
     let lease = match acquired {
@@ -465,7 +523,7 @@ async fn run_script(
     up.wait = Some(waiting.elapsed());
     up.pid = Some(lease.pid());
     let running = Instant::now();
-    let deadline = app
+    let deadline = site
         .limits
         .request_terminate_timeout
         .map(|t| tokio::time::Instant::now() + t);

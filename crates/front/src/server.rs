@@ -50,9 +50,22 @@ pub struct FrontHandle {
 }
 
 impl FrontHandle {
-    /// The pool serving new requests now.
-    pub fn pool(&self) -> Pool {
-        self.shared.app().pool.clone()
+    /// The pools serving new requests now, one per site, with the site's label (its first
+    /// name, else its document root).
+    pub fn pools(&self) -> Vec<(String, Pool)> {
+        self.shared
+            .app()
+            .sites
+            .iter()
+            .map(|s| {
+                let label = s
+                    .names
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| s.router.config().docroot.display().to_string());
+                (label, s.pool.clone())
+            })
+            .collect()
     }
 
     /// The access log in force, to reopen it (SIGUSR1).
@@ -61,8 +74,8 @@ impl FrontHandle {
     }
 
     /// Serves new requests with `settings`; requests already running keep what they
-    /// started with. Returns the pool that was replaced, for the caller to drain.
-    pub fn swap(&self, settings: Settings) -> Pool {
+    /// started with. Returns the pools that were replaced, for the caller to drain.
+    pub fn swap(&self, settings: Settings) -> Vec<Pool> {
         let app = App::new(settings);
         let mut cur = self
             .shared
@@ -70,7 +83,7 @@ impl FrontHandle {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         let old = std::mem::replace(&mut *cur, Arc::new(app));
-        old.pool.clone()
+        old.sites.iter().map(|s| s.pool.clone()).collect()
     }
 }
 

@@ -25,9 +25,7 @@ pub async fn serve(
     let ctype = content_type(path);
     // Siblings are only looked for where they can exist: types worth compressing, and
     // wasm (shipped as .wasm.br by many toolchains). Images and archives cost no stat.
-    let may_have_siblings = ctype
-        .to_str()
-        .is_ok_and(crate::compress::compressible_type)
+    let may_have_siblings = ctype.to_str().is_ok_and(crate::compress::compressible_type)
         || path.extension().is_some_and(|e| e == "wasm");
     let (variant, encoding) = if may_have_siblings {
         precompressed(path, req_headers)

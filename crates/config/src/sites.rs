@@ -1,0 +1,416 @@
+//! Virtual hosts: `[[site]]` entries, each a document root with its own routing, pool and
+//! PHP settings, chosen by the request's Host.
+//!
+//! A site inherits every key it leaves out from `[server]` (routing keys), `[pool]` and
+//! `[php]` (`ini` and `env` merged name by name), and is then validated by the same rules as
+//! a single-site configuration; its problems are named `site[N].key`.
+use crate::raw::{RawConfig, RawServer, RawSite};
+use crate::validate::{CacheRule, Config, PhpConfig, PoolSettings};
+use crate::ConfigError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// One site, validated.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    /// Host names, lowercase; `*.example.com` matches any name below example.com. Empty for
+    /// the single site of a configuration without `[[site]]`: it answers every host.
+    pub names: Vec<String>,
+    /// Canonical absolute document root.
+    pub docroot: PathBuf,
+    /// Front controller relative to the docroot, if any.
+    pub front_controller: Option<String>,
+    /// Index files.
+    pub index: Vec<String>,
+    /// Folders below which PHP never executes.
+    pub no_exec: Vec<String>,
+    /// Follow symlinks leading outside the docroot.
+    pub follow_symlinks_outside: bool,
+    /// Path patterns answered 404.
+    pub deny: Vec<String>,
+    /// Path patterns exempt from `deny` and the dotfile rule.
+    pub allow: Vec<String>,
+    /// Cache-Control of static files by path pattern.
+    pub cache_control: Vec<CacheRule>,
+    /// The site's pool.
+    pub pool: PoolSettings,
+    /// The site's PHP settings.
+    pub php: PhpConfig,
+}
+
+impl SiteConfig {
+    /// A short label for logs and metrics: the first name, else the docroot.
+    pub fn label(&self) -> String {
+        self.names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.docroot.display().to_string())
+    }
+
+    fn from_config(c: &Config, names: Vec<String>) -> Self {
+        let s = &c.server;
+        SiteConfig {
+            names,
+            docroot: s.docroot.clone(),
+            front_controller: s.front_controller.clone(),
+            index: s.index.clone(),
+            no_exec: s.no_exec.clone(),
+            follow_symlinks_outside: s.follow_symlinks_outside,
+            deny: s.deny.clone(),
+            allow: s.allow.clone(),
+            cache_control: s.cache_control.clone(),
+            pool: c.pool.clone(),
+            php: c.php.clone(),
+        }
+    }
+}
+
+/// What a request whose Host no site names gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownHost {
+    /// The site at this index in [`Config::sites`].
+    Default(usize),
+    /// 404 Not Found.
+    NotFound,
+    /// 421 Misdirected Request.
+    Misdirected,
+}
+
+/// Keys of `[server]` a site may set (and inherits).
+const SITE_SERVER_KEYS: &[&str] = &[
+    "docroot",
+    "front_controller",
+    "index",
+    "no_exec",
+    "follow_symlinks_outside",
+    "deny",
+    "allow",
+    "cache_control",
+];
+
+pub(crate) fn validate(
+    mut raw: RawConfig,
+    base_dir: &Path,
+    search_path: &[PathBuf],
+) -> Result<Config, ConfigError> {
+    let sites = raw.site.take().unwrap_or_default();
+    let unknown = raw.server.unknown_host.take();
+    if sites.is_empty() {
+        let mut c = raw.validate_one(base_dir, search_path);
+        if unknown.is_some() {
+            let msg = "server.unknown_host: only applies with [[site]]".to_string();
+            c = match c {
+                Ok(_) => Err(ConfigError::Invalid(vec![msg])),
+                Err(ConfigError::Invalid(mut e)) => {
+                    e.push(msg);
+                    Err(ConfigError::Invalid(e))
+                }
+                other => other,
+            };
+        }
+        let mut c = c?;
+        c.sites = vec![SiteConfig::from_config(&c, Vec::new())];
+        return Ok(c);
+    }
+
+    let mut errs = Vec::new();
+    if raw.server.docroot.is_some() {
+        errs.push(
+            "server.docroot: with [[site]], every site names its own docroot; move it into a [[site]]"
+                .to_string(),
+        );
+    }
+    let global = {
+        let mut g = raw.clone();
+        g.server.docroot = None;
+        g.validate_one(base_dir, search_path)
+    };
+    let global_errs = match &global {
+        Err(ConfigError::Invalid(e)) => e.clone(),
+        Err(_) => return global,
+        Ok(_) => Vec::new(),
+    };
+    errs.extend(global_errs.iter().cloned());
+
+    let mut out = Vec::new();
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut default = None;
+    for (i, site) in sites.into_iter().enumerate() {
+        let key = format!("site[{i}]");
+        let names = site.server_names.clone().unwrap_or_default();
+        if names.is_empty() {
+            errs.push(format!(
+                "{key}.server_names: missing; name the hosts this site answers, e.g. [\"example.com\", \"www.example.com\"]"
+            ));
+        }
+        let mut lower = Vec::new();
+        for n in &names {
+            let l = n.trim_end_matches('.').to_ascii_lowercase();
+            if !valid_name(&l) {
+                errs.push(format!(
+                    "{key}.server_names: {n:?} is not a host name (letters, digits, '-', '.', optionally starting with \"*.\")"
+                ));
+            } else if let Some((_, j)) = seen.iter().find(|(s, _)| *s == l) {
+                errs.push(format!(
+                    "{key}.server_names: {n:?} is already a name of site[{j}]"
+                ));
+            } else {
+                seen.push((l.clone(), i));
+                lower.push(l);
+            }
+        }
+        if site.default == Some(true) {
+            match default {
+                Some(j) => errs.push(format!(
+                    "{key}.default: site[{j}] is already the default site"
+                )),
+                None => default = Some(i),
+            }
+        }
+        if site.docroot.is_none() {
+            errs.push(format!("{key}.docroot: missing; every site names its own"));
+            continue;
+        }
+        let derived = match derive(&raw, site) {
+            Ok(d) => d,
+            Err(e) => {
+                errs.push(format!("{key}: {e}"));
+                continue;
+            }
+        };
+        match derived.validate_one(base_dir, search_path) {
+            Ok(c) => out.push(SiteConfig::from_config(&c, lower)),
+            Err(ConfigError::Invalid(e)) => {
+                for m in e {
+                    if global_errs.contains(&m) {
+                        continue;
+                    }
+                    let is_site_key = SITE_SERVER_KEYS
+                        .iter()
+                        .any(|k| m.starts_with(&format!("server.{k}")))
+                        || m.starts_with("pool.")
+                        || m.starts_with("php.");
+                    if is_site_key {
+                        let m = m.strip_prefix("server.").unwrap_or(&m);
+                        errs.push(format!("{key}.{m}"));
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let autos = out
+        .iter()
+        .filter(|s| {
+            s.pool
+                .auto_children
+                .as_ref()
+                .is_some_and(|a| a.budget.is_none())
+        })
+        .count();
+    if out.len() > 1 && autos > 0 {
+        errs.push(
+            "pool.max_children: \"auto\" with several sites needs a memory_budget per site ([site.pool] memory_budget): the sites share the machine's memory"
+                .to_string(),
+        );
+    }
+    let unknown_host = match unknown.as_deref() {
+        None | Some("default") => UnknownHost::Default(default.unwrap_or(0)),
+        Some("404") => UnknownHost::NotFound,
+        Some("421") => UnknownHost::Misdirected,
+        Some(other) => {
+            errs.push(format!(
+                "server.unknown_host: {other:?} is not an answer; use \"default\", \"404\" or \"421\""
+            ));
+            UnknownHost::NotFound
+        }
+    };
+    if !errs.is_empty() {
+        errs.dedup();
+        return Err(ConfigError::Invalid(errs));
+    }
+    let mut c = global?;
+    c.sites = out;
+    c.unknown_host = unknown_host;
+    Ok(c)
+}
+
+/// `example.com`, `www.example.com`, `*.example.com`, `localhost`.
+fn valid_name(n: &str) -> bool {
+    let host = n.strip_prefix("*.").unwrap_or(n);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The single-site configuration a `[[site]]` stands for: the top level with the site's
+/// keys laid over it.
+fn derive(top: &RawConfig, site: RawSite) -> Result<RawConfig, String> {
+    let own = RawServer {
+        docroot: site.docroot,
+        front_controller: site.front_controller,
+        index: site.index,
+        no_exec: site.no_exec,
+        follow_symlinks_outside: site.follow_symlinks_outside,
+        deny: site.deny,
+        allow: site.allow,
+        cache_control: site.cache_control,
+        ..RawServer::default()
+    };
+    let mut d = top.clone();
+    d.server = overlay(&top.server, &own)?;
+    if let Some(p) = site.pool {
+        d.pool = overlay(&top.pool, &p)?;
+    }
+    if let Some(p) = site.php {
+        d.php = overlay(&top.php, &p)?;
+    }
+    Ok(d)
+}
+
+/// `over`'s keys laid over `base`'s; tables one level down (`ini`, `env`) are merged key
+/// by key.
+fn overlay<T: Serialize + DeserializeOwned>(base: &T, over: &T) -> Result<T, String> {
+    let mut b = toml::Table::try_from(base).map_err(|e| e.to_string())?;
+    let o = toml::Table::try_from(over).map_err(|e| e.to_string())?;
+    for (k, v) in o {
+        match (b.get_mut(&k), v) {
+            (Some(toml::Value::Table(bt)), toml::Value::Table(ot)) => bt.extend(ot),
+            (_, v) => {
+                b.insert(k, v);
+            }
+        }
+    }
+    toml::Value::Table(b).try_into().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    struct Dir(tempfile::TempDir);
+
+    impl Dir {
+        fn new() -> Self {
+            let d = tempfile::tempdir().unwrap();
+            for sub in ["a", "b"] {
+                std::fs::create_dir(d.path().join(sub)).unwrap();
+            }
+            let bin = d.path().join("fake-php-cgi");
+            std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+            Dir(d)
+        }
+
+        fn validate(&self, text: &str) -> Result<Config, ConfigError> {
+            let text = format!("[php]\nbinary = \"fake-php-cgi\"\nini = {{ memory_limit = \"128M\", display_errors = \"0\" }}\n{text}");
+            let raw = RawConfig::from_toml(&text, Path::new("isola.toml"))?;
+            raw.validate(self.0.path(), &[self.0.path().to_path_buf()])
+        }
+
+        fn errors(&self, text: &str) -> String {
+            match self.validate(text) {
+                Err(ConfigError::Invalid(e)) => e.join("\n"),
+                other => panic!("expected errors, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sites_inherit_and_override() {
+        let d = Dir::new();
+        let c = d
+            .validate(
+                "[server]\nfront_controller = \"app.php\"\nno_exec = [\"uploads\"]\n[pool]\nmax_children = 3\nmax_requests = 50\n\
+                 [[site]]\nserver_names = [\"Example.COM\", \"*.example.com\"]\ndocroot = \"a\"\n\
+                 [[site]]\nserver_names = [\"other.test\"]\ndocroot = \"b\"\nfront_controller = \"\"\ndefault = true\n\
+                 [site.pool]\nmax_children = 7\n[site.php]\nini = { memory_limit = \"256M\" }\nenv = { APP_ENV = \"prod\" }\n",
+            )
+            .unwrap();
+        assert_eq!(c.sites.len(), 2);
+        let (a, b) = (&c.sites[0], &c.sites[1]);
+        assert_eq!(a.names, ["example.com", "*.example.com"]);
+        assert!(a.docroot.ends_with("a"));
+        assert_eq!(a.front_controller.as_deref(), Some("app.php"));
+        assert_eq!(a.no_exec, ["uploads"]);
+        assert_eq!(a.pool.max_children, 3);
+        assert_eq!(a.php.ini["memory_limit"], "128M");
+        assert!(b.docroot.ends_with("b"));
+        assert_eq!(b.front_controller, None);
+        assert_eq!(b.pool.max_children, 7);
+        assert_eq!(b.pool.max_requests, 50, "inherited");
+        assert_eq!(b.php.ini["memory_limit"], "256M");
+        assert_eq!(b.php.ini["display_errors"], "0", "ini merged by name");
+        assert_eq!(b.php.env["APP_ENV"], "prod");
+        assert_eq!(c.unknown_host, UnknownHost::Default(1));
+        assert_eq!(a.label(), "example.com");
+    }
+
+    #[test]
+    fn single_site_answers_every_host() {
+        let d = Dir::new();
+        let c = d.validate("[server]\ndocroot = \"a\"\n").unwrap();
+        assert_eq!(c.sites.len(), 1);
+        assert!(c.sites[0].names.is_empty());
+        assert_eq!(c.unknown_host, UnknownHost::Default(0));
+        assert!(d
+            .errors("[server]\ndocroot = \"a\"\nunknown_host = \"404\"\n")
+            .contains("server.unknown_host"));
+    }
+
+    #[test]
+    fn site_errors_are_named_by_site() {
+        let d = Dir::new();
+        let e = d.errors(
+            "[server]\ndocroot = \"a\"\nunknown_host = \"teapot\"\n\
+             [[site]]\nserver_names = [\"a.test\", \"bad host\"]\ndocroot = \"missing\"\ndefault = true\n\
+             [[site]]\nserver_names = [\"a.test\"]\ndocroot = \"b\"\ndefault = true\n[site.pool]\nmax_children = 0\n\
+             [[site]]\ndocroot = \"b\"\n\
+             [[site]]\nserver_names = [\"c.test\"]\n",
+        );
+        for want in [
+            "server.docroot: with [[site]]",
+            "server.unknown_host",
+            "site[0].server_names: \"bad host\"",
+            "site[0].docroot:",
+            "site[1].server_names: \"a.test\" is already a name of site[0]",
+            "site[1].default",
+            "site[1].pool.max_children",
+            "site[2].server_names: missing",
+            "site[3].docroot: missing",
+        ] {
+            assert!(e.contains(want), "{want:?} missing from:\n{e}");
+        }
+        let e = d.errors(
+            "[pool]\nmax_children = \"auto\"\n[[site]]\nserver_names = [\"a.test\"]\ndocroot = \"a\"\n[[site]]\nserver_names = [\"b.test\"]\ndocroot = \"b\"\n",
+        );
+        assert!(e.contains("memory_budget per site"), "{e}");
+    }
+
+    #[test]
+    fn unknown_host_answers() {
+        let d = Dir::new();
+        let base = "[[site]]\nserver_names = [\"a.test\"]\ndocroot = \"a\"\n[[site]]\nserver_names = [\"b.test\"]\ndocroot = \"b\"\n";
+        assert_eq!(
+            d.validate(base).unwrap().unknown_host,
+            UnknownHost::Default(0)
+        );
+        let c = d
+            .validate(&format!("[server]\nunknown_host = \"421\"\n{base}"))
+            .unwrap();
+        assert_eq!(c.unknown_host, UnknownHost::Misdirected);
+        let c = d
+            .validate(&format!("[server]\nunknown_host = \"404\"\n{base}"))
+            .unwrap();
+        assert_eq!(c.unknown_host, UnknownHost::NotFound);
+    }
+}
