@@ -566,3 +566,41 @@ fn unknown_hosts_can_be_refused() {
     assert_eq!(host_get(s.addr, "elsewhere.test", "/").status, 404);
     assert!(s.stop().success());
 }
+
+#[test]
+fn sites_reload_together() {
+    let (s, _) = two_sites("");
+    let cfg = s.docroot.join("isola.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"www.a.test\"", "\"www.a.test\", \"c.test\"")
+        .replace("SITE_ENV = \"bee\"", "SITE_ENV = \"wasp\"");
+    std::fs::write(&cfg, text).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let t = Instant::now();
+    while !host_get(s.addr, "b.test", "/who.php")
+        .text()
+        .starts_with("b wasp")
+    {
+        assert!(t.elapsed() < Duration::from_secs(15), "reload not applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(host_get(s.addr, "c.test", "/who.php")
+        .text()
+        .starts_with("a - "));
+    // The old generation's workers (both sites') are gone: 1 + 2 workers remain.
+    let t = Instant::now();
+    while crate::harness::children_of(s.pid()).len() != 3 {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "workers: {:?}",
+            crate::harness::children_of(s.pid())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(s.stop().success());
+}
