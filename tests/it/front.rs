@@ -604,3 +604,61 @@ fn sites_reload_together() {
     }
     assert!(s.stop().success());
 }
+
+#[test]
+fn request_smuggling_shapes_are_refused_and_never_run() {
+    let s = serve("[pool]\nmax_children = 1\n", &[]);
+    // Content-Length with Transfer-Encoding: processed by the chunked framing alone and the
+    // connection closed after the response (RFC 9112 6.3), so what follows is never read as
+    // a second request.
+    let mut c = http::connect(s.addr);
+    c.write_all(b"POST /touch.php?tag=cl HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /touch.php?tag=smuggledcl HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    std::fs::remove_file(s.docroot.join("ran-cl")).ok();
+    let cases: &[(&str, &[u8])] = &[
+        (
+            "two lengths",
+            b"POST /touch.php?tag=twolen HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabcGET /touch.php?tag=smuggled2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        (
+            "bad chunk size",
+            b"POST /touch.php?tag=badchunk HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        ),
+        (
+            "te not chunked last",
+            b"POST /touch.php?tag=tegzip HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "te obfuscated",
+            b"POST /touch.php?tag=teobf HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\nabc",
+        ),
+    ];
+    for (name, raw) in cases {
+        let r = http::raw_lenient(s.addr, raw);
+        assert!(
+            (400..500).contains(&r.status) || r.status == 501,
+            "{name}: {}",
+            r.status
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let ran: Vec<_> = std::fs::read_dir(&s.docroot)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ran-"))
+        .collect();
+    assert!(
+        ran.is_empty(),
+        "a smuggled or malformed request ran: {ran:?}"
+    );
+    assert!(s.stop().success());
+}
