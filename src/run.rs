@@ -257,6 +257,7 @@ async fn build_site(
         follow_symlinks_outside: sc.follow_symlinks_outside,
         deny,
         allow,
+        aliases: sc.aliases.clone(),
     });
     let limits = Limits {
         max_body_size: cfg.server.max_body_size,

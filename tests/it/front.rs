@@ -662,3 +662,42 @@ fn request_smuggling_shapes_are_refused_and_never_run() {
     );
     assert!(s.stop().success());
 }
+
+#[test]
+fn aliases_serve_a_folder_outside_the_docroot() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("uploads")).unwrap();
+    std::fs::write(outside.path().join("style.css"), "a{}").unwrap();
+    std::fs::write(
+        outside.path().join("info.php"),
+        "<?php echo $_SERVER['SCRIPT_NAME'], ' ', $_SERVER['SCRIPT_FILENAME'];",
+    )
+    .unwrap();
+    std::fs::write(
+        outside.path().join("uploads/shell.php"),
+        "<?php file_put_contents(__DIR__ . '/EVALUATED', 'x');",
+    )
+    .unwrap();
+    let dir = outside.path().canonicalize().unwrap();
+    let s = serve(
+        &format!(
+            "[server]\nno_exec = [\"content/uploads/\"]\n[[server.alias]]\npath = \"/content\"\ndir = \"{}\"\n\
+             [[server.cache_control]]\npath = \"/content/**\"\nvalue = \"max-age=60\"\n[pool]\nmax_children = 1\n",
+            dir.display()
+        ),
+        &[],
+    );
+    let r = get(s.addr, "/content/style.css");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "a{}");
+    assert_eq!(r.header("cache-control"), Some("max-age=60"));
+    let r = get(s.addr, "/content/info.php");
+    assert_eq!(
+        r.text(),
+        format!("/content/info.php {}", dir.join("info.php").display())
+    );
+    assert_eq!(get(s.addr, "/content/uploads/shell.php").status, 403);
+    assert!(!dir.join("uploads/EVALUATED").exists());
+    assert_eq!(get(s.addr, "/content").status, 301);
+    assert!(s.stop().success());
+}

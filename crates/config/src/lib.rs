@@ -12,8 +12,8 @@ mod units;
 mod validate;
 
 pub use raw::{
-    NumOrStr, RawAdmin, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp, RawPool,
-    RawServer, RawSite, RawTls, RawTlsCert,
+    NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
+    RawPool, RawServer, RawSite, RawTls, RawTlsCert,
 };
 pub use sites::{SiteConfig, UnknownHost};
 pub use units::{parse_duration, parse_size};

@@ -64,6 +64,8 @@ pub struct RawSite {
     pub allow: Option<Vec<String>>,
     /// Cache-Control of static files, by path pattern.
     pub cache_control: Option<Vec<RawCacheControl>>,
+    /// URL prefixes served from other folders.
+    pub alias: Option<Vec<RawAlias>>,
     /// `[site.pool]`: this site's pool settings over `[pool]`.
     pub pool: Option<RawPool>,
     /// `[site.php]`: this site's PHP settings over `[php]`.
@@ -139,11 +141,23 @@ pub struct RawServer {
     pub allow: Option<Vec<String>>,
     /// `[[server.cache_control]]`: Cache-Control of static files, by path pattern.
     pub cache_control: Option<Vec<RawCacheControl>>,
+    /// `[[server.alias]]`: URL prefixes served from other folders.
+    pub alias: Option<Vec<RawAlias>>,
     /// `[server.compression]`
     pub compression: Option<RawCompression>,
     /// With `[[site]]`: what a Host no site names gets: `default` (the default site),
     /// `404` or `421`.
     pub unknown_host: Option<String>,
+}
+
+/// One `[[server.alias]]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlias {
+    /// URL prefix, e.g. `/wp-content`.
+    pub path: Option<String>,
+    /// The folder served there.
+    pub dir: Option<PathBuf>,
 }
 
 /// One `[[server.cache_control]]`.

@@ -33,6 +33,8 @@ pub struct SiteConfig {
     pub allow: Vec<String>,
     /// Cache-Control of static files by path pattern.
     pub cache_control: Vec<CacheRule>,
+    /// URL prefixes served from other folders.
+    pub aliases: Vec<(String, PathBuf)>,
     /// The site's pool.
     pub pool: PoolSettings,
     /// The site's PHP settings.
@@ -60,6 +62,7 @@ impl SiteConfig {
             deny: s.deny.clone(),
             allow: s.allow.clone(),
             cache_control: s.cache_control.clone(),
+            aliases: s.aliases.clone(),
             pool: c.pool.clone(),
             php: c.php.clone(),
         }
@@ -87,6 +90,7 @@ const SITE_SERVER_KEYS: &[&str] = &[
     "deny",
     "allow",
     "cache_control",
+    "alias",
 ];
 
 pub(crate) fn validate(
@@ -262,6 +266,7 @@ fn derive(top: &RawConfig, site: RawSite) -> Result<RawConfig, String> {
         deny: site.deny,
         allow: site.allow,
         cache_control: site.cache_control,
+        alias: site.alias,
         ..RawServer::default()
     };
     let mut d = top.clone();

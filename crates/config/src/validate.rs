@@ -89,6 +89,8 @@ pub struct ServerConfig {
     pub allow: Vec<String>,
     /// Cache-Control of static files by path pattern, first match wins.
     pub cache_control: Vec<CacheRule>,
+    /// URL prefixes served from other folders: (`/wp-content`, canonical folder).
+    pub aliases: Vec<(String, PathBuf)>,
     /// On-the-fly compression.
     pub compression: Compression,
 }
@@ -374,6 +376,35 @@ impl RawConfig {
                 (None, _) => errs.push(format!("{key}.path: missing; e.g. \"/assets/**\"")),
                 (_, None) => errs.push(format!(
                     "{key}.value: missing; e.g. \"public, max-age=31536000, immutable\""
+                )),
+            }
+        }
+        let mut aliases = Vec::new();
+        for (i, a) in s.alias.unwrap_or_default().into_iter().enumerate() {
+            let key = format!("server.alias[{i}]");
+            let path = a.path.unwrap_or_default();
+            let segments: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+            if !path.starts_with('/')
+                || segments.is_empty()
+                || segments.iter().any(|x| x.starts_with('.'))
+                || path.contains(['\0', '%', '?', '#'])
+            {
+                errs.push(format!(
+                    "{key}.path: {path:?} must be a URL folder like \"/wp-content\" (not \"/\", no dot segments)"
+                ));
+                continue;
+            }
+            let Some(dir) = a.dir else {
+                errs.push(format!(
+                    "{key}.dir: missing; name the folder served at {path}"
+                ));
+                continue;
+            };
+            match base_dir.join(&dir).canonicalize() {
+                Ok(d) if d.is_dir() => aliases.push((format!("/{}", segments.join("/")), d)),
+                _ => errs.push(format!(
+                    "{key}.dir: {} is not a folder",
+                    base_dir.join(&dir).display()
                 )),
             }
         }
@@ -768,6 +799,7 @@ impl RawConfig {
                 deny,
                 allow,
                 cache_control,
+                aliases,
                 compression,
             },
             pool: PoolSettings {
@@ -1096,6 +1128,29 @@ mod tests {
             "server.compression.codings",
             "log.access_format",
             "log.access_file",
+        ] {
+            assert!(e.contains(key), "{key} missing from {e}");
+        }
+    }
+
+    #[test]
+    fn aliases() {
+        let c = validate(&format!(
+            "{PHP}[[server.alias]]\npath = \"/assets/\"\ndir = \"public\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.server.aliases.len(), 1);
+        assert_eq!(c.server.aliases[0].0, "/assets");
+        assert!(c.server.aliases[0].1.is_absolute());
+        assert_eq!(c.sites[0].aliases, c.server.aliases);
+        let e = errors(&format!(
+            "{PHP}[[server.alias]]\npath = \"/\"\ndir = \"public\"\n[[server.alias]]\npath = \"/a/../b\"\ndir = \"public\"\n[[server.alias]]\npath = \"/x\"\ndir = \"missing\"\n[[server.alias]]\npath = \"/y\"\n"
+        ));
+        for key in [
+            "server.alias[0].path",
+            "server.alias[1].path",
+            "server.alias[2].dir",
+            "server.alias[3].dir: missing",
         ] {
             assert!(e.contains(key), "{key} missing from {e}");
         }

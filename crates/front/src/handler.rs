@@ -20,7 +20,6 @@ use isola_fastcgi::{encode_begin_request, encode_params, CgiHead, Role};
 use isola_pool::{AcquireError, JobInfo, Pool};
 use isola_router::{Deny, PathPatterns, Route, Router};
 use std::net::SocketAddr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -359,10 +358,7 @@ async fn respond(
                     }
                 })?;
             let cacheable = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
-            let url = path
-                .strip_prefix(&site.router.config().docroot)
-                .map(|rel| [b"/", rel.as_os_str().as_bytes()].concat());
-            if let (true, Ok(url)) = (cacheable, url) {
+            if let (true, Some(url)) = (cacheable, site.router.url_of(&path)) {
                 if let Some(v) = site.cache_control.lookup(&url) {
                     resp.headers_mut().insert(header::CACHE_CONTROL, v.clone());
                 }

@@ -39,6 +39,10 @@ pub struct RouterConfig {
     /// Paths exempt from `deny` and from the dotfile rule (below a dot segment, static
     /// files only).
     pub allow: PathPatterns,
+    /// URL prefixes served from another folder (nginx `alias`, Apache `Alias`), as
+    /// (`/wp-content`, `/var/lib/wordpress/wp-content`). Every rule applies below them as in
+    /// the document root; symlinks may lead into them.
+    pub aliases: Vec<(String, PathBuf)>,
 }
 
 impl RouterConfig {
@@ -54,6 +58,7 @@ impl RouterConfig {
             follow_symlinks_outside: false,
             deny: PathPatterns::default(),
             allow: PathPatterns::default(),
+            aliases: Vec::new(),
         }
     }
 }
@@ -113,6 +118,26 @@ pub struct Router {
     /// No-exec prefixes as real paths: under the canonical root, and the canonical target
     /// when the directory exists (it may be a symlink to elsewhere).
     no_exec_real: Vec<PathBuf>,
+    /// Aliases, longest prefix first.
+    aliases: Vec<Alias>,
+}
+
+impl Alias {
+    /// Whether the normalised URL `url` is this prefix or lies below it.
+    fn covers(&self, url: &[u8]) -> bool {
+        url.starts_with(&self.prefix) && matches!(url.get(self.prefix.len()), None | Some(b'/'))
+    }
+}
+
+/// A URL prefix served from another folder.
+#[derive(Debug, Clone)]
+struct Alias {
+    /// Normalised URL prefix, e.g. `/wp-content`.
+    prefix: Vec<u8>,
+    /// The folder's bytes without a trailing slash.
+    base: OsString,
+    /// The canonical folder, for containment checks.
+    real: PathBuf,
 }
 
 impl Router {
@@ -129,6 +154,23 @@ impl Router {
             base = rest;
         }
         let base = std::ffi::OsStr::from_bytes(base).to_owned();
+        let mut aliases: Vec<Alias> = config
+            .aliases
+            .iter()
+            .filter_map(|(prefix, dir)| {
+                let prefix = normalize::normalize_relative(prefix).filter(|p| !p.is_empty())?;
+                let mut b = dir.as_os_str().as_bytes();
+                while let [rest @ .., b'/'] = b {
+                    b = rest;
+                }
+                Some(Alias {
+                    prefix,
+                    base: std::ffi::OsStr::from_bytes(b).to_owned(),
+                    real: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()),
+                })
+            })
+            .collect();
+        aliases.sort_by_key(|a| std::cmp::Reverse(a.prefix.len()));
         let real_root =
             std::fs::canonicalize(&config.docroot).unwrap_or_else(|_| config.docroot.clone());
         let index = config
@@ -151,9 +193,17 @@ impl Router {
             .collect();
         let mut no_exec_real = Vec::with_capacity(no_exec.len() * 2);
         for url in &no_exec {
-            let rel = std::ffi::OsStr::from_bytes(url.strip_prefix(b"/").unwrap_or(url));
-            no_exec_real.push(real_root.join(rel));
-            if let Ok(real) = std::fs::canonicalize(config.docroot.join(rel)) {
+            let (real_base, fs_base, rest) = match aliases.iter().find(|a| a.covers(url)) {
+                Some(a) => (
+                    &a.real,
+                    std::path::Path::new(&a.base),
+                    &url[a.prefix.len()..],
+                ),
+                None => (&real_root, config.docroot.as_path(), &url[..]),
+            };
+            let rel = std::ffi::OsStr::from_bytes(rest.strip_prefix(b"/").unwrap_or(rest));
+            no_exec_real.push(real_base.join(rel));
+            if let Ok(real) = std::fs::canonicalize(fs_base.join(rel)) {
                 if !no_exec_real.contains(&real) {
                     no_exec_real.push(real);
                 }
@@ -167,7 +217,24 @@ impl Router {
             front,
             no_exec,
             no_exec_real,
+            aliases,
         }
+    }
+
+    /// The URL path (decoded, normalised) a file returned in [`Route::Static`] was reached
+    /// by: its place under the document root or an alias.
+    pub fn url_of(&self, fs_path: &std::path::Path) -> Option<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let p = fs_path.as_os_str().as_bytes();
+        for a in &self.aliases {
+            if let Some(rest) = p.strip_prefix(a.base.as_bytes()) {
+                if rest.is_empty() || rest.starts_with(b"/") {
+                    return Some([a.prefix.as_slice(), rest].concat());
+                }
+            }
+        }
+        let rest = p.strip_prefix(self.base.as_bytes())?;
+        (rest.is_empty() || rest.starts_with(b"/")).then(|| rest.to_vec())
     }
 
     /// The settings.
@@ -200,9 +267,10 @@ impl Router {
     /// 7. Nothing there: the front controller if it exists (a non-PHP one is sent as a
     ///    static file), else [`Deny::NotFound`].
     /// 8. A script below a `no_exec` prefix (by URL or by real path) is [`Deny::Forbidden`].
-    /// 9. Whatever is chosen must canonicalise to a path under the canonical root (unless
-    ///    `follow_symlinks_outside`), else [`Deny::NotFound`]; returned paths are the
-    ///    configured root plus the URL path, not the canonical ones.
+    /// 9. Whatever is chosen must canonicalise to a path under the canonical root or an
+    ///    alias folder (unless `follow_symlinks_outside`), else [`Deny::NotFound`]; returned
+    ///    paths are the configured root (or the alias folder, for a path below an alias
+    ///    prefix) plus the URL path, not the canonical ones.
     /// 10. `stat` permission errors are [`Deny::Forbidden`]; any other failure (ENOENT,
     ///     ENOTDIR, ENAMETOOLONG, ELOOP, ...) means "not there".
     ///

@@ -125,9 +125,13 @@ impl Router {
     /// The filesystem path of a normalised URL path (plus an optional `/name`): the
     /// configured root's bytes followed by the URL's, never `Path::join`.
     fn fs_path(&self, url: &[u8], name: Option<&str>) -> PathBuf {
+        let (base, url) = match self.aliases.iter().find(|a| a.covers(url)) {
+            Some(a) => (&a.base, &url[a.prefix.len()..]),
+            None => (&self.base, url),
+        };
         let extra = name.map_or(0, |n| n.len() + 1);
-        let mut s = OsString::with_capacity(self.base.len() + url.len() + extra + 1);
-        s.push(&self.base);
+        let mut s = OsString::with_capacity(base.len() + url.len() + extra + 1);
+        s.push(base);
         s.push(OsStr::from_bytes(url));
         if let Some(n) = name {
             s.push("/");
@@ -266,7 +270,10 @@ impl Router {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(Deny::Forbidden),
             Err(_) => return Err(Deny::NotFound),
         };
-        if !self.config.follow_symlinks_outside && !real.starts_with(&self.real_root) {
+        if !self.config.follow_symlinks_outside
+            && !real.starts_with(&self.real_root)
+            && !self.aliases.iter().any(|a| real.starts_with(&a.real))
+        {
             return Err(Deny::NotFound);
         }
         Ok(Some(real))

@@ -666,6 +666,57 @@ fn rule3_deny_and_allow_patterns() {
 }
 
 #[test]
+fn aliases_serve_another_folder_by_the_same_rules() {
+    let s = Site::new();
+    write(&s.outside.join(".env"), "x");
+    write(&s.outside.join("up/shell.php"), "x");
+    let mut c = s.config();
+    c.aliases = vec![("/ext".to_owned(), s.outside.clone())];
+    c.no_exec = vec!["uploads/".to_owned(), "ext/up".to_owned()];
+    let r = Router::new(c);
+    check(
+        &r,
+        "/ext/secret.txt",
+        Route::Static {
+            path: s.outside.join("secret.txt"),
+        },
+    );
+    check(
+        &r,
+        "/ext/x.php/more",
+        Route::Script {
+            script_filename: s.outside.join("x.php"),
+            script_name: "/ext/x.php".to_owned(),
+            path_info: "/more".to_owned(),
+        },
+    );
+    check(&r, "/ext", redirect("/ext/"));
+    check(
+        &r,
+        "/ext/",
+        Route::Static {
+            path: s.outside.join("index.html"),
+        },
+    );
+    check(&r, "/ext/.env", NOT_FOUND);
+    check(&r, "/ext/up/shell.php", FORBIDDEN);
+    check(&r, "/ext/../info.txt", s.file("info.txt"));
+    check(&r, "/extra", s.front());
+    // Missing below an alias: the front controller, as anywhere else.
+    check(&r, "/ext/missing", s.front());
+    assert_eq!(
+        r.url_of(&s.outside.join("secret.txt")).as_deref(),
+        Some(&b"/ext/secret.txt"[..])
+    );
+    assert_eq!(
+        r.url_of(&s.root.join("a/b.txt")).as_deref(),
+        Some(&b"/a/b.txt"[..])
+    );
+    // Without the alias the same folder stays out of reach.
+    check(&s.router(), "/ext/secret.txt", s.front());
+}
+
+#[test]
 fn no_docroot_at_all() {
     let tmp = TempDir::new().unwrap();
     let r = Router::new(RouterConfig::new(tmp.path().join("missing")));
