@@ -1,0 +1,531 @@
+//! Keyspace: databases, values, expiry deadlines and the clock.
+//!
+//! This module owns the data and its time-to-live bookkeeping. Every change to a key's
+//! deadline goes through [`Db`] so the deadline index never drifts from the entries. It never
+//! knows about clients, replies or commands, and it never reads the wall clock directly: time
+//! comes from a [`Clock`] so tests can move it.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering as AtOrd};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// Number of logical databases (`SELECT 0` .. `SELECT 15`).
+pub const DB_COUNT: usize = 16;
+
+/// Source of the current time in Unix milliseconds.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system wall clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to (tests).
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// A clock reading `ms`.
+    pub fn new(ms: u64) -> Arc<Self> {
+        Arc::new(ManualClock(AtomicU64::new(ms)))
+    }
+
+    /// Moves the clock forward by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, AtOrd::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(AtOrd::SeqCst)
+    }
+}
+
+/// A score with the total order sorted sets need: numeric order, `-0 == 0`, never NaN.
+#[derive(Debug, Clone, Copy)]
+pub struct Score(pub f64);
+
+impl PartialEq for Score {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Score {}
+impl PartialOrd for Score {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Score {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.partial_cmp(&o.0).unwrap_or(Ordering::Equal)
+    }
+}
+
+/// A sorted set: member to score, plus the (score, member) order.
+///
+/// Rank queries walk the ordered set (O(rank)); a skip list with spans would make them
+/// O(log n) and can replace this without changing the commands.
+#[derive(Debug, Clone, Default)]
+pub struct ZSet {
+    /// Member to score.
+    pub scores: HashMap<Bytes, f64>,
+    /// Members ordered by score, then bytewise.
+    pub order: BTreeSet<(Score, Bytes)>,
+}
+
+impl ZSet {
+    /// Sets `member`'s score; returns true when the member is new.
+    pub fn insert(&mut self, member: Bytes, score: f64) -> bool {
+        match self.scores.insert(member.clone(), score) {
+            Some(old) => {
+                self.order.remove(&(Score(old), member.clone()));
+                self.order.insert((Score(score), member));
+                false
+            }
+            None => {
+                self.order.insert((Score(score), member));
+                true
+            }
+        }
+    }
+
+    /// Removes `member`; returns true when it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match self.scores.remove_entry(member) {
+            Some((m, s)) => {
+                self.order.remove(&(Score(s), m));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// True when there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+
+    /// Zero-based rank of `member` in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let s = *self.scores.get(member)?;
+        Some(
+            self.order
+                .range(..(Score(s), Bytes::copy_from_slice(member)))
+                .count(),
+        )
+    }
+}
+
+/// A stored value.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// A string (also integers and floats, as text).
+    Str(Bytes),
+    /// A list.
+    List(VecDeque<Bytes>),
+    /// A hash.
+    Hash(HashMap<Bytes, Bytes>),
+    /// A set.
+    Set(HashSet<Bytes>),
+    /// A sorted set.
+    ZSet(ZSet),
+}
+
+impl Value {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// True for an aggregate with no elements (such keys are deleted).
+    pub fn is_empty_aggregate(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+
+    /// Rough heap footprint in bytes, for the used-memory figure.
+    pub fn estimate_size(&self) -> usize {
+        const OVERHEAD: usize = 48;
+        match self {
+            Value::Str(b) => b.len() + OVERHEAD,
+            Value::List(l) => l.iter().map(|b| b.len() + 16).sum::<usize>() + OVERHEAD,
+            Value::Hash(h) => {
+                h.iter().map(|(k, v)| k.len() + v.len() + 64).sum::<usize>() + OVERHEAD
+            }
+            Value::Set(s) => s.iter().map(|m| m.len() + 40).sum::<usize>() + OVERHEAD,
+            Value::ZSet(z) => z.scores.keys().map(|m| 2 * m.len() + 96).sum::<usize>() + OVERHEAD,
+        }
+    }
+}
+
+/// A key's value and deadline.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// Absolute deadline in Unix milliseconds, if any.
+    pub expire_at: Option<u64>,
+}
+
+/// One logical database.
+#[derive(Debug, Default)]
+pub struct Db {
+    map: HashMap<Bytes, Entry>,
+    /// Deadlines in order, so active expiry finds due keys without sampling.
+    deadlines: BTreeSet<(u64, Bytes)>,
+    /// Keys removed by expiry since the last drain (watchers must hear of them).
+    pub expired: Vec<Bytes>,
+}
+
+impl Db {
+    /// Number of keys, expired-but-not-yet-removed ones included (as Redis's DBSIZE).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when the database holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Number of keys with a deadline.
+    pub fn volatile_len(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    fn expire_if_due(&mut self, key: &[u8], now: u64) -> bool {
+        let due = matches!(self.map.get(key), Some(Entry { expire_at: Some(t), .. }) if *t <= now);
+        if due {
+            self.remove(key);
+            self.expired.push(Bytes::copy_from_slice(key));
+        }
+        due
+    }
+
+    /// The live entry for `key`, removing it first if its deadline has passed.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.expire_if_due(key, now);
+        self.map.get(key)
+    }
+
+    /// Mutable access to the live entry for `key`. Callers must not change `expire_at`
+    /// through it; use [`Db::set_expire`].
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.expire_if_due(key, now);
+        self.map.get_mut(key)
+    }
+
+    /// True when `key` exists and has not expired, without removing anything (WATCH checks).
+    pub fn is_live(&self, key: &[u8], now: u64) -> bool {
+        match self.map.get(key) {
+            Some(e) => e.expire_at.is_none_or(|t| t > now),
+            None => false,
+        }
+    }
+
+    /// Stores `value` under `key` with `expire_at`, replacing any previous entry.
+    pub fn insert(&mut self, key: Bytes, value: Value, expire_at: Option<u64>) {
+        if let Some(old) = self.map.get(&key) {
+            if let Some(t) = old.expire_at {
+                self.deadlines.remove(&(t, key.clone()));
+            }
+        }
+        if let Some(t) = expire_at {
+            self.deadlines.insert((t, key.clone()));
+        }
+        self.map.insert(key, Entry { value, expire_at });
+    }
+
+    /// Removes `key`; returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (k, e) = self.map.remove_entry(key)?;
+        if let Some(t) = e.expire_at {
+            self.deadlines.remove(&(t, k));
+        }
+        Some(e)
+    }
+
+    /// Changes the deadline of an existing key; returns false when the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
+        let Some((k, e)) = self.map.get_key_value(key) else {
+            return false;
+        };
+        let k = k.clone();
+        let old = e.expire_at;
+        if let Some(t) = old {
+            self.deadlines.remove(&(t, k.clone()));
+        }
+        if let Some(t) = expire_at {
+            self.deadlines.insert((t, k.clone()));
+        }
+        if let Some(e) = self.map.get_mut(&k) {
+            e.expire_at = expire_at;
+        }
+        true
+    }
+
+    /// Removes an aggregate left empty by a command (Redis never keeps empty aggregates).
+    pub fn remove_if_empty(&mut self, key: &[u8]) {
+        if self
+            .map
+            .get(key)
+            .is_some_and(|e| e.value.is_empty_aggregate())
+        {
+            self.remove(key);
+        }
+    }
+
+    /// Removes up to `budget` keys whose deadline is at or before `now`; returns how many.
+    pub fn expire_due(&mut self, now: u64, budget: usize) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let Some((t, k)) = self.deadlines.first().cloned() else {
+                break;
+            };
+            if t > now {
+                break;
+            }
+            self.remove(&k);
+            self.expired.push(k);
+            n += 1;
+        }
+        n
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.deadlines.clear();
+    }
+
+    /// Iterates over all keys (expired ones included; callers filter with `is_live`).
+    pub fn keys(&self) -> impl Iterator<Item = &Bytes> {
+        self.map.keys()
+    }
+
+    /// Iterates over all entries.
+    pub fn entries(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter()
+    }
+
+    /// A key picked uniformly at random, if any (RANDOMKEY).
+    pub fn random_key(&self, rng: &mut Rng) -> Option<Bytes> {
+        if self.map.is_empty() {
+            return None;
+        }
+        let i = rng.below(self.map.len());
+        self.map.keys().nth(i).cloned()
+    }
+}
+
+/// Stable 64-bit hash used to order SCAN cursors (the same across runs and rehashes).
+pub fn scan_hash(b: &[u8]) -> u64 {
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new_with_keys(0x1501a, 0x5703e);
+    b.hash(&mut h);
+    h.finish()
+}
+
+/// Small xorshift generator: random picks need speed, not secrecy.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed` (zero is replaced).
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// Glob match with Redis's `stringmatchlen` rules: `*`, `?`, `[...]` with `^` and ranges, `\`.
+pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+    glob_inner(pattern, s, 0)
+}
+
+fn glob_inner(mut p: &[u8], mut s: &[u8], depth: usize) -> bool {
+    // Redis bounds recursion the same way to stay safe on hostile patterns.
+    if depth > 1000 {
+        return false;
+    }
+    while !p.is_empty() && !s.is_empty() {
+        match p[0] {
+            b'*' => {
+                while p.len() > 1 && p[1] == b'*' {
+                    p = &p[1..];
+                }
+                if p.len() == 1 {
+                    return true;
+                }
+                while !s.is_empty() {
+                    if glob_inner(&p[1..], s, depth + 1) {
+                        return true;
+                    }
+                    s = &s[1..];
+                }
+                return false;
+            }
+            b'?' => s = &s[1..],
+            b'[' => {
+                p = &p[1..];
+                let not = p.first() == Some(&b'^');
+                if not {
+                    p = &p[1..];
+                }
+                let mut matched = false;
+                loop {
+                    if p.is_empty() {
+                        break;
+                    }
+                    if p[0] == b'\\' && p.len() >= 2 {
+                        p = &p[1..];
+                        if p[0] == s[0] {
+                            matched = true;
+                        }
+                    } else if p[0] == b']' {
+                        break;
+                    } else if p.len() >= 3 && p[1] == b'-' {
+                        let (mut a, mut b) = (p[0], p[2]);
+                        if a > b {
+                            std::mem::swap(&mut a, &mut b);
+                        }
+                        if s[0] >= a && s[0] <= b {
+                            matched = true;
+                        }
+                        p = &p[2..];
+                    } else if p[0] == s[0] {
+                        matched = true;
+                    }
+                    p = &p[1..];
+                }
+                if not {
+                    matched = !matched;
+                }
+                if !matched {
+                    return false;
+                }
+                s = &s[1..];
+            }
+            b'\\' if p.len() >= 2 => {
+                p = &p[1..];
+                if p[0] != s[0] {
+                    return false;
+                }
+                s = &s[1..];
+            }
+            c => {
+                if c != s[0] {
+                    return false;
+                }
+                s = &s[1..];
+            }
+        }
+        if p.is_empty() {
+            break;
+        }
+        p = &p[1..];
+        if s.is_empty() {
+            while p.first() == Some(&b'*') {
+                p = &p[1..];
+            }
+            break;
+        }
+    }
+    p.is_empty() && s.is_empty()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match(b"*", b"abc"));
+        assert!(glob_match(b"a*c", b"abbbc"));
+        assert!(glob_match(b"a?c", b"abc"));
+        assert!(!glob_match(b"a?c", b"ac"));
+        assert!(glob_match(b"h[ae]llo", b"hello"));
+        assert!(!glob_match(b"h[^e]llo", b"hello"));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo"));
+        assert!(glob_match(b"h\\*", b"h*"));
+        assert!(!glob_match(b"h\\*", b"hx"));
+        assert!(glob_match(b"user:*", b"user:"));
+        assert!(!glob_match(b"a", b""));
+    }
+
+    #[test]
+    fn lazy_and_active_expiry() {
+        let mut db = Db::default();
+        db.insert(Bytes::from("a"), Value::Str(Bytes::from("1")), Some(100));
+        db.insert(Bytes::from("b"), Value::Str(Bytes::from("1")), Some(200));
+        db.insert(Bytes::from("c"), Value::Str(Bytes::from("1")), None);
+        assert!(db.get(b"a", 99).is_some());
+        assert!(db.get(b"a", 100).is_none());
+        assert_eq!(db.expired, vec![Bytes::from("a")]);
+        assert_eq!(db.expire_due(300, 10), 1);
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.volatile_len(), 0);
+    }
+
+    #[test]
+    fn zset_order_and_rank() {
+        let mut z = ZSet::default();
+        z.insert(Bytes::from("b"), 1.0);
+        z.insert(Bytes::from("a"), 1.0);
+        z.insert(Bytes::from("c"), -0.0);
+        assert_eq!(z.rank(b"c"), Some(0));
+        assert_eq!(z.rank(b"a"), Some(1));
+        z.insert(Bytes::from("c"), 5.0);
+        assert_eq!(z.rank(b"c"), Some(2));
+        assert!(z.remove(b"a"));
+        assert_eq!(z.len(), 2);
+    }
+}

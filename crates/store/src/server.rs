@@ -1,0 +1,476 @@
+//! Socket server: listeners, connection tasks and the executor task.
+//!
+//! This module owns the I/O. Each connection task reads bytes, cuts requests with the
+//! [`resp`](crate::resp) codec and sends them one at a time over a bounded channel to the
+//! single executor task, which owns the [`Engine`]. A connection waits for its reply before
+//! sending the next request, so pipelined requests keep their order and one connection holds
+//! at most one slot of the channel. It never interprets commands itself.
+//!
+//! Race windows, written down: a client blocked in BLPOP that disconnects is forgotten when
+//! its task reports the disconnect; a push processed before that report may be handed to the
+//! departed client and lost, as with any client that dies while a reply is in flight.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::db::{Clock, SystemClock};
+use crate::engine::{ClientId, Engine, EngineConfig, Outcome};
+use crate::resp::{parse_request, Limits, DEFAULT_MAX_BULK};
+use crate::StoreError;
+
+/// Slots in the executor's request channel; connections wait when it is full.
+const CHANNEL_CAPACITY: usize = 1024;
+/// How often active expiry runs (Redis's default `hz 10`).
+const EXPIRE_TICK: Duration = Duration::from_millis(100);
+/// Pending replies are written once they exceed this many bytes, even mid-pipeline.
+const OUT_FLUSH: usize = 64 * 1024;
+/// Time connections get to finish their current request after shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Store settings.
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// Unix socket path to listen on (a stale file there is replaced).
+    pub unix_socket: Option<PathBuf>,
+    /// TCP address to listen on.
+    pub tcp: Option<SocketAddr>,
+    /// Password clients must send with AUTH; `None` means no authentication.
+    pub requirepass: Option<String>,
+    /// Largest bulk string a client may send (`proto-max-bulk-len`).
+    pub max_bulk_len: i64,
+    /// Most bytes buffered for one client's unparsed input (`client-query-buffer-limit`).
+    pub max_query_buffer: usize,
+    /// Most simultaneous connections (`maxclients`).
+    pub max_clients: usize,
+    /// Time source (tests inject a manual clock).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            unix_socket: None,
+            tcp: None,
+            requirepass: None,
+            max_bulk_len: DEFAULT_MAX_BULK,
+            max_query_buffer: 1024 * 1024 * 1024,
+            max_clients: 10_000,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("unix_socket", &self.unix_socket)
+            .field("tcp", &self.tcp)
+            .field("requirepass", &self.requirepass.as_ref().map(|_| "<set>"))
+            .field("max_bulk_len", &self.max_bulk_len)
+            .field("max_query_buffer", &self.max_query_buffer)
+            .field("max_clients", &self.max_clients)
+            .finish()
+    }
+}
+
+/// Figures for /status and /metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Keys per database (index = db number).
+    pub keys: Vec<usize>,
+    /// Keys with a time to live, per database.
+    pub expires: Vec<usize>,
+    /// Rough bytes held by keys and values.
+    pub used_memory: usize,
+    /// Commands run since start.
+    pub commands_processed: u64,
+    /// Keys removed by expiry since start.
+    pub expired_keys: u64,
+    /// Open connections.
+    pub connected_clients: usize,
+}
+
+enum Msg {
+    Command {
+        client: ClientId,
+        args: Vec<Bytes>,
+        reply: oneshot::Sender<Outcome>,
+    },
+    Disconnect(ClientId),
+    Stats(oneshot::Sender<StoreStats>),
+}
+
+#[derive(Default)]
+struct Counters {
+    connected: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+/// A cheap handle for reading figures while the store runs.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<Msg>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle").finish_non_exhaustive()
+    }
+}
+
+impl StoreHandle {
+    /// Current figures (asks the executor; one pass over the keyspace for memory).
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Stats(tx))
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        let mut s = rx.await.map_err(|_| StoreError::Stopped)?;
+        s.connected_clients = self.counters.connected.load(Ordering::Relaxed);
+        Ok(s)
+    }
+}
+
+/// A bound store, ready to run.
+pub struct Store {
+    config: StoreConfig,
+    unix: Option<UnixListener>,
+    tcp: Option<TcpListener>,
+    handle: StoreHandle,
+    rx: mpsc::Receiver<Msg>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Binds the configured sockets. Must be called inside a tokio runtime.
+    pub async fn bind(config: StoreConfig) -> Result<Store, StoreError> {
+        if config.unix_socket.is_none() && config.tcp.is_none() {
+            return Err(StoreError::NoListener);
+        }
+        let unix = match &config.unix_socket {
+            Some(p) => {
+                // A socket file left by a previous run would make bind fail.
+                if std::fs::symlink_metadata(p)
+                    .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+                {
+                    let _ = std::fs::remove_file(p);
+                }
+                Some(UnixListener::bind(p).map_err(|source| StoreError::Bind {
+                    addr: p.display().to_string(),
+                    source,
+                })?)
+            }
+            None => None,
+        };
+        let tcp = match config.tcp {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .map_err(|source| StoreError::Bind {
+                        addr: a.to_string(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        Ok(Store {
+            config,
+            unix,
+            tcp,
+            handle: StoreHandle {
+                tx,
+                counters: Arc::new(Counters::default()),
+            },
+            rx,
+        })
+    }
+
+    /// The TCP address actually bound (useful with port 0).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// A handle for figures.
+    pub fn handle(&self) -> StoreHandle {
+        self.handle.clone()
+    }
+
+    /// Serves until `shutdown` completes, then closes connections and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
+        let Store {
+            config,
+            unix,
+            tcp,
+            handle,
+            rx,
+        } = self;
+        let engine = Engine::new(EngineConfig {
+            requirepass: config.requirepass.clone(),
+            clock: config.clock.clone(),
+            max_bulk_len: usize::try_from(config.max_bulk_len).unwrap_or(usize::MAX),
+        });
+        let executor = tokio::spawn(executor(engine, rx));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut conns = JoinSet::new();
+        let limits = Limits {
+            max_bulk_len: config.max_bulk_len,
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                r = accept_unix(unix.as_ref()) => match r {
+                    Ok(s) => spawn_conn(&mut conns, s, &handle, &config, limits, stop_rx.clone()),
+                    Err(e) => accept_error(e).await,
+                },
+                r = accept_tcp(tcp.as_ref()) => match r {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        spawn_conn(&mut conns, s, &handle, &config, limits, stop_rx.clone());
+                    }
+                    Err(e) => accept_error(e).await,
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        conns.abort_all();
+        drop(handle);
+        let _ = executor.await;
+        if let Some(p) = &config.unix_socket {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown` completes.
+pub async fn serve(
+    config: StoreConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StoreError> {
+    Store::bind(config).await?.run(shutdown).await
+}
+
+async fn accept_unix(l: Option<&UnixListener>) -> std::io::Result<tokio::net::UnixStream> {
+    match l {
+        Some(l) => l.accept().await.map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_tcp(l: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
+    match l {
+        Some(l) => l.accept().await.map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
+/// Out of descriptors and similar: wait a little instead of spinning.
+async fn accept_error(e: std::io::Error) {
+    tracing::warn!(error = %e, "store: accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn spawn_conn<S>(
+    conns: &mut JoinSet<()>,
+    stream: S,
+    handle: &StoreHandle,
+    config: &StoreConfig,
+    limits: Limits,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let counters = handle.counters.clone();
+    let id = counters.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    let n = counters.connected.fetch_add(1, Ordering::Relaxed) + 1;
+    let tx = handle.tx.clone();
+    let max_query = config.max_query_buffer;
+    let over = n > config.max_clients;
+    conns.spawn(async move {
+        let mut stream = stream;
+        if over {
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+        } else {
+            connection(&mut stream, id, &tx, limits, max_query, stop).await;
+            let _ = tx.send(Msg::Disconnect(id)).await;
+        }
+        counters.connected.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+async fn connection<S>(
+    stream: &mut S,
+    id: ClientId,
+    tx: &mpsc::Sender<Msg>,
+    limits: Limits,
+    max_query: usize,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        loop {
+            let args = match parse_request(&mut input, &limits) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    e.reply().encode(&mut out);
+                    let _ = stream.write_all(&out).await;
+                    return;
+                }
+            };
+            if args.is_empty() {
+                continue;
+            }
+            let (rtx, mut rrx) = oneshot::channel();
+            let msg = Msg::Command {
+                client: id,
+                args,
+                reply: rtx,
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+            // Flush what earlier pipelined commands produced before possibly waiting long.
+            if !out.is_empty() && stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut rrx => break r,
+                    // A blocked client must still notice that its peer went away.
+                    n = stream.read_buf(&mut input), if input.len() < max_query => {
+                        if !matches!(n, Ok(n) if n > 0) {
+                            return;
+                        }
+                    }
+                    _ = stop.changed() => return,
+                }
+            };
+            match outcome {
+                Ok(Outcome::Reply(r)) => r.encode(&mut out),
+                Ok(Outcome::Close(r)) => {
+                    r.encode(&mut out);
+                    let _ = stream.write_all(&out).await;
+                    return;
+                }
+                Ok(Outcome::Nothing | Outcome::Blocked) => {}
+                Err(_) => return,
+            }
+            if out.len() >= OUT_FLUSH {
+                if stream.write_all(&out).await.is_err() {
+                    return;
+                }
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if input.len() >= max_query {
+            tracing::warn!(client = id, "store: query buffer limit reached, closing");
+            return;
+        }
+        tokio::select! {
+            n = stream.read_buf(&mut input) => {
+                if !matches!(n, Ok(n) if n > 0) {
+                    return;
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn executor(mut engine: Engine, mut rx: mpsc::Receiver<Msg>) {
+    let mut waiting: HashMap<ClientId, oneshot::Sender<Outcome>> = HashMap::new();
+    let mut tick = tokio::time::interval(EXPIRE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let block_wait = engine
+            .next_block_deadline()
+            .map(|d| Duration::from_millis(d.saturating_sub(engine.now())));
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                None => break,
+                Some(Msg::Command { client, args, reply }) => {
+                    match engine.execute(client, args) {
+                        Outcome::Blocked => {
+                            waiting.insert(client, reply);
+                        }
+                        o => {
+                            let _ = reply.send(o);
+                        }
+                    }
+                }
+                Some(Msg::Disconnect(client)) => {
+                    engine.disconnect(client);
+                    waiting.remove(&client);
+                }
+                Some(Msg::Stats(reply)) => {
+                    let k = engine.keyspace_stats();
+                    let _ = reply.send(StoreStats {
+                        keys: k.keys,
+                        expires: k.expires,
+                        used_memory: k.used_memory,
+                        commands_processed: engine.commands_processed,
+                        expired_keys: k.expired_keys,
+                        connected_clients: 0,
+                    });
+                }
+            },
+            _ = tick.tick() => engine.active_expire(),
+            _ = sleep_opt(block_wait) => {
+                let now = engine.now();
+                engine.expire_blocked(now);
+            }
+        }
+        for (client, r) in engine.take_outbox() {
+            if let Some(tx) = waiting.remove(&client) {
+                let _ = tx.send(Outcome::Reply(r));
+            }
+        }
+    }
+}
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
