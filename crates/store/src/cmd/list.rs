@@ -158,10 +158,10 @@ fn index_of(idx: i64, len: usize) -> Option<usize> {
 
 /// LINDEX key index
 pub fn lindex(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let idx = int_arg(&a[1])?;
     let Some(l) = get_list(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
         return Ok(Reply::Nil);
     };
+    let idx = int_arg(&a[1])?;
     Ok(index_of(idx, l.len())
         .and_then(|i| l.get(i).cloned())
         .map_or(Reply::Nil, Reply::Bulk))
@@ -169,10 +169,10 @@ pub fn lindex(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 /// LSET key index element
 pub fn lset(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let idx = int_arg(&a[1])?;
     let Some(l) = get_list_mut(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
         return Err(err("ERR no such key"));
     };
+    let idx = int_arg(&a[1])?;
     let Some(i) = index_of(idx, l.len()) else {
         return Err(err("ERR index out of range"));
     };

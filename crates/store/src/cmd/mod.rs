@@ -255,6 +255,13 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
     if v.is_nan() {
         return None;
     }
+    // strtod reports overflow and underflow as ERANGE, which Redis refuses.
+    let mantissa = body.split('e').next().unwrap_or("");
+    if (v.is_infinite() && !body.starts_with("inf"))
+        || (v == 0.0 && mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c)))
+    {
+        return None;
+    }
     Some(v)
 }
 

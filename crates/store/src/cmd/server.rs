@@ -273,7 +273,7 @@ pub fn hello(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     if !e.clients.get(&ctx.client).is_some_and(|c| c.authed) {
         return Err(err(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
     if let (Some(n), Some(c)) = (name, e.clients.get_mut(&ctx.client)) {

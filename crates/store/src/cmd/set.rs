@@ -178,11 +178,15 @@ pub fn srandmember(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 /// SMOVE source destination member
 pub fn smove(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
-    let src_has = get_set(db, &a[0], ctx.now)?.map(|s| s.contains(&a[2]));
-    get_set(db, &a[1], ctx.now)?;
-    let Some(true) = src_has else {
+    // Redis's order: a missing source answers 0 before any type check.
+    if db.get(&a[0], ctx.now).is_none() {
         return Ok(Reply::Int(0));
-    };
+    }
+    let src_has = get_set(db, &a[0], ctx.now)?.is_some_and(|s| s.contains(&a[2]));
+    get_set(db, &a[1], ctx.now)?;
+    if !src_has {
+        return Ok(Reply::Int(0));
+    }
     if a[0] == a[1] {
         return Ok(Reply::Int(1));
     }

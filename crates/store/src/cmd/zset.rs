@@ -181,7 +181,15 @@ fn parse_score_bound(b: &[u8]) -> Option<(f64, bool)> {
         Some(b'(') => (true, &b[1..]),
         _ => (false, b),
     };
-    super::parse_f64(body).map(|v| (v, ex))
+    // Redis reads range bounds with a bare strtod: leading blanks are skipped and an empty
+    // text reads as 0.
+    let body = body.trim_ascii_start();
+    if body.is_empty() {
+        return Some((0.0, ex));
+    }
+    let s = std::str::from_utf8(body).ok()?;
+    let v: f64 = s.parse().ok()?;
+    (!v.is_nan()).then_some((v, ex))
 }
 
 fn parse_score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, Reply> {
@@ -230,6 +238,48 @@ fn lex_lte_max(m: &[u8], max: &Lex) -> bool {
         Lex::Max => true,
         Lex::Incl(x) => m <= x.as_ref(),
         Lex::Excl(x) => m < x.as_ref(),
+    }
+}
+
+/// Members in a lex range, walked the way Redis walks its skip list: the range must overlap
+/// the first and last members, the walk starts at the first member inside the near bound and
+/// stops at the first member outside the far one. With equal scores (the documented use)
+/// this is plain lex filtering; with mixed scores it gives Redis's answers, not a filter.
+fn lex_range<'a>(
+    z: &'a ZSet,
+    min: &'a Lex,
+    max: &'a Lex,
+    rev: bool,
+) -> Box<dyn Iterator<Item = &'a (Score, Bytes)> + 'a> {
+    let empty_range = match (min, max) {
+        (Lex::Max, _) | (_, Lex::Min) => true,
+        (Lex::Incl(a) | Lex::Excl(a), Lex::Incl(b) | Lex::Excl(b)) => {
+            a > b || (a == b && (matches!(min, Lex::Excl(_)) || matches!(max, Lex::Excl(_))))
+        }
+        _ => false,
+    };
+    let overlaps = match (z.order.first(), z.order.last()) {
+        (Some((_, first)), Some((_, last))) => lex_gte_min(last, min) && lex_lte_max(first, max),
+        _ => false,
+    };
+    if empty_range || !overlaps {
+        return Box::new(std::iter::empty());
+    }
+    if rev {
+        Box::new(
+            z.order
+                .iter()
+                .rev()
+                .skip_while(move |(_, m)| !lex_lte_max(m, max))
+                .take_while(move |(_, m)| lex_gte_min(m, min)),
+        )
+    } else {
+        Box::new(
+            z.order
+                .iter()
+                .skip_while(move |(_, m)| !lex_gte_min(m, min))
+                .take_while(move |(_, m)| lex_lte_max(m, max)),
+        )
     }
 }
 
@@ -378,12 +428,12 @@ fn zrange_generic(
             let Some(z) = get_zset(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
                 return Ok(Reply::Array(vec![]));
             };
-            let keep = |(_, m): &&(Score, Bytes)| lex_gte_min(m, &min) && lex_lte_max(m, &max);
-            Ok(if rev {
-                reply_items(z.order.iter().rev().filter(keep), false, offset, limit)
-            } else {
-                reply_items(z.order.iter().filter(keep), false, offset, limit)
-            })
+            Ok(reply_items(
+                lex_range(z, &min, &max, rev),
+                false,
+                offset,
+                limit,
+            ))
         }
     }
 }

@@ -1,0 +1,687 @@
+#![allow(clippy::unwrap_used)]
+//! Differential tests: the same command sequences go to a real `redis-server` and to the
+//! embedded store over unix sockets, and the raw replies must be identical.
+//!
+//! Replies whose order Redis leaves unspecified (set members, hash fields, KEYS) are compared
+//! after sorting; replies that depend on time or randomness are compared by type only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use isola_store::resp::split_args;
+use isola_store::StoreConfig;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PtConfig, TestRunner};
+
+/// A real Redis on a private unix socket, killed on drop.
+struct RealRedis {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl RealRedis {
+    fn start(dir: &Path) -> RealRedis {
+        let sock = dir.join("redis.sock");
+        let bin = which("redis-server").unwrap_or_else(|| {
+            panic!(
+                "redis-server is not installed; the differential test needs it: run `scripts/setup --test`"
+            )
+        });
+        let child = Command::new(bin)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let r = RealRedis { child, sock };
+        wait_for(&r.sock);
+        r
+    }
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn wait_for(sock: &Path) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(mut s) = UnixStream::connect(sock) {
+            if s.write_all(b"PING\r\n").is_ok() {
+                // Any reply will do: a server with a password answers -NOAUTH.
+                let mut buf = [0u8; 1];
+                if s.read_exact(&mut buf).is_ok() && (buf[0] == b'+' || buf[0] == b'-') {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("server on {} did not come up", sock.display());
+}
+
+/// The embedded store on its own runtime thread, stopped on drop.
+struct Embedded {
+    sock: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Embedded {
+    fn start(dir: &Path, requirepass: Option<&str>) -> Embedded {
+        let sock = dir.join(format!("isola-{}.sock", requirepass.is_some()));
+        let config = StoreConfig {
+            unix_socket: Some(sock.clone()),
+            requirepass: requirepass.map(str::to_owned),
+            ..StoreConfig::default()
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(isola_store::serve(config, async {
+                let _ = rx.await;
+            }))
+            .unwrap();
+        });
+        wait_for(&sock);
+        Embedded {
+            sock,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A blocking RESP client that returns raw reply bytes.
+struct Conn {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Conn {
+    fn open(sock: &Path) -> Conn {
+        let s = UnixStream::connect(sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Conn {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        }
+    }
+
+    fn send(&mut self, args: &[Vec<u8>]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.w.write_all(&out).unwrap();
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).unwrap();
+    }
+
+    fn read(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        read_reply(&mut self.r, &mut out);
+        out
+    }
+
+    fn cmd(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
+        self.send(args);
+        self.read()
+    }
+
+    fn line(&mut self, line: &str) -> Vec<u8> {
+        let args: Vec<Vec<u8>> = split_args(line.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|b| b.to_vec())
+            .collect();
+        self.cmd(&args)
+    }
+}
+
+fn read_reply(r: &mut impl BufRead, out: &mut Vec<u8>) {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line).unwrap();
+    assert!(!line.is_empty(), "connection closed");
+    out.extend_from_slice(&line);
+    let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    match line[0] {
+        b'$' if n >= 0 => {
+            let mut body = vec![0; n as usize + 2];
+            r.read_exact(&mut body).unwrap();
+            out.extend_from_slice(&body);
+        }
+        b'*' if n >= 0 => {
+            for _ in 0..n {
+                read_reply(r, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Splits an array reply into its raw elements (`None` if not an array).
+fn elements(raw: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    if raw.first() != Some(&b'*') {
+        return None;
+    }
+    let mut r = BufReader::new(raw);
+    let mut head = Vec::new();
+    r.read_until(b'\n', &mut head).unwrap();
+    let n: i64 = std::str::from_utf8(&head[1..head.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut items = Vec::new();
+    for _ in 0..n.max(0) {
+        let mut e = Vec::new();
+        read_reply(&mut r, &mut e);
+        items.push(e);
+    }
+    Some((head, items))
+}
+
+/// Sorts an array reply's elements, in groups of `group` (2 for field/value pairs).
+fn sorted(raw: &[u8], group: usize) -> Vec<u8> {
+    let Some((head, items)) = elements(raw) else {
+        return raw.to_vec();
+    };
+    let mut groups: Vec<Vec<u8>> = items.chunks(group).map(|c| c.concat()).collect();
+    groups.sort();
+    let mut out = head;
+    for g in groups {
+        out.extend_from_slice(&g);
+    }
+    out
+}
+
+/// How to compare one reply.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Exact,
+    Sorted(usize),
+    /// `[cursor, [items]]`: cursor exact, items sorted in groups.
+    Scan(usize),
+    /// Only the reply type byte.
+    Kind,
+}
+
+fn normalize(raw: &[u8], mode: Mode) -> Vec<u8> {
+    match mode {
+        Mode::Exact => raw.to_vec(),
+        Mode::Sorted(g) => sorted(raw, g),
+        Mode::Scan(g) => match elements(raw) {
+            Some((head, items)) if items.len() == 2 => {
+                let mut out = head;
+                out.extend_from_slice(&items[0]);
+                out.extend_from_slice(&sorted(&items[1], g));
+                out
+            }
+            _ => raw.to_vec(),
+        },
+        Mode::Kind => raw[..1].to_vec(),
+    }
+}
+
+fn mode_for(args: &[Vec<u8>]) -> Mode {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    match name.as_str() {
+        "keys" | "smembers" | "hkeys" | "hvals" | "sinter" | "sunion" | "sdiff" => Mode::Sorted(1),
+        "hgetall" => Mode::Sorted(2),
+        "sscan" => Mode::Scan(1),
+        "hscan" => Mode::Scan(2),
+        "time" | "pttl" | "hello" | "randomkey" | "info" | "spop" | "srandmember" => Mode::Kind,
+        "client" if args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"id")) => Mode::Kind,
+        _ => Mode::Exact,
+    }
+}
+
+struct Pair {
+    redis: Conn,
+    ours: Conn,
+}
+
+impl Pair {
+    fn open(r: &RealRedis, o: &Embedded) -> Pair {
+        Pair {
+            redis: Conn::open(&r.sock),
+            ours: Conn::open(&o.sock),
+        }
+    }
+
+    /// Runs one command on both; returns a mismatch description if the replies differ.
+    fn check(&mut self, args: &[Vec<u8>]) -> Option<String> {
+        let a = self.redis.cmd(args);
+        let b = self.ours.cmd(args);
+        let mode = mode_for(args);
+        let (na, nb) = (normalize(&a, mode), normalize(&b, mode));
+        (na != nb).then(|| {
+            format!(
+                "{}\n   redis: {:?}\n   isola: {:?}",
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            )
+        })
+    }
+
+    fn check_line(&mut self, line: &str) -> Option<String> {
+        let args: Vec<Vec<u8>> = split_args(line.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|b| b.to_vec())
+            .collect();
+        self.check(&args)
+    }
+}
+
+/// Hand-written cases, one command per line; blank lines and `#` comments are skipped.
+const CASES: &str = include_str!("differential_cases.txt");
+
+struct Servers {
+    _dir: tempfile::TempDir,
+    redis: RealRedis,
+    ours: Embedded,
+}
+
+fn servers() -> Servers {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RealRedis::start(dir.path());
+    let ours = Embedded::start(dir.path(), None);
+    Servers {
+        redis,
+        ours,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn hand_written_cases_match_redis() {
+    let s = servers();
+    let mut p = Pair::open(&s.redis, &s.ours);
+    let mut failures = Vec::new();
+    for (n, line) in CASES.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(m) = p.check_line(line) {
+            failures.push(format!("line {}: {m}", n + 1));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn protocol_errors_match_redis() {
+    let s = servers();
+    let inputs: &[&[u8]] = &[
+        b"*1\r\n$-3\r\n",
+        b"*1\r\n$600000000\r\n",
+        b"*1\r\n+PING\r\n",
+        b"*x\r\n",
+        b"SET a \"b\r\n",
+    ];
+    for input in inputs {
+        let mut a = Conn::open(&s.redis.sock);
+        let mut b = Conn::open(&s.ours.sock);
+        a.send_raw(input);
+        b.send_raw(input);
+        let (ra, rb) = (a.read(), b.read());
+        assert_eq!(
+            String::from_utf8_lossy(&ra),
+            String::from_utf8_lossy(&rb),
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
+        // Both close the connection afterwards.
+        let mut buf = [0u8; 1];
+        assert_eq!(b.r.read(&mut buf).unwrap_or(0), 0);
+    }
+}
+
+#[test]
+fn pipelined_and_inline_requests() {
+    let s = servers();
+    let mut batch = Vec::new();
+    for i in 0..200 {
+        batch.extend_from_slice(format!("RPUSH pl {i}\r\n").as_bytes());
+    }
+    batch.extend_from_slice(b"*3\r\n$6\r\nLRANGE\r\n$2\r\npl\r\n$2\r\n-3\r\nGET nothing\r\n");
+    let mut replies = Vec::new();
+    for sock in [&s.redis.sock, &s.ours.sock] {
+        let mut c = Conn::open(sock);
+        c.send_raw(&batch);
+        let mut all = Vec::new();
+        for _ in 0..202 {
+            all.extend(c.read());
+        }
+        replies.push(all);
+    }
+    assert_eq!(replies[0], replies[1]);
+}
+
+#[test]
+fn transactions_and_watch_across_connections() {
+    let s = servers();
+    let mut a = Pair::open(&s.redis, &s.ours);
+    let mut b = Pair::open(&s.redis, &s.ours);
+    let mut fails = Vec::new();
+    let mut step = |p: &mut Pair, l: &str| {
+        if let Some(m) = p.check_line(l) {
+            fails.push(m);
+        }
+    };
+    step(&mut a, "FLUSHALL");
+    step(&mut a, "SET w 1");
+    step(&mut a, "WATCH w");
+    step(&mut b, "SET w 2");
+    step(&mut a, "MULTI");
+    step(&mut a, "INCR w");
+    step(&mut a, "EXEC");
+    step(&mut a, "WATCH w");
+    step(&mut a, "MULTI");
+    step(&mut a, "INCR w");
+    step(&mut a, "EXEC");
+    step(&mut a, "WATCH nokey");
+    step(&mut b, "SET nokey x");
+    step(&mut b, "DEL nokey");
+    step(&mut a, "MULTI");
+    step(&mut a, "PING");
+    step(&mut a, "EXEC");
+    step(&mut a, "WATCH w");
+    step(&mut b, "SET w 2 NX");
+    step(&mut a, "MULTI");
+    step(&mut a, "GET w");
+    step(&mut a, "EXEC");
+    step(&mut a, "WATCH w");
+    step(&mut b, "FLUSHDB");
+    step(&mut a, "MULTI");
+    step(&mut a, "GET w");
+    step(&mut a, "EXEC");
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// Runs a multi-client blocking scenario on one server and returns the replies per step.
+fn blocking_scenario(sock: &Path) -> Vec<String> {
+    let mut log = Vec::new();
+    let mut ctl = Conn::open(sock);
+    ctl.line("FLUSHALL");
+    // Three clients block on the same key in a known order.
+    let mut waiters: Vec<Conn> = (0..3).map(|_| Conn::open(sock)).collect();
+    for (i, w) in waiters.iter_mut().enumerate() {
+        w.line(&format!("CLIENT SETNAME w{i}"));
+        w.send(&[
+            b"BLPOP".to_vec(),
+            b"q".to_vec(),
+            b"other".to_vec(),
+            b"5".to_vec(),
+        ]);
+        // Let the server register the block before the next client arrives.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    log.push(String::from_utf8_lossy(&ctl.line("RPUSH q a b")).into_owned());
+    for w in waiters.iter_mut().take(2) {
+        log.push(String::from_utf8_lossy(&w.read()).into_owned());
+    }
+    log.push(String::from_utf8_lossy(&ctl.line("LPUSH other z")).into_owned());
+    log.push(String::from_utf8_lossy(&waiters[2].read()).into_owned());
+    // Timeouts: a nil array after the timeout, not before.
+    let mut t = Conn::open(sock);
+    let start = Instant::now();
+    log.push(String::from_utf8_lossy(&t.line("BRPOP none 0.2")).into_owned());
+    let took = start.elapsed();
+    log.push(format!(
+        "timed out in window: {}",
+        took >= Duration::from_millis(150) && took < Duration::from_secs(2)
+    ));
+    log.push(String::from_utf8_lossy(&t.line("BLMOVE none dst LEFT RIGHT 0.05")).into_owned());
+    // Pushes inside MULTI/EXEC wake blocked clients after EXEC.
+    let mut m = Conn::open(sock);
+    m.send(&[
+        b"BRPOPLPUSH".to_vec(),
+        b"src".to_vec(),
+        b"dst".to_vec(),
+        b"0".to_vec(),
+    ]);
+    std::thread::sleep(Duration::from_millis(50));
+    ctl.line("MULTI");
+    ctl.line("RPUSH src one two");
+    log.push(String::from_utf8_lossy(&ctl.line("EXEC")).into_owned());
+    log.push(String::from_utf8_lossy(&m.read()).into_owned());
+    log.push(String::from_utf8_lossy(&ctl.line("LRANGE dst 0 -1")).into_owned());
+    log.push(String::from_utf8_lossy(&ctl.line("LRANGE src 0 -1")).into_owned());
+    // Blocking commands inside MULTI do not block.
+    ctl.line("MULTI");
+    ctl.line("BLPOP empty 0");
+    ctl.line("BLMOVE empty x LEFT LEFT 0");
+    log.push(String::from_utf8_lossy(&ctl.line("EXEC")).into_owned());
+    // A client that disconnects while blocked does not swallow a later push.
+    let mut gone = Conn::open(sock);
+    gone.send(&[b"BLPOP".to_vec(), b"g".to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(50));
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut late = Conn::open(sock);
+    late.send(&[b"BLPOP".to_vec(), b"g".to_vec(), b"0".to_vec()]);
+    std::thread::sleep(Duration::from_millis(50));
+    ctl.line("RPUSH g v");
+    log.push(String::from_utf8_lossy(&late.read()).into_owned());
+    log
+}
+
+#[test]
+fn blocking_lists_match_redis() {
+    let s = servers();
+    let theirs = blocking_scenario(&s.redis.sock);
+    let ours = blocking_scenario(&s.ours.sock);
+    assert_eq!(theirs, ours);
+    assert!(ours.iter().any(|l| l == "timed out in window: true"));
+}
+
+#[test]
+fn auth_matches_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("redis.sock");
+    let child = Command::new(which("redis-server").expect("run `scripts/setup --test`"))
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&sock)
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "s3cret",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let redis = RealRedis { child, sock };
+    wait_for(&redis.sock);
+    let ours = Embedded::start(dir.path(), Some("s3cret"));
+    let mut p = Pair::open(&redis, &ours);
+    let mut fails = Vec::new();
+    for l in [
+        "GET k",
+        "SET k v",
+        "NOSUCH x",
+        "GET",
+        "AUTH wrong",
+        "AUTH default wrong",
+        "AUTH a b c",
+        "HELLO 2",
+        "AUTH s3cret",
+        "SET k v",
+        "GET k",
+        "AUTH default s3cret",
+    ] {
+        if let Some(m) = p.check_line(l) {
+            fails.push(m);
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// A random command over a tiny key space, with deterministic replies.
+fn arb_command() -> impl Strategy<Value = Vec<String>> {
+    let key = prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(str::to_owned);
+    let val = prop_oneof![
+        Just("0".to_owned()),
+        Just("1".to_owned()),
+        Just("-5".to_owned()),
+        Just("x".to_owned()),
+        Just("007".to_owned()),
+        Just("2.5".to_owned()),
+        Just("".to_owned()),
+        Just("m1".to_owned()),
+        Just("m2".to_owned()),
+    ];
+    let idx = prop_oneof![
+        Just("0"),
+        Just("1"),
+        Just("-1"),
+        Just("2"),
+        Just("-3"),
+        Just("x")
+    ]
+    .prop_map(str::to_owned);
+    (
+        0usize..48,
+        key.clone(),
+        key,
+        val.clone(),
+        val,
+        idx.clone(),
+        idx,
+    )
+        .prop_map(|(op, k, k2, v, v2, i, j)| {
+            let c: Vec<&str> = match op {
+                0 => vec!["SET", &k, &v],
+                1 => vec!["GET", &k],
+                2 => vec!["INCR", &k],
+                3 => vec!["INCRBY", &k, &v],
+                4 => vec!["APPEND", &k, &v],
+                5 => vec!["DEL", &k, &k2],
+                6 => vec!["EXISTS", &k, &k2],
+                7 => vec!["TYPE", &k],
+                8 => vec!["LPUSH", &k, &v, &v2],
+                9 => vec!["RPUSH", &k, &v],
+                10 => vec!["LPOP", &k],
+                11 => vec!["RPOP", &k, &i],
+                12 => vec!["LRANGE", &k, &i, &j],
+                13 => vec!["LINDEX", &k, &i],
+                14 => vec!["LSET", &k, &i, &v],
+                15 => vec!["LREM", &k, &i, &v],
+                16 => vec!["LTRIM", &k, &i, &j],
+                17 => vec!["LLEN", &k],
+                18 => vec!["HSET", &k, &v, &v2],
+                19 => vec!["HGET", &k, &v],
+                20 => vec!["HDEL", &k, &v],
+                21 => vec!["HGETALL", &k],
+                22 => vec!["HINCRBY", &k, &v, &v2],
+                23 => vec!["HLEN", &k],
+                24 => vec!["SADD", &k, &v, &v2],
+                25 => vec!["SREM", &k, &v],
+                26 => vec!["SMEMBERS", &k],
+                27 => vec!["SISMEMBER", &k, &v],
+                28 => vec!["SINTER", &k, &k2],
+                29 => vec!["SUNIONSTORE", &k, &k2, &k],
+                30 => vec!["SDIFF", &k, &k2],
+                31 => vec!["ZADD", &k, &v, &v2],
+                32 => vec!["ZINCRBY", &k, &v, &v2],
+                33 => vec!["ZRANGE", &k, &i, &j, "WITHSCORES"],
+                34 => vec!["ZRANGEBYSCORE", &k, "-inf", &v],
+                35 => vec!["ZREM", &k, &v],
+                36 => vec!["ZRANK", &k, &v],
+                37 => vec!["ZPOPMIN", &k],
+                38 => vec!["ZCARD", &k],
+                39 => vec!["RENAME", &k, &k2],
+                40 => vec!["LMOVE", &k, &k2, "LEFT", "RIGHT"],
+                41 => vec!["SMOVE", &k, &k2, &v],
+                42 => vec!["GETRANGE", &k, &i, &j],
+                43 => vec!["SETRANGE", &k, "1", &v],
+                44 => vec!["STRLEN", &k],
+                45 => vec!["MSETNX", &k, &v, &k2, &v2],
+                46 => vec!["GETDEL", &k],
+                _ => vec!["LPOS", &k, &v],
+            };
+            c.into_iter().map(str::to_owned).collect()
+        })
+}
+
+#[test]
+fn random_sequences_match_redis() {
+    let s = servers();
+    let p = std::cell::RefCell::new(Pair::open(&s.redis, &s.ours));
+    let mut runner = TestRunner::new(PtConfig {
+        cases: 150,
+        failure_persistence: None,
+        ..PtConfig::default()
+    });
+    let result = runner.run(&proptest::collection::vec(arb_command(), 1..25), |seq| {
+        let mut p = p.borrow_mut();
+        p.check_line("FLUSHALL");
+        for c in &seq {
+            let args: Vec<Vec<u8>> = c.iter().map(|s| s.as_bytes().to_vec()).collect();
+            if let Some(m) = p.check(&args) {
+                return Err(TestCaseError::fail(m));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
