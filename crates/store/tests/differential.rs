@@ -598,7 +598,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     ]
     .prop_map(str::to_owned);
     (
-        0usize..48,
+        0usize..80,
         key.clone(),
         key,
         val.clone(),
@@ -655,7 +655,48 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
                 44 => vec!["STRLEN", &k],
                 45 => vec!["MSETNX", &k, &v, &k2, &v2],
                 46 => vec!["GETDEL", &k],
-                _ => vec!["LPOS", &k, &v],
+                47 => vec!["LPOS", &k, &v],
+                48 => vec!["SET", &k, &v, "EX", "1000", "NX"],
+                49 => vec!["SET", &k, &v, "XX", "GET"],
+                50 => vec!["EXPIRE", &k, "100", "GT"],
+                51 => vec!["EXPIRE", &k, "200", "LT"],
+                52 => vec!["EXPIRE", &k, "300", "NX"],
+                53 => vec!["PERSIST", &k],
+                54 => vec!["TTL", &k],
+                55 => vec!["ZADD", &k, "GT", "CH", &v, &v2],
+                56 => vec!["ZADD", &k, "NX", "INCR", &v, &v2],
+                57 => vec!["ZCOUNT", &k, &v, &v2],
+                58 => vec![
+                    "ZREVRANGEBYSCORE",
+                    &k,
+                    "+inf",
+                    &v,
+                    "WITHSCORES",
+                    "LIMIT",
+                    &i,
+                    &j,
+                ],
+                59 => vec!["ZREMRANGEBYSCORE", &k, &v, &v2],
+                60 => vec!["HSETNX", &k, &v, &v2],
+                61 => vec!["LINSERT", &k, "BEFORE", &v, &v2],
+                62 => vec!["INCRBYFLOAT", &k, &v],
+                63 => vec!["SINTERSTORE", &k, &k2, &k],
+                64 => vec!["SDIFFSTORE", &k2, &k, &k2],
+                65 => vec!["RPOPLPUSH", &k, &k2],
+                66 => vec!["LPUSHX", &k, &v],
+                67 => vec!["HINCRBYFLOAT", &k, &v, &v2],
+                68 => vec!["ZRANGE", &k, "-", "+", "BYLEX"],
+                69 => vec!["MULTI"],
+                70 => vec!["EXEC"],
+                71 => vec!["DISCARD"],
+                72 => vec!["WATCH", &k],
+                73 => vec!["RENAMENX", &k, &k2],
+                74 => vec!["ZREMRANGEBYRANK", &k, &i, &j],
+                75 => vec!["ZREVRANK", &k, &v],
+                76 => vec!["SMISMEMBER", &k, &v, &v2],
+                77 => vec!["HMGET", &k, &v, &v2],
+                78 => vec!["DECRBY", &k, &v],
+                _ => vec!["GETEX", &k, "PERSIST"],
             };
             c.into_iter().map(str::to_owned).collect()
         })
@@ -666,12 +707,18 @@ fn random_sequences_match_redis() {
     let s = servers();
     let p = std::cell::RefCell::new(Pair::open(&s.redis, &s.ours));
     let mut runner = TestRunner::new(PtConfig {
-        cases: 150,
+        // PROPTEST_CASES raises the count for deeper local runs.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(150),
         failure_persistence: None,
         ..PtConfig::default()
     });
     let result = runner.run(&proptest::collection::vec(arb_command(), 1..25), |seq| {
         let mut p = p.borrow_mut();
+        p.check_line("DISCARD");
+        p.check_line("UNWATCH");
         p.check_line("FLUSHALL");
         for c in &seq {
             let args: Vec<Vec<u8>> = c.iter().map(|s| s.as_bytes().to_vec()).collect();
