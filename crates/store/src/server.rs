@@ -230,7 +230,8 @@ impl Store {
             clock: config.clock.clone(),
             max_bulk_len: usize::try_from(config.max_bulk_len).unwrap_or(usize::MAX),
         });
-        let executor = tokio::spawn(executor(engine, rx));
+        let (exec_stop, exec_stopped) = oneshot::channel();
+        let executor = tokio::spawn(executor(engine, rx, exec_stopped));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
         let limits = Limits {
@@ -260,6 +261,8 @@ impl Store {
         })
         .await;
         conns.abort_all();
+        // Handles given out for figures keep the channel open, so the executor is told apart.
+        let _ = exec_stop.send(());
         drop(handle);
         let _ = executor.await;
         if let Some(p) = &config.unix_socket {
@@ -417,7 +420,11 @@ async fn connection<S>(
     }
 }
 
-async fn executor(mut engine: Engine, mut rx: mpsc::Receiver<Msg>) {
+async fn executor(
+    mut engine: Engine,
+    mut rx: mpsc::Receiver<Msg>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut waiting: HashMap<ClientId, oneshot::Sender<Outcome>> = HashMap::new();
     let mut tick = tokio::time::interval(EXPIRE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -454,6 +461,7 @@ async fn executor(mut engine: Engine, mut rx: mpsc::Receiver<Msg>) {
                     });
                 }
             },
+            _ = &mut stop => break,
             _ = tick.tick() => engine.active_expire(),
             _ = sleep_opt(block_wait) => {
                 let now = engine.now();

@@ -1,0 +1,108 @@
+#![allow(clippy::unwrap_used)]
+//! Server lifecycle and limits, against the embedded store only (no redis-server needed).
+
+use std::time::Duration;
+
+use isola_store::{Store, StoreConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+async fn roundtrip<S: AsyncReadExt + AsyncWriteExt + Unpin>(s: &mut S, req: &[u8]) -> Vec<u8> {
+    s.write_all(req).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[tokio::test]
+async fn serves_unix_and_tcp_reports_figures_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let store = Store::bind(StoreConfig {
+        unix_socket: Some(sock.clone()),
+        tcp: Some("127.0.0.1:0".parse().unwrap()),
+        ..StoreConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr = store.tcp_addr().unwrap();
+    let handle = store.handle();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(store.run(async {
+        let _ = stopped.await;
+    }));
+
+    let mut u = UnixStream::connect(&sock).await.unwrap();
+    assert_eq!(roundtrip(&mut u, b"SET a 1\r\n").await, b"+OK\r\n");
+    let mut t = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(roundtrip(&mut t, b"GET a\r\n").await, b"$1\r\n1\r\n");
+    assert_eq!(
+        roundtrip(&mut t, b"SELECT 3\r\nSET b 2 EX 100\r\n")
+            .await
+            .len(),
+        10
+    );
+    let info = roundtrip(&mut u, b"INFO server\r\n").await;
+    assert!(String::from_utf8_lossy(&info).contains("redis_version:7.0.15\r\n"));
+
+    let stats = handle.stats().await.unwrap();
+    assert_eq!(stats.keys[0], 1);
+    assert_eq!(stats.keys[3], 1);
+    assert_eq!(stats.expires[3], 1);
+    assert_eq!(stats.connected_clients, 2);
+    assert!(stats.commands_processed >= 4);
+    assert!(stats.used_memory > 0);
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!sock.exists(), "socket file removed on shutdown");
+    // Open connections were closed.
+    let mut buf = [0u8; 8];
+    assert_eq!(u.read(&mut buf).await.unwrap_or(0), 0);
+}
+
+#[tokio::test]
+async fn bounded_bulk_length_and_client_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let store = Store::bind(StoreConfig {
+        unix_socket: Some(sock.clone()),
+        max_bulk_len: 16,
+        max_clients: 1,
+        ..StoreConfig::default()
+    })
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(store.run(async {
+        let _ = stopped.await;
+    }));
+    let mut a = UnixStream::connect(&sock).await.unwrap();
+    assert_eq!(
+        roundtrip(&mut a, b"*2\r\n$4\r\nECHO\r\n$17\r\n").await,
+        b"-ERR Protocol error: invalid bulk length\r\n"
+    );
+    let mut b = UnixStream::connect(&sock).await.unwrap();
+    assert_eq!(roundtrip(&mut b, b"PING\r\n").await, b"+PONG\r\n");
+    let mut c = UnixStream::connect(&sock).await.unwrap();
+    assert_eq!(
+        roundtrip(&mut c, b"PING\r\n").await,
+        b"-ERR max number of clients reached\r\n"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn no_listener_is_an_error() {
+    let err = Store::bind(StoreConfig::default()).await.unwrap_err();
+    assert_eq!(err.to_string(), "store has no listener configured");
+}
