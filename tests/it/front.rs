@@ -701,3 +701,53 @@ fn aliases_serve_a_folder_outside_the_docroot() {
     assert_eq!(get(s.addr, "/content").status, 301);
     assert!(s.stop().success());
 }
+
+#[test]
+fn isola_defer_runs_a_request_after_the_response() {
+    let s = serve(
+        "[pool]\nmax_children = 2\n",
+        &[
+            (
+                "defer.php",
+                "<?php header('Isola-Defer: /later.php?tag=' . $_GET['tag']); echo 'answered';",
+            ),
+            (
+                "later.php",
+                "<?php usleep(800000); file_put_contents(__DIR__ . '/deferred-' . preg_replace('/[^a-z0-9]/', '', $_GET['tag']), $_SERVER['HTTP_X_ISOLA_INTERNAL'] . ' ' . $_SERVER['REQUEST_URI']);",
+            ),
+            ("bad.php", "<?php header('Isola-Defer: http://elsewhere.example/x.php'); echo 'x';"),
+        ],
+    );
+    let r = get(s.addr, "/defer.php?tag=one");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "answered");
+    assert_eq!(
+        r.header("isola-defer"),
+        None,
+        "the header is Isola's, not the client's"
+    );
+    // The deferred script sleeps before writing: it cannot have run before the response.
+    let marker = s.docroot.join("deferred-one");
+    assert!(
+        !marker.exists(),
+        "deferred work ran before the response was sent"
+    );
+    let t = Instant::now();
+    while !marker.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "deferred request never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "defer /later.php?tag=one"
+    );
+    // Only a path on this site is accepted.
+    let r = get(s.addr, "/bad.php");
+    assert_eq!(r.header("isola-defer"), None);
+    assert!(s.wait_for_log("Isola-Defer ignored", Duration::from_secs(5)));
+    assert!(s.stop().success());
+}

@@ -205,10 +205,10 @@ pub(crate) struct Peer {
 
 /// What the worker side of a request took, for the access log.
 #[derive(Default)]
-struct Upstream {
-    pid: Option<u32>,
-    wait: Option<Duration>,
-    head: Option<Duration>,
+pub(crate) struct Upstream {
+    pub pid: Option<u32>,
+    pub wait: Option<Duration>,
+    pub head: Option<Duration>,
 }
 
 /// Request facts the access log needs after the request itself is consumed.
@@ -271,6 +271,7 @@ pub(crate) async fn handle(
             accept_encoding.append(header::ACCEPT_ENCODING, v.clone());
         }
     }
+    let host = req.headers().get(header::HOST).cloned();
     let mut up = Upstream::default();
     let mut resp = match respond(&shared, &app, req, peer, &rid, &mut up).await {
         Ok(r) => r,
@@ -287,9 +288,25 @@ pub(crate) async fn handle(
     let status = resp.status().as_u16();
     let log = app.options.access_log.clone();
     let client = peer.remote.ip();
+    let defer = resp.extensions_mut().remove::<Defer>();
     resp.map(|body| {
         body.tracked(Box::new(move |bytes, complete| {
             drop(guard);
+            if let Some(Defer(target)) = defer {
+                // The script asked for this to run once its response is out, whether or
+                // not the client stayed to read it all.
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    crate::internal::run(
+                        &shared,
+                        crate::internal::Kind::Defer,
+                        Method::GET,
+                        &target,
+                        host,
+                    )
+                    .await;
+                });
+            }
             if let (Some(log), Some(f)) = (log, fields) {
                 log.write(&Entry {
                     time: f.time,
@@ -466,7 +483,54 @@ async fn run_script(
         (None, Some(0)) => Some(0),
         (None, _) => None,
     };
+    let script = ScriptTarget {
+        filename: script_filename,
+        name: script_name,
+        path_info,
+    };
+    exec_script(
+        shared,
+        app,
+        site,
+        &parts,
+        body,
+        content_length,
+        peer,
+        rid,
+        up,
+        script,
+    )
+    .await
+}
 
+/// The script a request runs, as the router chose it.
+pub(crate) struct ScriptTarget<'a> {
+    pub filename: PathBuf,
+    pub name: &'a str,
+    pub path_info: &'a str,
+}
+
+/// Runs `script` in a worker for a request whose head is `parts` and whose body, if any, is
+/// spooled: the FastCGI request, a lease from the site's pool, the exchange. Client requests
+/// and internal ones (deferred, scheduled) both end here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn exec_script(
+    shared: &Shared,
+    app: &App,
+    site: &Site,
+    parts: &http::request::Parts,
+    body: Option<crate::spool::Spooled>,
+    content_length: Option<u64>,
+    peer: Peer,
+    rid: &Arc<str>,
+    up: &mut Upstream,
+    script: ScriptTarget<'_>,
+) -> Result<Response<ResponseBody>, StatusCode> {
+    let ScriptTarget {
+        filename: script_filename,
+        name: script_name,
+        path_info,
+    } = script;
     let raw_target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let env_req = CgiRequest {
         method: parts.method.as_str(),
@@ -563,6 +627,23 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// A request a script asked Isola to run after its response (`Isola-Defer: /path?query`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Defer(pub String);
+
+impl Defer {
+    /// An origin-form target on the same site: `/` then no second `/`, no scheme, no
+    /// control bytes, at most 4 KiB.
+    fn parse(v: &[u8]) -> Option<Defer> {
+        let t = std::str::from_utf8(v).ok()?.trim();
+        let ok = t.starts_with('/')
+            && !t.starts_with("//")
+            && t.len() <= 4096
+            && t.bytes().all(|b| b > 0x20 && b != 0x7f);
+        ok.then(|| Defer(t.to_owned()))
+    }
+}
+
 /// CGI head + body → HTTP response.
 fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<ResponseBody> {
     let status = match StatusCode::from_u16(head.status) {
@@ -585,6 +666,7 @@ fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<Respo
         .collect();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
+    let mut defer = None;
     let h = resp.headers_mut();
     h.reserve(head.headers.len());
     for (name, value) in head.headers {
@@ -594,6 +676,17 @@ fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<Respo
         if is_hop_by_hop(&name) || connection_named.iter().any(|c| c == name.as_str()) {
             continue;
         }
+        if name.as_str() == "isola-defer" {
+            // For Isola, not for the client: a request to run once this response is sent.
+            match Defer::parse(&value) {
+                Some(d) => defer = Some(d),
+                None => tracing::warn!(
+                    "Isola-Defer ignored: {:?} is not a path on this site",
+                    String::from_utf8_lossy(&value)
+                ),
+            }
+            continue;
+        }
         if name == header::CONTENT_LENGTH && whole && !is_head {
             // The body is all here: hyper frames it with its exact length.
             continue;
@@ -601,6 +694,9 @@ fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<Respo
         if let Ok(v) = HeaderValue::from_maybe_shared(value) {
             h.append(name, v);
         }
+    }
+    if let Some(d) = defer {
+        resp.extensions_mut().insert(d);
     }
     resp
 }

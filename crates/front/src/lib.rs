@@ -18,6 +18,7 @@ mod conn;
 mod error_page;
 mod exchange;
 mod handler;
+pub mod internal;
 mod proxy;
 mod request_id;
 mod server;

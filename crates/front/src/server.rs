@@ -68,6 +68,18 @@ impl FrontHandle {
             .collect()
     }
 
+    /// Runs `target` (`/path?query`) as an internal request on the site answering `host`
+    /// (the default site when `None`), e.g. for a schedule; resolves when it is done.
+    pub async fn internal_request(
+        &self,
+        kind: crate::internal::Kind,
+        target: &str,
+        host: Option<&str>,
+    ) -> crate::internal::Outcome {
+        let host = host.and_then(|h| http::HeaderValue::from_str(h).ok());
+        crate::internal::run(&self.shared, kind, http::Method::GET, target, host).await
+    }
+
     /// The access log in force, to reopen it (SIGUSR1).
     pub fn access_log(&self) -> Option<crate::AccessLog> {
         self.shared.app().options.access_log.clone()

@@ -1,0 +1,186 @@
+//! Internal requests: a script run in the pool with no client — a request deferred by a
+//! response's `Isola-Defer` header, or a scheduled one. They go through the same router,
+//! queue, limits and access log as client requests; their response body is read and
+//! dropped.
+//!
+//! Owns: building the request (Host of the site, `X-Isola-Internal: <kind>`, loopback
+//! addresses), running it, logging the outcome.
+//!
+//! Never: serves static files (only scripts run), leaves the site it was asked for, or
+//! holds a response anywhere but in the bounded exchange channel.
+use crate::access_log::Entry;
+use crate::handler::{exec_script, Peer, ScriptTarget, Shared, Upstream};
+use crate::request_id;
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use isola_router::Route;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Why an internal request is run (its `X-Isola-Internal` header and log field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// After a response, by `Isola-Defer`.
+    Defer,
+    /// By a `[[schedule]]`.
+    Schedule,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Defer => "defer",
+            Kind::Schedule => "schedule",
+        }
+    }
+}
+
+/// How an internal request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The script answered with this status (its body was read whole).
+    Answered(u16),
+    /// It could not run or its answer broke: the reason.
+    Failed(String),
+}
+
+/// Runs `target` (`/path?query`) on the site that answers `host` (the default site when
+/// `None`) and waits for the whole response.
+pub(crate) async fn run(
+    shared: &Arc<Shared>,
+    kind: Kind,
+    method: Method,
+    target: &str,
+    host: Option<HeaderValue>,
+) -> Outcome {
+    let started = Instant::now();
+    let time = SystemTime::now();
+    let app = shared.app();
+    let rid: Arc<str> = request_id::generate().into();
+    let Ok(site) = app.pick(host.as_ref()) else {
+        return Outcome::Failed(format!("no site answers host {host:?}"));
+    };
+    let host = host.unwrap_or_else(|| {
+        site.names
+            .iter()
+            .find(|n| !n.starts_with('*'))
+            .and_then(|n| HeaderValue::from_str(n).ok())
+            .unwrap_or(HeaderValue::from_static("localhost"))
+    });
+    let built = Request::builder()
+        .method(method.clone())
+        .uri(target)
+        .header(header::HOST, host.clone())
+        .header(
+            header::USER_AGENT,
+            format!("Isola/{} ({})", env!("CARGO_PKG_VERSION"), kind.as_str()),
+        )
+        .header("x-isola-internal", kind.as_str())
+        .header("x-request-id", &*rid)
+        .body(());
+    let parts = match built {
+        Ok(r) => r.into_parts().0,
+        Err(e) => return Outcome::Failed(format!("{target:?} is not a request target: {e}")),
+    };
+    let (path, query) = match parts.uri.path_and_query() {
+        Some(pq) => (pq.path(), pq.query()),
+        None => return Outcome::Failed(format!("{target:?} has no path")),
+    };
+    let Route::Script {
+        script_filename,
+        script_name,
+        path_info,
+    } = site.router.resolve(path, query)
+    else {
+        return Outcome::Failed(format!(
+            "{target:?} does not name a PHP script on this site"
+        ));
+    };
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let peer = Peer {
+        remote: loopback,
+        local: loopback,
+        https: false,
+    };
+    let mut up = Upstream::default();
+    let script = ScriptTarget {
+        filename: script_filename,
+        name: &script_name,
+        path_info: &path_info,
+    };
+    let answered = exec_script(
+        shared,
+        &app,
+        site,
+        &parts,
+        None,
+        Some(0),
+        peer,
+        &rid,
+        &mut up,
+        script,
+    )
+    .await;
+    let (status, bytes, outcome) = match answered {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            match resp.into_body().collect().await {
+                Ok(body) => {
+                    let n = body.to_bytes().len() as u64;
+                    (status, n, Outcome::Answered(status))
+                }
+                Err(e) => (
+                    status,
+                    0,
+                    Outcome::Failed(format!("response cut short: {e}")),
+                ),
+            }
+        }
+        Err(s) => (
+            s.as_u16(),
+            0,
+            Outcome::Failed(format!("answered {s} by Isola")),
+        ),
+    };
+    if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() && matches!(outcome, Outcome::Answered(_))
+    {
+        tracing::warn!(
+            request_id = &*rid,
+            kind = kind.as_str(),
+            target,
+            "internal request refused: no free worker (503)"
+        );
+    } else {
+        tracing::info!(
+            request_id = &*rid,
+            kind = kind.as_str(),
+            target,
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            worker = up.pid,
+            "internal request done"
+        );
+    }
+    if let Some(log) = &app.options.access_log {
+        log.write(&Entry {
+            time,
+            client: loopback.ip(),
+            method: method.to_string(),
+            uri: target.to_owned(),
+            protocol: "HTTP/1.1",
+            status,
+            bytes,
+            complete: matches!(outcome, Outcome::Answered(_)),
+            duration: started.elapsed(),
+            upstream: up.head,
+            wait: up.wait,
+            worker: up.pid,
+            request_id: rid.clone(),
+            host: host.to_str().ok().map(str::to_owned),
+            referer: None,
+            user_agent: Some(format!("Isola ({})", kind.as_str())),
+        });
+    }
+    outcome
+}
