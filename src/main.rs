@@ -4,6 +4,7 @@
 mod cli;
 mod logging;
 mod run;
+mod schedule;
 
 use clap::Parser;
 use std::process::ExitCode;

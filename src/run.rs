@@ -461,6 +461,8 @@ async fn reload_on_hup(
     runtime: PathBuf,
 ) {
     let mut generation = 0;
+    // The schedules live with the configuration in force, and stop with this task.
+    let mut schedules = crate::schedule::start(&handle, &current.schedules);
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
         let new = match load_config(&args) {
@@ -542,6 +544,10 @@ async fn reload_on_hup(
             tracing::info!("reload: certificates re-read");
         }
         let old = handle.swap(g);
+        drop(std::mem::replace(
+            &mut schedules,
+            crate::schedule::start(&handle, &new.schedules),
+        ));
         let grace = current.server.shutdown_timeout;
         tokio::spawn(stop_pools(old, grace));
         tracing::info!(

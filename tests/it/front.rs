@@ -751,3 +751,68 @@ fn isola_defer_runs_a_request_after_the_response() {
     assert!(s.wait_for_log("Isola-Defer ignored", Duration::from_secs(5)));
     assert!(s.stop().success());
 }
+
+#[test]
+fn schedules_run_on_their_clock_and_never_overlap() {
+    let s = serve(
+        "[pool]\nmax_children = 3\n\
+         [[schedule]]\nname = \"tick\"\nurl = \"/tick.php?kind=every\"\nevery = \"1s\"\n\
+         [[schedule]]\nurl = \"/slow.php\"\ncron = \"* * * * * *\"\n\
+         [[schedule]]\nurl = \"/missing.php\"\nevery = \"1s\"\n",
+        &[
+            (
+                "tick.php",
+                "<?php file_put_contents(__DIR__ . '/ticks', $_SERVER['HTTP_X_ISOLA_INTERNAL'] . ' ' . $_GET['kind'] . \"\\n\", FILE_APPEND);",
+            ),
+            (
+                "slow.php",
+                // A run takes 2.5 s and ticks come every second: a second run at once would
+                // find the lock file.
+                "<?php $l = __DIR__ . '/slow.lock'; if (file_exists($l)) { file_put_contents(__DIR__ . '/OVERLAP', 'x'); } touch($l); usleep(2500000); unlink($l); file_put_contents(__DIR__ . '/slow-runs', \"run\\n\", FILE_APPEND);",
+            ),
+        ],
+    );
+    let ticks = s.docroot.join("ticks");
+    let t = Instant::now();
+    while std::fs::read_to_string(&ticks)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 3
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "every = 1s ran fewer than 3 times in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(std::fs::read_to_string(&ticks)
+        .unwrap()
+        .lines()
+        .all(|l| l == "schedule every"));
+    let runs = s.docroot.join("slow-runs");
+    while std::fs::read_to_string(&runs)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the cron schedule did not run twice"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !s.docroot.join("OVERLAP").exists(),
+        "two runs of one schedule overlapped"
+    );
+    assert!(s.wait_for_log("this tick is skipped", Duration::from_secs(5)));
+    assert!(s.wait_for_log("scheduled run failed", Duration::from_secs(5)));
+    // Scheduled runs are in the access log like any request.
+    assert!(s.wait_for_log(
+        "\"GET /tick.php?kind=every HTTP/1.1\" 200",
+        Duration::from_secs(5)
+    ));
+    assert!(s.stop().success());
+}

@@ -7,14 +7,16 @@
 //! the config file and checking that the paths it names exist.
 
 mod raw;
+mod schedule;
 mod sites;
 mod units;
 mod validate;
 
 pub use raw::{
     NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
-    RawPool, RawServer, RawSite, RawTls, RawTlsCert,
+    RawPool, RawSchedule, RawServer, RawSite, RawTls, RawTlsCert,
 };
+pub use schedule::{ScheduleConfig, When};
 pub use sites::{SiteConfig, UnknownHost};
 pub use units::{parse_duration, parse_size};
 pub use validate::{

@@ -37,6 +37,30 @@ pub struct RawConfig {
     pub tls: RawTls,
     /// `[[site]]`: virtual hosts, each with its own document root and pool.
     pub site: Option<Vec<RawSite>>,
+    /// `[[schedule]]`: requests run on a clock.
+    pub schedule: Option<Vec<RawSchedule>>,
+}
+
+/// One `[[schedule]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    /// A name for logs (default: the URL).
+    pub name: Option<String>,
+    /// The request to run: a path and query on the site, naming a PHP script.
+    pub url: Option<String>,
+    /// Cron pattern: 5 fields (minute hour day month weekday), or 6 with seconds first.
+    pub cron: Option<String>,
+    /// Time zone of the cron pattern (IANA name); UTC when unset.
+    pub timezone: Option<String>,
+    /// Or a fixed interval.
+    pub every: Option<NumOrStr>,
+    /// The site's host name (default: the default site).
+    pub site: Option<String>,
+    /// Start a run while the previous one is still going.
+    pub overlap: Option<bool>,
+    /// Delay each run by a random time up to this.
+    pub jitter: Option<NumOrStr>,
 }
 
 /// One `[[site]]`: a virtual host. Keys left out are taken from `[server]`, `[pool]` and

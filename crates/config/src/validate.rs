@@ -28,6 +28,8 @@ pub struct Config {
     pub sites: Vec<crate::SiteConfig>,
     /// What a Host that no site names gets.
     pub unknown_host: crate::UnknownHost,
+    /// `[[schedule]]`: requests run on a clock.
+    pub schedules: Vec<crate::ScheduleConfig>,
 }
 
 /// One `[[tls.cert]]`, validated: both files exist. Their contents are checked when they
@@ -775,6 +777,8 @@ impl RawConfig {
             tls_certs.push(TlsCertFiles { cert, key });
         }
 
+        let schedules = crate::schedule::validate(self.schedule.unwrap_or_default(), &mut errs);
+
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
         }
@@ -838,6 +842,7 @@ impl RawConfig {
             },
             sites: Vec::new(),
             unknown_host: crate::UnknownHost::Default(0),
+            schedules,
         })
     }
 }
