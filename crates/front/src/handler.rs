@@ -229,10 +229,12 @@ fn header_string(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
 
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: Peer,
     guard: RequestGuard,
 ) -> Response<ResponseBody> {
+    // Only Isola's own internal requests carry this: a script may trust it.
+    req.headers_mut().remove("x-isola-internal");
     let started = Instant::now();
     let app = shared.app();
     let rid: Arc<str> = req
