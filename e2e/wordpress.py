@@ -7,7 +7,9 @@ and keeps wp-content in /var/lib/wordpress (Apache: `Alias /wp-content`); Isola 
 `WORDPRESS_CONFIG` through `[php] env` and the alias through `[[server.alias]]`. A private
 copy of wp-content is used so that the system's is left alone.
 """
+import json
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -43,11 +45,12 @@ level = "warn"
 """
 
 
-def write_wp_config(db_sock, content):
+def write_wp_config(db_sock, content, disable_wp_cron=False):
     CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    extra = "define('DISABLE_WP_CRON', true);\n" if disable_wp_cron else ""
     CONFIG_FILE.write_text(f"""<?php
 // Isola end-to-end suite: removed when the suite ends.
-define('DB_NAME', 'wordpress');
+{extra}define('DB_NAME', 'wordpress');
 define('DB_USER', 'root');
 define('DB_PASSWORD', '');
 define('DB_HOST', 'localhost:{db_sock}');
@@ -71,7 +74,12 @@ def run(work: Path):
         db.sql("CREATE DATABASE wordpress")
         write_wp_config(db.sock, content)
         isola = Isola(work, ISOLA_TOML.replace("@CONTENT@", str(content)), "wordpress")
-        flow(isola)
+        client = flow(isola)
+        log("wordpress: DISABLE_WP_CRON and an Isola schedule for wp-cron.php (reload)")
+        write_wp_config(db.sock, content, disable_wp_cron=True)
+        isola.config.write_text(isola.config.read_text() + SCHEDULE)
+        isola.proc.send_signal(signal.SIGHUP)
+        scheduled_post(isola, client)
         isola.stop()
         isola = None
     finally:
@@ -84,7 +92,40 @@ def run(work: Path):
         CONFIG_FILE.unlink(missing_ok=True)
 
 
-def flow(isola: Isola):
+SCHEDULE = """
+[[schedule]]
+name = "wordpress cron"
+url = "/wp-cron.php"
+every = "2s"
+"""
+
+
+def scheduled_post(isola: Isola, c: Client):
+    """A post scheduled ahead is published by WordPress's cron, run by the schedule. WordPress
+    only keeps a post "future" when its date is at least a minute away."""
+    page = c.get("/wp-admin/post-new.php").text
+    nonce = find(r'createNonceMiddleware\(\s*"([0-9a-f]+)"', page, "REST nonce")
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 62))
+    body = json.dumps({"title": "Published by the schedule", "status": "future", "date_gmt": when,
+                       "content": "<p>Scheduled.</p>"})
+    r = c.post("/wp-json/wp/v2/posts", body.encode(), content_type="application/json",
+               headers={"X-WP-Nonce": nonce})
+    check(r.status == 201, f"future post: {r.status} {r.text[:300]}")
+    check(r.json()["status"] == "future", f"future post status: {r.json()['status']}")
+    post = r.json()["id"]
+    deadline = time.monotonic() + 100
+    while True:
+        r = c.get(f"/wp-json/wp/v2/posts/{post}?context=edit", headers={"X-WP-Nonce": nonce})
+        if r.json().get("status") == "publish":
+            break
+        check(time.monotonic() < deadline, "the scheduled post was never published")
+        time.sleep(1)
+    log_text = isola.access_log()
+    check('"GET /wp-cron.php HTTP/1.1" 200' in log_text and "Isola (schedule)" in log_text,
+          "no scheduled wp-cron.php run in the access log")
+
+
+def flow(isola: Isola) -> Client:
     c = Client(isola.base)
     log("wordpress: web installer")
     r = c.get("/wp-admin/install.php")
@@ -177,6 +218,11 @@ def flow(isola: Isola):
     check(r.status == 200 and "loggedout" in r.url, f"logout: {r.status} {r.url}")
     r = c.get("/wp-admin/", follow=False)
     check(r.status == 302 and "wp-login.php" in (r.header("Location") or ""), f"after logout: {r.status}")
+    c.get("/wp-login.php")
+    r = c.post("/wp-login.php", {"log": "admin", "pwd": password, "wp-submit": "Log In",
+                                 "redirect_to": f"{isola.base}/wp-admin/", "testcookie": "1"})
+    check(r.status == 200 and "Dashboard" in r.text, "log in again")
+    return c
 
 
 def browser(isola: Isola, password: str):
