@@ -1,16 +1,17 @@
 //! Socket server: listeners, connection tasks and the executor task.
 //!
 //! This module owns the I/O. Each connection task reads bytes, cuts requests with the
-//! [`resp`](crate::resp) codec and sends them one at a time over a bounded channel to the
-//! single executor task, which owns the [`Engine`]. A connection waits for its reply before
-//! sending the next request, so pipelined requests keep their order and one connection holds
-//! at most one slot of the channel. It never interprets commands itself.
+//! [`resp`](crate::resp) codec and sends each run of complete requests as one batch over a
+//! bounded channel to the single executor task, which owns the [`Engine`]. A connection
+//! waits for a batch's replies before sending the next, so pipelined requests keep their
+//! order and one connection holds at most one slot of the channel; a batch whose command
+//! blocks is parked whole and resumed when that command is served. It never interprets commands itself.
 //!
 //! Race windows, written down: a client blocked in BLPOP that disconnects is forgotten when
 //! its task reports the disconnect; a push processed before that report may be handed to the
 //! departed client and lost, as with any client that dies while a reply is in flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ use crate::StoreError;
 const CHANNEL_CAPACITY: usize = 1024;
 /// How often active expiry runs (Redis's default `hz 10`).
 const EXPIRE_TICK: Duration = Duration::from_millis(100);
+/// Most requests sent to the executor in one message.
+const MAX_BATCH: usize = 256;
 /// Pending replies are written once they exceed this many bytes, even mid-pipeline.
 const OUT_FLUSH: usize = 64 * 1024;
 /// Time connections get to finish their current request after shutdown starts.
@@ -102,10 +105,10 @@ pub struct StoreStats {
 }
 
 enum Msg {
-    Command {
+    Batch {
         client: ClientId,
-        args: Vec<Bytes>,
-        reply: oneshot::Sender<Outcome>,
+        cmds: Vec<Vec<Bytes>>,
+        reply: oneshot::Sender<Vec<Outcome>>,
     },
     Disconnect(ClientId),
     Stats(oneshot::Sender<StoreStats>),
@@ -343,34 +346,36 @@ async fn connection<S>(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
-        loop {
-            let args = match parse_request(&mut input, &limits) {
-                Ok(Some(args)) => args,
+        // Every complete request in the buffer goes to the executor as one batch: one channel
+        // round trip per pipeline instead of one per command.
+        let mut batch = Vec::new();
+        let mut proto_err = None;
+        while batch.len() < MAX_BATCH {
+            match parse_request(&mut input, &limits) {
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => batch.push(args),
                 Ok(None) => break,
                 Err(e) => {
-                    e.reply().encode(&mut out);
-                    let _ = stream.write_all(&out).await;
-                    return;
+                    proto_err = Some(e);
+                    break;
                 }
-            };
-            if args.is_empty() {
-                continue;
             }
+        }
+        let full = batch.len() == MAX_BATCH;
+        // Bytes read while the batch ran may already hold complete requests: parse again
+        // before waiting for the socket.
+        let ran = !batch.is_empty();
+        if ran {
             let (rtx, mut rrx) = oneshot::channel();
-            let msg = Msg::Command {
+            let msg = Msg::Batch {
                 client: id,
-                args,
+                cmds: batch,
                 reply: rtx,
             };
             if tx.send(msg).await.is_err() {
                 return;
             }
-            // Flush what earlier pipelined commands produced before possibly waiting long.
-            if !out.is_empty() && stream.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-            let outcome = loop {
+            let outcomes = loop {
                 tokio::select! {
                     r = &mut rrx => break r,
                     // A blocked client must still notice that its peer went away.
@@ -382,28 +387,37 @@ async fn connection<S>(
                     _ = stop.changed() => return,
                 }
             };
-            match outcome {
-                Ok(Outcome::Reply(r)) => r.encode(&mut out),
-                Ok(Outcome::Close(r)) => {
-                    r.encode(&mut out);
-                    let _ = stream.write_all(&out).await;
-                    return;
+            let Ok(outcomes) = outcomes else {
+                return;
+            };
+            for o in outcomes {
+                match o {
+                    Outcome::Reply(r) => r.encode(&mut out),
+                    Outcome::Close(r) => {
+                        r.encode(&mut out);
+                        let _ = stream.write_all(&out).await;
+                        return;
+                    }
+                    Outcome::Nothing | Outcome::Blocked => {}
                 }
-                Ok(Outcome::Nothing | Outcome::Blocked) => {}
-                Err(_) => return,
             }
-            if out.len() >= OUT_FLUSH {
-                if stream.write_all(&out).await.is_err() {
-                    return;
-                }
-                out.clear();
-            }
+        }
+        if let Some(e) = proto_err {
+            e.reply().encode(&mut out);
+            let _ = stream.write_all(&out).await;
+            return;
+        }
+        if full && out.len() < OUT_FLUSH {
+            continue;
         }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
                 return;
             }
             out.clear();
+        }
+        if ran {
+            continue;
         }
         if input.len() >= max_query {
             tracing::warn!(client = id, "store: query buffer limit reached, closing");
@@ -420,12 +434,42 @@ async fn connection<S>(
     }
 }
 
+/// A batch being executed; parked while one of its commands is blocked.
+struct Pending {
+    reply: oneshot::Sender<Vec<Outcome>>,
+    done: Vec<Outcome>,
+    rest: VecDeque<Vec<Bytes>>,
+}
+
+/// Runs the rest of a batch; parks it in `waiting` if a command blocks.
+fn run_batch(
+    engine: &mut Engine,
+    client: ClientId,
+    mut p: Pending,
+    waiting: &mut HashMap<ClientId, Pending>,
+) {
+    while let Some(args) = p.rest.pop_front() {
+        match engine.execute(client, args) {
+            Outcome::Blocked => {
+                waiting.insert(client, p);
+                return;
+            }
+            Outcome::Close(r) => {
+                p.done.push(Outcome::Close(r));
+                break;
+            }
+            o => p.done.push(o),
+        }
+    }
+    let _ = p.reply.send(p.done);
+}
+
 async fn executor(
     mut engine: Engine,
     mut rx: mpsc::Receiver<Msg>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let mut waiting: HashMap<ClientId, oneshot::Sender<Outcome>> = HashMap::new();
+    let mut waiting: HashMap<ClientId, Pending> = HashMap::new();
     let mut tick = tokio::time::interval(EXPIRE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -435,15 +479,13 @@ async fn executor(
         tokio::select! {
             msg = rx.recv() => match msg {
                 None => break,
-                Some(Msg::Command { client, args, reply }) => {
-                    match engine.execute(client, args) {
-                        Outcome::Blocked => {
-                            waiting.insert(client, reply);
-                        }
-                        o => {
-                            let _ = reply.send(o);
-                        }
-                    }
+                Some(Msg::Batch { client, cmds, reply }) => {
+                    let p = Pending {
+                        reply,
+                        done: Vec::with_capacity(cmds.len()),
+                        rest: cmds.into(),
+                    };
+                    run_batch(&mut engine, client, p, &mut waiting);
                 }
                 Some(Msg::Disconnect(client)) => {
                     engine.disconnect(client);
@@ -468,9 +510,17 @@ async fn executor(
                 engine.expire_blocked(now);
             }
         }
-        for (client, r) in engine.take_outbox() {
-            if let Some(tx) = waiting.remove(&client) {
-                let _ = tx.send(Outcome::Reply(r));
+        // Resuming a batch can serve or block more clients, so drain until quiet.
+        loop {
+            let out = engine.take_outbox();
+            if out.is_empty() {
+                break;
+            }
+            for (client, r) in out {
+                if let Some(mut p) = waiting.remove(&client) {
+                    p.done.push(Outcome::Reply(r));
+                    run_batch(&mut engine, client, p, &mut waiting);
+                }
             }
         }
     }

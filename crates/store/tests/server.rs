@@ -106,3 +106,42 @@ async fn no_listener_is_an_error() {
     let err = Store::bind(StoreConfig::default()).await.unwrap_err();
     assert_eq!(err.to_string(), "store has no listener configured");
 }
+
+/// Regression: requests that arrived while a batch was running were left unparsed until the
+/// client sent more bytes.
+#[tokio::test]
+async fn requests_read_during_a_blocked_batch_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let store = Store::bind(StoreConfig {
+        unix_socket: Some(sock.clone()),
+        ..StoreConfig::default()
+    })
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(store.run(async {
+        let _ = stopped.await;
+    }));
+    let mut a = UnixStream::connect(&sock).await.unwrap();
+    a.write_all(b"BLPOP q 0\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.write_all(b"PING\r\nECHO hi\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut b = UnixStream::connect(&sock).await.unwrap();
+    assert_eq!(roundtrip(&mut b, b"RPUSH q v\r\n").await, b":1\r\n");
+    let want: &[u8] = b"*2\r\n$1\r\nq\r\n$1\r\nv\r\n+PONG\r\n$2\r\nhi\r\n";
+    let mut got = Vec::new();
+    while got.len() < want.len() {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), a.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, want);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
