@@ -18,6 +18,11 @@ use crate::resp::Reply;
 /// Identifies one connection.
 pub type ClientId = u64;
 
+/// Most commands one MULTI may queue; beyond it the transaction is refused at EXEC.
+const MULTI_MAX_COMMANDS: usize = 100_000;
+/// Most argument bytes one MULTI may queue.
+const MULTI_MAX_BYTES: usize = 256 * 1024 * 1024;
+
 /// Most keys active expiry removes per database per tick, so a tick stays short.
 const ACTIVE_EXPIRE_BUDGET: usize = 200;
 
@@ -94,6 +99,8 @@ pub struct Client {
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A queued command failed to queue: EXEC must abort.
     pub multi_dirty: bool,
+    /// Argument bytes queued by the current MULTI.
+    pub multi_bytes: usize,
     /// WATCHed keys: (db, key, live when watched).
     pub watched: Vec<(usize, Bytes, bool)>,
     /// A watched key was modified.
@@ -197,6 +204,13 @@ impl Engine {
         self.clients.remove(&id);
     }
 
+    /// True when `id` may run commands (passed AUTH, or no password is configured).
+    pub fn is_authed(&self, id: ClientId) -> bool {
+        self.clients
+            .get(&id)
+            .map_or(self.config.requirepass.is_none(), |c| c.authed)
+    }
+
     /// Number of known sessions.
     pub fn client_count(&self) -> usize {
         self.clients.len()
@@ -232,7 +246,15 @@ impl Engine {
             );
         }
         if in_multi && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit") {
-            if let Some(q) = self.client_mut(client).multi.as_mut() {
+            let c = self.client_mut(client);
+            let size: usize = args.iter().map(|a| a.len() + 16).sum();
+            let queued = c.multi.as_ref().map_or(0, Vec::len);
+            if queued >= MULTI_MAX_COMMANDS || c.multi_bytes + size > MULTI_MAX_BYTES {
+                c.multi_dirty = true;
+                return Outcome::Reply(cmd::err("ERR MULTI queue is full"));
+            }
+            c.multi_bytes += size;
+            if let Some(q) = c.multi.as_mut() {
                 q.push(args);
             }
             return Outcome::Reply(Reply::Simple("QUEUED"));
@@ -324,6 +346,14 @@ impl Engine {
 
     /// Adds a WATCH on `key` for `client`.
     pub fn watch(&mut self, client: ClientId, db: usize, key: Bytes, now: u64) {
+        // Watching a key twice is one watch, so repeated WATCH cannot grow the list.
+        if self
+            .clients
+            .get(&client)
+            .is_some_and(|c| c.watched.iter().any(|(d, k, _)| *d == db && *k == key))
+        {
+            return;
+        }
         let live = self.dbs[db].is_live(&key, now);
         self.watchers
             .entry((db, key.clone()))

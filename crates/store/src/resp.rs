@@ -20,12 +20,16 @@ pub const DEFAULT_MAX_BULK: i64 = 512 * 1024 * 1024;
 pub struct Limits {
     /// Largest accepted bulk string length in bytes.
     pub max_bulk_len: i64,
+    /// The client has not authenticated yet: Redis then refuses more than 10 arguments and
+    /// bulk strings above 16 KiB, so a stranger cannot make the server buffer much.
+    pub unauthenticated: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_bulk_len: DEFAULT_MAX_BULK,
+            unauthenticated: false,
         }
     }
 }
@@ -99,6 +103,9 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> ParseResult {
         Some(n) if n <= MULTIBULK_MAX => n,
         _ => return Err(ProtocolError::new("invalid multibulk length")),
     };
+    if count > 10 && limits.unauthenticated {
+        return Err(ProtocolError::new("unauthenticated multibulk length"));
+    }
     let mut pos = end + 2;
     if count <= 0 {
         buf.advance(pos);
@@ -126,6 +133,9 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> ParseResult {
             Some(n) if (0..=limits.max_bulk_len).contains(&n) => n as usize,
             _ => return Err(ProtocolError::new("invalid bulk length")),
         };
+        if len > 16384 && limits.unauthenticated {
+            return Err(ProtocolError::new("unauthenticated bulk length"));
+        }
         let start = lend + 2;
         let Some(stop) = start.checked_add(len) else {
             return Err(ProtocolError::new("invalid bulk length"));
@@ -411,7 +421,10 @@ mod tests {
 
     #[test]
     fn bulk_above_limit_is_an_error_not_an_allocation() {
-        let limits = Limits { max_bulk_len: 10 };
+        let limits = Limits {
+            max_bulk_len: 10,
+            unauthenticated: false,
+        };
         let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
         let e = parse_request(&mut buf, &limits).unwrap_err();
         assert_eq!(
@@ -422,6 +435,24 @@ mod tests {
         assert!(parse_request(&mut buf, &Limits::default()).is_err());
         let mut buf = BytesMut::from(&b"*1\r\n$-5\r\n"[..]);
         assert!(parse_request(&mut buf, &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn unauthenticated_clients_get_small_limits() {
+        let limits = Limits {
+            unauthenticated: true,
+            ..Limits::default()
+        };
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            parse_request(&mut buf, &limits).unwrap_err().0,
+            "unauthenticated multibulk length"
+        );
+        let mut buf = BytesMut::from(&b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"[..]);
+        assert_eq!(
+            parse_request(&mut buf, &limits).unwrap_err().0,
+            "unauthenticated bulk length"
+        );
     }
 
     #[test]

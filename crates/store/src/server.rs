@@ -104,11 +104,14 @@ pub struct StoreStats {
     pub connected_clients: usize,
 }
 
+/// Replies of a batch, and whether the client is now authenticated.
+type BatchReply = (Vec<Outcome>, bool);
+
 enum Msg {
     Batch {
         client: ClientId,
         cmds: Vec<Vec<Bytes>>,
-        reply: oneshot::Sender<Vec<Outcome>>,
+        reply: oneshot::Sender<BatchReply>,
     },
     Disconnect(ClientId),
     Stats(oneshot::Sender<StoreStats>),
@@ -239,6 +242,7 @@ impl Store {
         let mut conns = JoinSet::new();
         let limits = Limits {
             max_bulk_len: config.max_bulk_len,
+            unauthenticated: config.requirepass.is_some(),
         };
         tokio::pin!(shutdown);
         loop {
@@ -343,6 +347,7 @@ async fn connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut limits = limits;
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -387,9 +392,10 @@ async fn connection<S>(
                     _ = stop.changed() => return,
                 }
             };
-            let Ok(outcomes) = outcomes else {
+            let Ok((outcomes, authed)) = outcomes else {
                 return;
             };
+            limits.unauthenticated = !authed;
             for o in outcomes {
                 match o {
                     Outcome::Reply(r) => r.encode(&mut out),
@@ -436,7 +442,7 @@ async fn connection<S>(
 
 /// A batch being executed; parked while one of its commands is blocked.
 struct Pending {
-    reply: oneshot::Sender<Vec<Outcome>>,
+    reply: oneshot::Sender<BatchReply>,
     done: Vec<Outcome>,
     rest: VecDeque<Vec<Bytes>>,
 }
@@ -461,7 +467,8 @@ fn run_batch(
             o => p.done.push(o),
         }
     }
-    let _ = p.reply.send(p.done);
+    let authed = engine.is_authed(client);
+    let _ = p.reply.send((p.done, authed));
 }
 
 async fn executor(

@@ -571,6 +571,17 @@ fn auth_matches_redis() {
             fails.push(m);
         }
     }
+    // Before AUTH, large requests are refused outright.
+    for input in [&b"*11\r\n"[..], b"*2\r\n$4\r\nAUTH\r\n$20000\r\n"] {
+        let mut a = Conn::open(&redis.sock);
+        let mut b = Conn::open(&ours.sock);
+        a.send_raw(input);
+        b.send_raw(input);
+        assert_eq!(
+            String::from_utf8_lossy(&a.read()),
+            String::from_utf8_lossy(&b.read())
+        );
+    }
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 

@@ -346,6 +346,7 @@ pub fn multi(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     }
     c.multi = Some(Vec::new());
     c.multi_dirty = false;
+    c.multi_bytes = 0;
     Ok(Reply::OK)
 }
 
