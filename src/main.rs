@@ -5,6 +5,7 @@ mod cli;
 mod logging;
 mod run;
 mod schedule;
+mod store_link;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! `isola serve`: build the configuration, start the pool and the front, run until a stop
 //! signal, then stop both in order.
 use crate::cli::{LogFormatArg, ServeArgs};
+use crate::store_link::StoreLink;
 use anyhow::Context;
 use http::StatusCode;
 use isola_config::{Config, ConfigError, PhpConfig, PmMode, RawConfig, SiteConfig};
@@ -93,9 +94,9 @@ fn runtime_dir() -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("cannot create a runtime directory in {}", base.display()))
 }
 
-fn php_backend(php: &PhpConfig, runtime: &Path) -> PhpCgi {
+fn php_backend(php: &PhpConfig, runtime: &Path, store: &StoreLink) -> PhpCgi {
     let mut args: Vec<OsString> = Vec::new();
-    for (k, v) in &php.ini {
+    for (k, v) in php.ini.iter().chain(store.ini.iter().map(|(k, v)| (k, v))) {
         args.push("-d".into());
         args.push(format!("{k}={v}").into());
     }
@@ -106,7 +107,13 @@ fn php_backend(php: &PhpConfig, runtime: &Path) -> PhpCgi {
     PhpCgi {
         binary: php.binary.clone(),
         args,
-        env: php.env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        env: store
+            .env
+            .iter()
+            .map(|(k, v)| (k, v))
+            .chain(php.env.iter())
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
         runtime_dir: runtime.to_path_buf(),
         credentials: php.credentials,
         rlimit_files: php.rlimit_files,
@@ -160,10 +167,11 @@ async fn build(
     runtime: &Path,
     generation: u64,
     access_log: Option<AccessLog>,
+    store: &StoreLink,
 ) -> anyhow::Result<Settings> {
     let mut sites = Vec::with_capacity(cfg.sites.len());
     for (i, sc) in cfg.sites.iter().enumerate() {
-        match build_site(cfg, sc, runtime, &format!("pool-{generation}-{i}")).await {
+        match build_site(cfg, sc, runtime, &format!("pool-{generation}-{i}"), store).await {
             Ok(s) => sites.push(s),
             Err(e) => {
                 for s in sites {
@@ -204,6 +212,7 @@ async fn build_site(
     sc: &SiteConfig,
     runtime: &Path,
     dir_name: &str,
+    store: &StoreLink,
 ) -> anyhow::Result<Site> {
     let patterns = |key: &str, list: &[String]| {
         PathPatterns::new(list).with_context(|| format!("server.{key}"))
@@ -246,7 +255,7 @@ async fn build_site(
         auto_size: p.auto_children.as_ref().map(auto_size).transpose()?,
         slowlog_timeout: p.slowlog_timeout,
     };
-    let pool = Pool::start(pool_cfg, php_backend(&sc.php, &dir))
+    let pool = Pool::start(pool_cfg, php_backend(&sc.php, &dir, store))
         .await
         .with_context(|| format!("php.binary {}", sc.php.binary.display()))?;
     let router = Router::new(RouterConfig {
@@ -322,7 +331,14 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         None => None,
     };
     let access_log = open_access_log(&cfg)?;
-    let g = build(&cfg, runtime, 0, access_log).await?;
+    let store = std::sync::Arc::new(StoreLink::start(&cfg, runtime).await?);
+    let g = match build(&cfg, runtime, 0, access_log, &store).await {
+        Ok(g) => g,
+        Err(e) => {
+            store.stop().await;
+            return Err(e);
+        }
+    };
     let front = Front::new(
         g,
         ConnLimits {
@@ -402,6 +418,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         handle.clone(),
         tls_handle,
         runtime.to_path_buf(),
+        store.clone(),
     ));
     let listeners = Listeners {
         plain: listener,
@@ -459,6 +476,7 @@ async fn reload_on_hup(
     handle: FrontHandle,
     tls: Option<Tls>,
     runtime: PathBuf,
+    store: std::sync::Arc<StoreLink>,
 ) {
     let mut generation = 0;
     // The schedules live with the configuration in force, and stop with this task.
@@ -497,6 +515,7 @@ async fn reload_on_hup(
                 "server.max_connections",
                 new.server.max_connections != current.server.max_connections,
             ),
+            ("store", new.store != current.store),
         ] {
             if changed {
                 tracing::warn!("reload: {what} changed; it takes effect at the next restart");
@@ -532,7 +551,7 @@ async fn reload_on_hup(
             }
         };
         generation += 1;
-        let g = match build(&new, &runtime, generation, access_log).await {
+        let g = match build(&new, &runtime, generation, access_log, &store).await {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!("reload refused, the running configuration stays: {e:#}");

@@ -747,7 +747,11 @@ fn isola_defer_runs_a_request_after_the_response() {
     );
     // A client cannot pose as an internal request.
     let j = request(s.addr, "GET", "/env.php", &["X-Isola-Internal: defer"], b"").json();
-    assert!(j["server"].get("HTTP_X_ISOLA_INTERNAL").is_none(), "{}", j["server"]);
+    assert!(
+        j["server"].get("HTTP_X_ISOLA_INTERNAL").is_none(),
+        "{}",
+        j["server"]
+    );
     // Only a path on this site is accepted.
     let r = get(s.addr, "/bad.php");
     assert_eq!(r.header("isola-defer"), None);

@@ -13,5 +13,6 @@ mod pool;
 mod reload;
 mod routing;
 mod serving;
+mod store;
 mod supervision;
 mod tls;

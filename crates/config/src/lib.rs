@@ -9,15 +9,17 @@
 mod raw;
 mod schedule;
 mod sites;
+mod store;
 mod units;
 mod validate;
 
 pub use raw::{
     NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
-    RawPool, RawSchedule, RawServer, RawSite, RawTls, RawTlsCert,
+    RawPool, RawSchedule, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
 };
 pub use schedule::{ScheduleConfig, When};
 pub use sites::{SiteConfig, UnknownHost};
+pub use store::{parse_url as parse_store_url, StoreBackend, StoreSettings};
 pub use units::{parse_duration, parse_size};
 pub use validate::{
     AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpConfig,

@@ -39,6 +39,26 @@ pub struct RawConfig {
     pub site: Option<Vec<RawSite>>,
     /// `[[schedule]]`: requests run on a clock.
     pub schedule: Option<Vec<RawSchedule>>,
+    /// `[store]`: the Redis-compatible store PHP workers are pointed at.
+    #[serde(default)]
+    pub store: RawStore,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `embedded` (default) or `off`; with `url`, the store is that server instead.
+    pub backend: Option<String>,
+    /// A Redis (or Valkey) server to use instead of the embedded store:
+    /// `redis://[:password@]host[:port][/db]` or `unix:///path`.
+    pub url: Option<String>,
+    /// Embedded store: also listen on this TCP address.
+    pub listen: Option<String>,
+    /// Embedded store: password clients must send (AUTH).
+    pub requirepass: Option<String>,
+    /// Keep PHP sessions in the store (default: when PHP has the redis extension).
+    pub sessions: Option<bool>,
 }
 
 /// One `[[schedule]]`.

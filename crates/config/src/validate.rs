@@ -30,6 +30,8 @@ pub struct Config {
     pub unknown_host: crate::UnknownHost,
     /// `[[schedule]]`: requests run on a clock.
     pub schedules: Vec<crate::ScheduleConfig>,
+    /// `[store]`.
+    pub store: crate::StoreSettings,
 }
 
 /// One `[[tls.cert]]`, validated: both files exist. Their contents are checked when they
@@ -778,6 +780,7 @@ impl RawConfig {
         }
 
         let schedules = crate::schedule::validate(self.schedule.unwrap_or_default(), &mut errs);
+        let store = crate::store::validate(self.store, &mut errs);
 
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
@@ -843,6 +846,7 @@ impl RawConfig {
             sites: Vec::new(),
             unknown_host: crate::UnknownHost::Default(0),
             schedules,
+            store,
         })
     }
 }

@@ -1,0 +1,164 @@
+//! `[store]` at run time: starts the embedded store (or points at a real Redis) and tells
+//! every PHP worker where it is (`ISOLA_STORE`) and, with sessions on, makes PHP keep its
+//! sessions there (`session.save_handler = redis`).
+use anyhow::Context;
+use isola_config::{Config, StoreBackend};
+use std::path::{Path, PathBuf};
+use tokio::task::JoinHandle;
+
+/// What workers need to reach the store, and the embedded store while it runs.
+pub struct StoreLink {
+    /// Worker environment additions.
+    pub env: Vec<(String, String)>,
+    /// php.ini additions (`-d`), after the user's own.
+    pub ini: Vec<(String, String)>,
+    running: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl StoreLink {
+    /// Starts what `cfg.store` asks for; `runtime` holds the embedded store's socket.
+    pub async fn start(cfg: &Config, runtime: &Path) -> anyhow::Result<StoreLink> {
+        let (url, session_path, running) = match &cfg.store.backend {
+            StoreBackend::Off => {
+                return Ok(StoreLink {
+                    env: Vec::new(),
+                    ini: Vec::new(),
+                    running: std::sync::Mutex::new(None),
+                })
+            }
+            StoreBackend::External { url } => {
+                let path = isola_config::parse_store_url(url)
+                    .context("store.url: not a redis:// or unix:// URL")?;
+                (url.clone(), path, None)
+            }
+            StoreBackend::Embedded {
+                listen,
+                requirepass,
+            } => {
+                let socket = runtime.join("store.sock");
+                let store = isola_store::Store::bind(isola_store::StoreConfig {
+                    unix_socket: Some(socket.clone()),
+                    tcp: *listen,
+                    requirepass: requirepass.clone(),
+                    ..isola_store::StoreConfig::default()
+                })
+                .await
+                .context("store: cannot start the embedded store")?;
+                share_with_workers(cfg, runtime, &socket)?;
+                if let Some(a) = store.tcp_addr() {
+                    tracing::info!(listen = %a, "embedded store also on TCP");
+                }
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(async move {
+                    if let Err(e) = store
+                        .run(async move {
+                            let _ = rx.await;
+                        })
+                        .await
+                    {
+                        tracing::error!("embedded store: {e}");
+                    }
+                });
+                let url = format!("unix://{}", socket.display());
+                let session = match requirepass {
+                    Some(p) => format!("{url}?auth={p}"),
+                    None => url.clone(),
+                };
+                (url, session, Some((tx, task)))
+            }
+        };
+        let mut env = vec![("ISOLA_STORE".to_string(), url.clone())];
+        if let StoreBackend::Embedded {
+            requirepass: Some(p),
+            ..
+        } = &cfg.store.backend
+        {
+            env.push(("ISOLA_STORE_PASSWORD".to_string(), p.clone()));
+        }
+        let mut ini = Vec::new();
+        if sessions_on(cfg)? {
+            let user_set = cfg.sites.iter().any(|s| {
+                s.php.ini.contains_key("session.save_handler")
+                    || s.php.ini.contains_key("session.save_path")
+            });
+            if user_set {
+                tracing::info!("store: sessions left to the session.* settings of [php] ini");
+            } else {
+                ini.push(("session.save_handler".to_string(), "redis".to_string()));
+                ini.push(("session.save_path".to_string(), session_path));
+            }
+        }
+        tracing::info!(store = %url, sessions = !ini.is_empty(), "store ready");
+        Ok(StoreLink {
+            env,
+            ini,
+            running: std::sync::Mutex::new(running),
+        })
+    }
+
+    /// Stops the embedded store (after the workers, which may still be using it).
+    pub async fn stop(&self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((tx, task)) = running {
+            let _ = tx.send(());
+            let _ = task.await;
+        }
+    }
+}
+
+/// Sessions in the store: as configured, else when PHP has the redis extension.
+fn sessions_on(cfg: &Config) -> anyhow::Result<bool> {
+    let binary = cfg
+        .sites
+        .first()
+        .map(|s| s.php.binary.clone())
+        .unwrap_or_else(|| PathBuf::from("php-cgi"));
+    let has_redis = || -> bool {
+        std::process::Command::new(&binary)
+            .arg("-m")
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.trim().eq_ignore_ascii_case("redis"))
+            })
+            .unwrap_or(false)
+    };
+    match cfg.store.sessions {
+        Some(false) => Ok(false),
+        Some(true) if !has_redis() => Err(anyhow::anyhow!(
+            "store.sessions: PHP ({}) has no redis extension; install it (Debian/Ubuntu: apt-get install php-redis) or set sessions = false",
+            binary.display()
+        )),
+        Some(true) => Ok(true),
+        None => Ok(has_redis()),
+    }
+}
+
+/// Workers that run as another user reach the socket through their group: the runtime
+/// folder becomes traversable (not listable) and the socket group-writable.
+fn share_with_workers(cfg: &Config, runtime: &Path, socket: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let gids: Vec<u32> = cfg
+        .sites
+        .iter()
+        .filter_map(|s| s.php.credentials.map(|(_, gid)| gid))
+        .collect();
+    let Some(&gid) = gids.first() else {
+        return Ok(());
+    };
+    if gids.iter().any(|&g| g != gid) {
+        tracing::warn!("store: sites run PHP with different groups; the store socket is shared with the first one's");
+    }
+    std::fs::set_permissions(runtime, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("cannot open {} to the workers", runtime.display()))?;
+    std::os::unix::fs::chown(socket, None, Some(gid))
+        .with_context(|| format!("cannot give {} to group {gid}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("cannot set the mode of {}", socket.display()))?;
+    Ok(())
+}
