@@ -15,6 +15,7 @@ use crate::resp::Reply;
 pub mod hash;
 pub mod keys;
 pub mod list;
+pub mod longdouble;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -313,42 +314,11 @@ pub fn double_reply(d: f64) -> Reply {
     Reply::Bulk(Bytes::from(fmt_double(d)))
 }
 
-/// Parses a plain decimal (`-12.50`) into mantissa and scale, for exact INCRBYFLOAT sums.
-fn parse_decimal(b: &[u8]) -> Option<(i128, u32)> {
-    let (neg, rest) = match b.first()? {
-        b'-' => (true, &b[1..]),
-        b'+' => (false, &b[1..]),
-        _ => (false, b),
-    };
-    if rest.is_empty() || rest.len() > 30 {
-        return None;
-    }
-    let mut m: i128 = 0;
-    let mut scale = 0u32;
-    let mut seen_dot = false;
-    let mut any = false;
-    for &c in rest {
-        match c {
-            b'.' if !seen_dot => seen_dot = true,
-            b'0'..=b'9' => {
-                m = m * 10 + i128::from(c - b'0');
-                any = true;
-                if seen_dot {
-                    scale += 1;
-                }
-            }
-            _ => return None,
-        }
-    }
-    any.then_some((if neg { -m } else { m }, scale))
-}
-
-/// Adds two float texts the way INCRBYFLOAT does and returns the stored text.
+/// Adds two float texts the way INCRBYFLOAT does and returns the stored text; an empty
+/// text means the sum is not finite.
 ///
-/// Redis sums in `long double` and prints with 17 decimals, trimming zeros. Plain decimals are
-/// summed exactly here, which gives the same text whenever the result has at most 17
-/// decimals and about 18 significant digits; other inputs fall back to `f64` and its
-/// shortest round-trip text.
+/// Redis sums in x87 `long double` and prints with `%.17Lf`, trimmed; [`longdouble`]
+/// reproduces that for decimal texts. Other spellings (`inf`, huge exponents) use `f64`.
 pub fn add_float_text(cur: &[u8], incr: &[u8]) -> Option<String> {
     let a = parse_f64(cur)?;
     let b = parse_f64(incr)?;
@@ -356,44 +326,10 @@ pub fn add_float_text(cur: &[u8], incr: &[u8]) -> Option<String> {
     if !sum.is_finite() {
         return Some(String::new());
     }
-    if let (Some((ma, sa)), Some((mb, sb))) = (parse_decimal(cur), parse_decimal(incr)) {
-        let scale = sa.max(sb);
-        let ma = ma.checked_mul(10i128.checked_pow(scale - sa)?);
-        let mb = mb.checked_mul(10i128.checked_pow(scale - sb)?);
-        if let (Some(ma), Some(mb)) = (ma, mb) {
-            if let Some(m) = ma.checked_add(mb) {
-                if scale <= 17 && m.unsigned_abs() < 10u128.pow(18) {
-                    return Some(fmt_decimal(m, scale));
-                }
-            }
-        }
+    if let Some(s) = longdouble::add_texts(cur, incr) {
+        return Some(s);
     }
     Some(format!("{sum}"))
-}
-
-fn fmt_decimal(m: i128, scale: u32) -> String {
-    let neg = m < 0;
-    let digits = m.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let (int, frac) = if digits.len() > scale {
-        (
-            digits[..digits.len() - scale].to_owned(),
-            digits[digits.len() - scale..].to_owned(),
-        )
-    } else {
-        ("0".to_owned(), format!("{:0>scale$}", digits))
-    };
-    let frac = frac.trim_end_matches('0');
-    let body = if frac.is_empty() {
-        int
-    } else {
-        format!("{int}.{frac}")
-    };
-    if neg && body != "0" {
-        format!("-{body}")
-    } else {
-        body
-    }
 }
 
 /// Case-insensitive ASCII comparison of an argument with a keyword.
