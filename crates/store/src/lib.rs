@@ -15,6 +15,31 @@
 //!
 //! The crate never reads argv, environment or files other than its sockets; the binary hands
 //! it a [`StoreConfig`].
+//!
+//! # Why one executor
+//! Redis runs commands on one thread; PHP libraries rely on that (a MULTI, a SET NX lock,
+//! an INCR are atomic). One task owning the keyspace gives the same guarantee without locks,
+//! keeps blocking commands simple (the executor parks and wakes clients in FIFO order) and
+//! leaves room for Lua scripts and an append-only log later: both need a single total order
+//! of commands, which the executor already is. Connections do the parsing and encoding in
+//! parallel and hand over whole pipelines in one message.
+//!
+//! # Checked against Redis
+//! `tests/differential.rs` runs the same commands on a real `redis-server` 7.0 and on this
+//! store and requires byte-identical replies. Known, deliberate differences:
+//! - RESP2 only: `HELLO 3` answers `-NOPROTO`; `CLIENT SETINFO` (Redis 7.2) is accepted;
+//! - a multibulk count above 1024×1024 is refused from any client (Redis: only before AUTH),
+//!   and a MULTI queue is bounded (100 000 commands, 256 MiB) with `ERR MULTI queue is full`;
+//! - SCAN cursors are positions in a fixed hash order: the same guarantees as Redis (every key
+//!   present for the whole iteration is returned), other cursor values, and a page costs one
+//!   pass over the database; HSCAN/SSCAN return collections of up to 128 elements whole;
+//! - sorted-set ranks cost O(rank) (no skip-list spans); RANDOMKEY and SPOP cost O(n);
+//! - active expiry removes due keys from a deadline index (up to 200 per database per 100 ms
+//!   tick) instead of sampling at random: the same visible behaviour, bounded work;
+//! - float parsing follows `strtod` except hexadecimal floats; INCRBYFLOAT beyond the `double`
+//!   range (`1e400`) is refused;
+//! - COMMAND reports name, arity, flags and key positions only; COMMAND DOCS is empty; INFO
+//!   carries the fields clients read (`redis_version`, clients, memory, stats, keyspace).
 
 pub mod cmd;
 pub mod db;

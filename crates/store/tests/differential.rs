@@ -743,3 +743,56 @@ fn random_sequences_match_redis() {
         panic!("{e}");
     }
 }
+
+/// Collects a whole SCAN-style iteration (`cmd key? cursor opts...`) and returns the sorted items.
+fn scan_all(c: &mut Conn, prefix: &[&str], opts: &[&str]) -> Vec<Vec<u8>> {
+    let mut cursor = b"0".to_vec();
+    let mut items = Vec::new();
+    for _ in 0..10_000 {
+        let mut args: Vec<Vec<u8>> = prefix.iter().map(|s| s.as_bytes().to_vec()).collect();
+        args.push(cursor.clone());
+        args.extend(opts.iter().map(|s| s.as_bytes().to_vec()));
+        let raw = c.cmd(&args);
+        let (_, parts) = elements(&raw).unwrap();
+        let cur = &parts[0];
+        // "$<n>\r\n<digits>\r\n"
+        let start = cur.iter().position(|&b| b == b'\n').unwrap() + 1;
+        cursor = cur[start..cur.len() - 2].to_vec();
+        items.extend(elements(&parts[1]).unwrap().1);
+        if cursor == b"0" {
+            items.sort();
+            items.dedup();
+            return items;
+        }
+    }
+    panic!("scan did not finish");
+}
+
+#[test]
+fn scan_iterations_cover_the_same_keys() {
+    let s = servers();
+    let mut results = Vec::new();
+    for sock in [&s.redis.sock, &s.ours.sock] {
+        let mut c = Conn::open(sock);
+        c.line("FLUSHALL");
+        for i in 0..300 {
+            c.line(&format!("SET key:{i} v"));
+            c.line(&format!("RPUSH list:{i} v"));
+        }
+        for i in 0..200 {
+            c.line(&format!("HSET bighash f{i} v{i}"));
+            c.line(&format!("SADD bigset m{i}"));
+        }
+        results.push(vec![
+            scan_all(&mut c, &["SCAN"], &[]),
+            scan_all(&mut c, &["SCAN"], &["COUNT", "7", "MATCH", "key:1*"]),
+            scan_all(&mut c, &["SCAN"], &["TYPE", "list", "COUNT", "50"]),
+            scan_all(&mut c, &["HSCAN", "bighash"], &["COUNT", "13"]),
+            scan_all(&mut c, &["SSCAN", "bigset"], &["MATCH", "m1?"]),
+        ]);
+    }
+    for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
+        assert_eq!(a.len(), b.len(), "scan {i}: item counts differ");
+        assert_eq!(a, b, "scan {i}");
+    }
+}

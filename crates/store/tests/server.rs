@@ -145,3 +145,45 @@ async fn requests_read_during_a_blocked_batch_are_answered() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn untouched_keys_expire_actively() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let store = Store::bind(StoreConfig {
+        unix_socket: Some(sock.clone()),
+        ..StoreConfig::default()
+    })
+    .await
+    .unwrap();
+    let handle = store.handle();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(store.run(async {
+        let _ = stopped.await;
+    }));
+    let mut a = UnixStream::connect(&sock).await.unwrap();
+    let mut req = Vec::new();
+    for i in 0..100 {
+        req.extend_from_slice(format!("SET k{i} v PX 30\r\n").as_bytes());
+    }
+    a.write_all(&req).await.unwrap();
+    let mut got = 0;
+    while got < 500 {
+        let mut buf = [0u8; 1024];
+        got += a.read(&mut buf).await.unwrap();
+    }
+    assert_eq!(handle.stats().await.unwrap().keys[0], 100);
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let s = handle.stats().await.unwrap();
+        left = s.keys[0];
+        if left == 0 {
+            assert_eq!(s.expired_keys, 100);
+            break;
+        }
+    }
+    assert_eq!(left, 0, "keys were not expired without being read");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
