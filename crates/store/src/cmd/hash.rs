@@ -41,17 +41,17 @@ fn hset_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], name: &str) -> Resul
     Ok(added)
 }
 
-/// HSET key field value [field value ...]
+/// `HSET key field value [field value ...]`
 pub fn hset(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     hset_generic(e, ctx, a, "hset").map(Reply::Int)
 }
 
-/// HMSET key field value [field value ...]
+/// `HMSET key field value [field value ...]`
 pub fn hmset(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     hset_generic(e, ctx, a, "hmset").map(|_| Reply::OK)
 }
 
-/// HSETNX key field value
+/// `HSETNX key field value`
 pub fn hsetnx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let h = hash_for_write(e, ctx, &a[0])?;
     if h.contains_key(&a[1]) {
@@ -62,14 +62,14 @@ pub fn hsetnx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(1))
 }
 
-/// HGET key field
+/// `HGET key field`
 pub fn hget(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)?
         .and_then(|h| h.get(&a[1]).cloned())
         .map_or(Reply::Nil, Reply::Bulk))
 }
 
-/// HMGET key field [field ...]
+/// `HMGET key field [field ...]`
 pub fn hmget(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let h = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Array(
@@ -83,7 +83,7 @@ pub fn hmget(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// HGETALL key
+/// `HGETALL key`
 pub fn hgetall(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let h = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Array(
@@ -94,7 +94,7 @@ pub fn hgetall(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// HDEL key field [field ...]
+/// `HDEL key field [field ...]`
 pub fn hdel(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
     let Some(h) = get_hash_mut(db, &a[0], ctx.now)? else {
@@ -108,7 +108,7 @@ pub fn hdel(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n as i64))
 }
 
-/// HEXISTS key field
+/// `HEXISTS key field`
 pub fn hexists(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let h = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Int(i64::from(
@@ -116,13 +116,13 @@ pub fn hexists(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     )))
 }
 
-/// HLEN key
+/// `HLEN key`
 pub fn hlen(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let h = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Int(h.map_or(0, |h| h.len() as i64)))
 }
 
-/// HKEYS key
+/// `HKEYS key`
 pub fn hkeys(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let h = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(super::bulk_array(
@@ -130,7 +130,7 @@ pub fn hkeys(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// HVALS key
+/// `HVALS key`
 pub fn hvals(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let h = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(super::bulk_array(
@@ -138,7 +138,7 @@ pub fn hvals(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// HINCRBY key field increment
+/// `HINCRBY key field increment`
 pub fn hincrby(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let by = int_arg(&a[2])?;
     let h = hash_for_write(e, ctx, &a[0])?;
@@ -154,7 +154,7 @@ pub fn hincrby(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n))
 }
 
-/// HINCRBYFLOAT key field increment
+/// `HINCRBYFLOAT key field increment`
 pub fn hincrbyfloat(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     parse_f64(&a[2]).ok_or_else(|| err(super::NOT_FLOAT))?;
     let db = &mut e.dbs[ctx.db];
@@ -173,7 +173,7 @@ pub fn hincrbyfloat(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(text))
 }
 
-/// HSTRLEN key field
+/// `HSTRLEN key field`
 pub fn hstrlen(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let h = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Int(
@@ -181,7 +181,7 @@ pub fn hstrlen(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// HSCAN key cursor [MATCH pattern] [COUNT n]
+/// `HSCAN key cursor [MATCH pattern] [COUNT n]`
 pub fn hscan(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let (cursor, o) = parse_scan(&a[1..], false)?;
     let Some(h) = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {

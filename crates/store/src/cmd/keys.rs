@@ -7,7 +7,7 @@ use crate::db::glob_match;
 use crate::engine::{Ctx, Engine};
 use crate::resp::Reply;
 
-/// DEL / UNLINK key [key ...]
+/// `DEL / UNLINK key [key ...]`
 pub fn del(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in a {
@@ -20,7 +20,7 @@ pub fn del(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n))
 }
 
-/// EXISTS key [key ...] (a key named twice counts twice)
+/// `EXISTS key [key ...] (a key named twice counts twice)`
 pub fn exists(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
     Ok(Reply::Int(
@@ -98,22 +98,22 @@ fn expire_generic(
     Ok(Reply::Int(1))
 }
 
-/// EXPIRE key seconds [NX|XX|GT|LT]
+/// `EXPIRE key seconds [NX|XX|GT|LT]`
 pub fn expire(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     expire_generic(e, ctx, a, true, false, "expire")
 }
 
-/// PEXPIRE key ms [NX|XX|GT|LT]
+/// `PEXPIRE key ms [NX|XX|GT|LT]`
 pub fn pexpire(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     expire_generic(e, ctx, a, false, false, "pexpire")
 }
 
-/// EXPIREAT key unix-seconds [NX|XX|GT|LT]
+/// `EXPIREAT key unix-seconds [NX|XX|GT|LT]`
 pub fn expireat(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     expire_generic(e, ctx, a, true, true, "expireat")
 }
 
-/// PEXPIREAT key unix-ms [NX|XX|GT|LT]
+/// `PEXPIREAT key unix-ms [NX|XX|GT|LT]`
 pub fn pexpireat(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     expire_generic(e, ctx, a, false, true, "pexpireat")
 }
@@ -129,17 +129,17 @@ fn ttl_generic(e: &mut Engine, ctx: &mut Ctx, key: &[u8], ms: bool) -> CmdResult
     Ok(Reply::Int(if ms { left } else { (left + 500) / 1000 }))
 }
 
-/// TTL key
+/// `TTL key`
 pub fn ttl(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ttl_generic(e, ctx, &a[0], false)
 }
 
-/// PTTL key
+/// `PTTL key`
 pub fn pttl(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ttl_generic(e, ctx, &a[0], true)
 }
 
-/// PERSIST key
+/// `PERSIST key`
 pub fn persist(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
     if db
@@ -153,7 +153,7 @@ pub fn persist(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(0))
 }
 
-/// TYPE key
+/// `TYPE key`
 pub fn type_(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Simple(
         e.dbs[ctx.db]
@@ -162,7 +162,7 @@ pub fn type_(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// KEYS pattern
+/// `KEYS pattern`
 pub fn keys(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &e.dbs[ctx.db];
     let all = a[0].as_ref() == b"*";
@@ -174,7 +174,7 @@ pub fn keys(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`
 pub fn scan(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let (cursor, o) = parse_scan(a, true)?;
     let db = &mut e.dbs[ctx.db];
@@ -223,17 +223,17 @@ fn rename_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], nx: bool) -> CmdRe
     Ok(if nx { Reply::Int(1) } else { Reply::OK })
 }
 
-/// RENAME key newkey
+/// `RENAME key newkey`
 pub fn rename(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     rename_generic(e, ctx, a, false)
 }
 
-/// RENAMENX key newkey
+/// `RENAMENX key newkey`
 pub fn renamenx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     rename_generic(e, ctx, a, true)
 }
 
-/// RANDOMKEY
+/// `RANDOMKEY`
 pub fn randomkey(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     // A few tries so a database full of expired keys still answers quickly.
     for _ in 0..100 {

@@ -48,22 +48,22 @@ fn push_all(l: &mut VecDeque<Bytes>, vals: &[Bytes], left: bool) {
     }
 }
 
-/// LPUSH key element [element ...]
+/// `LPUSH key element [element ...]`
 pub fn lpush(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     push_generic(e, ctx, a, true, false)
 }
 
-/// RPUSH key element [element ...]
+/// `RPUSH key element [element ...]`
 pub fn rpush(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     push_generic(e, ctx, a, false, false)
 }
 
-/// LPUSHX key element [element ...]
+/// `LPUSHX key element [element ...]`
 pub fn lpushx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     push_generic(e, ctx, a, true, true)
 }
 
-/// RPUSHX key element [element ...]
+/// `RPUSHX key element [element ...]`
 pub fn rpushx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     push_generic(e, ctx, a, false, true)
 }
@@ -121,24 +121,24 @@ fn pop_one(l: &mut VecDeque<Bytes>, left: bool) -> Option<Bytes> {
     }
 }
 
-/// LPOP key [count]
+/// `LPOP key [count]`
 pub fn lpop(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     pop_generic(e, ctx, a, true)
 }
 
-/// RPOP key [count]
+/// `RPOP key [count]`
 pub fn rpop(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     pop_generic(e, ctx, a, false)
 }
 
-/// LLEN key
+/// `LLEN key`
 pub fn llen(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(
         get_list(&mut e.dbs[ctx.db], &a[0], ctx.now)?.map_or(0, |l| l.len() as i64),
     ))
 }
 
-/// LRANGE key start stop
+/// `LRANGE key start stop`
 pub fn lrange(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let start = int_arg(&a[1])?;
     let stop = int_arg(&a[2])?;
@@ -156,7 +156,7 @@ fn index_of(idx: i64, len: usize) -> Option<usize> {
     (0..len as i64).contains(&i).then_some(i as usize)
 }
 
-/// LINDEX key index
+/// `LINDEX key index`
 pub fn lindex(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let Some(l) = get_list(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
         return Ok(Reply::Nil);
@@ -167,7 +167,7 @@ pub fn lindex(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         .map_or(Reply::Nil, Reply::Bulk))
 }
 
-/// LSET key index element
+/// `LSET key index element`
 pub fn lset(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let Some(l) = get_list_mut(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
         return Err(err("ERR no such key"));
@@ -181,7 +181,7 @@ pub fn lset(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// LREM key count element
+/// `LREM key count element`
 pub fn lrem(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let count = int_arg(&a[1])?;
     let db = &mut e.dbs[ctx.db];
@@ -221,7 +221,7 @@ pub fn lrem(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(removed as i64))
 }
 
-/// LTRIM key start stop
+/// `LTRIM key start stop`
 pub fn ltrim(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let start = int_arg(&a[1])?;
     let stop = int_arg(&a[2])?;
@@ -241,7 +241,7 @@ pub fn ltrim(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// LINSERT key BEFORE|AFTER pivot element
+/// `LINSERT key BEFORE|AFTER pivot element`
 pub fn linsert(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let after = if is(&a[1], "after") {
         true
@@ -262,7 +262,7 @@ pub fn linsert(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n as i64))
 }
 
-/// LPOS key element [RANK r] [COUNT n] [MAXLEN m]
+/// `LPOS key element [RANK r] [COUNT n] [MAXLEN m]`
 pub fn lpos(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let mut rank: i64 = 1;
     let mut count: Option<i64> = None;
@@ -383,7 +383,7 @@ impl NoneOrEmpty for Option<&VecDeque<Bytes>> {
     }
 }
 
-/// LMOVE source destination LEFT|RIGHT LEFT|RIGHT
+/// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT`
 pub fn lmove(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let from_left = parse_side(&a[2])?;
     let to_left = parse_side(&a[3])?;
@@ -393,7 +393,7 @@ pub fn lmove(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     )
 }
 
-/// RPOPLPUSH source destination
+/// `RPOPLPUSH source destination`
 pub fn rpoplpush(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(move_one(e, ctx.db, &a[0], &a[1], false, true, ctx.now)?.map_or(Reply::Nil, Reply::Bulk))
 }
@@ -438,12 +438,12 @@ fn bpop_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], left: bool) -> CmdRe
     Ok(Reply::NilArray)
 }
 
-/// BLPOP key [key ...] timeout
+/// `BLPOP key [key ...] timeout`
 pub fn blpop(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     bpop_generic(e, ctx, a, true)
 }
 
-/// BRPOP key [key ...] timeout
+/// `BRPOP key [key ...] timeout`
 pub fn brpop(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     bpop_generic(e, ctx, a, false)
 }
@@ -476,14 +476,14 @@ fn bmove_generic(
     Ok(Reply::Nil)
 }
 
-/// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`
 pub fn blmove(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let from_left = parse_side(&a[2])?;
     let to_left = parse_side(&a[3])?;
     bmove_generic(e, ctx, &a[0], &a[1], from_left, to_left, &a[4])
 }
 
-/// BRPOPLPUSH source destination timeout
+/// `BRPOPLPUSH source destination timeout`
 pub fn brpoplpush(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     bmove_generic(e, ctx, &a[0], &a[1], false, true, &a[2])
 }

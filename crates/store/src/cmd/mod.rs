@@ -1,7 +1,7 @@
 //! Command implementations and the command table.
 //!
 //! Each submodule implements one family of commands as plain functions over the
-//! [`Engine`](crate::engine::Engine). Handlers parse their arguments strictly (Redis's rules,
+//! [`Engine`]. Handlers parse their arguments strictly (Redis's rules,
 //! Redis's error texts), change the keyspace, tell the engine which keys they modified, and
 //! return a reply. They never block, sleep or do I/O: a blocking command that must wait
 //! describes what it waits for in [`Ctx::block`] and the engine parks the client.

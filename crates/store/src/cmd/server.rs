@@ -10,7 +10,7 @@ use crate::resp::Reply;
 /// Version reported by INFO and HELLO (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.0.15";
 
-/// PING [message]
+/// `PING [message]`
 pub fn ping(_: &mut Engine, _: &mut Ctx, a: &[Bytes]) -> CmdResult {
     match a.len() {
         0 => Ok(Reply::Simple("PONG")),
@@ -19,7 +19,7 @@ pub fn ping(_: &mut Engine, _: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
 }
 
-/// ECHO message
+/// `ECHO message`
 pub fn echo(_: &mut Engine, _: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(a[0].clone()))
 }
@@ -43,7 +43,7 @@ fn check_auth(e: &mut Engine, ctx: &Ctx, user: Option<&[u8]>, pass: &[u8]) -> Cm
     Ok(Reply::OK)
 }
 
-/// AUTH [username] password
+/// `AUTH [username] password`
 pub fn auth(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     match a.len() {
         1 => {
@@ -57,7 +57,7 @@ pub fn auth(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
 }
 
-/// SELECT index
+/// `SELECT index`
 pub fn select(_: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let n = int_arg(&a[0])?;
     if !(0..crate::db::DB_COUNT as i64).contains(&n) {
@@ -67,7 +67,7 @@ pub fn select(_: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// QUIT
+/// `QUIT`
 pub fn quit(_: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     ctx.close = true;
     Ok(Reply::OK)
@@ -77,7 +77,7 @@ fn valid_client_name(n: &[u8]) -> bool {
     n.iter().all(|&c| (b'!'..=b'~').contains(&c))
 }
 
-/// CLIENT SETNAME | GETNAME | ID | SETINFO
+/// `CLIENT SETNAME | GETNAME | ID | SETINFO`
 pub fn client(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&a[0]).to_ascii_lowercase();
     let wrong = |s: &str| {
@@ -132,7 +132,7 @@ pub fn client(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
 }
 
-/// INFO [section ...]
+/// `INFO [section ...]`
 pub fn info(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let want = |s: &str| {
         a.is_empty()
@@ -210,7 +210,7 @@ fn command_info(s: &Spec) -> Reply {
     ])
 }
 
-/// COMMAND [COUNT | INFO name... | DOCS ...]
+/// `COMMAND [COUNT | INFO name... | DOCS ...]`
 pub fn command(e: &mut Engine, _: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if a.is_empty() {
         return Ok(Reply::Array(
@@ -297,7 +297,7 @@ pub fn hello(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ]))
 }
 
-/// DBSIZE
+/// `DBSIZE`
 pub fn dbsize(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(e.dbs[ctx.db].len() as i64))
 }
@@ -310,7 +310,7 @@ fn flush_mode(a: &[Bytes]) -> Result<(), Reply> {
     }
 }
 
-/// FLUSHDB [ASYNC|SYNC]
+/// `FLUSHDB [ASYNC|SYNC]`
 pub fn flushdb(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     flush_mode(a)?;
     e.touch_all(Some(ctx.db));
@@ -318,7 +318,7 @@ pub fn flushdb(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// FLUSHALL [ASYNC|SYNC]
+/// `FLUSHALL [ASYNC|SYNC]`
 pub fn flushall(e: &mut Engine, _: &mut Ctx, a: &[Bytes]) -> CmdResult {
     flush_mode(a)?;
     e.touch_all(None);
@@ -328,7 +328,7 @@ pub fn flushall(e: &mut Engine, _: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// TIME
+/// `TIME`
 pub fn time(_: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(vec![
         Reply::bulk((ctx.now / 1000).to_string()),
@@ -336,7 +336,7 @@ pub fn time(_: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     ]))
 }
 
-/// MULTI
+/// `MULTI`
 pub fn multi(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     let Some(c) = e.clients.get_mut(&ctx.client) else {
         return Err(err("ERR no client"));
@@ -350,7 +350,7 @@ pub fn multi(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// EXEC
+/// `EXEC`
 pub fn exec(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     let Some(c) = e.clients.get_mut(&ctx.client) else {
         return Err(err("ERR EXEC without MULTI"));
@@ -377,7 +377,7 @@ pub fn exec(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     Ok(r)
 }
 
-/// DISCARD
+/// `DISCARD`
 pub fn discard(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     let Some(c) = e.clients.get_mut(&ctx.client) else {
         return Err(err("ERR DISCARD without MULTI"));
@@ -390,7 +390,7 @@ pub fn discard(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// WATCH key [key ...]
+/// `WATCH key [key ...]`
 pub fn watch(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if e.clients
         .get(&ctx.client)
@@ -404,7 +404,7 @@ pub fn watch(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// UNWATCH
+/// `UNWATCH`
 pub fn unwatch(e: &mut Engine, ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     e.unwatch_all(ctx.client);
     Ok(Reply::OK)

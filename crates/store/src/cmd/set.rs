@@ -11,7 +11,7 @@ use crate::db::{glob_match, Value};
 use crate::engine::{Ctx, Engine};
 use crate::resp::Reply;
 
-/// SADD key member [member ...]
+/// `SADD key member [member ...]`
 pub fn sadd(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
     let n = match get_set_mut(db, &a[0], ctx.now)? {
@@ -29,7 +29,7 @@ pub fn sadd(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n as i64))
 }
 
-/// SREM key member [member ...]
+/// `SREM key member [member ...]`
 pub fn srem(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
     let Some(s) = get_set_mut(db, &a[0], ctx.now)? else {
@@ -43,19 +43,19 @@ pub fn srem(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n as i64))
 }
 
-/// SMEMBERS key
+/// `SMEMBERS key`
 pub fn smembers(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let s = get_set(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(bulk_array(s.into_iter().flatten().cloned()))
 }
 
-/// SISMEMBER key member
+/// `SISMEMBER key member`
 pub fn sismember(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let s = get_set(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Int(i64::from(s.is_some_and(|s| s.contains(&a[1])))))
 }
 
-/// SMISMEMBER key member [member ...]
+/// `SMISMEMBER key member [member ...]`
 pub fn smismember(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let s = get_set(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Array(
@@ -66,7 +66,7 @@ pub fn smismember(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// SCARD key
+/// `SCARD key`
 pub fn scard(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let s = get_set(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Int(s.map_or(0, |s| s.len() as i64)))
@@ -79,7 +79,7 @@ fn pick(s: &HashSet<Bytes>, rng: &mut crate::db::Rng) -> Option<Bytes> {
     s.iter().nth(rng.below(s.len())).cloned()
 }
 
-/// SPOP key [count]
+/// `SPOP key [count]`
 pub fn spop(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let count = match a.len() {
         1 => None,
@@ -124,7 +124,7 @@ pub fn spop(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(reply)
 }
 
-/// SRANDMEMBER key [count]
+/// `SRANDMEMBER key [count]`
 pub fn srandmember(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let count = match a.len() {
         1 => None,
@@ -175,7 +175,7 @@ pub fn srandmember(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     })
 }
 
-/// SMOVE source destination member
+/// `SMOVE source destination member`
 pub fn smove(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
     // Redis's order: a missing source answers 0 before any type check.
@@ -263,37 +263,37 @@ fn store(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], op: Op) -> CmdResult {
     Ok(Reply::Int(n as i64))
 }
 
-/// SINTER key [key ...]
+/// `SINTER key [key ...]`
 pub fn sinter(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(bulk_array(combine(e, ctx, a, Op::Inter)?))
 }
 
-/// SUNION key [key ...]
+/// `SUNION key [key ...]`
 pub fn sunion(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(bulk_array(combine(e, ctx, a, Op::Union)?))
 }
 
-/// SDIFF key [key ...]
+/// `SDIFF key [key ...]`
 pub fn sdiff(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(bulk_array(combine(e, ctx, a, Op::Diff)?))
 }
 
-/// SINTERSTORE destination key [key ...]
+/// `SINTERSTORE destination key [key ...]`
 pub fn sinterstore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     store(e, ctx, a, Op::Inter)
 }
 
-/// SUNIONSTORE destination key [key ...]
+/// `SUNIONSTORE destination key [key ...]`
 pub fn sunionstore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     store(e, ctx, a, Op::Union)
 }
 
-/// SDIFFSTORE destination key [key ...]
+/// `SDIFFSTORE destination key [key ...]`
 pub fn sdiffstore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     store(e, ctx, a, Op::Diff)
 }
 
-/// SSCAN key cursor [MATCH pattern] [COUNT n]
+/// `SSCAN key cursor [MATCH pattern] [COUNT n]`
 pub fn sscan(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let (cursor, o) = parse_scan(&a[1..], false)?;
     let Some(s) = get_set(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {

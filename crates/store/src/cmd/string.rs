@@ -10,7 +10,7 @@ use crate::db::{Entry, Value};
 use crate::engine::{Ctx, Engine};
 use crate::resp::Reply;
 
-/// GET key
+/// `GET key`
 pub fn get(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(get_str(&mut e.dbs[ctx.db], &a[0], ctx.now)?
         .cloned()
@@ -144,7 +144,7 @@ fn set_with(
     }))
 }
 
-/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]`
 pub fn set(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let o = parse_set_opts(&a[2..], false, ctx)?;
     Ok(set_with(e, ctx, &a[0], &a[1], &o)?.unwrap_or(Reply::Nil))
@@ -161,17 +161,17 @@ fn setex_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], unit: u8, name: &st
     Ok(Reply::OK)
 }
 
-/// SETEX key seconds value
+/// `SETEX key seconds value`
 pub fn setex(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     setex_generic(e, ctx, a, 1, "setex")
 }
 
-/// PSETEX key ms value
+/// `PSETEX key ms value`
 pub fn psetex(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     setex_generic(e, ctx, a, 2, "psetex")
 }
 
-/// SETNX key value
+/// `SETNX key value`
 pub fn setnx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let o = SetOpts {
         nx: true,
@@ -183,7 +183,7 @@ pub fn setnx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     })
 }
 
-/// GETDEL key
+/// `GETDEL key`
 pub fn getdel(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let v = get_str(&mut e.dbs[ctx.db], &a[0], ctx.now)?.cloned();
     if v.is_some() {
@@ -193,7 +193,7 @@ pub fn getdel(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(v.map_or(Reply::Nil, Reply::Bulk))
 }
 
-/// GETEX key [EX|PX|EXAT|PXAT n | PERSIST]
+/// `GETEX key [EX|PX|EXAT|PXAT n | PERSIST]`
 pub fn getex(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let o = parse_set_opts(&a[1..], true, ctx)?;
     let key = &a[0];
@@ -219,7 +219,7 @@ pub fn getex(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(v))
 }
 
-/// MGET key [key ...]
+/// `MGET key [key ...]`
 pub fn mget(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
     Ok(Reply::Array(
@@ -254,12 +254,12 @@ fn mset_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], nx: bool, name: &str
     Ok(if nx { Reply::Int(1) } else { Reply::OK })
 }
 
-/// MSET key value [key value ...]
+/// `MSET key value [key value ...]`
 pub fn mset(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     mset_generic(e, ctx, a, false, "mset")
 }
 
-/// MSETNX key value [key value ...]
+/// `MSETNX key value [key value ...]`
 pub fn msetnx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     mset_generic(e, ctx, a, true, "msetnx")
 }
@@ -282,23 +282,23 @@ fn incr_generic(e: &mut Engine, ctx: &mut Ctx, key: &Bytes, by: i64) -> CmdResul
     Ok(Reply::Int(n))
 }
 
-/// INCR key
+/// `INCR key`
 pub fn incr(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     incr_generic(e, ctx, &a[0], 1)
 }
 
-/// DECR key
+/// `DECR key`
 pub fn decr(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     incr_generic(e, ctx, &a[0], -1)
 }
 
-/// INCRBY key n
+/// `INCRBY key n`
 pub fn incrby(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let by = int_arg(&a[1])?;
     incr_generic(e, ctx, &a[0], by)
 }
 
-/// DECRBY key n
+/// `DECRBY key n`
 pub fn decrby(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let by = int_arg(&a[1])?;
     if by == i64::MIN {
@@ -307,7 +307,7 @@ pub fn decrby(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     incr_generic(e, ctx, &a[0], -by)
 }
 
-/// INCRBYFLOAT key increment
+/// `INCRBYFLOAT key increment`
 pub fn incrbyfloat(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let key = &a[0];
     let db = &mut e.dbs[ctx.db];
@@ -332,7 +332,7 @@ pub fn incrbyfloat(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(text))
 }
 
-/// APPEND key value
+/// `APPEND key value`
 pub fn append(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let key = &a[0];
     let max = e.config.max_bulk_len;
@@ -363,14 +363,14 @@ pub fn append(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(len as i64))
 }
 
-/// STRLEN key
+/// `STRLEN key`
 pub fn strlen(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(
         get_str(&mut e.dbs[ctx.db], &a[0], ctx.now)?.map_or(0, |s| s.len() as i64),
     ))
 }
 
-/// GETRANGE key start end
+/// `GETRANGE key start end`
 pub fn getrange(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let mut start = int_arg(&a[1])?;
     let mut end = int_arg(&a[2])?;
@@ -398,7 +398,7 @@ pub fn getrange(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(s.slice(start as usize..=end as usize)))
 }
 
-/// SETRANGE key offset value
+/// `SETRANGE key offset value`
 pub fn setrange(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let key = &a[0];
     let off = int_arg(&a[1])?;

@@ -14,7 +14,7 @@ use crate::resp::Reply;
 
 const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
 
-/// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
+/// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`
 pub fn zadd(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);
@@ -115,7 +115,7 @@ pub fn zadd(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     })
 }
 
-/// ZINCRBY key increment member
+/// `ZINCRBY key increment member`
 pub fn zincrby(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let args = [
         a[0].clone(),
@@ -126,7 +126,7 @@ pub fn zincrby(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     zadd(e, ctx, &args)
 }
 
-/// ZREM key member [member ...]
+/// `ZREM key member [member ...]`
 pub fn zrem(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = &mut e.dbs[ctx.db];
     let Some(z) = get_zset_mut(db, &a[0], ctx.now)? else {
@@ -140,14 +140,14 @@ pub fn zrem(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(n as i64))
 }
 
-/// ZSCORE key member
+/// `ZSCORE key member`
 pub fn zscore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let z = get_zset(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(z.and_then(|z| z.scores.get(&a[1]).copied())
         .map_or(Reply::Nil, double_reply))
 }
 
-/// ZCARD key
+/// `ZCARD key`
 pub fn zcard(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let z = get_zset(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
     Ok(Reply::Int(z.map_or(0, |z| z.len() as i64)))
@@ -283,7 +283,7 @@ fn lex_range<'a>(
     }
 }
 
-/// ZCOUNT key min max
+/// `ZCOUNT key min max`
 pub fn zcount(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let r = parse_score_range(&a[1], &a[2])?;
     let z = get_zset(&mut e.dbs[ctx.db], &a[0], ctx.now)?;
@@ -438,17 +438,17 @@ fn zrange_generic(
     }
 }
 
-/// ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]
+/// `ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]`
 pub fn zrange(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     zrange_generic(e, ctx, a, None, None)
 }
 
-/// ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]
+/// `ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]`
 pub fn zrangebyscore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     zrange_generic(e, ctx, a, Some(RangeType::Score), Some(false))
 }
 
-/// ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]
+/// `ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]`
 pub fn zrevrangebyscore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     zrange_generic(e, ctx, a, Some(RangeType::Score), Some(true))
 }
@@ -462,12 +462,12 @@ fn rank_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], rev: bool) -> CmdRes
     }))
 }
 
-/// ZRANK key member
+/// `ZRANK key member`
 pub fn zrank(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     rank_generic(e, ctx, a, false)
 }
 
-/// ZREVRANK key member
+/// `ZREVRANK key member`
 pub fn zrevrank(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     rank_generic(e, ctx, a, true)
 }
@@ -487,7 +487,7 @@ fn remove_members(e: &mut Engine, ctx: &mut Ctx, key: &Bytes, victims: Vec<Bytes
     Ok(Reply::Int(n as i64))
 }
 
-/// ZREMRANGEBYSCORE key min max
+/// `ZREMRANGEBYSCORE key min max`
 pub fn zremrangebyscore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let r = parse_score_range(&a[1], &a[2])?;
     let Some(z) = get_zset(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
@@ -499,7 +499,7 @@ pub fn zremrangebyscore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult
     remove_members(e, ctx, &a[0], victims)
 }
 
-/// ZREMRANGEBYRANK key start stop
+/// `ZREMRANGEBYRANK key start stop`
 pub fn zremrangebyrank(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let start = int_arg(&a[1])?;
     let stop = int_arg(&a[2])?;
@@ -554,12 +554,12 @@ fn pop_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], max: bool) -> CmdResu
     Ok(Reply::Array(out))
 }
 
-/// ZPOPMIN key [count]
+/// `ZPOPMIN key [count]`
 pub fn zpopmin(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     pop_generic(e, ctx, a, false)
 }
 
-/// ZPOPMAX key [count]
+/// `ZPOPMAX key [count]`
 pub fn zpopmax(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     pop_generic(e, ctx, a, true)
 }
