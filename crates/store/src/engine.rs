@@ -480,6 +480,11 @@ impl Engine {
         }
     }
 
+    /// Number of clients parked on a blocking command.
+    pub fn blocked_count(&self) -> usize {
+        self.blocked.len()
+    }
+
     /// Earliest deadline among blocked clients.
     pub fn next_block_deadline(&self) -> Option<u64> {
         self.blocked.values().filter_map(|b| b.spec.deadline).min()

@@ -485,6 +485,64 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes never panic, and a split anywhere gives the same requests.
+        #[test]
+        fn arbitrary_input_is_safe(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), cut in 0usize..200) {
+            let limits = Limits { max_bulk_len: 64, unauthenticated: false };
+            let whole = parse_all(&input, &limits);
+            let cut = cut.min(input.len());
+            let mut buf = BytesMut::from(&input[..cut]);
+            let mut got = Vec::new();
+            let mut res = Ok(());
+            loop {
+                match parse_request(&mut buf, &limits) {
+                    Ok(Some(r)) => got.push(r),
+                    Ok(None) => break,
+                    Err(e) => { res = Err(e); break; }
+                }
+            }
+            if res.is_ok() {
+                buf.extend_from_slice(&input[cut..]);
+                loop {
+                    match parse_request(&mut buf, &limits) {
+                        Ok(Some(r)) => got.push(r),
+                        Ok(None) => break,
+                        Err(e) => { res = Err(e); break; }
+                    }
+                }
+            }
+            match (whole, res) {
+                (Ok(w), Ok(())) => proptest::prop_assert_eq!(w, got),
+                (Err(a), Err(b)) => proptest::prop_assert_eq!(a, b),
+                (w, r) => proptest::prop_assert!(false, "whole {:?} vs split {:?}", w, r),
+            }
+        }
+
+        /// Well-formed multibulk requests survive any split.
+        #[test]
+        fn multibulk_roundtrip(args in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20), 1..6), cut in 0usize..300) {
+            let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+            for a in &args {
+                wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                wire.extend_from_slice(a);
+                wire.extend_from_slice(b"\r\n");
+            }
+            let cut = cut.min(wire.len());
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let first = parse_request(&mut buf, &Limits::default()).unwrap();
+            let req = match first {
+                Some(r) => r,
+                None => {
+                    buf.extend_from_slice(&wire[cut..]);
+                    parse_request(&mut buf, &Limits::default()).unwrap().unwrap()
+                }
+            };
+            let want: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+            proptest::prop_assert_eq!(req, want);
+        }
+    }
+
     #[test]
     fn encode_replies() {
         let r = Reply::Array(vec![

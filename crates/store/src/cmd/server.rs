@@ -154,7 +154,7 @@ pub fn info(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         out.push_str(&format!(
             "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\n\r\n",
             e.client_count(),
-            e.next_block_deadline().map_or(0, |_| 1)
+            e.blocked_count()
         ));
     }
     if want("memory") {
