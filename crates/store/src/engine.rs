@@ -621,6 +621,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn watch_twice_is_one_watch_and_multi_queue_is_bounded() {
+        let clock = ManualClock::new(1_000_000);
+        let mut e = engine(clock);
+        for _ in 0..1000 {
+            reply(&mut e, 1, "WATCH k");
+        }
+        assert_eq!(e.clients[&1].watched.len(), 1);
+        reply(&mut e, 1, "MULTI");
+        for _ in 0..MULTI_MAX_COMMANDS {
+            assert_eq!(reply(&mut e, 1, "PING"), "+QUEUED\r\n");
+        }
+        assert_eq!(reply(&mut e, 1, "PING"), "-ERR MULTI queue is full\r\n");
+        assert_eq!(
+            reply(&mut e, 1, "EXEC"),
+            "-EXECABORT Transaction discarded because of previous errors.\r\n"
+        );
+        assert!(e.clients[&1].multi.is_none());
+    }
+
+    #[test]
+    fn disconnect_while_blocked_leaves_no_waiter() {
+        let clock = ManualClock::new(1_000_000);
+        let mut e = engine(clock);
+        assert_eq!(run(&mut e, 1, "BLPOP q 0"), Outcome::Blocked);
+        assert_eq!(run(&mut e, 2, "BLPOP q 0"), Outcome::Blocked);
+        e.disconnect(1);
+        reply(&mut e, 3, "RPUSH q v");
+        assert_eq!(e.take_outbox().len(), 1);
+        assert_eq!(e.blocked_count(), 0);
+        assert_eq!(reply(&mut e, 3, "LLEN q"), ":0\r\n");
+    }
+
+    #[test]
     fn blocked_clients_served_in_arrival_order() {
         let clock = ManualClock::new(1_000_000);
         let mut e = engine(clock.clone());
