@@ -382,6 +382,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
                     })
                     .collect()
             }),
+            store.figures_source(),
             info,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;

@@ -13,17 +13,22 @@ pub struct StoreLink {
     /// php.ini additions (`-d`), after the user's own.
     pub ini: Vec<(String, String)>,
     running: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>>,
+    /// The embedded store's figures, sampled every second.
+    figures: std::sync::Arc<std::sync::Mutex<Option<isola_admin::StoreFigures>>>,
 }
 
 impl StoreLink {
     /// Starts what `cfg.store` asks for; `runtime` holds the embedded store's socket.
     pub async fn start(cfg: &Config, runtime: &Path) -> anyhow::Result<StoreLink> {
+        let figures: std::sync::Arc<std::sync::Mutex<Option<isola_admin::StoreFigures>>> =
+            Default::default();
         let (url, session_path, running) = match &cfg.store.backend {
             StoreBackend::Off => {
                 return Ok(StoreLink {
                     env: Vec::new(),
                     ini: Vec::new(),
                     running: std::sync::Mutex::new(None),
+                    figures: Default::default(),
                 })
             }
             StoreBackend::External { url } => {
@@ -49,6 +54,23 @@ impl StoreLink {
                     tracing::info!(listen = %a, "embedded store also on TCP");
                 }
                 let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                let handle = store.handle();
+                let sink = figures.clone();
+                // Sampled off the request path: /status and /metrics read the last sample.
+                tokio::spawn(async move {
+                    while let Ok(s) = handle.stats().await {
+                        let f = isola_admin::StoreFigures {
+                            keys: s.keys.iter().sum::<usize>() as u64,
+                            expires: s.expires.iter().sum::<usize>() as u64,
+                            used_memory: s.used_memory as u64,
+                            commands_processed: s.commands_processed,
+                            expired_keys: s.expired_keys,
+                            connected_clients: s.connected_clients as u64,
+                        };
+                        *sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                });
                 let task = tokio::spawn(async move {
                     if let Err(e) = store
                         .run(async move {
@@ -93,6 +115,21 @@ impl StoreLink {
             env,
             ini,
             running: std::sync::Mutex::new(running),
+            figures,
+        })
+    }
+
+    /// The embedded store's last figures, for the admin listener (`None` without one).
+    pub fn figures_source(&self) -> Option<isola_admin::StoreSource> {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        let f = self.figures.clone();
+        running.then(|| {
+            Box::new(move || f.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                as isola_admin::StoreSource
         })
     }
 

@@ -101,3 +101,32 @@ fn the_store_can_be_off() {
     assert_eq!(get(s.addr, "/where.php").text(), "none");
     assert!(s.stop().success());
 }
+
+#[test]
+fn store_figures_in_status_and_metrics() {
+    let (s, admin) = Server::with_admin("[pool]\nmax_children = 1\n");
+    std::fs::write(s.docroot.join("counter.php"), COUNTER).unwrap();
+    for _ in 0..3 {
+        assert_eq!(get(s.addr, "/counter.php").status, 200);
+    }
+    let t = std::time::Instant::now();
+    loop {
+        let j = get(admin, "/status").json();
+        if j["store"]["keys"] == 1 && j["store"]["commands_processed"].as_u64() >= Some(3) {
+            break;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "store figures: {}",
+            j["store"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let m = get(admin, "/metrics").text();
+    assert!(m.contains("isola_store_keys 1"), "{m}");
+    assert!(
+        m.contains("# TYPE isola_store_commands_total counter"),
+        "{m}"
+    );
+    assert!(s.stop().success());
+}

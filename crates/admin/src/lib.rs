@@ -44,8 +44,29 @@ pub struct SiteStatus {
 /// reload).
 pub type StatusSource = Box<dyn Fn() -> Vec<SiteStatus> + Send + Sync>;
 
+/// The embedded store's figures, as last sampled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreFigures {
+    /// Keys in all databases.
+    pub keys: u64,
+    /// Keys with a time to live.
+    pub expires: u64,
+    /// Rough bytes held by keys and values.
+    pub used_memory: u64,
+    /// Commands run since start.
+    pub commands_processed: u64,
+    /// Keys removed by expiry since start.
+    pub expired_keys: u64,
+    /// Open connections.
+    pub connected_clients: u64,
+}
+
+/// Where the store's figures come from (`None` inside: not sampled yet).
+pub type StoreSource = Box<dyn Fn() -> Option<StoreFigures> + Send + Sync>;
+
 struct Admin {
     status: StatusSource,
+    store: Option<StoreSource>,
     info: ServerInfo,
 }
 
@@ -53,10 +74,15 @@ struct Admin {
 pub async fn serve(
     listener: TcpListener,
     status: StatusSource,
+    store: Option<StoreSource>,
     info: ServerInfo,
     shutdown: impl Future<Output = ()>,
 ) {
-    let admin = Arc::new(Admin { status, info });
+    let admin = Arc::new(Admin {
+        status,
+        store,
+        info,
+    });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
@@ -159,6 +185,14 @@ impl Admin {
             "pool": first["pool"],
             "workers": first["workers"],
             "sites": all,
+            "store": self.store_figures().map(|f| serde_json::json!({
+                "keys": f.keys,
+                "expires": f.expires,
+                "used_memory_bytes": f.used_memory,
+                "commands_processed": f.commands_processed,
+                "expired_keys": f.expired_keys,
+                "connected_clients": f.connected_clients,
+            })),
         })
     }
 
@@ -333,6 +367,48 @@ impl Admin {
                 );
             }
         }
+        if let Some(f) = self.store_figures() {
+            for (name, kind, help, v) in [
+                (
+                    "isola_store_keys",
+                    "gauge",
+                    "Keys in the embedded store.",
+                    f.keys,
+                ),
+                (
+                    "isola_store_keys_with_ttl",
+                    "gauge",
+                    "Keys with a time to live.",
+                    f.expires,
+                ),
+                (
+                    "isola_store_used_memory_bytes",
+                    "gauge",
+                    "Rough bytes held by keys and values.",
+                    f.used_memory,
+                ),
+                (
+                    "isola_store_commands_total",
+                    "counter",
+                    "Commands run by the embedded store.",
+                    f.commands_processed,
+                ),
+                (
+                    "isola_store_expired_keys_total",
+                    "counter",
+                    "Keys removed by expiry.",
+                    f.expired_keys,
+                ),
+                (
+                    "isola_store_connected_clients",
+                    "gauge",
+                    "Open store connections.",
+                    f.connected_clients,
+                ),
+            ] {
+                let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            }
+        }
         let _ = writeln!(m, "# HELP isola_worker_crashes_total Worker deaths by signal.\n# TYPE isola_worker_crashes_total counter");
         for site in sites {
             for (sig, n) in &site.pool.crashes_by_signal {
@@ -352,6 +428,12 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+impl Admin {
+    fn store_figures(&self) -> Option<StoreFigures> {
+        self.store.as_ref().and_then(|f| f())
+    }
 }
 
 fn site_json(site: &SiteStatus) -> serde_json::Value {
