@@ -176,18 +176,26 @@ impl Value {
         }
     }
 
-    /// Rough heap footprint in bytes, for the used-memory figure.
+    /// Rough heap footprint in bytes, for the used-memory figure. Large aggregates are
+    /// extrapolated from their first elements so the figure stays cheap to compute.
     pub fn estimate_size(&self) -> usize {
         const OVERHEAD: usize = 48;
-        match self {
-            Value::Str(b) => b.len() + OVERHEAD,
-            Value::List(l) => l.iter().map(|b| b.len() + 16).sum::<usize>() + OVERHEAD,
-            Value::Hash(h) => {
-                h.iter().map(|(k, v)| k.len() + v.len() + 64).sum::<usize>() + OVERHEAD
-            }
-            Value::Set(s) => s.iter().map(|m| m.len() + 40).sum::<usize>() + OVERHEAD,
-            Value::ZSet(z) => z.scores.keys().map(|m| 2 * m.len() + 96).sum::<usize>() + OVERHEAD,
+        fn extrapolate<I: ExactSizeIterator>(it: I, each: impl Fn(I::Item) -> usize) -> usize {
+            const SAMPLE: usize = 32;
+            let len = it.len();
+            let (n, bytes) = it
+                .take(SAMPLE)
+                .fold((0usize, 0usize), |(n, b), x| (n + 1, b + each(x)));
+            (bytes * len).checked_div(n).unwrap_or(0)
         }
+        OVERHEAD
+            + match self {
+                Value::Str(b) => b.len(),
+                Value::List(l) => extrapolate(l.iter(), |b| b.len() + 16),
+                Value::Hash(h) => extrapolate(h.iter(), |(k, v)| k.len() + v.len() + 64),
+                Value::Set(s) => extrapolate(s.iter(), |m| m.len() + 40),
+                Value::ZSet(z) => extrapolate(z.scores.keys(), |m| 2 * m.len() + 96),
+            }
     }
 }
 

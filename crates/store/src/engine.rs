@@ -504,17 +504,30 @@ impl Engine {
         self.after_command();
     }
 
-    /// Counts per database and a rough memory figure (one pass over the keyspace).
+    /// Counts per database and a rough memory figure.
+    ///
+    /// Status pages poll this every second, so it must not walk the keyspace: memory is
+    /// extrapolated from the first entries of each database in hash order, which is an
+    /// arbitrary (effectively random) sample.
     pub fn keyspace_stats(&self) -> KeyspaceStats {
+        const SAMPLE: usize = 256;
+        let used_memory = self
+            .dbs
+            .iter()
+            .map(|d| {
+                let (n, bytes) = d
+                    .entries()
+                    .take(SAMPLE)
+                    .fold((0usize, 0usize), |(n, b), (k, e)| {
+                        (n + 1, b + k.len() + e.value.estimate_size())
+                    });
+                bytes.checked_div(n).unwrap_or(0) * d.len()
+            })
+            .sum();
         KeyspaceStats {
             keys: self.dbs.iter().map(Db::len).collect(),
             expires: self.dbs.iter().map(Db::volatile_len).collect(),
-            used_memory: self
-                .dbs
-                .iter()
-                .flat_map(|d| d.entries())
-                .map(|(k, e)| k.len() + e.value.estimate_size())
-                .sum(),
+            used_memory,
             expired_keys: self.expired_keys,
         }
     }

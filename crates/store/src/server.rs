@@ -137,7 +137,7 @@ impl std::fmt::Debug for StoreHandle {
 }
 
 impl StoreHandle {
-    /// Current figures (asks the executor; one pass over the keyspace for memory).
+    /// Current figures (asks the executor; cheap enough to poll every second).
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.tx
