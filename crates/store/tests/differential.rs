@@ -609,7 +609,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     ]
     .prop_map(str::to_owned);
     (
-        0usize..80,
+        0usize..106,
         key.clone(),
         key,
         val.clone(),
@@ -707,7 +707,33 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
                 76 => vec!["SMISMEMBER", &k, &v, &v2],
                 77 => vec!["HMGET", &k, &v, &v2],
                 78 => vec!["DECRBY", &k, &v],
-                _ => vec!["GETEX", &k, "PERSIST"],
+                79 => vec!["GETEX", &k, "PERSIST"],
+                80 => vec!["SETEX", &k, "1000", &v],
+                81 => vec!["MSET", &k, &v, &k2, &v2],
+                82 => vec!["MGET", &k, &k2, "c"],
+                83 => vec!["HKEYS", &k],
+                84 => vec!["HVALS", &k],
+                85 => vec!["HEXISTS", &k, &v],
+                86 => vec!["HSTRLEN", &k, &v],
+                87 => vec!["RPUSHX", &k, &v, &v2],
+                88 => vec!["LINSERT", &k, "AFTER", &v, &v2],
+                89 => vec!["ZADD", &k, "XX", "LT", "CH", &v, &v2],
+                90 => vec!["ZRANGE", &k, &v, &v2, "BYSCORE", "REV", "LIMIT", &i, &j],
+                91 => vec!["ZPOPMAX", &k, &i],
+                92 => vec!["ZSCORE", &k, &v],
+                93 => vec!["KEYS", "*"],
+                94 => vec!["SELECT", &i],
+                95 => vec!["SETNX", &k, &v],
+                96 => vec!["SCARD", &k],
+                97 => vec!["SUNION", &k, &k2],
+                98 => vec!["HINCRBY", &k, &v, &i],
+                99 => vec!["LPOS", &k, &v, "RANK", &i, "COUNT", &j],
+                100 => vec!["ZRANGE", &k, &i, &j, "REV", "WITHSCORES"],
+                101 => vec!["INCRBYFLOAT", &k, &v2],
+                102 => vec!["GETRANGE", &k, &j, &i],
+                103 => vec!["DBSIZE"],
+                104 => vec!["RENAME", &k2, &k],
+                _ => vec!["SET", &k, &v, "KEEPTTL", "GET"],
             };
             c.into_iter().map(str::to_owned).collect()
         })
@@ -731,6 +757,7 @@ fn random_sequences_match_redis() {
         p.check_line("DISCARD");
         p.check_line("UNWATCH");
         p.check_line("FLUSHALL");
+        p.check_line("SELECT 0");
         for c in &seq {
             let args: Vec<Vec<u8>> = c.iter().map(|s| s.as_bytes().to_vec()).collect();
             if let Some(m) = p.check(&args) {

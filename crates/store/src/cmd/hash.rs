@@ -183,10 +183,12 @@ pub fn hstrlen(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 /// `HSCAN key cursor [MATCH pattern] [COUNT n]`
 pub fn hscan(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let (cursor, o) = parse_scan(&a[1..], false)?;
+    // Redis's order: cursor, then the key, then the options (ignored for a missing key).
+    super::parse_cursor(&a[1])?;
     let Some(h) = get_hash(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
         return Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]));
     };
+    let (cursor, o) = parse_scan(&a[1..], false)?;
     let (next, page) = scan_page(h.iter(), cursor, o.count, |(k, _)| k.as_ref(), 128);
     let mut out = Vec::new();
     for (k, v) in page {

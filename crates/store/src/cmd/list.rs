@@ -276,13 +276,14 @@ pub fn lpos(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
                 return Err(err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"));
             }
         } else if is(&a[i], "count") && has_next {
-            let n = int_arg(&a[i + 1])?;
+            // Redis gives the range message for any bad COUNT, not only negative ones.
+            let n = int_arg(&a[i + 1]).map_err(|_| err("ERR COUNT can't be negative"))?;
             if n < 0 {
                 return Err(err("ERR COUNT can't be negative"));
             }
             count = Some(n);
         } else if is(&a[i], "maxlen") && has_next {
-            maxlen = int_arg(&a[i + 1])?;
+            maxlen = int_arg(&a[i + 1]).map_err(|_| err("ERR MAXLEN can't be negative"))?;
             if maxlen < 0 {
                 return Err(err("ERR MAXLEN can't be negative"));
             }

@@ -401,13 +401,18 @@ pub struct ScanOpts {
     pub type_: Option<Bytes>,
 }
 
-/// Parses the cursor and options of SCAN, HSCAN, SSCAN.
-pub fn parse_scan(args: &[Bytes], allow_type: bool) -> Result<(u64, ScanOpts), Reply> {
-    let cursor = std::str::from_utf8(&args[0])
+/// Parses a SCAN cursor (unsigned decimal).
+pub fn parse_cursor(b: &[u8]) -> Result<u64, Reply> {
+    std::str::from_utf8(b)
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .filter(|_| !args[0].starts_with(b"+"))
-        .ok_or_else(|| err("ERR invalid cursor"))?;
+        .filter(|_| !b.starts_with(b"+"))
+        .ok_or_else(|| err("ERR invalid cursor"))
+}
+
+/// Parses the cursor and options of SCAN, HSCAN, SSCAN.
+pub fn parse_scan(args: &[Bytes], allow_type: bool) -> Result<(u64, ScanOpts), Reply> {
+    let cursor = parse_cursor(&args[0])?;
     let mut o = ScanOpts {
         pattern: None,
         count: 10,

@@ -295,10 +295,12 @@ pub fn sdiffstore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 /// `SSCAN key cursor [MATCH pattern] [COUNT n]`
 pub fn sscan(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let (cursor, o) = parse_scan(&a[1..], false)?;
+    // Redis's order: cursor, then the key, then the options (ignored for a missing key).
+    super::parse_cursor(&a[1])?;
     let Some(s) = get_set(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
         return Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]));
     };
+    let (cursor, o) = parse_scan(&a[1..], false)?;
     let (next, page) = scan_page(s.iter(), cursor, o.count, |m| m.as_ref(), 128);
     let out = page
         .into_iter()
