@@ -171,7 +171,7 @@ async fn build(
 ) -> anyhow::Result<Settings> {
     let mut sites = Vec::with_capacity(cfg.sites.len());
     for (i, sc) in cfg.sites.iter().enumerate() {
-        match build_site(cfg, sc, runtime, &format!("pool-{generation}-{i}"), store).await {
+        match build_site(sc, runtime, &format!("pool-{generation}-{i}"), store).await {
             Ok(s) => sites.push(s),
             Err(e) => {
                 for s in sites {
@@ -208,7 +208,6 @@ async fn build(
 }
 
 async fn build_site(
-    cfg: &Config,
     sc: &SiteConfig,
     runtime: &Path,
     dir_name: &str,
@@ -269,7 +268,7 @@ async fn build_site(
         aliases: sc.aliases.clone(),
     });
     let limits = Limits {
-        max_body_size: cfg.server.max_body_size,
+        max_body_size: sc.max_body_size,
         body_memory_threshold: 1 << 20,
         body_idle_timeout: Duration::from_secs(60),
         request_terminate_timeout: p.request_terminate_timeout,

@@ -551,6 +551,44 @@ fn sites_are_chosen_by_host_and_each_has_its_own_pool() {
 }
 
 #[test]
+fn body_limits_are_per_site() {
+    let dir = tempfile::tempdir().unwrap();
+    for site in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(site)).unwrap();
+        std::fs::write(
+            dir.path().join(site).join("len.php"),
+            "<?php echo strlen(file_get_contents('php://input'));",
+        )
+        .unwrap();
+    }
+    let cfg = dir.path().join("isola.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nmax_body_size = \"1K\"\n[pool]\nmax_children = 1\n\
+         [[site]]\nserver_names = [\"a.test\"]\ndocroot = \"a\"\n\
+         [[site]]\nserver_names = [\"uploads.test\"]\ndocroot = \"b\"\nmax_body_size = \"1M\"\n",
+    )
+    .unwrap();
+    let root = dir.path().to_path_buf();
+    let s = Server::start_without_docroot(&root, &["--config", cfg.to_str().unwrap()], Some(dir));
+    let body = vec![b'x'; 10_000];
+    let post = |host: &str| {
+        let mut raw = format!(
+            "POST /len.php HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(&body);
+        http::raw_lenient(s.addr, &raw)
+    };
+    assert_eq!(post("a.test").status, 413);
+    let r = post("uploads.test");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "10000");
+    assert!(s.stop().success());
+}
+
+#[test]
 fn unknown_hosts_can_be_refused() {
     let (s, _) = two_sites("[server]\nunknown_host = \"421\"\n");
     assert_eq!(host_get(s.addr, "elsewhere.test", "/who.php").status, 421);

@@ -110,6 +110,8 @@ pub struct RawSite {
     pub cache_control: Option<Vec<RawCacheControl>>,
     /// URL prefixes served from other folders.
     pub alias: Option<Vec<RawAlias>>,
+    /// Largest request body accepted by this site.
+    pub max_body_size: Option<NumOrStr>,
     /// `[site.pool]`: this site's pool settings over `[pool]`.
     pub pool: Option<RawPool>,
     /// `[site.php]`: this site's PHP settings over `[php]`.

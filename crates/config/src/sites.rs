@@ -35,6 +35,8 @@ pub struct SiteConfig {
     pub cache_control: Vec<CacheRule>,
     /// URL prefixes served from other folders.
     pub aliases: Vec<(String, PathBuf)>,
+    /// Largest request body, bytes.
+    pub max_body_size: u64,
     /// The site's pool.
     pub pool: PoolSettings,
     /// The site's PHP settings.
@@ -63,6 +65,7 @@ impl SiteConfig {
             allow: s.allow.clone(),
             cache_control: s.cache_control.clone(),
             aliases: s.aliases.clone(),
+            max_body_size: s.max_body_size,
             pool: c.pool.clone(),
             php: c.php.clone(),
         }
@@ -91,6 +94,7 @@ const SITE_SERVER_KEYS: &[&str] = &[
     "allow",
     "cache_control",
     "alias",
+    "max_body_size",
 ];
 
 pub(crate) fn validate(
@@ -267,6 +271,7 @@ fn derive(top: &RawConfig, site: RawSite) -> Result<RawConfig, String> {
         allow: site.allow,
         cache_control: site.cache_control,
         alias: site.alias,
+        max_body_size: site.max_body_size,
         ..RawServer::default()
     };
     let mut d = top.clone();
@@ -337,7 +342,7 @@ mod tests {
             .validate(
                 "[server]\nfront_controller = \"app.php\"\nno_exec = [\"uploads\"]\n[pool]\nmax_children = 3\nmax_requests = 50\n\
                  [[site]]\nserver_names = [\"Example.COM\", \"*.example.com\"]\ndocroot = \"a\"\n\
-                 [[site]]\nserver_names = [\"other.test\"]\ndocroot = \"b\"\nfront_controller = \"\"\ndefault = true\n\
+                 [[site]]\nserver_names = [\"other.test\"]\ndocroot = \"b\"\nfront_controller = \"\"\ndefault = true\nmax_body_size = \"1G\"\n\
                  [site.pool]\nmax_children = 7\n[site.php]\nini = { memory_limit = \"256M\" }\nenv = { APP_ENV = \"prod\" }\n",
             )
             .unwrap();
@@ -352,6 +357,8 @@ mod tests {
         assert!(b.docroot.ends_with("b"));
         assert_eq!(b.front_controller, None);
         assert_eq!(b.pool.max_children, 7);
+        assert_eq!(b.max_body_size, 1 << 30);
+        assert_eq!(a.max_body_size, 100 << 20, "inherited default");
         assert_eq!(b.pool.max_requests, 50, "inherited");
         assert_eq!(b.php.ini["memory_limit"], "256M");
         assert_eq!(b.php.ini["display_errors"], "0", "ini merged by name");
