@@ -260,7 +260,7 @@ impl Engine {
             return Outcome::Reply(Reply::Simple("QUEUED"));
         }
         let mut ctx = self.ctx(client, false);
-        let reply = (spec.handler)(self, &mut ctx, &args[1..]).unwrap_or_else(|e| e);
+        let reply = self.call(spec, &mut ctx, &args);
         self.client_mut(client).db = ctx.db;
         self.after_command();
         if let Some(block) = ctx.block.take() {
@@ -271,6 +271,14 @@ impl Engine {
             return Outcome::Close(reply);
         }
         Outcome::Reply(reply)
+    }
+
+    /// Runs one command whose name, arity and permission were checked: the one place every
+    /// command passes through (direct, inside EXEC, and from scripts), so whatever must see
+    /// every executed command (the append-only log, memory limits) hooks in here.
+    /// `args` includes the command name.
+    pub(crate) fn call(&mut self, spec: &'static Spec, ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+        (spec.handler)(self, ctx, &args[1..]).unwrap_or_else(|e| e)
     }
 
     fn reject_in_multi(&mut self, client: ClientId, in_multi: bool, reply: Reply) -> Outcome {
@@ -303,7 +311,7 @@ impl Engine {
                 continue;
             };
             ctx.now = self.now();
-            let r = (spec.handler)(self, &mut ctx, &args[1..]).unwrap_or_else(|e| e);
+            let r = self.call(spec, &mut ctx, &args);
             replies.push(r);
         }
         self.client_mut(client).db = ctx.db;
