@@ -430,8 +430,10 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
     )?;
     lua.set_memory_limit(MEMORY_LIMIT)?;
     let g = lua.globals();
-    // Redis removes file access and printing from the base library.
-    for name in ["dofile", "loadfile", "print"] {
+    // Redis removes file access, printing and environment tampering from the base library.
+    for name in [
+        "dofile", "loadfile", "print", "getfenv", "setfenv", "newproxy",
+    ] {
         g.raw_set(name, Value::Nil)?;
     }
     g.raw_set("loadstring", lua.create_function(loadstring)?)?;
@@ -463,6 +465,7 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
     g.raw_set("pcall", pcall)?;
     let xpcall: Function = g.raw_get("xpcall")?;
     let handler = lua.create_function(message_handler)?;
+    g.raw_set("__redis__err__handler", handler.clone())?;
 
     // Read-only globals and libraries, as Redis 7.0's patched Lua has: scripts see proxies
     // whose writes fail, and reading an unknown global fails.
@@ -847,6 +850,20 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     r.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|_, a: MultiValue| {
+            let argv = to_argv(&a).map_err(|m| reply_error(error_text(m)))?;
+            let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+            if crate::cmd::COMMANDS.iter().any(|s| s.name == name) {
+                Ok(true)
+            } else {
+                Err(reply_error(
+                    "ERR Invalid command passed to redis.acl_check_cmd()".to_owned(),
+                ))
+            }
+        })?,
+    )?;
+    r.raw_set(
         "replicate_commands",
         lua.create_function(|_, _: MultiValue| Ok(true))?,
     )?;
@@ -979,75 +996,119 @@ fn c_int(n: f64) -> i64 {
     }
 }
 
-/// Lua value to Redis reply, as Redis documents it (RESP2).
-fn to_reply(v: &Value, depth: usize) -> Reply {
+/// What one Lua value becomes: a finished reply, or an array of the replies of its parts.
+enum Shape {
+    Leaf(Reply),
+    Node(Vec<Value>),
+}
+
+fn shape(v: &Value, depth: usize) -> Shape {
     match v {
-        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Boolean(true) => Reply::Int(1),
-        Value::Boolean(false) => Reply::Nil,
-        Value::Number(n) => Reply::Int(c_int(*n)),
-        Value::Integer(n) => Reply::Int(*n),
+        Value::String(s) => Shape::Leaf(Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes()))),
+        Value::Boolean(true) => Shape::Leaf(Reply::Int(1)),
+        Value::Boolean(false) => Shape::Leaf(Reply::Nil),
+        Value::Number(n) => Shape::Leaf(Reply::Int(c_int(*n))),
+        Value::Integer(n) => Shape::Leaf(Reply::Int(*n)),
         Value::Table(t) => {
             if depth >= MAX_REPLY_DEPTH {
-                return Reply::err("ERR reached lua stack limit");
+                return Shape::Leaf(Reply::err("ERR reached lua stack limit"));
             }
-            table_reply(t, depth).unwrap_or_else(|e| {
-                Reply::Error(format!("ERR {}", one_line(plain_message(&e).as_bytes())))
+            table_shape(t).unwrap_or_else(|e| {
+                Shape::Leaf(Reply::Error(format!(
+                    "ERR {}",
+                    one_line(plain_message(&e).as_bytes())
+                )))
             })
         }
-        _ => Reply::Nil,
+        _ => Shape::Leaf(Reply::Nil),
     }
 }
 
-fn table_reply(t: &Table, depth: usize) -> mlua::Result<Reply> {
+/// Lua value to Redis reply, as Redis documents it (RESP2). Nested tables are walked with an
+/// explicit stack, so a deep or self-referencing table cannot exhaust the thread's stack.
+fn to_reply(root: &Value) -> Reply {
+    let mut stack: Vec<(Vec<Reply>, std::vec::IntoIter<Value>)> = Vec::new();
+    let mut next = Some(root.clone());
+    loop {
+        if let Some(v) = next.take() {
+            match shape(&v, stack.len()) {
+                Shape::Leaf(r) => match stack.last_mut() {
+                    None => return r,
+                    Some((done, _)) => done.push(r),
+                },
+                Shape::Node(parts) => {
+                    stack.push((Vec::with_capacity(parts.len()), parts.into_iter()))
+                }
+            }
+        }
+        let Some((_, todo)) = stack.last_mut() else {
+            return Reply::Nil;
+        };
+        if let Some(v) = todo.next() {
+            next = Some(v);
+            continue;
+        }
+        let Some((done, _)) = stack.pop() else {
+            return Reply::Nil;
+        };
+        let r = Reply::Array(done);
+        match stack.last_mut() {
+            None => return r,
+            Some((parent, _)) => parent.push(r),
+        }
+    }
+}
+
+fn table_shape(t: &Table) -> mlua::Result<Shape> {
     if let Value::String(e) = t.raw_get::<Value>("err")? {
-        return Ok(Reply::Error(one_line(&e.as_bytes())));
+        return Ok(Shape::Leaf(Reply::Error(one_line(&e.as_bytes()))));
     }
     if let Value::String(s) = t.raw_get::<Value>("ok")? {
-        return Ok(Reply::Status(
+        return Ok(Shape::Leaf(Reply::Status(
             String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " "),
-        ));
+        )));
     }
     if let Value::Number(n) = t.raw_get::<Value>("double")? {
-        return Ok(Reply::Bulk(Bytes::from(fmt_double(n))));
+        return Ok(Shape::Leaf(Reply::Bulk(Bytes::from(fmt_double(n)))));
     }
     if let Value::String(s) = t.raw_get::<Value>("big_number")? {
         let s = String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " ");
-        return Ok(Reply::Bulk(Bytes::from(s)));
+        return Ok(Shape::Leaf(Reply::Bulk(Bytes::from(s))));
     }
     if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
         if let (Value::String(_), Value::String(s)) =
             (v.raw_get::<Value>("format")?, v.raw_get::<Value>("string")?)
         {
-            return Ok(Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())));
+            return Ok(Shape::Leaf(Reply::Bulk(Bytes::copy_from_slice(
+                &s.as_bytes(),
+            ))));
         }
     }
     if let Value::Table(m) = t.raw_get::<Value>("map")? {
-        let mut out = Vec::new();
+        let mut parts = Vec::new();
         for pair in m.pairs::<Value, Value>() {
             let (k, v) = pair?;
-            out.push(to_reply(&k, depth + 1));
-            out.push(to_reply(&v, depth + 1));
+            parts.push(k);
+            parts.push(v);
         }
-        return Ok(Reply::Array(out));
+        return Ok(Shape::Node(parts));
     }
     if let Value::Table(s) = t.raw_get::<Value>("set")? {
-        let mut out = Vec::new();
+        let mut parts = Vec::new();
         for pair in s.pairs::<Value, Value>() {
-            let (k, _) = pair?;
-            out.push(to_reply(&k, depth + 1));
+            parts.push(pair?.0);
         }
-        return Ok(Reply::Array(out));
+        return Ok(Shape::Node(parts));
     }
-    let mut out = Vec::new();
+    let mut parts = Vec::new();
     for i in 1.. {
         let v: Value = t.raw_get(i)?;
         if v.is_nil() {
             break;
         }
-        out.push(to_reply(&v, depth + 1));
+        parts.push(v);
     }
-    Ok(Reply::Array(out))
+    Ok(Shape::Node(parts))
 }
 
 /// The reply for a script that raised an error (the handler's table, or a bare message for
@@ -1171,7 +1232,7 @@ pub(crate) fn eval(
             let ok = matches!(it.next(), Some(Value::Boolean(true)));
             let v = it.next().unwrap_or(Value::Nil);
             if ok {
-                to_reply(&v, 0)
+                to_reply(&v)
             } else {
                 failure_reply(&v, &sha)
             }
