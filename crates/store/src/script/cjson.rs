@@ -6,7 +6,7 @@
 //! NaN and infinities, and refuses excessively sparse arrays. Nesting is bounded (1000 levels
 //! each way) so neither direction can exhaust the stack.
 
-use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 use super::{lua_error, type_name};
 use crate::cmd::fmt_g;
@@ -20,12 +20,12 @@ pub(crate) fn null() -> Value {
     Value::LightUserData(LightUserData(std::ptr::null_mut()))
 }
 
-/// Builds the `cjson` table.
-pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
+/// Builds the `cjson` table; `next` is the base library's, used to walk objects.
+pub(crate) fn module(lua: &Lua, next: Function) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set(
         "encode",
-        lua.create_function(|lua, a: MultiValue| {
+        lua.create_function(move |lua, a: MultiValue| {
             if a.len() != 1 {
                 return Err(lua_error(
                     lua,
@@ -33,7 +33,7 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
                 ));
             }
             let mut out = Vec::new();
-            encode(lua, &a[0], &mut out)?;
+            encode(lua, &next, &a[0], &mut out)?;
             Ok(Value::String(lua.create_string(&out)?))
         })?,
     )?;
@@ -100,37 +100,47 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// lua-cjson's array test over a table's pairs: every key a positive integer; returns the
-/// largest, or `None` for an object.
-fn array_length(lua: &Lua, pairs: &[(Value, Value)], v: &Value) -> mlua::Result<Option<usize>> {
+/// lua-cjson's array test: every key a positive integer; returns the largest, or `None` for
+/// an object.
+fn array_length(lua: &Lua, t: &Table, v: &Value) -> mlua::Result<Option<usize>> {
     let mut max = 0usize;
-    for (k, _) in pairs {
+    let mut items = 0usize;
+    let mut array = true;
+    t.for_each(|k: Value, _: Value| {
         let k = match k {
-            Value::Number(n) => *n,
-            Value::Integer(n) => *n as f64,
-            _ => return Ok(None),
+            Value::Number(n) => n,
+            Value::Integer(n) => n as f64,
+            _ => f64::NAN,
         };
-        if k.floor() != k || k < 1.0 {
-            return Ok(None);
+        if array && k.floor() == k && k >= 1.0 {
+            max = max.max(k as usize);
+            items += 1;
+        } else {
+            array = false;
         }
-        max = max.max(k as usize);
+        Ok(())
+    })?;
+    if !array {
+        return Ok(None);
     }
-    if max > pairs.len() * SPARSE_RATIO && max > SPARSE_SAFE {
+    if max > items * SPARSE_RATIO && max > SPARSE_SAFE {
         return Err(encode_error(lua, v, "excessively sparse array"));
     }
     Ok(Some(max))
 }
 
-/// A table being written: its entries (keys are `Nil` for arrays) and the next one.
-struct Frame {
-    array: bool,
-    items: Vec<(Value, Value)>,
-    next: usize,
+/// A table being written. Only the table and the position are held: every value held from
+/// Rust takes a slot of a bounded stack, so a table of any size must never be collected.
+enum Frame {
+    /// Elements `1..=len`; `i` is the next one.
+    Array(Table, usize, usize),
+    /// Entries in `next` order after `key`; `first` until one was written.
+    Object(Table, Value, bool),
 }
 
 /// Encodes with an explicit stack: nesting is bounded by [`MAX_DEPTH`], not by the thread's
 /// stack.
-fn encode(lua: &Lua, root: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
+fn encode(lua: &Lua, next: &Function, root: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut pending = Some(root.clone());
     loop {
@@ -144,32 +154,16 @@ fn encode(lua: &Lua, root: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
                             &format!("Cannot serialise, excessive nesting ({depth})"),
                         ));
                     }
-                    let pairs = t
-                        .pairs::<Value, Value>()
-                        .collect::<mlua::Result<Vec<_>>>()?;
-                    let frame = match array_length(lua, &pairs, &v)? {
+                    match array_length(lua, t, &v)? {
                         Some(len) if len > 0 => {
                             out.push(b'[');
-                            let mut items = Vec::with_capacity(len);
-                            for i in 1..=len {
-                                items.push((Value::Nil, t.raw_get::<Value>(i)?));
-                            }
-                            Frame {
-                                array: true,
-                                items,
-                                next: 0,
-                            }
+                            stack.push(Frame::Array(t.clone(), 1, len));
                         }
                         _ => {
                             out.push(b'{');
-                            Frame {
-                                array: false,
-                                items: pairs,
-                                next: 0,
-                            }
+                            stack.push(Frame::Object(t.clone(), Value::Nil, true));
                         }
-                    };
-                    stack.push(frame);
+                    }
                 }
                 v => encode_scalar(lua, v, out)?,
             }
@@ -177,42 +171,57 @@ fn encode(lua: &Lua, root: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
         let Some(top) = stack.last_mut() else {
             return Ok(());
         };
-        if top.next == top.items.len() {
-            out.push(if top.array { b']' } else { b'}' });
-            stack.pop();
-            continue;
-        }
-        if top.next > 0 {
-            out.push(b',');
-        }
-        let (k, v) = top.items[top.next].clone();
-        top.next += 1;
-        if !top.array {
-            match &k {
-                Value::Number(n) => {
-                    out.push(b'"');
-                    encode_number(lua, &k, *n, out)?;
-                    out.extend_from_slice(b"\":");
+        match top {
+            Frame::Array(t, i, len) => {
+                if *i > *len {
+                    out.push(b']');
+                    stack.pop();
+                    continue;
                 }
-                Value::Integer(n) => {
-                    out.push(b'"');
-                    encode_number(lua, &k, *n as f64, out)?;
-                    out.extend_from_slice(b"\":");
+                if *i > 1 {
+                    out.push(b',');
                 }
-                Value::String(s) => {
-                    encode_string(&s.as_bytes(), out);
-                    out.push(b':');
+                pending = Some(t.raw_get::<Value>(*i)?);
+                *i += 1;
+            }
+            Frame::Object(t, key, first) => {
+                let (k, v): (Value, Value) = next.call((t.clone(), key.clone()))?;
+                if k.is_nil() {
+                    out.push(b'}');
+                    stack.pop();
+                    continue;
                 }
-                _ => {
-                    return Err(encode_error(
-                        lua,
-                        &k,
-                        "table key must be a number or string",
-                    ))
+                if !*first {
+                    out.push(b',');
                 }
+                *first = false;
+                match &k {
+                    Value::Number(n) => {
+                        out.push(b'"');
+                        encode_number(lua, &k, *n, out)?;
+                        out.extend_from_slice(b"\":");
+                    }
+                    Value::Integer(n) => {
+                        out.push(b'"');
+                        encode_number(lua, &k, *n as f64, out)?;
+                        out.extend_from_slice(b"\":");
+                    }
+                    Value::String(s) => {
+                        encode_string(&s.as_bytes(), out);
+                        out.push(b':');
+                    }
+                    _ => {
+                        return Err(encode_error(
+                            lua,
+                            &k,
+                            "table key must be a number or string",
+                        ))
+                    }
+                }
+                *key = k;
+                pending = Some(v);
             }
         }
-        pending = Some(v);
     }
 }
 

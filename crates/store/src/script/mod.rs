@@ -233,10 +233,10 @@ impl Rand {
     }
 }
 
-/// A compiled script.
-#[derive(Clone)]
+/// Flags of a compiled script; the function itself lives in the Lua state (`f_<sha>` in
+/// [`State::funcs`]), because every handle held from Rust takes a slot of a bounded stack.
+#[derive(Clone, Copy)]
 struct Script {
-    func: Function,
     /// No shebang: Redis's compatibility mode (writes allowed, flags unchecked).
     compat: bool,
     /// `#!lua flags=no-writes`.
@@ -248,10 +248,14 @@ struct State {
     lua: Lua,
     xpcall: Function,
     handler: Function,
+    /// The base library's `next`, to walk tables without collecting their values.
+    next: Function,
     /// The real `redis` table (scripts see it through a read-only proxy).
     redis: Table,
     /// The real globals (scripts see them through a read-only proxy).
     globals: Table,
+    /// Compiled scripts by `f_<sha>`, like Redis's registry entries.
+    funcs: Table,
     scripts: HashMap<String, Script>,
     runs: u64,
 }
@@ -342,6 +346,9 @@ impl Scripting {
                 "store: script cache full, dropping every cached script"
             );
             state.scripts.clear();
+            state.funcs = state.lua.create_table().map_err(|e| {
+                Reply::Error(format!("ERR {}", one_line(plain_message(&e).as_bytes())))
+            })?;
             let _ = state.lua.gc_collect();
         }
         // The shebang line is cut but its newline kept, so line numbers stay right.
@@ -357,12 +364,12 @@ impl Scripting {
                     one_line(plain_message(&e).as_bytes())
                 ))
             })?;
-        let script = Script {
-            func,
-            compat,
-            no_writes,
-        };
-        state.scripts.insert(sha.to_owned(), script.clone());
+        state
+            .funcs
+            .raw_set(format!("f_{sha}"), func)
+            .map_err(|e| Reply::Error(format!("ERR {}", one_line(plain_message(&e).as_bytes()))))?;
+        let script = Script { compat, no_writes };
+        state.scripts.insert(sha.to_owned(), script);
         Ok(script)
     }
 }
@@ -438,7 +445,7 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
     }
     g.raw_set("loadstring", lua.create_function(loadstring)?)?;
     g.raw_set("load", lua.create_function(load)?)?;
-    g.raw_set("cjson", cjson::module(&lua)?)?;
+    g.raw_set("cjson", cjson::module(&lua, g.raw_get("next")?)?)?;
     g.raw_set("bit", bit::module(&lua)?)?;
     let redis = redis_table(&lua)?;
     g.raw_set("redis", redis.clone())?;
@@ -464,6 +471,7 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
         .call((rawpcall, conv))?;
     g.raw_set("pcall", pcall)?;
     let xpcall: Function = g.raw_get("xpcall")?;
+    let next: Function = g.raw_get("next")?;
     let handler = lua.create_function(message_handler)?;
     g.raw_set("__redis__err__handler", handler.clone())?;
 
@@ -501,12 +509,15 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
     g.raw_set("_G", visible.clone())?;
     lua.set_globals(visible)?;
     install_hook(&lua, dog, HOOK_EVERY)?;
+    let funcs = lua.create_table()?;
     Ok(State {
         lua,
         xpcall,
         handler,
+        next,
         redis,
         globals: g,
+        funcs,
         scripts: HashMap::new(),
         runs: 0,
     })
@@ -999,7 +1010,51 @@ fn c_int(n: f64) -> i64 {
 /// What one Lua value becomes: a finished reply, or an array of the replies of its parts.
 enum Shape {
     Leaf(Reply),
-    Node(Vec<Value>),
+    Node(Parts),
+}
+
+/// The parts of an array reply still to convert. Only the table and the current position are
+/// held: every value held from Rust takes a slot of a bounded stack, so a reply of any size
+/// must never be collected into a list of Lua values.
+enum Parts {
+    /// Elements `t[i]`, `t[i+1]`, ... up to the first nil.
+    Array(Table, usize),
+    /// Key, value, key, value... in `next` order; the value of the current key is pending.
+    Map(Table, Value, Option<Value>),
+    /// Keys in `next` order.
+    Set(Table, Value),
+}
+
+impl Parts {
+    fn next(&mut self, next: &Function) -> mlua::Result<Option<Value>> {
+        match self {
+            Parts::Array(t, i) => {
+                let v: Value = t.raw_get(*i)?;
+                *i += 1;
+                Ok((!v.is_nil()).then_some(v))
+            }
+            Parts::Map(t, key, pending) => {
+                if let Some(v) = pending.take() {
+                    return Ok(Some(v));
+                }
+                let (k, v): (Value, Value) = next.call((t.clone(), key.clone()))?;
+                if k.is_nil() {
+                    return Ok(None);
+                }
+                *key = k.clone();
+                *pending = Some(v);
+                Ok(Some(k))
+            }
+            Parts::Set(t, key) => {
+                let (k, _): (Value, Value) = next.call((t.clone(), key.clone()))?;
+                if k.is_nil() {
+                    return Ok(None);
+                }
+                *key = k.clone();
+                Ok(Some(k))
+            }
+        }
+    }
 }
 
 fn shape(v: &Value, depth: usize) -> Shape {
@@ -1013,40 +1068,41 @@ fn shape(v: &Value, depth: usize) -> Shape {
             if depth >= MAX_REPLY_DEPTH {
                 return Shape::Leaf(Reply::err("ERR reached lua stack limit"));
             }
-            table_shape(t).unwrap_or_else(|e| {
-                Shape::Leaf(Reply::Error(format!(
-                    "ERR {}",
-                    one_line(plain_message(&e).as_bytes())
-                )))
-            })
+            table_shape(t).unwrap_or_else(|e| Shape::Leaf(lua_failure(&e)))
         }
         _ => Shape::Leaf(Reply::Nil),
     }
 }
 
+fn lua_failure(e: &mlua::Error) -> Reply {
+    Reply::Error(format!("ERR {}", one_line(plain_message(e).as_bytes())))
+}
+
 /// Lua value to Redis reply, as Redis documents it (RESP2). Nested tables are walked with an
 /// explicit stack, so a deep or self-referencing table cannot exhaust the thread's stack.
-fn to_reply(root: &Value) -> Reply {
-    let mut stack: Vec<(Vec<Reply>, std::vec::IntoIter<Value>)> = Vec::new();
-    let mut next = Some(root.clone());
+fn to_reply(root: &Value, next: &Function) -> Reply {
+    let mut stack: Vec<(Vec<Reply>, Parts)> = Vec::new();
+    let mut pending = Some(root.clone());
     loop {
-        if let Some(v) = next.take() {
+        if let Some(v) = pending.take() {
             match shape(&v, stack.len()) {
                 Shape::Leaf(r) => match stack.last_mut() {
                     None => return r,
                     Some((done, _)) => done.push(r),
                 },
-                Shape::Node(parts) => {
-                    stack.push((Vec::with_capacity(parts.len()), parts.into_iter()))
-                }
+                Shape::Node(parts) => stack.push((Vec::new(), parts)),
             }
         }
-        let Some((_, todo)) = stack.last_mut() else {
+        let Some((done, parts)) = stack.last_mut() else {
             return Reply::Nil;
         };
-        if let Some(v) = todo.next() {
-            next = Some(v);
-            continue;
+        match parts.next(next) {
+            Ok(Some(v)) => {
+                pending = Some(v);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => done.push(lua_failure(&e)),
         }
         let Some((done, _)) = stack.pop() else {
             return Reply::Nil;
@@ -1085,30 +1141,12 @@ fn table_shape(t: &Table) -> mlua::Result<Shape> {
         }
     }
     if let Value::Table(m) = t.raw_get::<Value>("map")? {
-        let mut parts = Vec::new();
-        for pair in m.pairs::<Value, Value>() {
-            let (k, v) = pair?;
-            parts.push(k);
-            parts.push(v);
-        }
-        return Ok(Shape::Node(parts));
+        return Ok(Shape::Node(Parts::Map(m, Value::Nil, None)));
     }
     if let Value::Table(s) = t.raw_get::<Value>("set")? {
-        let mut parts = Vec::new();
-        for pair in s.pairs::<Value, Value>() {
-            parts.push(pair?.0);
-        }
-        return Ok(Shape::Node(parts));
+        return Ok(Shape::Node(Parts::Set(s, Value::Nil)));
     }
-    let mut parts = Vec::new();
-    for i in 1.. {
-        let v: Value = t.raw_get(i)?;
-        if v.is_nil() {
-            break;
-        }
-        parts.push(v);
-    }
-    Ok(Shape::Node(parts))
+    Ok(Shape::Node(Parts::Array(t.clone(), 1)))
 }
 
 /// The reply for a script that raised an error (the handler's table, or a bare message for
@@ -1163,7 +1201,7 @@ pub(crate) fn eval(
         sha1hex(script)
     };
     let cached = match e.scripting.state() {
-        Ok(s) => s.scripts.get(&sha).cloned(),
+        Ok(s) => s.scripts.get(&sha).copied(),
         Err(r) => return r,
     };
     let compiled = match cached {
@@ -1178,6 +1216,28 @@ pub(crate) fn eval(
         return Reply::err("ERR Can not execute a script with write flag using *_ro command.");
     }
     let read_only = ro || (!compiled.compat && compiled.no_writes);
+    // mlua turns some misuse into panics (for one, a call with more values than its
+    // reference stack holds); a script must not take the executor down with it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_script(e, ctx, &sha, read_only, keys, args)
+    }));
+    outcome.unwrap_or_else(|_| {
+        tracing::error!(script = %sha, "store: the Lua interpreter failed; script cache reset");
+        e.scripting.flush();
+        Reply::Error(format!(
+            "ERR Error running script {sha}, the interpreter failed and the script cache was reset"
+        ))
+    })
+}
+
+fn run_script(
+    e: &mut Engine,
+    ctx: &Ctx,
+    sha: &str,
+    read_only: bool,
+    keys: &[Bytes],
+    args: &[Bytes],
+) -> Reply {
     let limit = e.scripting.time_limit;
     let dog = e.scripting.dog.clone();
     let Some(st) = e.scripting.state.as_mut() else {
@@ -1185,6 +1245,7 @@ pub(crate) fn eval(
     };
     st.runs += 1;
     let collect = st.runs % 50 == 0;
+    let next = st.next.clone();
     let (lua, xpcall, handler, redis, globals) = (
         st.lua.clone(),
         st.xpcall.clone(),
@@ -1192,6 +1253,15 @@ pub(crate) fn eval(
         st.redis.clone(),
         st.globals.clone(),
     );
+    let func = match st.funcs.raw_get::<Function>(format!("f_{sha}")) {
+        Ok(f) => f,
+        Err(err) => {
+            return Reply::Error(format!(
+                "ERR Error running script {sha}, {}",
+                one_line(plain_message(&err).as_bytes())
+            ))
+        }
+    };
     let run = RefCell::new(Run {
         engine: e,
         ctx: Ctx {
@@ -1213,7 +1283,7 @@ pub(crate) fn eval(
             let pcall = scope.create_function(|lua, a: MultiValue| command(lua, &run, a, false))?;
             redis.raw_set("call", call)?;
             redis.raw_set("pcall", pcall)?;
-            xpcall.call::<MultiValue>((compiled.func.clone(), handler.clone()))
+            xpcall.call::<MultiValue>((func, handler.clone()))
         });
         dog.set(None);
         if dog.killed.swap(false, Ordering::Relaxed) {
@@ -1232,14 +1302,187 @@ pub(crate) fn eval(
             let ok = matches!(it.next(), Some(Value::Boolean(true)));
             let v = it.next().unwrap_or(Value::Nil);
             if ok {
-                to_reply(&v)
+                to_reply(&v, &next)
             } else {
-                failure_reply(&v, &sha)
+                failure_reply(&v, sha)
             }
         }
         Err(err) => Reply::Error(format!(
             "ERR Error running script {sha}, {}",
             one_line(plain_message(&err).as_bytes())
         )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::db::ManualClock;
+    use crate::engine::tests::reply;
+    use crate::engine::{Engine, EngineConfig};
+
+    fn engine(limit: Duration) -> Engine {
+        Engine::new(EngineConfig {
+            requirepass: None,
+            clock: ManualClock::new(1_000_000) as Arc<_>,
+            max_bulk_len: 512 * 1024 * 1024,
+            script_time_limit: limit,
+        })
+    }
+
+    fn assert_killed(r: &str) {
+        assert!(
+            r.starts_with("-ERR Script killed: it ran longer than the script time limit"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn runaway_script_is_stopped_and_the_store_goes_on() {
+        let mut e = engine(Duration::from_millis(200));
+        let start = Instant::now();
+        assert_killed(&reply(&mut e, 1, "EVAL \"while true do end\" 0"));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(reply(&mut e, 2, "SET k v"), "+OK\r\n");
+        assert_eq!(
+            reply(&mut e, 1, "EVAL \"return redis.call('get', 'k')\" 0"),
+            "$1\r\nv\r\n"
+        );
+        // Catching the error does not let a script go on.
+        assert_killed(&reply(
+            &mut e,
+            1,
+            "EVAL \"while true do pcall(function() while true do end end) end\" 0",
+        ));
+        assert_killed(&reply(
+            &mut e,
+            1,
+            "EVAL \"local f = function() while true do end end while true do xpcall(f, function(e) return e end) end\" 0",
+        ));
+        // Coroutines inherit the hook.
+        assert_killed(&reply(
+            &mut e,
+            1,
+            "EVAL \"local co = coroutine.create(function() while true do end end) while true do coroutine.resume(co) end\" 0",
+        ));
+        assert_eq!(reply(&mut e, 1, "EVAL \"return 1\" 0"), ":1\r\n");
+        assert_eq!(
+            reply(&mut e, 1, "SCRIPT KILL"),
+            "-NOTBUSY No scripts in execution right now.\r\n"
+        );
+    }
+
+    #[test]
+    fn script_memory_is_bounded() {
+        let mut e = engine(Duration::from_secs(30));
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 4096) .. i end\" 0",
+        );
+        assert!(r.contains("not enough memory"), "{r}");
+        assert_eq!(
+            reply(&mut e, 1, "EVAL \"return 'still here'\" 0"),
+            "$10\r\nstill here\r\n"
+        );
+        assert!(e.scripting.used_memory() < super::MEMORY_LIMIT);
+    }
+
+    #[test]
+    fn self_referencing_values_do_not_overflow() {
+        let mut e = engine(Duration::from_secs(5));
+        let r = reply(&mut e, 1, "EVAL \"local t = {} t[1] = t return t\" 0");
+        assert!(
+            r.ends_with("-ERR reached lua stack limit\r\n"),
+            "{}",
+            &r[r.len() - 60..]
+        );
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local t = {} t.a = t return cjson.encode(t)\" 0",
+        );
+        assert!(
+            r.contains("Cannot serialise, excessive nesting (1001)"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn large_values_cross_without_exhausting_references() {
+        let mut e = engine(Duration::from_secs(30));
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"for i = 1, 20000 do redis.call('rpush', 'big', i) end return #redis.call('lrange', 'big', 0, -1)\" 0",
+        );
+        assert_eq!(r, ":20000\r\n");
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"return redis.call('lrange', 'big', 0, -1)\" 0",
+        );
+        assert!(r.starts_with("*20000\r\n"), "{}", &r[..20]);
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local t, o = {}, {} for i = 1, 20000 do t[i] = i o['k' .. i] = i end return {#cjson.encode(t), #cjson.encode(o), #cjson.decode(cjson.encode(t))}\" 0",
+        );
+        assert_eq!(r, "*3\r\n:108895\r\n:277789\r\n:20000\r\n");
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local m = {} for i = 1, 20000 do m['k' .. i] = i end return {map = m}\" 0",
+        );
+        assert!(r.starts_with("*40000\r\n"), "{}", &r[..20]);
+        // Close to Lua's own limit on the number of values a call can take.
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local t = {} for i = 1, 7990 do t[i] = 'k' .. i end return redis.call('del', unpack(t))\" 0",
+        );
+        assert!(r.starts_with(':') || r.starts_with('-'), "{r}");
+        assert_eq!(
+            reply(&mut e, 1, "EVAL \"return 'alive'\" 0"),
+            "$5\r\nalive\r\n"
+        );
+    }
+
+    #[test]
+    fn script_cache_is_bounded() {
+        let mut e = engine(Duration::from_secs(5));
+        for i in 0..=super::MAX_SCRIPTS {
+            let r = reply(&mut e, 1, &format!("SCRIPT LOAD \"return {i}\""));
+            assert!(r.starts_with("$40\r\n"), "{r}");
+        }
+        assert!(e.scripting.cached() <= super::MAX_SCRIPTS);
+        let last = super::sha1hex(format!("return {}", super::MAX_SCRIPTS).as_bytes());
+        assert_eq!(
+            reply(&mut e, 1, &format!("SCRIPT EXISTS {last}")),
+            "*1\r\n:1\r\n"
+        );
+        assert_eq!(reply(&mut e, 1, "SCRIPT FLUSH"), "+OK\r\n");
+        assert_eq!(e.scripting.cached(), 0);
+        assert_eq!(e.scripting.used_memory(), 0);
+    }
+
+    #[test]
+    fn scripts_see_the_command_time_and_their_own_database() {
+        let mut e = engine(Duration::from_secs(5));
+        reply(&mut e, 1, "SELECT 2");
+        assert_eq!(
+            reply(
+                &mut e,
+                1,
+                "EVAL \"redis.call('select', 3) return redis.call('set', 'x', 1)\" 0"
+            ),
+            "+OK\r\n"
+        );
+        assert_eq!(reply(&mut e, 1, "EXISTS x"), ":0\r\n");
+        reply(&mut e, 1, "SELECT 3");
+        assert_eq!(reply(&mut e, 1, "EXISTS x"), ":1\r\n");
     }
 }
