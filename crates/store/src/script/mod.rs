@@ -337,7 +337,7 @@ impl Scripting {
     fn compile(&mut self, sha: &str, body: &[u8]) -> Result<Script, Reply> {
         let state = self.state()?;
         if let Some(s) = state.scripts.get(sha) {
-            return Ok(s.clone());
+            return Ok(*s);
         }
         let (skip, compat, no_writes) = shebang(body)?;
         if state.scripts.len() >= MAX_SCRIPTS || state.lua.used_memory() > MEMORY_LIMIT / 2 {
