@@ -10,7 +10,7 @@
 //! values both ways with Redis's rules.
 //!
 //! A script reaches the keyspace only through `redis.call`/`redis.pcall`, which run each
-//! command through [`Engine::call`] like any other; this module never reads or writes keys
+//! command through `Engine::call` like any other; this module never reads or writes keys
 //! itself, and never lets a script block, start a transaction or run another script.
 
 pub(crate) mod bit;
