@@ -493,6 +493,12 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
             g.raw_set(name, proxy(&lua, t, &readonly)?)?;
         }
     }
+    // Strings find their methods through their metatable: point it at the proxy, and hand
+    // scripts a read-only view of the metatable itself.
+    let string_meta: Table = lua.load("return getmetatable('')").eval()?;
+    string_meta.raw_set("__index", g.raw_get::<Value>("string")?)?;
+    let meta_view = proxy(&lua, string_meta.clone(), &readonly)?;
+    string_meta.raw_set("__metatable", meta_view)?;
     let missing = lua.create_function(|lua, (_, k): (Value, Value)| -> mlua::Result<()> {
         Err(lua_error(
             lua,
@@ -1292,9 +1298,14 @@ fn run_script(
         }
         out
     })();
+    // A script may have stopped the collector; later scripts must not pay for it.
+    lua.gc_restart();
     // Redis steps the collector every 50 runs so a full cycle never lands on one script.
     if collect {
         let _ = lua.gc_step();
+    }
+    if lua.used_memory() > MEMORY_LIMIT / 2 {
+        let _ = lua.gc_collect();
     }
     match result {
         Ok(values) => {
