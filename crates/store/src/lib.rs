@@ -51,6 +51,7 @@
 //! - read-only globals and library tables are proxies: `pairs(_G)` or `pairs(string)` yield
 //!   nothing and `rawset` on them is not refused; a script error table without `err` answers
 //!   `ERR unknown error` (Redis crashes); binary chunks are refused by `loadstring`/`load`;
+//!   `collectgarbage("stop")` does nothing (a stopped collector would outlive the script);
 //! - no `struct` or `cmsgpack` libraries, no `cjson` settings functions (`cjson.new`,
 //!   `cjson.encode_max_depth`, ...), `redis.setresp(3)` is refused (RESP2 only), SCRIPT DEBUG
 //!   is refused and `redis.breakpoint`/`redis.debug` do nothing; `redis.log` writes to

@@ -257,7 +257,6 @@ struct State {
     /// Compiled scripts by `f_<sha>`, like Redis's registry entries.
     funcs: Table,
     scripts: HashMap<String, Script>,
-    runs: u64,
 }
 
 /// Scripting state of one engine.
@@ -444,6 +443,54 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
         g.raw_set(name, Value::Nil)?;
     }
     g.raw_set("loadstring", lua.create_function(loadstring)?)?;
+    let collect: Function = g.raw_get("collectgarbage")?;
+    g.raw_set(
+        "collectgarbage",
+        lua.create_function(move |lua, a: MultiValue| {
+            // A stopped collector would outlive the script and starve every later one.
+            if matches!(a.front(), Some(Value::String(s)) if s.as_bytes().as_ref() == b"stop") {
+                return Ok(MultiValue::from_iter([Value::Number(0.0)]));
+            }
+            let opt = match a.front() {
+                None | Some(Value::Nil) => b"collect".to_vec(),
+                Some(v @ (Value::String(_) | Value::Number(_) | Value::Integer(_))) => {
+                    lua_tostring(v)
+                }
+                Some(v) => {
+                    return Err(lua_error(
+                        lua,
+                        &format!(
+                            "bad argument #1 to 'collectgarbage' (string expected, got {})",
+                            type_name(v)
+                        ),
+                    ))
+                }
+            };
+            const OPTIONS: [&[u8]; 7] = [
+                b"stop",
+                b"restart",
+                b"collect",
+                b"count",
+                b"step",
+                b"setpause",
+                b"setstepmul",
+            ];
+            if !OPTIONS.contains(&opt.as_slice()) {
+                return Err(lua_error(
+                    lua,
+                    &format!(
+                        "bad argument #1 to 'collectgarbage' (invalid option '{}')",
+                        String::from_utf8_lossy(&opt)
+                    ),
+                ));
+            }
+            collect.call::<MultiValue>(a).map_err(|e| {
+                let msg = plain_message(&e);
+                let first = msg.lines().next().unwrap_or_default();
+                lua_error(lua, &first.replace("to '?'", "to 'collectgarbage'"))
+            })
+        })?,
+    )?;
     g.raw_set("load", lua.create_function(load)?)?;
     g.raw_set("cjson", cjson::module(&lua, g.raw_get("next")?)?)?;
     g.raw_set("bit", bit::module(&lua)?)?;
@@ -525,7 +572,6 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
         globals: g,
         funcs,
         scripts: HashMap::new(),
-        runs: 0,
     })
 }
 
@@ -1249,8 +1295,6 @@ fn run_script(
     let Some(st) = e.scripting.state.as_mut() else {
         return Reply::err("ERR the Lua state is gone");
     };
-    st.runs += 1;
-    let collect = st.runs % 50 == 0;
     let next = st.next.clone();
     let (lua, xpcall, handler, redis, globals) = (
         st.lua.clone(),
@@ -1298,15 +1342,15 @@ fn run_script(
         }
         out
     })();
-    // A script may have stopped the collector; later scripts must not pay for it.
-    lua.gc_restart();
-    // Redis steps the collector every 50 runs so a full cycle never lands on one script.
-    if collect {
-        let _ = lua.gc_step();
-    }
-    if lua.used_memory() > MEMORY_LIMIT / 2 {
+    let used = lua.used_memory();
+    if used > MEMORY_LIMIT / 2 {
         let _ = lua.gc_collect();
     }
+    // Lua starts a cycle when the heap doubles; with the small heap scripts usually leave,
+    // that is a full mark of the libraries every few dozen runs. Let small heaps grow to a
+    // fixed budget (well under the cap) before the next cycle instead.
+    let pause = (MEMORY_LIMIT / 8 * 100 / used.max(1)).clamp(200, 1000);
+    lua.gc_set_pause(pause as std::ffi::c_int);
     match result {
         Ok(values) => {
             let mut it = values.into_iter();
