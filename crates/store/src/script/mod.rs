@@ -351,18 +351,18 @@ impl Scripting {
             let _ = state.lua.gc_collect();
         }
         // The shebang line is cut but its newline kept, so line numbers stay right.
-        let func = state
-            .lua
-            .load(&body[skip..])
-            .set_name("@user_script")
-            .set_mode(ChunkMode::Text)
-            .into_function()
-            .map_err(|e| {
-                Reply::Error(format!(
-                    "ERR Error compiling script (new function): {}",
-                    one_line(plain_message(&e).as_bytes())
-                ))
-            })?;
+        let func = limited(&state.lua, |lua| {
+            lua.load(&body[skip..])
+                .set_name("@user_script")
+                .set_mode(ChunkMode::Text)
+                .into_function()
+        })
+        .map_err(|e| {
+            Reply::Error(format!(
+                "ERR Error compiling script (new function): {}",
+                one_line(plain_message(&e).as_bytes())
+            ))
+        })?;
         state
             .funcs
             .raw_set(format!("f_{sha}"), func)
@@ -371,6 +371,19 @@ impl Scripting {
         state.scripts.insert(sha.to_owned(), script);
         Ok(script)
     }
+}
+
+/// Runs `f` with the Lua heap capped at [`MEMORY_LIMIT`].
+///
+/// The cap is on only while script code runs or compiles: with a cap, every allocation the
+/// host makes (each string and table for KEYS, ARGV and replies) has to go through a
+/// protected call, which made the setup of a run cost more than the run itself. What the
+/// host allocates outside is bounded by the request the store already accepted.
+fn limited<R>(lua: &Lua, f: impl FnOnce(&Lua) -> mlua::Result<R>) -> mlua::Result<R> {
+    lua.set_memory_limit(MEMORY_LIMIT)?;
+    let r = f(lua);
+    lua.set_memory_limit(0)?;
+    r
 }
 
 /// SHA1 of a script body in lowercase hex, as Redis names scripts.
@@ -434,7 +447,6 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
         StdLib::TABLE | StdLib::STRING | StdLib::MATH,
         LuaOptions::new(),
     )?;
-    lua.set_memory_limit(MEMORY_LIMIT)?;
     let g = lua.globals();
     // Redis removes file access, printing and environment tampering from the base library.
     for name in [
@@ -1333,7 +1345,7 @@ fn run_script(
             let pcall = scope.create_function(|lua, a: MultiValue| command(lua, &run, a, false))?;
             redis.raw_set("call", call)?;
             redis.raw_set("pcall", pcall)?;
-            xpcall.call::<MultiValue>((func, handler.clone()))
+            limited(&lua, |_| xpcall.call::<MultiValue>((func, handler.clone())))
         });
         dog.set(None);
         if dog.killed.swap(false, Ordering::Relaxed) {
