@@ -388,7 +388,14 @@ fn limited<R>(lua: &Lua, f: impl FnOnce(&Lua) -> mlua::Result<R>) -> mlua::Resul
 
 /// SHA1 of a script body in lowercase hex, as Redis names scripts.
 pub fn sha1hex(body: &[u8]) -> String {
-    sha1_smol::Sha1::from(body).digest().to_string()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(body).digest().bytes();
+    let mut out = String::with_capacity(40);
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// Parses a `#!lua flags=...` first line: bytes to skip, compatibility mode, no-writes.
@@ -1515,6 +1522,18 @@ mod tests {
         assert_eq!(
             reply(&mut e, 1, "EVAL \"return 'alive'\" 0"),
             "$5\r\nalive\r\n"
+        );
+    }
+
+    #[test]
+    fn sha1_names_match_redis() {
+        assert_eq!(
+            super::sha1hex(b""),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+        assert_eq!(
+            super::sha1hex(b"return 1"),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
         );
     }
 
