@@ -3,6 +3,7 @@
 
 mod cli;
 mod logging;
+mod queue;
 mod run;
 mod schedule;
 mod store_link;

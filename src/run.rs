@@ -361,6 +361,21 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         println!("Isola TLS at https://{a}/");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let node = crate::queue::node_id(cfg.store.node_id.as_deref(), addr.port());
+    let board = std::sync::Arc::new(crate::queue::Board::default());
+    let control: Option<std::sync::Arc<dyn isola_admin::QueueControl>> =
+        store.endpoint.clone().map(|ep| {
+            std::sync::Arc::new(crate::queue::Control {
+                ep: std::sync::Arc::new(ep),
+                board: board.clone(),
+            }) as std::sync::Arc<dyn isola_admin::QueueControl>
+        });
+    let jobs = Jobs {
+        node: node.clone(),
+        board: board.clone(),
+        endpoint: store.endpoint.clone(),
+        running: Default::default(),
+    };
     if let Some(l) = admin_listener {
         let admin_addr = l.local_addr()?;
         let info = isola_admin::ServerInfo {
@@ -382,6 +397,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
                     .collect()
             }),
             store.figures_source(),
+            control,
             info,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
@@ -411,6 +427,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
             }
         }
     });
+    *jobs.running.lock().await = jobs.start(&handle, &cfg);
     let reloader = tokio::spawn(reload_on_hup(
         signals.hup,
         args,
@@ -419,6 +436,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         tls_handle,
         runtime.to_path_buf(),
         store.clone(),
+        jobs.clone(),
     ));
     let listeners = Listeners {
         plain: listener,
@@ -430,6 +448,10 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     reopener.abort();
     let _ = stop_tx.send(true);
     drop(stop_rx);
+    // Jobs first: a job still running when the pools stop would fail for no fault of its own.
+    if let Some(q) = jobs.running.lock().await.take() {
+        q.stop(cfg.server.shutdown_timeout).await;
+    }
     tracing::info!("stopping workers");
     stop_pools(
         handle.pools().into_iter().map(|(_, p)| p),
@@ -469,6 +491,7 @@ fn load_tls(cfg: &Config) -> Result<Tls, ConfigError> {
 /// SIGHUP: re-read the configuration; if it is valid, start a new pool with it, serve new
 /// requests with it, and let the old pool finish its requests before its workers stop. If it
 /// is not, keep running as before and say why.
+#[allow(clippy::too_many_arguments)]
 async fn reload_on_hup(
     mut hup: tokio::signal::unix::Signal,
     args: ServeArgs,
@@ -477,6 +500,7 @@ async fn reload_on_hup(
     tls: Option<Tls>,
     runtime: PathBuf,
     store: std::sync::Arc<StoreLink>,
+    jobs: Jobs,
 ) {
     let mut generation = 0;
     // The schedules live with the configuration in force, and stop with this task.
@@ -567,6 +591,17 @@ async fn reload_on_hup(
             &mut schedules,
             crate::schedule::start(&handle, &new.schedules),
         ));
+        let mut q = jobs.running.lock().await;
+        if q.as_ref().is_some_and(|q| q.config != new.queues) {
+            // The old consumers finish their jobs first, so a queue never runs more jobs at
+            // once than configured.
+            if let Some(old) = q.take() {
+                old.stop(current.server.shutdown_timeout).await;
+            }
+            *q = jobs.start(&handle, &new);
+            tracing::info!("reload: queues restarted");
+        }
+        drop(q);
         let grace = current.server.shutdown_timeout;
         tokio::spawn(stop_pools(old, grace));
         tracing::info!(
@@ -575,6 +610,28 @@ async fn reload_on_hup(
             "reloaded: new requests use the new configuration"
         );
         current = new;
+    }
+}
+
+/// The queue consumers in force, and what starting new ones on reload needs.
+#[derive(Clone)]
+struct Jobs {
+    node: String,
+    board: std::sync::Arc<crate::queue::Board>,
+    endpoint: Option<isola_store_client::Endpoint>,
+    running: std::sync::Arc<tokio::sync::Mutex<Option<crate::queue::Queues>>>,
+}
+
+impl Jobs {
+    fn start(&self, front: &FrontHandle, cfg: &Config) -> Option<crate::queue::Queues> {
+        let ep = self.endpoint.clone()?;
+        Some(crate::queue::start(
+            front,
+            ep,
+            &self.node,
+            &cfg.queues,
+            &self.board,
+        ))
     }
 }
 

@@ -8,7 +8,7 @@
 //! missed while a run was going or the server was down.
 use chrono::Utc;
 use isola_config::{ScheduleConfig, When};
-use isola_front::internal::{Kind, Outcome};
+use isola_front::internal::{Internal, Kind, Outcome};
 use isola_front::FrontHandle;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -112,15 +112,24 @@ async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock) {
             running.clone(),
         );
         tokio::spawn(async move {
-            match front
-                .internal_request(Kind::Schedule, &url, site.as_deref())
-                .await
-            {
+            let req = Internal {
+                kind: Kind::Schedule,
+                target: &url,
+                host: site.as_deref(),
+                script: None,
+                body: None,
+                env: &[],
+                timeout: None,
+            };
+            match front.internal_request(req).await {
                 Outcome::Answered(status) if status < 400 => {
                     tracing::debug!(schedule = %name, url = %url, status, "scheduled run done")
                 }
                 Outcome::Answered(status) => {
                     tracing::warn!(schedule = %name, url = %url, status, "scheduled run failed")
+                }
+                Outcome::Unavailable => {
+                    tracing::warn!(schedule = %name, url = %url, "scheduled run failed: no free worker")
                 }
                 Outcome::Failed(e) => {
                     tracing::warn!(schedule = %name, url = %url, "scheduled run failed: {e}")

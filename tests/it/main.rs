@@ -10,6 +10,7 @@ mod http;
 mod lifecycle;
 mod limits;
 mod pool;
+mod queue;
 mod reload;
 mod routing;
 mod serving;

@@ -299,14 +299,17 @@ pub(crate) async fn handle(
                 // not the client stayed to read it all.
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    crate::internal::run(
-                        &shared,
-                        crate::internal::Kind::Defer,
-                        Method::GET,
-                        &target,
+                    let host = host.as_ref().and_then(|h| h.to_str().ok());
+                    let req = crate::internal::Internal {
+                        kind: crate::internal::Kind::Defer,
+                        target: &target,
                         host,
-                    )
-                    .await;
+                        script: None,
+                        body: None,
+                        env: &[],
+                        timeout: None,
+                    };
+                    crate::internal::run(&shared, req).await;
                 });
             }
             if let (Some(log), Some(f)) = (log, fields) {
@@ -489,6 +492,9 @@ async fn run_script(
         filename: script_filename,
         name: script_name,
         path_info,
+        env: &[],
+        timeout: None,
+        background: false,
     };
     exec_script(
         shared,
@@ -510,6 +516,12 @@ pub(crate) struct ScriptTarget<'a> {
     pub filename: PathBuf,
     pub name: &'a str,
     pub path_info: &'a str,
+    /// CGI parameters Isola adds (jobs: `ISOLA_JOB_ID`...).
+    pub env: &'a [(&'static str, String)],
+    /// Replaces the site's `request_terminate_timeout` (a queue's `timeout`).
+    pub timeout: Option<std::time::Duration>,
+    /// A queued job: shown as background work to whoever weighs the pool's load.
+    pub background: bool,
 }
 
 /// Runs `script` in a worker for a request whose head is `parts` and whose body, if any, is
@@ -532,6 +544,9 @@ pub(crate) async fn exec_script(
         filename: script_filename,
         name: script_name,
         path_info,
+        env: extra,
+        timeout,
+        background,
     } = script;
     let raw_target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let env_req = CgiRequest {
@@ -550,6 +565,7 @@ pub(crate) async fn exec_script(
         https: peer.https,
         request_id: rid,
         server_software: &app.server_software,
+        extra,
     };
     let mut out = BytesMut::with_capacity(4096);
     encode_begin_request(&mut out, REQUEST_ID, Role::Responder, true);
@@ -562,6 +578,7 @@ pub(crate) async fn exec_script(
         method: parts.method.to_string(),
         uri: raw_target.to_string(),
         script: script_filename.clone(),
+        background,
     };
     let waiting = Instant::now();
     let mut acquired = site.pool.acquire(job.clone()).await;
@@ -585,9 +602,8 @@ pub(crate) async fn exec_script(
     up.wait = Some(waiting.elapsed());
     up.pid = Some(lease.pid());
     let running = Instant::now();
-    let deadline = site
-        .limits
-        .request_terminate_timeout
+    let deadline = timeout
+        .or(site.limits.request_terminate_timeout)
         .map(|t| tokio::time::Instant::now() + t);
     let exchanged = exchange::start(lease, out, body, deadline, rid.clone()).await;
     up.head = Some(running.elapsed());
