@@ -504,7 +504,8 @@ async fn reload_on_hup(
 ) {
     let mut generation = 0;
     // The schedules live with the configuration in force, and stop with this task.
-    let mut schedules = crate::schedule::start(&handle, &current.schedules);
+    let tick_lock = jobs.tick_lock();
+    let mut schedules = crate::schedule::start(&handle, &current.schedules, tick_lock.as_ref());
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
         let new = match load_config(&args) {
@@ -589,7 +590,7 @@ async fn reload_on_hup(
         let old = handle.swap(g);
         drop(std::mem::replace(
             &mut schedules,
-            crate::schedule::start(&handle, &new.schedules),
+            crate::schedule::start(&handle, &new.schedules, tick_lock.as_ref()),
         ));
         let mut q = jobs.running.lock().await;
         if q.as_ref().is_some_and(|q| q.config != new.queues) {
@@ -623,6 +624,13 @@ struct Jobs {
 }
 
 impl Jobs {
+    fn tick_lock(&self) -> Option<crate::schedule::TickLock> {
+        Some(crate::schedule::TickLock {
+            ep: self.endpoint.clone()?,
+            node: self.node.clone(),
+        })
+    }
+
     fn start(&self, front: &FrontHandle, cfg: &Config) -> Option<crate::queue::Queues> {
         let ep = self.endpoint.clone()?;
         Some(crate::queue::start(
