@@ -732,6 +732,7 @@ async fn execute(ctx: &Ctx, q: &QueueConfig, env: &Envelope, payload: &[u8]) -> 
         ("ISOLA_JOB_ID", env.id.clone()),
         ("ISOLA_JOB_ATTEMPT", env.attempt.to_string()),
         ("ISOLA_QUEUE", q.name.clone()),
+        ("ISOLA_NODE", ctx.node.to_string()),
     ];
     match &q.target {
         JobTarget::Script(path) => {
