@@ -382,6 +382,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
             version: env!("CARGO_PKG_VERSION").to_string(),
             started: std::time::SystemTime::now(),
             listen: addr.to_string(),
+            store_url: store.public_url(),
         };
         let mut rx = stop_rx.clone();
         let h = handle.clone();

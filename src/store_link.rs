@@ -132,6 +132,19 @@ impl StoreLink {
         })
     }
 
+    /// The store's URL as workers get it, a password in it hidden.
+    pub fn public_url(&self) -> Option<String> {
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "ISOLA_STORE")
+            .map(|(_, v)| v.clone())?;
+        Some(match (url.strip_prefix("redis://"), url.rfind('@')) {
+            (Some(_), Some(at)) => format!("redis://***{}", &url[at..]),
+            _ => url,
+        })
+    }
+
     /// The embedded store's last figures, for the admin listener (`None` without one).
     pub fn figures_source(&self) -> Option<isola_admin::StoreSource> {
         let running = self

@@ -335,3 +335,97 @@ fn a_queue_needs_a_store_and_a_php_script() {
         "{err}"
     );
 }
+
+fn isola(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_command_line_lists_pushes_retries_and_drops_and_reaches_the_store() {
+    let site = Site::new();
+    let (s, admin) = site.serve(&format!(
+        "{QUEUE}max_attempts = 1\n[store]\nrequirepass = \"s3cret\"\n"
+    ));
+    let a = admin.to_string();
+    let (code, out, err) = isola(&["queue", "--admin", &a, "push", "jobs", "bad"], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim().len(), 20, "a job id: {out}");
+    let t = Instant::now();
+    loop {
+        let (_, out, _) = isola(&["queue", "--admin", &a, "show", "jobs", "--dead"], "");
+        if out.contains("error=\"script answered 500\"") {
+            assert!(
+                out.contains("attempts=1") && out.trim_end().ends_with("bad"),
+                "{out}"
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{out}\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, out, _) = isola(&["queue", "--admin", &a, "ls"], "");
+    assert!(out.starts_with("QUEUE"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("jobs ")), "{out}");
+
+    // The store, through the running server's report of its socket (password from config).
+    let cfg = site.path().join("isola.toml");
+    let c = cfg.to_str().unwrap();
+    let (code, out, err) = isola(
+        &[
+            "store-cli",
+            "--config",
+            c,
+            "--admin",
+            &a,
+            "LLEN",
+            "isola:dead:jobs",
+        ],
+        "",
+    );
+    assert_eq!((code, out.as_str()), (0, "(integer) 1\n"), "{err}");
+    let (code, out, err) = isola(
+        &["store-cli", "--config", c, "--admin", &a],
+        "SET greeting \"hello world\"\nGET greeting\nLRANGE nothing 0 -1\nNOSUCH\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "OK\n\"hello world\"\n(empty array)\n(error) ERR unknown command 'NOSUCH', with args beginning with: \n"
+    );
+    // Without the password the store refuses.
+    let (code, out, _) = isola(&["store-cli", "--admin", &a, "PING"], "");
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "(error) NOAUTH Authentication required.\n")
+    );
+
+    let (code, out, _) = isola(&["queue", "--admin", &a, "retry", "jobs"], "");
+    assert_eq!((code, out.trim()), (0, "1 job(s) back in jobs"));
+    let (code, out, err) = isola(&["queue", "--admin", &a, "drop", "nope"], "");
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("404") && err.contains("no such queue"),
+        "{err}"
+    );
+    let (code, _, err) = isola(&["queue", "ls"], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("no admin listener"), "{err}");
+}

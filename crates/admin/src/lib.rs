@@ -31,6 +31,9 @@ pub struct ServerInfo {
     pub started: SystemTime,
     /// The public address.
     pub listen: String,
+    /// Where workers reach the store (as `ISOLA_STORE`, any password hidden); `None` when
+    /// off.
+    pub store_url: Option<String>,
 }
 
 /// One site's pool, as the admin shows it.
@@ -271,14 +274,7 @@ impl Admin {
             "pool": first["pool"],
             "workers": first["workers"],
             "sites": all,
-            "store": self.store_figures().map(|f| serde_json::json!({
-                "keys": f.keys,
-                "expires": f.expires,
-                "used_memory_bytes": f.used_memory,
-                "commands_processed": f.commands_processed,
-                "expired_keys": f.expired_keys,
-                "connected_clients": f.connected_clients,
-            })),
+            "store": self.store_json(),
             "queues": self.queue_figures().iter().map(queue_json).collect::<Vec<_>>(),
         })
     }
@@ -589,6 +585,25 @@ fn label(v: &str) -> String {
 impl Admin {
     fn store_figures(&self) -> Option<StoreFigures> {
         self.store.as_ref().and_then(|f| f())
+    }
+
+    fn store_json(&self) -> serde_json::Value {
+        let mut j = match self.store_figures() {
+            Some(f) => serde_json::json!({
+                "keys": f.keys,
+                "expires": f.expires,
+                "used_memory_bytes": f.used_memory,
+                "commands_processed": f.commands_processed,
+                "expired_keys": f.expired_keys,
+                "connected_clients": f.connected_clients,
+            }),
+            None if self.info.store_url.is_some() => serde_json::json!({}),
+            None => return serde_json::Value::Null,
+        };
+        if let Some(u) = &self.info.store_url {
+            j["url"] = serde_json::Value::String(u.clone());
+        }
+        j
     }
 
     fn queue_figures(&self) -> Vec<QueueFigures> {
