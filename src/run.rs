@@ -272,6 +272,7 @@ async fn build_site(
         body_memory_threshold: 1 << 20,
         body_idle_timeout: Duration::from_secs(60),
         request_terminate_timeout: p.request_terminate_timeout,
+        run_abandoned: p.run_abandoned,
         tmp_dir: runtime.to_path_buf(),
     };
     Ok(Site {

@@ -429,3 +429,32 @@ fn the_command_line_lists_pushes_retries_and_drops_and_reaches_the_store() {
     assert_ne!(code, 0);
     assert!(err.contains("no admin listener"), "{err}");
 }
+
+/// Spawns `/spawned.php` the way WordPress spawns `wp-cron.php`: a request to the server
+/// itself that it does not wait for (the connection closes after 10 ms).
+const SPAWN: &str = r#"<?php
+$s = fsockopen($_SERVER['SERVER_ADDR'], (int)$_SERVER['SERVER_PORT'], $errno, $err, 1);
+fwrite($s, "GET /spawned.php HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+usleep(10000);
+fclose($s);
+echo "page done";
+"#;
+
+const SPAWNED: &str = r#"<?php
+ignore_user_abort(true);
+usleep(500000);
+file_put_contents(__DIR__ . '/marks.log', "spawned\n", FILE_APPEND | LOCK_EX);
+"#;
+
+#[test]
+fn a_loopback_spawn_runs_even_with_one_worker_and_its_client_gone() {
+    let site = Site::new();
+    std::fs::write(site.path().join("spawn.php"), SPAWN).unwrap();
+    std::fs::write(site.path().join("spawned.php"), SPAWNED).unwrap();
+    // One worker: the spawned request can only run after the page that spawned it.
+    let (s, _) = site.serve("[pool]\nmax_children = 1\n");
+    let r = get(s.addr, "/spawn.php");
+    assert_eq!((r.status, r.text().as_str()), (200, "page done"));
+    let marks = site.wait_lines("marks.log", 1, Duration::from_secs(10));
+    assert_eq!(marks, vec!["spawned".to_string()], "{}", s.stderr());
+}

@@ -298,6 +298,8 @@ pub struct RawPool {
     /// Longest a request may run before its worker is killed (php-fpm
     /// `request_terminate_timeout`).
     pub request_terminate_timeout: Option<NumOrStr>,
+    /// Run a complete request whose client hung up while it waited for a worker.
+    pub run_abandoned: Option<bool>,
 }
 
 /// `[php]`

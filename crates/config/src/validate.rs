@@ -181,6 +181,8 @@ pub struct PoolSettings {
     pub queue_timeout: Duration,
     /// Longest run of one request; `None` = unlimited.
     pub request_terminate_timeout: Option<Duration>,
+    /// Run a complete request even when its client hung up while it waited.
+    pub run_abandoned: bool,
 }
 
 /// `[php]`, validated.
@@ -834,6 +836,7 @@ impl RawConfig {
                 queue_size,
                 queue_timeout,
                 request_terminate_timeout,
+                run_abandoned: p.run_abandoned.unwrap_or(true),
             },
             php: PhpConfig {
                 credentials,
