@@ -198,17 +198,17 @@ struct Ctx {
     recovered: watch::Receiver<bool>,
 }
 
-/// A job's hold on a worker of its site, counted until dropped.
-struct Slot {
-    running: Arc<Mutex<BTreeMap<Option<String>, usize>>>,
-    site: Option<String>,
-}
+/// A job's hold on a worker of its site's web pool, counted until dropped (`None`: a
+/// queue with its own pool, not counted).
+struct Slot(Option<(Arc<Mutex<BTreeMap<Option<String>, usize>>>, Option<String>)>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut r = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = r.get_mut(&self.site) {
-            *n = n.saturating_sub(1);
+        if let Some((running, site)) = &self.0 {
+            let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = r.get_mut(site) {
+                *n = n.saturating_sub(1);
+            }
         }
     }
 }
@@ -219,7 +219,12 @@ impl Ctx {
     /// keeps two consumers from both taking the last worker they may use.
     fn claim(&self, q: &QueueConfig) -> Option<Slot> {
         let mut r = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let h = self.front.headroom(q.site.as_deref())?;
+        if q.own_pool {
+            // Its pool has a worker per consumer and serves nothing else.
+            self.front.headroom(q.site.as_deref(), Some(&q.name))?;
+            return Some(Slot(None));
+        }
+        let h = self.front.headroom(q.site.as_deref(), None)?;
         let jobs = r.get(&q.site).copied().unwrap_or(0);
         // Jobs already claimed count whether or not they hold their worker yet.
         let web_busy = h.busy - h.background.min(h.busy);
@@ -233,10 +238,7 @@ impl Ctx {
             return None;
         }
         *r.entry(q.site.clone()).or_default() += 1;
-        Some(Slot {
-            running: self.running.clone(),
-            site: q.site.clone(),
-        })
+        Some(Slot(Some((self.running.clone(), q.site.clone()))))
     }
 }
 
@@ -532,7 +534,7 @@ async fn room(ctx: &Ctx, q: &QueueConfig) -> Option<Slot> {
         if let Some(slot) = ctx.claim(q) {
             return Some(slot);
         }
-        if ctx.front.headroom(q.site.as_deref()).is_none() && !warned {
+        if ctx.front.headroom(q.site.as_deref(), None).is_none() && !warned {
             tracing::error!(queue = %q.name, site = ?q.site, "no site answers the queue's site name");
             warned = true;
         }
@@ -750,6 +752,7 @@ async fn execute(ctx: &Ctx, q: &QueueConfig, env: &Envelope, payload: &[u8]) -> 
                     body: Some(bytes::Bytes::copy_from_slice(payload)),
                     env: &vars,
                     timeout: q.timeout,
+                    queue: q.own_pool.then_some(q.name.as_str()),
                 })
                 .await
         }
@@ -773,6 +776,7 @@ async fn execute(ctx: &Ctx, q: &QueueConfig, env: &Envelope, payload: &[u8]) -> 
                     body: None,
                     env: &vars,
                     timeout: q.timeout,
+                    queue: q.own_pool.then_some(q.name.as_str()),
                 })
                 .await
         }

@@ -170,13 +170,41 @@ async fn build(
     store: &StoreLink,
 ) -> anyhow::Result<Settings> {
     let mut sites = Vec::with_capacity(cfg.sites.len());
+    let own: Vec<(usize, &isola_config::QueueConfig)> = cfg
+        .queues
+        .iter()
+        .filter(|q| q.own_pool)
+        .map(|q| {
+            Ok((
+                site_of(cfg, q.site.as_deref())
+                    .with_context(|| format!("queue {}: site", q.name))?,
+                q,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
     for (i, sc) in cfg.sites.iter().enumerate() {
-        match build_site(sc, runtime, &format!("pool-{generation}-{i}"), store).await {
+        let queues: Vec<&isola_config::QueueConfig> = own
+            .iter()
+            .filter(|(s, _)| *s == i)
+            .map(|(_, q)| *q)
+            .collect();
+        match build_site(
+            sc,
+            runtime,
+            &format!("pool-{generation}-{i}"),
+            store,
+            &queues,
+        )
+        .await
+        {
             Ok(s) => sites.push(s),
             Err(e) => {
-                for s in sites {
-                    s.pool.shutdown(Duration::ZERO).await;
-                }
+                let started: Vec<Site> = sites;
+                stop_pools(
+                    started.iter().flat_map(|s| s.all_pools("")).map(|(_, p)| p),
+                    Duration::ZERO,
+                )
+                .await;
                 return Err(if cfg.sites.len() > 1 {
                     e.context(format!("site[{i}] ({})", sc.label()))
                 } else {
@@ -207,11 +235,38 @@ async fn build(
     })
 }
 
+/// The index of the site answering `host` (exact name, then `*.suffix`), the default site
+/// when `None`.
+fn site_of(cfg: &Config, host: Option<&str>) -> anyhow::Result<usize> {
+    let Some(h) = host else {
+        return Ok(match cfg.unknown_host {
+            isola_config::UnknownHost::Default(i) => i,
+            _ => 0,
+        });
+    };
+    let exact = cfg
+        .sites
+        .iter()
+        .position(|s| s.names.iter().any(|n| n == h));
+    let wild = || {
+        cfg.sites.iter().position(|s| {
+            s.names.iter().any(|n| {
+                n.strip_prefix('*')
+                    .is_some_and(|suffix| h.ends_with(suffix))
+            })
+        })
+    };
+    exact
+        .or_else(wild)
+        .with_context(|| format!("no site is named {h:?}"))
+}
+
 async fn build_site(
     sc: &SiteConfig,
     runtime: &Path,
     dir_name: &str,
     store: &StoreLink,
+    own_queues: &[&isola_config::QueueConfig],
 ) -> anyhow::Result<Site> {
     let patterns = |key: &str, list: &[String]| {
         PathPatterns::new(list).with_context(|| format!("server.{key}"))
@@ -254,9 +309,36 @@ async fn build_site(
         auto_size: p.auto_children.as_ref().map(auto_size).transpose()?,
         slowlog_timeout: p.slowlog_timeout,
     };
-    let pool = Pool::start(pool_cfg, php_backend(&sc.php, &dir, store))
-        .await
-        .with_context(|| format!("php.binary {}", sc.php.binary.display()))?;
+    let mut job_pools = Vec::new();
+    for q in own_queues {
+        // The site's PHP and limits, one worker per consumer, no waiting beyond them.
+        let qdir = dir.join(format!("queue-{}", q.name));
+        std::fs::create_dir(&qdir).with_context(|| format!("cannot create {}", qdir.display()))?;
+        let cfg = PoolConfig {
+            max_children: q.concurrency,
+            queue_size: q.concurrency,
+            pm: ProcessManager::Static,
+            auto_size: None,
+            label: sc.docroot.join(format!("queue:{}", q.name)),
+            ..pool_cfg.clone()
+        };
+        match Pool::start(cfg, php_backend(&sc.php, &qdir, store)).await {
+            Ok(p) => job_pools.push((q.name.clone(), p)),
+            Err(e) => {
+                stop_pools(job_pools.into_iter().map(|(_, p)| p), Duration::ZERO).await;
+                return Err(e).with_context(|| {
+                    format!("queue {}: php.binary {}", q.name, sc.php.binary.display())
+                });
+            }
+        }
+    }
+    let pool = match Pool::start(pool_cfg, php_backend(&sc.php, &dir, store)).await {
+        Ok(p) => p,
+        Err(e) => {
+            stop_pools(job_pools.into_iter().map(|(_, p)| p), Duration::ZERO).await;
+            return Err(e).with_context(|| format!("php.binary {}", sc.php.binary.display()));
+        }
+    };
     let router = Router::new(RouterConfig {
         docroot: sc.docroot.clone(),
         index: sc.index.clone(),
@@ -280,6 +362,7 @@ async fn build_site(
         router,
         cache_control,
         pool,
+        job_pools,
         limits,
     })
 }

@@ -187,6 +187,7 @@ async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock, lock: Opti
                 body: None,
                 env: &[],
                 timeout: None,
+                queue: None,
             };
             match front.internal_request(req).await {
                 Outcome::Answered(status) if status < 400 => {

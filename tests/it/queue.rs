@@ -458,3 +458,28 @@ fn a_loopback_spawn_runs_even_with_one_worker_and_its_client_gone() {
     let marks = site.wait_lines("marks.log", 1, Duration::from_secs(10));
     assert_eq!(marks, vec!["spawned".to_string()], "{}", s.stderr());
 }
+
+#[test]
+fn a_queue_with_its_own_pool_leaves_the_web_pool_alone() {
+    let site = Site::new();
+    let (s, admin) = site.serve(&format!(
+        "[pool]\nmax_children = 1\n{QUEUE}concurrency = 2\npool = \"own\"\n"
+    ));
+    for i in 0..4 {
+        assert_eq!(get(s.addr, &format!("/enqueue.php?p=nap{i}")).status, 200);
+    }
+    let done = site.wait_lines("done.log", 4, Duration::from_secs(20));
+    assert_eq!(done.len(), 4, "{}", s.stderr());
+    let st = get(admin, "/status").json();
+    let sites = st["sites"].as_array().unwrap();
+    let jobs = sites
+        .iter()
+        .find(|x| x["name"].as_str().unwrap().ends_with(" queue:jobs"))
+        .unwrap_or_else(|| panic!("no queue pool in {st}"));
+    assert_eq!(jobs["pool"]["max_children"], 2, "{jobs}");
+    assert_eq!(jobs["pool"]["accepted"], 4, "{jobs}");
+    // The web pool served the four enqueue requests and no job.
+    assert_eq!(sites[0]["pool"]["accepted"], 4, "{}", sites[0]);
+    let m = get(admin, "/metrics").text();
+    assert!(m.contains(" queue:jobs\""), "{m}");
+}

@@ -34,8 +34,11 @@ pub struct QueueConfig {
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt, capped at one hour.
     pub backoff: Duration,
-    /// Workers kept free for web requests.
+    /// Workers kept free for web requests (shared pool only).
     pub reserve: usize,
+    /// Jobs run in a pool of their own (`concurrency` workers, the site's PHP settings)
+    /// instead of the site's web pool.
+    pub own_pool: bool,
 }
 
 impl QueueConfig {
@@ -50,6 +53,7 @@ impl QueueConfig {
             max_attempts: DEFAULT_ATTEMPTS,
             backoff: DEFAULT_BACKOFF,
             reserve: 1,
+            own_pool: false,
         }
     }
 }
@@ -155,6 +159,23 @@ pub(crate) fn validate(
         let reserve = count(errs, &format!("{key}.reserve"), q.reserve, 0, 10_000);
         let timeout = dur(errs, &format!("{key}.timeout"), q.timeout);
         let backoff = dur(errs, &format!("{key}.backoff"), q.backoff);
+        let own_pool = match q.pool.as_deref() {
+            None | Some("shared") => false,
+            Some("own") => {
+                if q.reserve.is_some() {
+                    errs.push(format!(
+                        "{key}.reserve: only applies with pool = \"shared\"; an own pool never serves web requests"
+                    ));
+                }
+                true
+            }
+            Some(other) => {
+                errs.push(format!(
+                    "{key}.pool: {other:?} is not \"shared\" (the site's web pool) or \"own\" (a pool of `concurrency` workers)"
+                ));
+                false
+            }
+        };
         if errs.len() > n {
             continue;
         }
@@ -167,6 +188,7 @@ pub(crate) fn validate(
             max_attempts: max_attempts.map_or(DEFAULT_ATTEMPTS, |n| n as u32),
             backoff: backoff.unwrap_or(DEFAULT_BACKOFF),
             reserve: reserve.map_or(1, |n| n as usize),
+            own_pool,
         });
     }
     if !out.iter().any(|q| q.name == DEFER_QUEUE) {
@@ -204,6 +226,11 @@ mod tests {
 
         let mut bad_n = q("x", Some("job.php"));
         bad_n.concurrency = Some(0);
+        let mut bad_pool = q("p", Some("job.php"));
+        bad_pool.pool = Some("dedicated".into());
+        let mut own_reserve = q("r", Some("job.php"));
+        own_reserve.pool = Some("own".into());
+        own_reserve.reserve = Some(1);
         let out = validate(
             vec![
                 q("bad name", Some("job.php")),
@@ -214,6 +241,8 @@ mod tests {
                 bad_n,
                 q("dup", Some("job.php")),
                 q("dup", Some("job.php")),
+                bad_pool,
+                own_reserve,
             ],
             dir.path(),
             &mut errs,
@@ -227,6 +256,8 @@ mod tests {
             "queue[4].script: the defer queue",
             "queue[5].concurrency: 0 must be between 1 and 256",
             "queue[7].name: \"dup\" is already a queue",
+            "queue[8].pool: \"dedicated\" is not",
+            "queue[9].reserve: only applies with pool = \"shared\"",
         ] {
             assert!(all.contains(want), "{want} not in {all}");
         }

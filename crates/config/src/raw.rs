@@ -85,6 +85,9 @@ pub struct RawQueue {
     pub backoff: Option<NumOrStr>,
     /// Workers of the pool kept free for web requests.
     pub reserve: Option<i64>,
+    /// `"shared"` (the site's web pool, default) or `"own"` (a pool of `concurrency`
+    /// workers for this queue alone).
+    pub pool: Option<String>,
 }
 
 /// One `[[schedule]]`.

@@ -35,8 +35,29 @@ pub struct Site {
     pub cache_control: CacheControl,
     /// Its workers.
     pub pool: Pool,
+    /// Pools of queues that have their own (`[[queue]] pool = "own"`), by queue name.
+    pub job_pools: Vec<(String, Pool)>,
     /// Its request limits.
     pub limits: Limits,
+}
+
+impl Site {
+    /// The pool a request runs in: the queue's own pool when it has one, else the site's.
+    pub fn pool_for(&self, queue: Option<&str>) -> &Pool {
+        queue
+            .and_then(|q| self.job_pools.iter().find(|(n, _)| n == q))
+            .map_or(&self.pool, |(_, p)| p)
+    }
+
+    /// Every pool of the site, labelled: the web pool as `label`, queue pools as
+    /// `label queue:NAME`.
+    pub fn all_pools(&self, label: &str) -> Vec<(String, Pool)> {
+        let mut v = vec![(label.to_string(), self.pool.clone())];
+        for (q, p) in &self.job_pools {
+            v.push((format!("{label} queue:{q}"), p.clone()));
+        }
+        v
+    }
 }
 
 /// What a request for a host no site names gets.
@@ -310,6 +331,7 @@ pub(crate) async fn handle(
                         body: None,
                         env: &[],
                         timeout: None,
+                        queue: None,
                     };
                     crate::internal::run(&shared, req).await;
                 });
@@ -497,6 +519,7 @@ async fn run_script(
         env: &[],
         timeout: None,
         background: false,
+        queue: None,
     };
     exec_script(
         shared,
@@ -524,6 +547,8 @@ pub(crate) struct ScriptTarget<'a> {
     pub timeout: Option<std::time::Duration>,
     /// A queued job: shown as background work to whoever weighs the pool's load.
     pub background: bool,
+    /// The queue whose own pool runs it, if it has one.
+    pub queue: Option<&'a str>,
 }
 
 /// Runs `script` in a worker for a request whose head is `parts` and whose body, if any, is
@@ -549,6 +574,7 @@ pub(crate) async fn exec_script(
         env: extra,
         timeout,
         background,
+        queue,
     } = script;
     let raw_target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let env_req = CgiRequest {
@@ -582,7 +608,8 @@ pub(crate) async fn exec_script(
         script: script_filename.clone(),
         background,
     };
-    let pool = site.pool.clone();
+    let pool = site.pool_for(queue).clone();
+    let queue = queue.map(str::to_string);
     let shared_now = shared.clone();
     let app_addr = app as *const App as usize;
     let host = parts.headers.get(header::HOST).cloned();
@@ -597,7 +624,7 @@ pub(crate) async fn exec_script(
             let now = shared_now.app();
             if Arc::as_ptr(&now) as usize != app_addr {
                 if let Ok(new_site) = now.pick(host.as_ref()) {
-                    acquired = new_site.pool.acquire(job).await;
+                    acquired = new_site.pool_for(queue.as_deref()).acquire(job).await;
                 }
             }
         }

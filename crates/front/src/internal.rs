@@ -69,6 +69,8 @@ pub struct Internal<'a> {
     pub env: &'a [(&'static str, String)],
     /// Replaces the site's `request_terminate_timeout`.
     pub timeout: Option<std::time::Duration>,
+    /// A queue with its own pool runs there (jobs only).
+    pub queue: Option<&'a str>,
 }
 
 /// Runs `req` on its site and waits for the whole response.
@@ -81,6 +83,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
         body,
         env,
         timeout,
+        queue,
     } = req;
     let method = if body.is_some() {
         Method::POST
@@ -154,6 +157,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
         env,
         timeout,
         background: kind == Kind::Job,
+        queue,
     };
     let length = body.as_ref().map_or(0, |b| b.len() as u64);
     let answered = exec_script(

@@ -63,8 +63,9 @@ impl FrontHandle {
                     .first()
                     .cloned()
                     .unwrap_or_else(|| s.router.config().docroot.display().to_string());
-                (label, s.pool.clone())
+                s.all_pools(&label)
             })
+            .flatten()
             .collect()
     }
 
@@ -76,13 +77,18 @@ impl FrontHandle {
         crate::internal::run(&self.shared, req).await
     }
 
-    /// Load of the pool serving `host` (the default site when `None`); `None` when no
-    /// site answers `host`.
-    pub fn headroom(&self, host: Option<&str>) -> Option<isola_pool::Headroom> {
+    /// Load of the pool that runs `queue`'s jobs (the site's web pool, unless the queue
+    /// has its own) on the site serving `host` (the default site when `None`); `None` when
+    /// no site answers `host`.
+    pub fn headroom(
+        &self,
+        host: Option<&str>,
+        queue: Option<&str>,
+    ) -> Option<isola_pool::Headroom> {
         let host = host.and_then(|h| http::HeaderValue::from_str(h).ok());
         let app = self.shared.app();
         let site = app.pick(host.as_ref()).ok()?;
-        Some(site.pool.headroom())
+        Some(site.pool_for(queue).headroom())
     }
 
     /// The access log in force, to reopen it (SIGUSR1).
@@ -100,7 +106,11 @@ impl FrontHandle {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         let old = std::mem::replace(&mut *cur, Arc::new(app));
-        old.sites.iter().map(|s| s.pool.clone()).collect()
+        old.sites
+            .iter()
+            .flat_map(|s| s.all_pools(""))
+            .map(|(_, p)| p)
+            .collect()
     }
 }
 
