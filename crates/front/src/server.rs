@@ -57,7 +57,7 @@ impl FrontHandle {
             .app()
             .sites
             .iter()
-            .map(|s| {
+            .flat_map(|s| {
                 let label = s
                     .names
                     .first()
@@ -65,7 +65,6 @@ impl FrontHandle {
                     .unwrap_or_else(|| s.router.config().docroot.display().to_string());
                 s.all_pools(&label)
             })
-            .flatten()
             .collect()
     }
 
