@@ -192,15 +192,18 @@ struct Ctx {
     node: Arc<str>,
     stop: watch::Receiver<bool>,
     /// Jobs of this node running (or about to) per site, all queues together.
-    running: Arc<Mutex<BTreeMap<Option<String>, usize>>>,
+    running: JobCounts,
     /// Turns true once this node's leftovers from its last run are back in their queues;
     /// consumers wait for it, or recovery would take jobs they had just started.
     recovered: watch::Receiver<bool>,
 }
 
+/// Jobs of this node holding (or about to hold) a web-pool worker, by site.
+type JobCounts = Arc<Mutex<BTreeMap<Option<String>, usize>>>;
+
 /// A job's hold on a worker of its site's web pool, counted until dropped (`None`: a
 /// queue with its own pool, not counted).
-struct Slot(Option<(Arc<Mutex<BTreeMap<Option<String>, usize>>>, Option<String>)>);
+struct Slot(Option<(JobCounts, Option<String>)>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
