@@ -171,19 +171,20 @@ async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock, lock: Opti
             continue;
         }
         running.store(true, Ordering::Release);
-        let (front, name, url, site, flag) = (
+        let (front, name, url, site, flag, script) = (
             front.clone(),
             s.name.clone(),
             s.url.clone(),
             s.site.clone(),
             running.clone(),
+            s.script.clone(),
         );
         tokio::spawn(async move {
             let req = Internal {
                 kind: Kind::Schedule,
                 target: &url,
                 host: site.as_deref(),
-                script: None,
+                script: script.as_deref(),
                 body: None,
                 env: &[],
                 timeout: None,

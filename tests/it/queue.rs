@@ -483,3 +483,18 @@ fn a_queue_with_its_own_pool_leaves_the_web_pool_alone() {
     let m = get(admin, "/metrics").text();
     assert!(m.contains(" queue:jobs\""), "{m}");
 }
+
+#[test]
+fn a_schedule_can_run_a_script_outside_the_document_root() {
+    let site = Site::new();
+    std::fs::write(
+        site.jobs.path().join("tick.php"),
+        "<?php file_put_contents(__DIR__ . '/ticks.log', $_SERVER['HTTP_X_ISOLA_INTERNAL'] . ' ' . $_SERVER['SCRIPT_NAME'] . \"\\n\", FILE_APPEND | LOCK_EX);",
+    )
+    .unwrap();
+    let (s, _) = site.serve("[[schedule]]\nscript = \"JOBS/tick.php\"\nevery = \"1s\"\n");
+    let ticks = site.wait_lines("ticks.log", 2, Duration::from_secs(10));
+    assert!(ticks.len() >= 2, "{}", s.stderr());
+    assert_eq!(ticks[0], "schedule /tick.php");
+    assert_eq!(get(s.addr, "/tick.php").status, 404);
+}

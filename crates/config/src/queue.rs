@@ -62,6 +62,31 @@ const DEFAULT_ATTEMPTS: u32 = 3;
 const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_CONCURRENCY: i64 = 256;
 
+/// A PHP file named in the configuration (relative to `base_dir`), canonical; `None` with
+/// an error pushed when it is not an existing `.php` file.
+pub(crate) fn php_script(
+    base_dir: &Path,
+    p: &Path,
+    key: &str,
+    errs: &mut Vec<String>,
+) -> Option<PathBuf> {
+    let full = base_dir.join(p);
+    if full.extension().and_then(|e| e.to_str()) != Some("php") {
+        errs.push(format!(
+            "{key}: {} is not a .php file; only PHP scripts run",
+            p.display()
+        ));
+        return None;
+    }
+    match full.canonicalize() {
+        Ok(c) if c.is_file() => Some(c),
+        _ => {
+            errs.push(format!("{key}: {} is not a readable file", full.display()));
+            None
+        }
+    }
+}
+
 fn dur(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>) -> Option<Duration> {
     match v? {
         NumOrStr::Num(n) if n > 0 => Some(Duration::from_secs(n as u64)),
@@ -122,25 +147,8 @@ pub(crate) fn validate(
                 ));
                 JobTarget::Url
             }
-            (Some(p), false) => {
-                let full = base_dir.join(&p);
-                if full.extension().and_then(|e| e.to_str()) != Some("php") {
-                    errs.push(format!(
-                        "{key}.script: {} is not a .php file; only PHP scripts run jobs",
-                        p.display()
-                    ));
-                }
-                match full.canonicalize() {
-                    Ok(c) if c.is_file() => JobTarget::Script(c),
-                    _ => {
-                        errs.push(format!(
-                            "{key}.script: {} is not a readable file",
-                            full.display()
-                        ));
-                        JobTarget::Url
-                    }
-                }
-            }
+            (Some(p), false) => php_script(base_dir, &p, &format!("{key}.script"), errs)
+                .map_or(JobTarget::Url, JobTarget::Script),
         };
         let concurrency = count(
             errs,

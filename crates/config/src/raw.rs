@@ -98,6 +98,9 @@ pub struct RawSchedule {
     pub name: Option<String>,
     /// The request to run: a path and query on the site, naming a PHP script.
     pub url: Option<String>,
+    /// Or a PHP file to run (relative paths from the config file's folder), possibly
+    /// outside the document root.
+    pub script: Option<PathBuf>,
     /// Cron pattern: 5 fields (minute hour day month weekday), or 6 with seconds first.
     pub cron: Option<String>,
     /// Time zone of the cron pattern (IANA name); UTC when unset.

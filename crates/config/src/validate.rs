@@ -784,7 +784,8 @@ impl RawConfig {
             tls_certs.push(TlsCertFiles { cert, key });
         }
 
-        let schedules = crate::schedule::validate(self.schedule.unwrap_or_default(), &mut errs);
+        let schedules =
+            crate::schedule::validate(self.schedule.unwrap_or_default(), base_dir, &mut errs);
         let store = crate::store::validate(self.store, &mut errs);
         let mut queues =
             crate::queue::validate(self.queue.unwrap_or_default(), base_dir, &mut errs);
