@@ -1,6 +1,5 @@
 //! `[[queue]]`: job queues kept in the store and run by the pool, one job per request.
 use crate::raw::{NumOrStr, RawQueue};
-use crate::units::parse_duration;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -88,16 +87,7 @@ pub(crate) fn php_script(
 }
 
 fn dur(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>) -> Option<Duration> {
-    match v? {
-        NumOrStr::Num(n) if n > 0 => Some(Duration::from_secs(n as u64)),
-        NumOrStr::Num(n) => {
-            errs.push(format!("{key}: {n} must be positive"));
-            None
-        }
-        NumOrStr::Str(s) => parse_duration(&s)
-            .map_err(|e| errs.push(format!("{key}: {e}")))
-            .ok(),
-    }
+    crate::schedule::duration_key(errs, key, v, true)
 }
 
 fn count(errs: &mut Vec<String>, key: &str, v: Option<i64>, min: i64, max: i64) -> Option<i64> {

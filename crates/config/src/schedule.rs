@@ -37,11 +37,27 @@ pub struct ScheduleConfig {
     pub jitter: Duration,
 }
 
-fn dur(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>) -> Option<Duration> {
+/// A duration key that may be zero (e.g. `jitter`), problems pushed to `errs`.
+pub(crate) fn dur(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>) -> Option<Duration> {
+    duration_key(errs, key, v, false)
+}
+
+/// A duration written as seconds or with a unit; `positive` refuses zero.
+pub(crate) fn duration_key(
+    errs: &mut Vec<String>,
+    key: &str,
+    v: Option<NumOrStr>,
+    positive: bool,
+) -> Option<Duration> {
     match v? {
-        NumOrStr::Num(n) if n >= 0 => Some(Duration::from_secs(n as u64)),
+        NumOrStr::Num(n) if n > 0 || (n == 0 && !positive) => Some(Duration::from_secs(n as u64)),
         NumOrStr::Num(n) => {
-            errs.push(format!("{key}: {n} must not be negative"));
+            let rule = if positive {
+                "must be positive"
+            } else {
+                "must not be negative"
+            };
+            errs.push(format!("{key}: {n} {rule}"));
             None
         }
         NumOrStr::Str(s) => parse_duration(&s)
