@@ -485,16 +485,35 @@ fn a_queue_with_its_own_pool_leaves_the_web_pool_alone() {
 }
 
 #[test]
-fn a_schedule_can_run_a_script_outside_the_document_root() {
+fn a_schedule_can_run_a_script_outside_the_document_root_on_time() {
     let site = Site::new();
     std::fs::write(
         site.jobs.path().join("tick.php"),
-        "<?php file_put_contents(__DIR__ . '/ticks.log', $_SERVER['HTTP_X_ISOLA_INTERNAL'] . ' ' . $_SERVER['SCRIPT_NAME'] . \"\\n\", FILE_APPEND | LOCK_EX);",
+        "<?php file_put_contents(__DIR__ . '/ticks.log', $_SERVER['HTTP_X_ISOLA_INTERNAL'] . ' ' . $_SERVER['SCRIPT_NAME'] . ' ' . microtime(true) . \"\\n\", FILE_APPEND | LOCK_EX);",
     )
     .unwrap();
-    let (s, _) = site.serve("[[schedule]]\nscript = \"JOBS/tick.php\"\nevery = \"1s\"\n");
-    let ticks = site.wait_lines("ticks.log", 2, Duration::from_secs(10));
-    assert!(ticks.len() >= 2, "{}", s.stderr());
-    assert_eq!(ticks[0], "schedule /tick.php");
+    let (s, _) = site.serve("[[schedule]]\nscript = \"JOBS/tick.php\"\nevery = \"2s\"\n");
+    let ticks = site.wait_lines("ticks.log", 3, Duration::from_secs(15));
+    assert!(ticks.len() >= 3, "{}", s.stderr());
+    let mut times = Vec::new();
+    for t in &ticks {
+        let f: Vec<&str> = t.split(' ').collect();
+        assert_eq!((f[0], f[1]), ("schedule", "/tick.php"), "{t}");
+        times.push(f[2].parse::<f64>().unwrap());
+    }
+    // Ticks fall on multiples of the interval since the epoch (the same instants on every
+    // node); each run starts within a second of its tick.
+    for t in &times {
+        assert!(
+            t.rem_euclid(2.0) < 1.0,
+            "run at {t} is more than 1 s after its tick"
+        );
+    }
+    for w in times.windows(2) {
+        assert!(
+            (1.0..3.0).contains(&(w[1] - w[0])),
+            "runs {w:?} are not 2 s apart"
+        );
+    }
     assert_eq!(get(s.addr, "/tick.php").status, 404);
 }
