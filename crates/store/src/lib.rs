@@ -41,9 +41,11 @@
 //! - COMMAND reports name, arity, flags and key positions only; COMMAND DOCS is empty; INFO
 //!   carries the fields clients read (`redis_version`, clients, memory, stats, keyspace).
 
+pub mod aof;
 pub mod cmd;
 pub mod db;
 pub mod engine;
+pub mod propagate;
 pub mod resp;
 pub mod server;
 
@@ -67,4 +69,28 @@ pub enum StoreError {
     /// The executor has stopped (shutdown in progress).
     #[error("store is stopped")]
     Stopped,
+    /// Another process holds the data directory.
+    #[error("store directory {} is in use by another process (locked: {}/store.lock); give each instance its own [store] dir", dir.display(), dir.display())]
+    Locked {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+    /// A file of the data directory could not be read or written.
+    #[error("store: {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The append-only log is damaged before its end.
+    #[error("store: {} is damaged at offset {offset}: {reason}; repair or remove it, or allow truncation at the damage (store aof_load_corrupt = \"truncate\")", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: std::path::PathBuf,
+        /// Byte offset of the first bad record.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
 }
