@@ -21,7 +21,10 @@ pub use raw::{
 };
 pub use schedule::{ScheduleConfig, When};
 pub use sites::{SiteConfig, UnknownHost};
-pub use store::{parse_url as parse_store_url, StoreBackend, StoreSettings};
+pub use store::{
+    default_dir as default_store_dir, parse_url as parse_store_url, AppendFsync, EmbeddedStore,
+    StoreBackend, StoreSettings, MAXMEMORY_POLICIES,
+};
 pub use units::{parse_duration, parse_size};
 pub use validate::{
     AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpConfig,

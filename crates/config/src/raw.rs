@@ -63,6 +63,23 @@ pub struct RawStore {
     pub sessions: Option<bool>,
     /// This server's name among several sharing one store (default: host name and port).
     pub node_id: Option<String>,
+    /// Embedded store: directory of the append-only log (default: `$STATE_DIRECTORY`, else
+    /// `/var/lib/isola` as root, else `$XDG_STATE_HOME/isola` or `~/.local/state/isola`).
+    pub dir: Option<String>,
+    /// Embedded store: keep an append-only log so writes survive restarts (default true).
+    pub appendonly: Option<bool>,
+    /// Embedded store: `everysec` (default), `always` or `no`.
+    pub appendfsync: Option<String>,
+    /// Embedded store: compact the log when it grew by this percentage (default 100, 0: never).
+    pub auto_aof_rewrite_percentage: Option<i64>,
+    /// Embedded store: ... and is at least this large (default 64MiB).
+    pub auto_aof_rewrite_min_size: Option<NumOrStr>,
+    /// Embedded store: damage before the end of the log: `refuse` (default) or `truncate`.
+    pub aof_load_corrupt: Option<String>,
+    /// Embedded store: memory limit for keys and values (default: none).
+    pub maxmemory: Option<NumOrStr>,
+    /// Embedded store: `noeviction` (default), `allkeys-lru`, `volatile-lru`, `allkeys-random`.
+    pub maxmemory_policy: Option<String>,
 }
 
 /// One `[[queue]]`.

@@ -910,7 +910,7 @@ fn duration(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>, default_secs
     }
 }
 
-fn size(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>, default: u64) -> u64 {
+pub(crate) fn size(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>, default: u64) -> u64 {
     match v {
         None => default,
         Some(NumOrStr::Num(n)) if n >= 0 => n as u64,
