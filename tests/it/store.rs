@@ -290,7 +290,7 @@ fn torn_log_tail_is_repaired_with_a_warning() {
     let incr = manifest
         .lines()
         .filter_map(|l| l.strip_prefix("incr "))
-        .last()
+        .next_back()
         .unwrap();
     let file = state.path().join(incr);
     let good = std::fs::metadata(&file).unwrap().len();

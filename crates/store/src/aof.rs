@@ -269,10 +269,7 @@ pub fn load(cfg: &AofConfig, engine: &mut Engine) -> Result<Loaded, StoreError> 
             }
         }
     }
-    let mut manifest = match Manifest::read(dir)? {
-        Some(m) => m,
-        None => Manifest::default(),
-    };
+    let mut manifest = Manifest::read(dir)?.unwrap_or_default();
     let files = manifest.files();
     let mut loaded = Loaded {
         manifest: manifest.clone(),
@@ -408,7 +405,7 @@ fn replay_file(
         Some((multi_at, _)) => (*multi_at).min(at),
         None => at,
     };
-    if !(torn && last) && !truncate_corrupt {
+    if !(truncate_corrupt || (torn && last)) {
         return Err(StoreError::Corrupt {
             file: path.to_path_buf(),
             offset: at,
@@ -521,6 +518,7 @@ impl Writer {
             last_sync: Instant::now(),
             retry: Vec::new(),
             retry_cbs: Vec::new(),
+            owed: 0,
         };
         let thread = std::thread::Builder::new()
             .name("isola-store-aof".into())
@@ -731,12 +729,15 @@ struct WriterThread {
     /// Records whose write failed, retried every second.
     retry: Vec<u8>,
     retry_cbs: Vec<Callback>,
+    /// Data jobs taken whose completion is not yet reported to `inflight`.
+    owed: usize,
 }
 
 impl WriterThread {
     fn run(&mut self, rx: Receiver<Job>) {
         loop {
-            let wait = if !self.retry.is_empty() {
+            let failing = !self.retry.is_empty() || (self.unsynced && self.fsync == Fsync::Always);
+            let wait = if failing {
                 Some(Duration::from_secs(1))
             } else if self.unsynced && self.fsync == Fsync::EverySec {
                 Some(Duration::from_secs(1).saturating_sub(self.last_sync.elapsed()))
@@ -759,13 +760,12 @@ impl WriterThread {
                 }
             }
             let mut stop = false;
-            let mut done = 0usize;
             for job in jobs {
                 match job {
                     Job::Data(d, cbs) => {
                         self.retry.extend_from_slice(&d);
                         self.retry_cbs.extend(cbs);
-                        done += 1;
+                        self.owed += 1;
                     }
                     Job::Switch(seq) => {
                         self.write_pending();
@@ -787,12 +787,15 @@ impl WriterThread {
             if self.unsynced && (due || stop) {
                 self.sync();
             }
+            // Replies wait while their records are not written (or, with `always`, not
+            // synced); the executor holds back later replies as long as jobs are owed.
             if self.retry.is_empty() && (!self.unsynced || self.fsync != Fsync::Always) {
                 for cb in self.retry_cbs.drain(..) {
                     cb();
                 }
+                self.inflight.fetch_sub(self.owed, Ordering::AcqRel);
+                self.owed = 0;
             }
-            self.inflight.fetch_sub(done, Ordering::AcqRel);
             if stop {
                 return;
             }

@@ -346,7 +346,7 @@ impl Db {
         for k in std::mem::take(&mut self.resized) {
             if let Some(e) = self.map.get_mut(&k) {
                 let size = entry_size(&k, &e.value);
-                self.used = self.used - e.size + size;
+                self.used = self.used.saturating_sub(e.size) + size;
                 e.size = size;
             }
         }
@@ -368,7 +368,7 @@ impl Db {
             if let Some(t) = old.expire_at {
                 self.deadlines.remove(&(t, key.clone()));
             }
-            self.used -= old.size;
+            self.used = self.used.saturating_sub(old.size);
             slot = old.slot;
         } else if let Some(sample) = self.sample.as_mut() {
             slot = sample.len();
@@ -397,7 +397,7 @@ impl Db {
         if let Some(t) = e.expire_at {
             self.deadlines.remove(&(t, k));
         }
-        self.used -= e.size;
+        self.used = self.used.saturating_sub(e.size);
         if let Some(sample) = self.sample.as_mut() {
             if e.slot < sample.len() {
                 sample.swap_remove(e.slot);

@@ -327,7 +327,7 @@ fn incr_file(dir: &Path) -> std::path::PathBuf {
     let name = m
         .lines()
         .filter_map(|l| l.strip_prefix("incr "))
-        .last()
+        .next_back()
         .unwrap()
         .to_string();
     dir.join(name)
@@ -497,6 +497,8 @@ async fn compaction_keeps_content_while_clients_write() {
     assert!(n > 0);
     assert!(c.s("INFO persistence").await.contains("aof_rewrites:1"));
     let before = dump(&mut c).await;
+    drop(c);
+    run.stop().await;
     let data = dir.path().join("data");
     let manifest = std::fs::read_to_string(data.join("appendonly.manifest")).unwrap();
     assert!(manifest.contains("base appendonly."), "{manifest}");
@@ -504,8 +506,8 @@ async fn compaction_keeps_content_while_clients_write() {
         manifest.lines().filter(|l| l.starts_with("incr")).count(),
         1
     );
-    drop(c);
-    run.stop().await;
+    let files = std::fs::read_dir(&data).unwrap().count();
+    assert_eq!(files, 4, "lock, manifest, base and one increment file");
 
     let run = start(config(dir.path(), aof(dir.path(), Fsync::EverySec), wall()))
         .await
