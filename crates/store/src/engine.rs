@@ -1075,3 +1075,209 @@ pub(crate) mod tests {
         assert_eq!(e.take_outbox(), vec![(3, Reply::NilArray)]);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod log_tests {
+    use super::tests::{engine, reply, run};
+    use super::*;
+    use crate::db::ManualClock;
+    use crate::propagate::{parse, Parsed};
+
+    fn logged(e: &mut Engine) -> Vec<String> {
+        let buf = e.take_log();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < buf.len() {
+            let Parsed::Command(args, used) = parse(&buf[at..]) else {
+                panic!("bad record at {at}");
+            };
+            at += used;
+            out.push(
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        out
+    }
+
+    fn logging(clock: Arc<ManualClock>) -> Engine {
+        let mut e = engine(clock);
+        e.enable_log(Arc::new(LogHealth::default()));
+        e
+    }
+
+    #[test]
+    fn records_are_deterministic_forms() {
+        let clock = ManualClock::new(1_000_000);
+        let mut e = logging(clock.clone());
+        for l in [
+            "SET a 1 EX 10",
+            "GET a",
+            "DEL missing",
+            "EXPIRE a 20",
+            "SETEX b 5 v",
+            "INCRBYFLOAT f 1.5",
+            "HINCRBYFLOAT h x 0.5",
+            "SADD s m",
+            "SPOP s",
+            "SET c v NX",
+            "SET c w NX",
+            "SELECT 2",
+            "RPUSH q x",
+            "BLPOP q 0",
+            "GETEX c PERSIST",
+        ] {
+            reply(&mut e, 1, l);
+        }
+        assert_eq!(
+            logged(&mut e),
+            [
+                "SELECT 0",
+                "SET a 1 PXAT 1010000",
+                "PEXPIREAT a 1020000",
+                "SET b v PXAT 1005000",
+                "SET f 1.5 KEEPTTL",
+                "HSET h x 0.5",
+                "SADD s m",
+                "SREM s m",
+                "SET c v",
+                "SELECT 2",
+                "RPUSH q x",
+                "LPOP q",
+            ]
+        );
+    }
+
+    #[test]
+    fn transactions_are_wrapped_and_expiry_is_a_del() {
+        let clock = ManualClock::new(1_000_000);
+        let mut e = logging(clock.clone());
+        reply(&mut e, 1, "SET t v PX 10");
+        reply(&mut e, 1, "MULTI");
+        reply(&mut e, 1, "INCR n");
+        reply(&mut e, 1, "GET n");
+        reply(&mut e, 1, "SELECT 1");
+        reply(&mut e, 1, "INCR n");
+        reply(&mut e, 1, "EXEC");
+        // A transaction that changes nothing leaves no record.
+        reply(&mut e, 1, "MULTI");
+        reply(&mut e, 1, "GET n");
+        reply(&mut e, 1, "EXEC");
+        clock.advance(20);
+        reply(&mut e, 1, "SELECT 0");
+        reply(&mut e, 1, "SET t w NX");
+        assert_eq!(
+            logged(&mut e),
+            [
+                "SELECT 0",
+                "SET t v PXAT 1000010",
+                "MULTI",
+                "INCR n",
+                "SELECT 1",
+                "INCR n",
+                "EXEC",
+                "SELECT 0",
+                "DEL t",
+                "SET t w",
+            ]
+        );
+        assert_eq!(run(&mut e, 2, "BLPOP q 0"), Outcome::Blocked);
+        reply(&mut e, 1, "LPUSH q a b");
+        assert_eq!(logged(&mut e), ["LPUSH q a b", "LPOP q"]);
+    }
+
+    /// Live keys with value and deadline, sorted: what a replay must reproduce.
+    fn live(e: &mut Engine) -> Vec<String> {
+        let now = e.now();
+        let mut out = Vec::new();
+        for (i, db) in e.dbs.iter().enumerate() {
+            for (k, en) in db.entries() {
+                if en.expire_at.is_some_and(|t| t <= now) {
+                    continue;
+                }
+                let v = match &en.value {
+                    crate::db::Value::Str(s) => format!("{s:?}"),
+                    crate::db::Value::List(l) => format!("{l:?}"),
+                    crate::db::Value::Hash(h) => {
+                        let mut v: Vec<_> = h.iter().collect();
+                        v.sort();
+                        format!("{v:?}")
+                    }
+                    crate::db::Value::Set(s) => {
+                        let mut v: Vec<_> = s.iter().collect();
+                        v.sort();
+                        format!("{v:?}")
+                    }
+                    crate::db::Value::ZSet(z) => format!("{:?}", z.order),
+                };
+                out.push(format!("{i} {k:?} {v} {:?}", en.expire_at));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn replaying_the_log_rebuilds_the_keyspace(
+            ops in proptest::collection::vec((0usize..40, 0usize..4, 0u64..30), 1..120)
+        ) {
+            const T: [&str; 40] = [
+                "SET {k} v{n}", "SET {k} v PX {n}0", "SETEX {k} 1 x", "INCR c{k}",
+                "INCRBYFLOAT f{k} 0.{n}", "APPEND {k} z", "DEL {k}", "EXPIRE {k} {n}",
+                "PEXPIRE l{k} {n}0", "PERSIST {k}", "GETEX {k} PX {n}", "GETDEL {k}",
+                "RPUSH l{k} a{n} b", "LPUSH l{k} c", "LPOP l{k}", "RPOP l{k} 2",
+                "LMOVE l{k} l0 LEFT RIGHT", "LTRIM l{k} 1 -1", "HSET h{k} f{n} v",
+                "HINCRBY h{k} n 2", "HINCRBYFLOAT h{k} x 1.{n}", "HDEL h{k} f1",
+                "SADD s{k} a b c{n}", "SPOP s{k}", "SPOP s{k} 2", "SREM s{k} a",
+                "SMOVE s{k} s0 b", "SINTERSTORE d{k} s1 s2", "ZADD z{k} {n} m{n}",
+                "ZINCRBY z{k} 1.5 m1", "ZPOPMIN z{k}", "ZREMRANGEBYSCORE z{k} 0 5",
+                "RENAME l{k} l{n}", "SELECT {k}", "FLUSHDB", "SET {k} v EXAT 1",
+                "MULTI", "EXEC", "BLPOP l{k} 0", "INCRBY c{k} -{n}",
+            ];
+            let clock = ManualClock::new(1_000_000);
+            let mut e = logging(clock.clone());
+            let mut log = Vec::new();
+            for (t, k, n) in ops {
+                let line = T[t].replace("{k}", &k.to_string()).replace("{n}", &n.to_string());
+                // Each op runs for a client of its own so BLPOP never parks a later op.
+                let client = if line.starts_with("BLPOP") { 100 + n } else { 1 };
+                run(&mut e, client, &line);
+                e.take_outbox();
+                clock.advance(n * 3);
+                if n % 7 == 0 {
+                    e.active_expire();
+                }
+                log.extend(e.take_log());
+            }
+            run(&mut e, 1, "EXEC");
+            log.extend(e.take_log());
+            let mut r = engine(clock.clone());
+            r.set_loading(true);
+            let mut db = 0;
+            let mut at = 0;
+            let mut tx: Option<Vec<Vec<Bytes>>> = None;
+            while at < log.len() {
+                let Parsed::Command(args, used) = parse(&log[at..]) else { panic!("bad log") };
+                at += used;
+                let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+                match (name.as_str(), tx.as_mut()) {
+                    ("multi", None) => tx = Some(Vec::new()),
+                    ("exec", Some(_)) => {
+                        for c in tx.take().unwrap() {
+                            let _ = r.replay(&mut db, &c);
+                        }
+                    }
+                    (_, Some(q)) => q.push(args),
+                    (_, None) => { let _ = r.replay(&mut db, &args); }
+                }
+            }
+            r.set_loading(false);
+            proptest::prop_assert_eq!(live(&mut e), live(&mut r));
+        }
+    }
+}
