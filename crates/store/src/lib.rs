@@ -9,20 +9,39 @@
 //! - [`db`]: databases, values, deadlines, the injectable clock;
 //! - [`cmd`]: the command table and one module per command family;
 //! - [`engine`]: the single executor that owns the keyspace and every session (SELECT,
-//!   MULTI, WATCH, blocked clients), so every command is atomic without locks;
+//!   MULTI, WATCH, blocked clients), so every command is atomic without locks; its one
+//!   dispatch point also applies `maxmemory` and produces the log records;
+//! - [`propagate`]: log records: executed commands in a form that replays identically;
+//! - [`aof`]: the append-only log on disk: directory lock, manifest, replay, the writer
+//!   thread, compaction files;
 //! - [`server`]: unix/TCP listeners and connection tasks that talk to the executor through a
-//!   bounded channel.
+//!   bounded channel, and the executor task that ties the engine to the log writer.
 //!
-//! The crate never reads argv, environment or files other than its sockets; the binary hands
-//! it a [`StoreConfig`].
+//! The crate never reads argv or environment, and touches no files but its sockets and its
+//! data directory; the binary hands it a [`StoreConfig`].
 //!
 //! # Why one executor
 //! Redis runs commands on one thread; PHP libraries rely on that (a MULTI, a SET NX lock,
 //! an INCR are atomic). One task owning the keyspace gives the same guarantee without locks,
-//! keeps blocking commands simple (the executor parks and wakes clients in FIFO order) and
-//! leaves room for Lua scripts and an append-only log later: both need a single total order
-//! of commands, which the executor already is. Connections do the parsing and encoding in
-//! parallel and hand over whole pipelines in one message.
+//! keeps blocking commands simple (the executor parks and wakes clients in FIFO order), and
+//! gives the append-only log (and scripts) the single total order of commands they need.
+//! Connections do the parsing and encoding in parallel and hand over whole pipelines in one
+//! message.
+//!
+//! # Durability invariants
+//! - Every change to the keyspace is counted (`Engine::touch`); a command that changed
+//!   nothing leaves no record, and one that did leaves records that rebuild exactly its
+//!   effect when replayed in order, whatever the time of the replay: deadlines are absolute,
+//!   random and float results are recorded as values, expired keys are recorded as DEL at
+//!   the point of the order where they were removed.
+//! - Replay runs with time stopped at 0, so nothing expires while loading and every
+//!   recorded deadline is kept; keys past their deadline are removed when loading ends.
+//! - A reply never reaches a client before the records of everything it observed are handed
+//!   to the writer, and with `appendfsync always` before they are fsynced.
+//! - Base file + the increment files after it replay to the live keyspace at all times,
+//!   during compaction too (see [`aof`]).
+//! - `used_memory` is the sum of per-entry estimates recorded on every insert, removal and
+//!   in-place change, so it never drifts and costs nothing to read.
 //!
 //! # Checked against Redis
 //! `tests/differential.rs` runs the same commands on a real `redis-server` 7.0 and on this
@@ -39,7 +58,22 @@
 //! - float parsing follows `strtod` except hexadecimal floats; INCRBYFLOAT beyond the `double`
 //!   range (`1e400`) is refused;
 //! - COMMAND reports name, arity, flags and key positions only; COMMAND DOCS is empty; INFO
-//!   carries the fields clients read (`redis_version`, clients, memory, stats, keyspace).
+//!   carries the fields clients read (`redis_version`, clients, memory, persistence, stats,
+//!   keyspace);
+//! - the log is Redis 7's multi-part layout in spirit (manifest, base, increments) but with
+//!   its own manifest format, and a base is always RESP (no RDB preamble); `aof-load-truncated`
+//!   is always on, and damage elsewhere may be truncated on request (`truncate_corrupt`);
+//! - compaction runs on the executor in bounded steps with copy-on-write of values changed
+//!   meanwhile, instead of a forked child; collecting a database's keys when its turn comes
+//!   costs one pass of reference-count increments, and a value changed during compaction is
+//!   copied once;
+//! - a write error refuses write commands with `-MISCONF` and is retried every second (with
+//!   `always`, replies wait for the retry) instead of exiting; when the writer is over 2 s or
+//!   64 MiB behind, every command waits, not only writes;
+//! - `used_memory` counts keys and values (sampled estimates for large aggregates), not the
+//!   allocator's total; eviction samples 5 random keys per eviction without Redis's pool, and
+//!   an LRU clock that counts accesses instead of seconds; `maxmemory` is checked before every
+//!   command including those inside EXEC (Redis refuses the whole EXEC up front).
 
 pub mod aof;
 pub mod cmd;
