@@ -548,13 +548,6 @@ impl Writer {
                 || !self.backlog.is_empty()
                 || !self.backlog_cbs.is_empty()
                 || self.inflight.load(Ordering::Acquire) > 0);
-        if deferred {
-            self.backlog_cbs.extend(replies);
-        } else {
-            for r in replies {
-                r();
-            }
-        }
         if !data.is_empty() {
             if self.backlog.is_empty() {
                 self.backlog = data;
@@ -562,7 +555,16 @@ impl Writer {
                 self.backlog.extend_from_slice(&data);
             }
         }
-        self.flush().await;
+        if deferred {
+            self.backlog_cbs.extend(replies);
+            self.flush().await;
+        } else {
+            // The records reach the writer before the replies leave (unless it is behind).
+            self.flush().await;
+            for r in replies {
+                r();
+            }
+        }
     }
 
     /// True while records or replies wait in the executor (retry soon).

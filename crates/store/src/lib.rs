@@ -36,8 +36,9 @@
 //!   the point of the order where they were removed.
 //! - Replay runs with time stopped at 0, so nothing expires while loading and every
 //!   recorded deadline is kept; keys past their deadline are removed when loading ends.
-//! - A reply never reaches a client before the records of everything it observed are handed
-//!   to the writer, and with `appendfsync always` before they are fsynced.
+//! - A reply leaves after the records of everything it observed are handed to the writer
+//!   thread (or, while the writer is behind, queued for it), and with `appendfsync always`
+//!   only after they are fsynced.
 //! - Base file + the increment files after it replay to the live keyspace at all times,
 //!   during compaction too (see [`aof`]).
 //! - `used_memory` is the sum of per-entry estimates recorded on every insert, removal and
