@@ -129,7 +129,7 @@ pub struct DirLock {
 impl DirLock {
     /// Creates `dir` if needed (mode 0700) and locks it.
     pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -140,6 +140,7 @@ impl DirLock {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| io_err(&path, e))?;
         match file.try_lock() {
@@ -213,7 +214,7 @@ impl Manifest {
             text.push_str(&format!("incr {}\n", incr_name(*i)));
         }
         let tmp = dir.join(format!("{MANIFEST}.tmp"));
-        let mut f = File::create(&tmp)?;
+        let mut f = create_private(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         fs::rename(&tmp, dir.join(MANIFEST))?;
@@ -301,7 +302,7 @@ pub fn load(cfg: &AofConfig, engine: &mut Engine) -> Result<Loaded, StoreError> 
     if manifest.incrs.is_empty() {
         let seq = manifest.next_seq();
         let path = dir.join(incr_name(seq));
-        File::create(&path).map_err(|e| io_err(&path, e))?;
+        create_private(&path).map_err(|e| io_err(&path, e))?;
         manifest.incrs.push(seq);
         manifest
             .write(dir)
@@ -324,7 +325,7 @@ fn replay_file(
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && last => {
             // Listed but never written: a crash right after a switch.
-            File::create(path).map_err(|e| io_err(path, e))?;
+            create_private(path).map_err(|e| io_err(path, e))?;
             return Ok(0);
         }
         Err(e) => return Err(io_err(path, e)),
@@ -628,7 +629,7 @@ impl Writer {
         let seq = self.next_seq;
         self.next_seq += 1;
         let tmp = self.cfg.dir.join(format!("{}.tmp", base_name(seq)));
-        let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        let file = create_private(&tmp).map_err(|e| io_err(&tmp, e))?;
         self.flush_all().await;
         self.send(Job::Switch(seq)).await;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
@@ -681,7 +682,24 @@ impl Writer {
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Creates (or empties) a file only the owner can read: the log holds application data,
+/// sessions included.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// A compaction in progress: the snapshot's channel and completion.
