@@ -43,8 +43,9 @@
 //! the file and offset, unless the configuration allows truncating there (then the file is
 //! cut at the damage, with a warning, and later files still replay).
 //!
-//! This module never interprets commands; it never runs on the executor's task except for
-//! the replay at start, which happens before the store accepts connections.
+//! This module never interprets commands, and its disk I/O never runs on the executor's
+//! task: replay runs on a blocking thread before the store accepts connections, everything
+//! else on the writer and snapshot threads.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -455,8 +456,9 @@ pub enum Job {
     Data(Vec<u8>, Vec<Callback>),
     /// Start increment file `seq` and list it in the manifest.
     Switch(u64),
-    /// Make the finished snapshot `seq` the base: rename, manifest, delete older files.
-    Install(u64),
+    /// Make the finished snapshot `seq` the base: rename, manifest, delete older files; then
+    /// report whether it worked.
+    Install(u64, tokio::sync::oneshot::Sender<bool>),
     /// Flush, fsync and stop.
     Stop,
 }
@@ -629,15 +631,15 @@ impl Writer {
         let seq = self.next_seq;
         self.next_seq += 1;
         let tmp = self.cfg.dir.join(format!("{}.tmp", base_name(seq)));
-        let file = create_private(&tmp).map_err(|e| io_err(&tmp, e))?;
         self.flush_all().await;
         self.send(Job::Switch(seq)).await;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let path = tmp.clone();
         std::thread::Builder::new()
             .name("isola-store-rewrite".into())
             .spawn(move || {
-                let r = write_snapshot(file, rx);
+                let r = create_private(&path).and_then(|f| write_snapshot(f, rx));
                 let _ = done_tx.send(r);
             })
             .map_err(|e| io_err(&tmp, e))?;
@@ -649,14 +651,21 @@ impl Writer {
         })
     }
 
-    /// Installs a finished snapshot of `size` bytes as the new base.
-    pub async fn finish_rewrite(&mut self, rw: &Rewrite, size: u64) {
+    /// Installs a finished snapshot of `size` bytes as the new base; the receiver says when
+    /// the files are in place (and whether they are).
+    pub async fn finish_rewrite(
+        &mut self,
+        rw: &Rewrite,
+        size: u64,
+    ) -> tokio::sync::oneshot::Receiver<bool> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
         self.flush_all().await;
-        self.send(Job::Install(rw.seq)).await;
+        self.send(Job::Install(rw.seq, tx)).await;
         self.base_size = size;
         // The increment file started at the switch; its size is not tracked apart, so the
         // trigger counts from the new base.
         self.size = size;
+        rx
     }
 
     async fn flush_all(&mut self) {
@@ -791,9 +800,9 @@ impl WriterThread {
                         self.write_pending();
                         self.switch(seq);
                     }
-                    Job::Install(seq) => {
+                    Job::Install(seq, done) => {
                         self.write_pending();
-                        self.install(seq);
+                        let _ = done.send(self.install(seq));
                     }
                     Job::Stop => stop = true,
                 }
@@ -879,16 +888,13 @@ impl WriterThread {
         self.len = 0;
     }
 
-    fn install(&mut self, seq: u64) {
+    fn install(&mut self, seq: u64) -> bool {
         let tmp = self.dir.join(format!("{}.tmp", base_name(seq)));
-        let Some(&current) = self.manifest.incrs.last() else {
-            return;
-        };
-        if current != seq {
+        if self.manifest.incrs.last() != Some(&seq) {
             // The switch failed: the snapshot does not line up with an increment file.
             let _ = fs::remove_file(&tmp);
             tracing::error!("store: log compaction abandoned (no increment file of its own)");
-            return;
+            return false;
         }
         let old = self.manifest.clone();
         let m = Manifest {
@@ -899,7 +905,7 @@ impl WriterThread {
             fs::rename(&tmp, self.dir.join(base_name(seq))).and_then(|()| m.write(&self.dir));
         if let Err(e) = done {
             tracing::error!(error = %e, "store: cannot install the compacted log; keeping the old files");
-            return;
+            return false;
         }
         self.manifest = m;
         for name in old.files() {
@@ -908,6 +914,7 @@ impl WriterThread {
             }
         }
         tracing::info!(file = %base_name(seq), "store: append-only log compacted");
+        true
     }
 }
 

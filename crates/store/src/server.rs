@@ -183,6 +183,8 @@ struct Persist {
     _lock: DirLock,
     writer: Option<Writer>,
     rewrite: Option<Rewrite>,
+    /// A finished snapshot being installed by the writer: whether it worked.
+    installing: Option<oneshot::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -240,6 +242,7 @@ impl Store {
                     _lock: lock,
                     writer,
                     rewrite: None,
+                    installing: None,
                 })
             }
         };
@@ -551,10 +554,20 @@ enum RewriteEvent {
     Room(mpsc::OwnedPermit<Vec<u8>>),
     /// The snapshot file is complete (its size) or failed.
     Done(std::io::Result<u64>),
+    /// The writer installed the snapshot as the new base (or could not).
+    Installed(bool),
 }
 
 async fn rewrite_event(persist: &mut Option<Persist>) -> RewriteEvent {
-    let Some(rw) = persist.as_mut().and_then(|p| p.rewrite.as_mut()) else {
+    let Some(p) = persist.as_mut() else {
+        return std::future::pending().await;
+    };
+    if let Some(rx) = p.installing.as_mut() {
+        let ok = rx.await.unwrap_or(false);
+        p.installing = None;
+        return RewriteEvent::Installed(ok);
+    }
+    let Some(rw) = p.rewrite.as_mut() else {
         return std::future::pending().await;
     };
     match rw.tx.clone() {
@@ -591,7 +604,7 @@ async fn maybe_rewrite(engine: &mut Engine, persist: &mut Option<Persist>) {
         RewriteState::Idle => w.wants_rewrite(),
         RewriteState::Running => false,
     };
-    if !start || p.rewrite.is_some() {
+    if !start || p.rewrite.is_some() || p.installing.is_some() {
         return;
     }
     // Records so far belong to the old increment file; the snapshot is of this instant.
@@ -681,8 +694,7 @@ async fn executor(
                     match (r, p.writer.as_mut()) {
                         (Ok(size), Some(w)) => {
                             w.submit(engine.take_log(), Vec::new()).await;
-                            w.finish_rewrite(&rw, size).await;
-                            engine.snapshot_end(true);
+                            p.installing = Some(w.finish_rewrite(&rw, size).await);
                         }
                         (r, _) => {
                             if let Err(e) = r {
@@ -693,6 +705,7 @@ async fn executor(
                         }
                     }
                 }
+                RewriteEvent::Installed(ok) => engine.snapshot_end(ok),
             },
             _ = tokio::time::sleep(Duration::from_millis(5)), if backlog => {}
         }
