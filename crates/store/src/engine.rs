@@ -877,7 +877,7 @@ impl Engine {
                 self.snapshot = None;
                 return if out.is_empty() { None } else { Some(out) };
             }
-            let entries = self.dbs[d].snapshot_step(128);
+            let entries = self.dbs[d].snapshot_step(16);
             if entries.is_empty() {
                 d += 1;
                 selected = false;
@@ -1218,6 +1218,63 @@ mod log_tests {
         }
         out.sort();
         out
+    }
+
+    fn replay_all(r: &mut Engine, log: &[u8]) {
+        let mut db = 0;
+        let mut at = 0;
+        while at < log.len() {
+            let Parsed::Command(args, used) = parse(&log[at..]) else {
+                panic!("bad log at {at}")
+            };
+            at += used;
+            r.replay(&mut db, &args).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_the_keyspace_of_its_start_despite_changes() {
+        let clock = ManualClock::new(1_000_000);
+        let mut e = logging(clock.clone());
+        reply(&mut e, 2, "SELECT 1");
+        for i in 0..300 {
+            reply(&mut e, 1, &format!("SET k{i} v{i}"));
+            reply(&mut e, 1, &format!("RPUSH l{i} a b"));
+            reply(&mut e, 1, &format!("HSET h{} f{i} {i}", i % 10));
+            reply(&mut e, 1, &format!("ZADD z {i} m{i}"));
+            reply(&mut e, 2, &format!("SADD s{} m{i}", i % 7));
+            if i % 3 == 0 {
+                reply(&mut e, 1, &format!("PEXPIRE k{i} 100000"));
+            }
+        }
+        let expected = live(&mut e);
+        e.take_log();
+        e.snapshot_begin();
+        let mut snap = Vec::new();
+        let mut i = 0;
+        while let Some(chunk) = e.snapshot_step(300) {
+            snap.extend(chunk);
+            reply(&mut e, 1, &format!("SET k{i} changed"));
+            reply(&mut e, 1, &format!("DEL l{}", 299 - i));
+            reply(&mut e, 1, &format!("RPUSH l{i} more"));
+            reply(&mut e, 1, &format!("HSET h{} extra 1", i % 10));
+            reply(&mut e, 1, &format!("ZREM z m{i}"));
+            reply(&mut e, 1, &format!("SET new{i} x"));
+            reply(&mut e, 1, &format!("PERSIST k{}", 3 * (i % 100)));
+            if i == 20 {
+                reply(&mut e, 2, "FLUSHDB");
+            }
+            i += 1;
+        }
+        assert!(i > 30, "snapshot took only {i} steps");
+        e.snapshot_end(true);
+        let mut r = engine(clock.clone());
+        r.set_loading(true);
+        replay_all(&mut r, &snap);
+        r.set_loading(false);
+        assert_eq!(live(&mut r), expected);
+        // Nothing stays preserved once the snapshot is over.
+        assert!(e.dbs.iter_mut().all(|d| d.snapshot_step(1).is_empty()));
     }
 
     proptest::proptest! {
