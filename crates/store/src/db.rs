@@ -336,6 +336,12 @@ impl Db {
         Some(e)
     }
 
+    /// Memory recomputed from every entry (tests compare it with the running figure).
+    #[cfg(test)]
+    pub(crate) fn recount(&self) -> usize {
+        self.map.iter().map(|(k, e)| entry_size(k, &e.value)).sum()
+    }
+
     /// The entry for `key` as stored, without expiring it or counting an access.
     pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
         self.map.get(key)

@@ -1313,6 +1313,9 @@ mod log_tests {
             }
             run(&mut e, 1, "EXEC");
             log.extend(e.take_log());
+            for db in &e.dbs {
+                proptest::prop_assert_eq!(db.used_memory(), db.recount());
+            }
             let mut r = engine(clock.clone());
             r.set_loading(true);
             let mut db = 0;
