@@ -1220,6 +1220,49 @@ mod log_tests {
         out
     }
 
+    fn limited(max: usize, policy: MaxMemoryPolicy) -> Engine {
+        Engine::new(EngineConfig {
+            requirepass: None,
+            clock: ManualClock::new(1_000_000),
+            max_bulk_len: 512 * 1024 * 1024,
+            maxmemory: max,
+            maxmemory_policy: policy,
+        })
+    }
+
+    #[test]
+    fn volatile_lru_evicts_only_keys_with_a_ttl_and_random_evicts_any() {
+        let mut e = limited(20_000, MaxMemoryPolicy::VolatileLru);
+        e.enable_log(Arc::new(LogHealth::default()));
+        let v = "x".repeat(200);
+        for i in 0..40 {
+            assert_eq!(reply(&mut e, 1, &format!("SET keep{i} {v}")), "+OK\r\n");
+        }
+        for i in 0..200 {
+            reply(&mut e, 1, &format!("SET tmp{i} {v} EX 100"));
+        }
+        assert!(e.used_memory() <= 20_000 + 400);
+        for i in 0..40 {
+            assert_eq!(reply(&mut e, 1, &format!("EXISTS keep{i}")), ":1\r\n");
+        }
+        assert!(e.evicted_keys > 100);
+        // Evictions are logged as deletions, so a replay evicts the same keys.
+        assert!(logged(&mut e).iter().any(|l| l.starts_with("DEL tmp")));
+        // Only keys without a TTL left: nothing may be evicted, writes are refused.
+        for i in 0..60 {
+            reply(&mut e, 1, &format!("SET more{i} {v}"));
+        }
+        assert_eq!(reply(&mut e, 1, "SET x y"), format!("-{OOM}\r\n"));
+        assert_eq!(reply(&mut e, 1, "DEL keep0"), ":1\r\n");
+
+        let mut r = limited(20_000, MaxMemoryPolicy::AllKeysRandom);
+        for i in 0..300 {
+            assert_eq!(reply(&mut r, 1, &format!("SET k{i} {v}")), "+OK\r\n");
+        }
+        assert!(r.used_memory() <= 20_000 + 400);
+        assert!(r.evicted_keys > 200);
+    }
+
     fn replay_all(r: &mut Engine, log: &[u8]) {
         let mut db = 0;
         let mut at = 0;
