@@ -58,9 +58,12 @@ class Isola:
         self.config.write_text(config.replace("@PORT@", str(self.port)))
         self.out = open(self.dir / f"{name}.stdout", "w+")
         self.err = open(self.dir / f"{name}.stderr", "w+")
+        # The embedded store keeps its log here rather than in /var/lib/isola: runs never share
+        # or inherit data.
+        env = dict(os.environ, STATE_DIRECTORY=str(self.dir / f"{name}.state"))
         self.proc = subprocess.Popen(
             [isola_binary(), "serve", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}"],
-            stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL)
+            stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -170,13 +170,41 @@ async fn build(
     store: &StoreLink,
 ) -> anyhow::Result<Settings> {
     let mut sites = Vec::with_capacity(cfg.sites.len());
+    let own: Vec<(usize, &isola_config::QueueConfig)> = cfg
+        .queues
+        .iter()
+        .filter(|q| q.own_pool)
+        .map(|q| {
+            Ok((
+                site_of(cfg, q.site.as_deref())
+                    .with_context(|| format!("queue {}: site", q.name))?,
+                q,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
     for (i, sc) in cfg.sites.iter().enumerate() {
-        match build_site(sc, runtime, &format!("pool-{generation}-{i}"), store).await {
+        let queues: Vec<&isola_config::QueueConfig> = own
+            .iter()
+            .filter(|(s, _)| *s == i)
+            .map(|(_, q)| *q)
+            .collect();
+        match build_site(
+            sc,
+            runtime,
+            &format!("pool-{generation}-{i}"),
+            store,
+            &queues,
+        )
+        .await
+        {
             Ok(s) => sites.push(s),
             Err(e) => {
-                for s in sites {
-                    s.pool.shutdown(Duration::ZERO).await;
-                }
+                let started: Vec<Site> = sites;
+                stop_pools(
+                    started.iter().flat_map(|s| s.all_pools("")).map(|(_, p)| p),
+                    Duration::ZERO,
+                )
+                .await;
                 return Err(if cfg.sites.len() > 1 {
                     e.context(format!("site[{i}] ({})", sc.label()))
                 } else {
@@ -207,11 +235,38 @@ async fn build(
     })
 }
 
+/// The index of the site answering `host` (exact name, then `*.suffix`), the default site
+/// when `None`.
+fn site_of(cfg: &Config, host: Option<&str>) -> anyhow::Result<usize> {
+    let Some(h) = host else {
+        return Ok(match cfg.unknown_host {
+            isola_config::UnknownHost::Default(i) => i,
+            _ => 0,
+        });
+    };
+    let exact = cfg
+        .sites
+        .iter()
+        .position(|s| s.names.iter().any(|n| n == h));
+    let wild = || {
+        cfg.sites.iter().position(|s| {
+            s.names.iter().any(|n| {
+                n.strip_prefix('*')
+                    .is_some_and(|suffix| h.ends_with(suffix))
+            })
+        })
+    };
+    exact
+        .or_else(wild)
+        .with_context(|| format!("no site is named {h:?}"))
+}
+
 async fn build_site(
     sc: &SiteConfig,
     runtime: &Path,
     dir_name: &str,
     store: &StoreLink,
+    own_queues: &[&isola_config::QueueConfig],
 ) -> anyhow::Result<Site> {
     let patterns = |key: &str, list: &[String]| {
         PathPatterns::new(list).with_context(|| format!("server.{key}"))
@@ -254,9 +309,36 @@ async fn build_site(
         auto_size: p.auto_children.as_ref().map(auto_size).transpose()?,
         slowlog_timeout: p.slowlog_timeout,
     };
-    let pool = Pool::start(pool_cfg, php_backend(&sc.php, &dir, store))
-        .await
-        .with_context(|| format!("php.binary {}", sc.php.binary.display()))?;
+    let mut job_pools = Vec::new();
+    for q in own_queues {
+        // The site's PHP and limits, one worker per consumer, no waiting beyond them.
+        let qdir = dir.join(format!("queue-{}", q.name));
+        std::fs::create_dir(&qdir).with_context(|| format!("cannot create {}", qdir.display()))?;
+        let cfg = PoolConfig {
+            max_children: q.concurrency,
+            queue_size: q.concurrency,
+            pm: ProcessManager::Static,
+            auto_size: None,
+            label: sc.docroot.join(format!("queue:{}", q.name)),
+            ..pool_cfg.clone()
+        };
+        match Pool::start(cfg, php_backend(&sc.php, &qdir, store)).await {
+            Ok(p) => job_pools.push((q.name.clone(), p)),
+            Err(e) => {
+                stop_pools(job_pools.into_iter().map(|(_, p)| p), Duration::ZERO).await;
+                return Err(e).with_context(|| {
+                    format!("queue {}: php.binary {}", q.name, sc.php.binary.display())
+                });
+            }
+        }
+    }
+    let pool = match Pool::start(pool_cfg, php_backend(&sc.php, &dir, store)).await {
+        Ok(p) => p,
+        Err(e) => {
+            stop_pools(job_pools.into_iter().map(|(_, p)| p), Duration::ZERO).await;
+            return Err(e).with_context(|| format!("php.binary {}", sc.php.binary.display()));
+        }
+    };
     let router = Router::new(RouterConfig {
         docroot: sc.docroot.clone(),
         index: sc.index.clone(),
@@ -272,6 +354,7 @@ async fn build_site(
         body_memory_threshold: 1 << 20,
         body_idle_timeout: Duration::from_secs(60),
         request_terminate_timeout: p.request_terminate_timeout,
+        run_abandoned: p.run_abandoned,
         tmp_dir: runtime.to_path_buf(),
     };
     Ok(Site {
@@ -279,6 +362,7 @@ async fn build_site(
         router,
         cache_control,
         pool,
+        job_pools,
         limits,
     })
 }
@@ -361,12 +445,28 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         println!("Isola TLS at https://{a}/");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let node = crate::queue::node_id(cfg.store.node_id.as_deref(), addr.port());
+    let board = std::sync::Arc::new(crate::queue::Board::default());
+    let control: Option<std::sync::Arc<dyn isola_admin::QueueControl>> =
+        store.endpoint.clone().map(|ep| {
+            std::sync::Arc::new(crate::queue::Control {
+                ep: std::sync::Arc::new(ep),
+                board: board.clone(),
+            }) as std::sync::Arc<dyn isola_admin::QueueControl>
+        });
+    let jobs = Jobs {
+        node: node.clone(),
+        board: board.clone(),
+        endpoint: store.endpoint.clone(),
+        running: Default::default(),
+    };
     if let Some(l) = admin_listener {
         let admin_addr = l.local_addr()?;
         let info = isola_admin::ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started: std::time::SystemTime::now(),
             listen: addr.to_string(),
+            store_url: store.public_url(),
         };
         let mut rx = stop_rx.clone();
         let h = handle.clone();
@@ -382,6 +482,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
                     .collect()
             }),
             store.figures_source(),
+            control,
             info,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
@@ -411,6 +512,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
             }
         }
     });
+    *jobs.running.lock().await = jobs.start(&handle, &cfg);
     let reloader = tokio::spawn(reload_on_hup(
         signals.hup,
         args,
@@ -419,6 +521,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         tls_handle,
         runtime.to_path_buf(),
         store.clone(),
+        jobs.clone(),
     ));
     let listeners = Listeners {
         plain: listener,
@@ -430,6 +533,10 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     reopener.abort();
     let _ = stop_tx.send(true);
     drop(stop_rx);
+    // Jobs first: a job still running when the pools stop would fail for no fault of its own.
+    if let Some(q) = jobs.running.lock().await.take() {
+        q.stop(cfg.server.shutdown_timeout).await;
+    }
     tracing::info!("stopping workers");
     stop_pools(
         handle.pools().into_iter().map(|(_, p)| p),
@@ -469,6 +576,7 @@ fn load_tls(cfg: &Config) -> Result<Tls, ConfigError> {
 /// SIGHUP: re-read the configuration; if it is valid, start a new pool with it, serve new
 /// requests with it, and let the old pool finish its requests before its workers stop. If it
 /// is not, keep running as before and say why.
+#[allow(clippy::too_many_arguments)]
 async fn reload_on_hup(
     mut hup: tokio::signal::unix::Signal,
     args: ServeArgs,
@@ -477,10 +585,12 @@ async fn reload_on_hup(
     tls: Option<Tls>,
     runtime: PathBuf,
     store: std::sync::Arc<StoreLink>,
+    jobs: Jobs,
 ) {
     let mut generation = 0;
     // The schedules live with the configuration in force, and stop with this task.
-    let mut schedules = crate::schedule::start(&handle, &current.schedules);
+    let tick_lock = jobs.tick_lock();
+    let mut schedules = crate::schedule::start(&handle, &current.schedules, tick_lock.as_ref());
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
         let new = match load_config(&args) {
@@ -565,8 +675,19 @@ async fn reload_on_hup(
         let old = handle.swap(g);
         drop(std::mem::replace(
             &mut schedules,
-            crate::schedule::start(&handle, &new.schedules),
+            crate::schedule::start(&handle, &new.schedules, tick_lock.as_ref()),
         ));
+        let mut q = jobs.running.lock().await;
+        if q.as_ref().is_some_and(|q| q.config != new.queues) {
+            // The old consumers finish their jobs first, so a queue never runs more jobs at
+            // once than configured.
+            if let Some(old) = q.take() {
+                old.stop(current.server.shutdown_timeout).await;
+            }
+            *q = jobs.start(&handle, &new);
+            tracing::info!("reload: queues restarted");
+        }
+        drop(q);
         let grace = current.server.shutdown_timeout;
         tokio::spawn(stop_pools(old, grace));
         tracing::info!(
@@ -575,6 +696,35 @@ async fn reload_on_hup(
             "reloaded: new requests use the new configuration"
         );
         current = new;
+    }
+}
+
+/// The queue consumers in force, and what starting new ones on reload needs.
+#[derive(Clone)]
+struct Jobs {
+    node: String,
+    board: std::sync::Arc<crate::queue::Board>,
+    endpoint: Option<isola_store_client::Endpoint>,
+    running: std::sync::Arc<tokio::sync::Mutex<Option<crate::queue::Queues>>>,
+}
+
+impl Jobs {
+    fn tick_lock(&self) -> Option<crate::schedule::TickLock> {
+        Some(crate::schedule::TickLock {
+            ep: self.endpoint.clone()?,
+            node: self.node.clone(),
+        })
+    }
+
+    fn start(&self, front: &FrontHandle, cfg: &Config) -> Option<crate::queue::Queues> {
+        let ep = self.endpoint.clone()?;
+        Some(crate::queue::start(
+            front,
+            ep,
+            &self.node,
+            &cfg.queues,
+            &self.board,
+        ))
     }
 }
 

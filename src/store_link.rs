@@ -13,6 +13,8 @@ pub struct StoreLink {
     /// php.ini additions (`-d`), after the user's own.
     pub ini: Vec<(String, String)>,
     running: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>>,
+    /// Where Isola itself reaches the store (queues, schedule locks); `None` when off.
+    pub endpoint: Option<isola_store_client::Endpoint>,
     /// The embedded store's figures, sampled every second.
     figures: std::sync::Arc<std::sync::Mutex<Option<isola_admin::StoreFigures>>>,
 }
@@ -28,6 +30,7 @@ impl StoreLink {
                     env: Vec::new(),
                     ini: Vec::new(),
                     running: std::sync::Mutex::new(None),
+                    endpoint: None,
                     figures: Default::default(),
                 })
             }
@@ -39,16 +42,26 @@ impl StoreLink {
             StoreBackend::Embedded {
                 listen,
                 requirepass,
+                data,
             } => {
                 let socket = runtime.join("store.sock");
                 let store = isola_store::Store::bind(isola_store::StoreConfig {
                     unix_socket: Some(socket.clone()),
                     tcp: *listen,
                     requirepass: requirepass.clone(),
+                    aof: data.dir.as_ref().map(|dir| aof_config(dir, data)),
+                    maxmemory: usize::try_from(data.maxmemory).unwrap_or(usize::MAX),
+                    maxmemory_policy: isola_store::engine::MaxMemoryPolicy::parse(
+                        &data.maxmemory_policy,
+                    )
+                    .unwrap_or_default(),
                     ..isola_store::StoreConfig::default()
                 })
                 .await
                 .context("store: cannot start the embedded store")?;
+                if let Some(dir) = &data.dir {
+                    tracing::info!(dir = %dir.display(), appendonly = data.appendonly, "embedded store data directory");
+                }
                 share_with_workers(cfg, runtime, &socket)?;
                 if let Some(a) = store.tcp_addr() {
                     tracing::info!(listen = %a, "embedded store also on TCP");
@@ -111,11 +124,34 @@ impl StoreLink {
             }
         }
         tracing::info!(store = %url, sessions = !ini.is_empty(), "store ready");
+        let own_url = match &cfg.store.backend {
+            StoreBackend::Embedded {
+                requirepass: Some(p),
+                ..
+            } => format!("{url}?password={p}"),
+            _ => url.clone(),
+        };
+        let endpoint = isola_store_client::Endpoint::parse(&own_url)
+            .with_context(|| format!("store: {url}"))?;
         Ok(StoreLink {
             env,
             ini,
+            endpoint: Some(endpoint),
             running: std::sync::Mutex::new(running),
             figures,
+        })
+    }
+
+    /// The store's URL as workers get it, a password in it hidden.
+    pub fn public_url(&self) -> Option<String> {
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "ISOLA_STORE")
+            .map(|(_, v)| v.clone())?;
+        Some(match (url.strip_prefix("redis://"), url.rfind('@')) {
+            (Some(_), Some(at)) => format!("redis://***{}", &url[at..]),
+            _ => url,
         })
     }
 
@@ -144,6 +180,24 @@ impl StoreLink {
             let _ = tx.send(());
             let _ = task.await;
         }
+    }
+}
+
+/// The embedded store's log settings from `[store]`.
+fn aof_config(dir: &Path, data: &isola_config::EmbeddedStore) -> isola_store::aof::AofConfig {
+    use isola_config::AppendFsync;
+    use isola_store::aof::Fsync;
+    isola_store::aof::AofConfig {
+        dir: dir.to_path_buf(),
+        enabled: data.appendonly,
+        fsync: match data.appendfsync {
+            AppendFsync::Always => Fsync::Always,
+            AppendFsync::EverySec => Fsync::EverySec,
+            AppendFsync::No => Fsync::No,
+        },
+        rewrite_percentage: data.auto_aof_rewrite_percentage,
+        rewrite_min_size: data.auto_aof_rewrite_min_size,
+        truncate_corrupt: data.aof_load_truncate,
     }
 }
 

@@ -17,6 +17,9 @@ pub struct Server {
     child: Option<Child>,
     stderr: Arc<Mutex<String>>,
     _site: Option<tempfile::TempDir>,
+    /// The embedded store's default data directory (`STATE_DIRECTORY`): one per server, so
+    /// servers running in parallel never share or lock each other out of one.
+    _state: tempfile::TempDir,
 }
 
 /// Children of the test process that some test still owns and will reap (a server not yet
@@ -93,7 +96,9 @@ impl Server {
         args: &[&str],
         site: Option<tempfile::TempDir>,
     ) -> Server {
+        let state = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_isola"));
+        cmd.env("STATE_DIRECTORY", state.path());
         cmd.arg("serve");
         if let Some(d) = docroot_arg {
             cmd.arg(d);
@@ -157,6 +162,7 @@ impl Server {
             child: Some(child),
             stderr,
             _site: site,
+            _state: state,
         }
     }
 
@@ -253,6 +259,29 @@ impl Server {
         );
         assert_no_lasting_zombies_of_this_process();
         status
+    }
+}
+
+impl Server {
+    /// `kill -9`: no chance to clean up. Its workers die with it (they are told to when
+    /// their parent dies), which is checked.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id();
+        let tree = descendants_of(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        disown(pid);
+        let t = Instant::now();
+        let mut alive = tree.clone();
+        while !alive.is_empty() && t.elapsed() < Duration::from_secs(5) {
+            alive.retain(|&(p, start)| start_time(p) == Some(start));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            alive.is_empty(),
+            "workers {alive:?} outlived a killed isola"
+        );
     }
 }
 

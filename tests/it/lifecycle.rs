@@ -73,6 +73,7 @@ fn bad_config_names_the_key_and_exits_nonzero() {
     let run = |text: &str| {
         std::fs::write(&cfg, text).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_isola"))
+            .env("STATE_DIRECTORY", dir.path().join("state"))
             .args(["serve", "--config"])
             .arg(&cfg)
             .output()
@@ -111,6 +112,7 @@ fn broken_php_setup_is_reported_at_start() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .env("STATE_DIRECTORY", dir.path().join("state"))
         .args(["serve", "--listen", "127.0.0.1:0", "--php"])
         .arg(&fake)
         .arg(dir.path())

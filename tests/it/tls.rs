@@ -203,6 +203,7 @@ fn refused(toml: &str, setup: impl Fn(&Path)) -> (Option<i32>, String) {
     let cfg = site.path().join("isola.toml");
     std::fs::write(&cfg, toml).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .env("STATE_DIRECTORY", site.path().join("state"))
         .arg("serve")
         .arg(site.path())
         .args(["--listen", "127.0.0.1:0", "--config"])

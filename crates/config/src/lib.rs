@@ -6,6 +6,7 @@
 //! Never: starts anything, writes files, or reads the environment. The only I/O is reading
 //! the config file and checking that the paths it names exist.
 
+mod queue;
 mod raw;
 mod schedule;
 mod sites;
@@ -13,13 +14,17 @@ mod store;
 mod units;
 mod validate;
 
+pub use queue::{JobTarget, QueueConfig, DEFER_QUEUE};
 pub use raw::{
     NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
-    RawPool, RawSchedule, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
+    RawPool, RawQueue, RawSchedule, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
 };
 pub use schedule::{ScheduleConfig, When};
 pub use sites::{SiteConfig, UnknownHost};
-pub use store::{parse_url as parse_store_url, StoreBackend, StoreSettings};
+pub use store::{
+    default_dir as default_store_dir, parse_url as parse_store_url, AppendFsync, EmbeddedStore,
+    StoreBackend, StoreSettings, MAXMEMORY_POLICIES,
+};
 pub use units::{parse_duration, parse_size};
 pub use validate::{
     AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpConfig,

@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub site: Option<Vec<RawSite>>,
     /// `[[schedule]]`: requests run on a clock.
     pub schedule: Option<Vec<RawSchedule>>,
+    /// `[[queue]]`: job queues in the store, consumed by the pool.
+    pub queue: Option<Vec<RawQueue>>,
     /// `[store]`: the Redis-compatible store PHP workers are pointed at.
     #[serde(default)]
     pub store: RawStore,
@@ -59,6 +61,50 @@ pub struct RawStore {
     pub requirepass: Option<String>,
     /// Keep PHP sessions in the store (default: when PHP has the redis extension).
     pub sessions: Option<bool>,
+    /// This server's name among several sharing one store (default: host name and port).
+    pub node_id: Option<String>,
+    /// Embedded store: directory of the append-only log (default: `$STATE_DIRECTORY`, else
+    /// `/var/lib/isola` as root, else `$XDG_STATE_HOME/isola` or `~/.local/state/isola`).
+    pub dir: Option<String>,
+    /// Embedded store: keep an append-only log so writes survive restarts (default true).
+    pub appendonly: Option<bool>,
+    /// Embedded store: `everysec` (default), `always` or `no`.
+    pub appendfsync: Option<String>,
+    /// Embedded store: compact the log when it grew by this percentage (default 100, 0: never).
+    pub auto_aof_rewrite_percentage: Option<i64>,
+    /// Embedded store: ... and is at least this large (default 64MiB).
+    pub auto_aof_rewrite_min_size: Option<NumOrStr>,
+    /// Embedded store: damage before the end of the log: `refuse` (default) or `truncate`.
+    pub aof_load_corrupt: Option<String>,
+    /// Embedded store: memory limit for keys and values (default: none).
+    pub maxmemory: Option<NumOrStr>,
+    /// Embedded store: `noeviction` (default), `allkeys-lru`, `volatile-lru`, `allkeys-random`.
+    pub maxmemory_policy: Option<String>,
+}
+
+/// One `[[queue]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// The queue's name: jobs are pushed to the list `isola:queue:NAME`.
+    pub name: Option<String>,
+    /// The PHP file that runs each job (relative paths from the config file's folder).
+    pub script: Option<PathBuf>,
+    /// The site whose pool and PHP settings run the jobs (default: the default site).
+    pub site: Option<String>,
+    /// Jobs run at once on this node (default 1: one at a time, in order).
+    pub concurrency: Option<i64>,
+    /// Longest a job may run before it is killed and counted failed.
+    pub timeout: Option<NumOrStr>,
+    /// Runs of a job before it goes to the dead list.
+    pub max_attempts: Option<i64>,
+    /// Wait before the first retry; doubles with each further attempt.
+    pub backoff: Option<NumOrStr>,
+    /// Workers of the pool kept free for web requests.
+    pub reserve: Option<i64>,
+    /// `"shared"` (the site's web pool, default) or `"own"` (a pool of `concurrency`
+    /// workers for this queue alone).
+    pub pool: Option<String>,
 }
 
 /// One `[[schedule]]`.
@@ -69,6 +115,9 @@ pub struct RawSchedule {
     pub name: Option<String>,
     /// The request to run: a path and query on the site, naming a PHP script.
     pub url: Option<String>,
+    /// Or a PHP file to run (relative paths from the config file's folder), possibly
+    /// outside the document root.
+    pub script: Option<PathBuf>,
     /// Cron pattern: 5 fields (minute hour day month weekday), or 6 with seconds first.
     pub cron: Option<String>,
     /// Time zone of the cron pattern (IANA name); UTC when unset.
@@ -272,6 +321,8 @@ pub struct RawPool {
     /// Longest a request may run before its worker is killed (php-fpm
     /// `request_terminate_timeout`).
     pub request_terminate_timeout: Option<NumOrStr>,
+    /// Run a complete request whose client hung up while it waited for a worker.
+    pub run_abandoned: Option<bool>,
 }
 
 /// `[php]`

@@ -23,8 +23,10 @@ pub enum When {
 pub struct ScheduleConfig {
     /// Name for logs.
     pub name: String,
-    /// Path and query to request.
+    /// Path and query to request (with `script`: `/FILE_NAME`, for logs).
     pub url: String,
+    /// A PHP file to run instead of routing `url`.
+    pub script: Option<std::path::PathBuf>,
     /// Host of the site (default site when `None`).
     pub site: Option<String>,
     /// When.
@@ -35,11 +37,27 @@ pub struct ScheduleConfig {
     pub jitter: Duration,
 }
 
-fn dur(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>) -> Option<Duration> {
+/// A duration key that may be zero (e.g. `jitter`), problems pushed to `errs`.
+pub(crate) fn dur(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>) -> Option<Duration> {
+    duration_key(errs, key, v, false)
+}
+
+/// A duration written as seconds or with a unit; `positive` refuses zero.
+pub(crate) fn duration_key(
+    errs: &mut Vec<String>,
+    key: &str,
+    v: Option<NumOrStr>,
+    positive: bool,
+) -> Option<Duration> {
     match v? {
-        NumOrStr::Num(n) if n >= 0 => Some(Duration::from_secs(n as u64)),
+        NumOrStr::Num(n) if n > 0 || (n == 0 && !positive) => Some(Duration::from_secs(n as u64)),
         NumOrStr::Num(n) => {
-            errs.push(format!("{key}: {n} must not be negative"));
+            let rule = if positive {
+                "must be positive"
+            } else {
+                "must not be negative"
+            };
+            errs.push(format!("{key}: {n} {rule}"));
             None
         }
         NumOrStr::Str(s) => parse_duration(&s)
@@ -49,13 +67,35 @@ fn dur(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>) -> Option<Duratio
 }
 
 /// Validates every `[[schedule]]`, pushing problems (named `schedule[N].key`) to `errs`.
-pub(crate) fn validate(raw: Vec<RawSchedule>, errs: &mut Vec<String>) -> Vec<ScheduleConfig> {
+pub(crate) fn validate(
+    raw: Vec<RawSchedule>,
+    base_dir: &std::path::Path,
+    errs: &mut Vec<String>,
+) -> Vec<ScheduleConfig> {
     let mut out = Vec::new();
     for (i, s) in raw.into_iter().enumerate() {
         let key = format!("schedule[{i}]");
         let n = errs.len();
-        let url = s.url.unwrap_or_default();
-        if !url.starts_with('/')
+        let script = match (&s.script, &s.url) {
+            (Some(_), Some(_)) => {
+                errs.push(format!("{key}: set url or script, not both"));
+                None
+            }
+            (Some(p), None) => {
+                crate::queue::php_script(base_dir, p, &format!("{key}.script"), errs)
+            }
+            (None, _) => None,
+        };
+        let url = match &script {
+            Some(p) => format!(
+                "/{}",
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            None => s.url.clone().unwrap_or_default(),
+        };
+        if s.script.is_none() && !url.starts_with('/')
             || url.starts_with("//")
             || url.bytes().any(|b| b <= 0x20 || b == 0x7f)
         {
@@ -108,6 +148,7 @@ pub(crate) fn validate(raw: Vec<RawSchedule>, errs: &mut Vec<String>) -> Vec<Sch
             out.push(ScheduleConfig {
                 name: s.name.unwrap_or_else(|| url.clone()),
                 url,
+                script,
                 site: s.site.map(|h| h.to_ascii_lowercase()),
                 when,
                 overlap: s.overlap.unwrap_or(false),
@@ -140,7 +181,7 @@ mod tests {
         b.every = Some(NumOrStr::Str("30s".into()));
         b.name = Some("tick".into());
         b.overlap = Some(true);
-        let out = validate(vec![a, b], &mut errs);
+        let out = validate(vec![a, b], std::path::Path::new("/"), &mut errs);
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(out[0].name, "/wp-cron.php");
         assert!(
@@ -162,7 +203,7 @@ mod tests {
         let mut d = raw("/z.php");
         d.cron = Some("0 3 * * *".into());
         d.timezone = Some("Mars/Olympus".into());
-        let out = validate(vec![a, b, c, d], &mut errs);
+        let out = validate(vec![a, b, c, d], std::path::Path::new("/"), &mut errs);
         assert!(out.is_empty());
         let all = errs.join("\n");
         for want in [

@@ -2,6 +2,48 @@
 //! (default), a real Redis server, or none.
 use crate::raw::RawStore;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// When the embedded store's log reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendFsync {
+    /// fsync before replying (group commit): nothing acknowledged is lost.
+    Always,
+    /// fsync every second: at most about a second of acknowledged writes is lost.
+    #[default]
+    EverySec,
+    /// Left to the kernel.
+    No,
+}
+
+/// The embedded store's data directory, log and memory settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedStore {
+    /// Data directory (locked while running); `None` keeps everything in memory only.
+    pub dir: Option<PathBuf>,
+    /// Keep the append-only log.
+    pub appendonly: bool,
+    /// fsync policy.
+    pub appendfsync: AppendFsync,
+    /// Compact the log when it grew by this percentage since the last compaction (0: never).
+    pub auto_aof_rewrite_percentage: u64,
+    /// ... and is at least this many bytes.
+    pub auto_aof_rewrite_min_size: u64,
+    /// Damage before the end of the log truncates instead of refusing to start.
+    pub aof_load_truncate: bool,
+    /// Memory limit for keys and values in bytes; 0 means none.
+    pub maxmemory: u64,
+    /// `noeviction`, `allkeys-lru`, `volatile-lru` or `allkeys-random`.
+    pub maxmemory_policy: String,
+}
+
+/// The eviction policies the embedded store knows.
+pub const MAXMEMORY_POLICIES: [&str; 4] = [
+    "noeviction",
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-random",
+];
 
 /// Where the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +56,8 @@ pub enum StoreBackend {
         listen: Option<SocketAddr>,
         /// AUTH password.
         requirepass: Option<String>,
+        /// Data directory, log and memory settings.
+        data: Box<EmbeddedStore>,
     },
     /// A Redis server elsewhere.
     External {
@@ -30,6 +74,8 @@ pub struct StoreSettings {
     /// PHP sessions in the store: `Some(true)`/`Some(false)` as configured, `None` to decide
     /// by whether PHP has the redis extension.
     pub sessions: Option<bool>,
+    /// This server's name among several sharing the store (`None`: host name and port).
+    pub node_id: Option<String>,
 }
 
 pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
@@ -53,11 +99,28 @@ pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
             );
         }
     }
-    let backend = match (s.backend.as_deref(), s.url) {
+    let embedded_keys = [
+        ("dir", s.dir.is_some()),
+        ("appendonly", s.appendonly.is_some()),
+        ("appendfsync", s.appendfsync.is_some()),
+        (
+            "auto_aof_rewrite_percentage",
+            s.auto_aof_rewrite_percentage.is_some(),
+        ),
+        (
+            "auto_aof_rewrite_min_size",
+            s.auto_aof_rewrite_min_size.is_some(),
+        ),
+        ("aof_load_corrupt", s.aof_load_corrupt.is_some()),
+        ("maxmemory", s.maxmemory.is_some()),
+        ("maxmemory_policy", s.maxmemory_policy.is_some()),
+    ];
+    let backend = match (s.backend.as_deref(), s.url.clone()) {
         (Some("off"), None) => StoreBackend::Off,
         (None | Some("embedded"), None) => StoreBackend::Embedded {
             listen,
             requirepass: s.requirepass.clone(),
+            data: Box::new(embedded(&s, errs)),
         },
         (None | Some("redis"), Some(url)) => {
             if crate::store::parse_url(&url).is_none() {
@@ -82,16 +145,142 @@ pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
         for (key, set) in [
             ("listen", s.listen.is_some()),
             ("requirepass", s.requirepass.is_some()),
-        ] {
+        ]
+        .into_iter()
+        .chain(embedded_keys)
+        {
             if set {
                 errs.push(format!("store.{key}: only applies to the embedded store"));
             }
         }
     }
+    if let Some(id) = &s.node_id {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic() && b != b'*')
+        {
+            errs.push(format!(
+                "store.node_id: {id:?} must be 1 to 64 printable characters without spaces or '*'"
+            ));
+        }
+    }
     StoreSettings {
         backend,
         sessions: s.sessions,
+        node_id: s.node_id,
     }
+}
+
+fn embedded(s: &RawStore, errs: &mut Vec<String>) -> EmbeddedStore {
+    let appendonly = s.appendonly.unwrap_or(true);
+    let dir = match s.dir.as_deref() {
+        Some(d) if d.starts_with('/') && !d.contains('\0') => Some(PathBuf::from(d)),
+        Some(d) => {
+            errs.push(format!("store.dir: {d:?} must be an absolute path"));
+            None
+        }
+        None if appendonly => match default_dir() {
+            Some(d) => Some(d),
+            None => {
+                errs.push(
+                    "store.dir: no default (none of STATE_DIRECTORY, XDG_STATE_HOME, HOME is set); set dir or appendonly = false"
+                        .to_string(),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let appendfsync = match s.appendfsync.as_deref() {
+        None | Some("everysec") => AppendFsync::EverySec,
+        Some("always") => AppendFsync::Always,
+        Some("no") => AppendFsync::No,
+        Some(other) => {
+            errs.push(format!(
+                "store.appendfsync: {other:?} is not a policy; use \"everysec\", \"always\" or \"no\""
+            ));
+            AppendFsync::EverySec
+        }
+    };
+    let auto_aof_rewrite_percentage = match s.auto_aof_rewrite_percentage {
+        None => 100,
+        Some(p) if p >= 0 => p as u64,
+        Some(p) => {
+            errs.push(format!(
+                "store.auto_aof_rewrite_percentage: {p} must not be negative (0 turns compaction off)"
+            ));
+            100
+        }
+    };
+    let auto_aof_rewrite_min_size = crate::validate::size(
+        errs,
+        "store.auto_aof_rewrite_min_size",
+        s.auto_aof_rewrite_min_size.clone(),
+        64 << 20,
+    );
+    let aof_load_truncate = match s.aof_load_corrupt.as_deref() {
+        None | Some("refuse") => false,
+        Some("truncate") => true,
+        Some(other) => {
+            errs.push(format!(
+                "store.aof_load_corrupt: {other:?} is not a choice; use \"refuse\" or \"truncate\""
+            ));
+            false
+        }
+    };
+    let maxmemory = crate::validate::size(errs, "store.maxmemory", s.maxmemory.clone(), 0);
+    let maxmemory_policy = match s.maxmemory_policy.as_deref() {
+        None => "noeviction".to_string(),
+        Some(p) if MAXMEMORY_POLICIES.contains(&p) => p.to_string(),
+        Some(other) => {
+            errs.push(format!(
+                "store.maxmemory_policy: {other:?} is not a policy; use one of {}",
+                MAXMEMORY_POLICIES.join(", ")
+            ));
+            "noeviction".to_string()
+        }
+    };
+    if !appendonly
+        && (s.appendfsync.is_some()
+            || s.auto_aof_rewrite_percentage.is_some()
+            || s.auto_aof_rewrite_min_size.is_some()
+            || s.aof_load_corrupt.is_some())
+    {
+        errs.push("store.appendfsync, auto_aof_rewrite_*, aof_load_corrupt: only apply with appendonly = true".to_string());
+    }
+    EmbeddedStore {
+        dir,
+        appendonly,
+        appendfsync,
+        auto_aof_rewrite_percentage,
+        auto_aof_rewrite_min_size,
+        aof_load_truncate,
+        maxmemory,
+        maxmemory_policy,
+    }
+}
+
+/// The data directory when none is configured: systemd's `StateDirectory=`, else the
+/// system location as root, else the user's state directory.
+pub fn default_dir() -> Option<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = env("STATE_DIRECTORY") {
+        // systemd lists several directories separated by ':' when several are configured.
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if first.starts_with('/') {
+            return Some(PathBuf::from(first));
+        }
+    }
+    if nix::unistd::Uid::effective().is_root() {
+        return Some(PathBuf::from("/var/lib/isola"));
+    }
+    if let Some(x) = env("XDG_STATE_HOME").filter(|x| x.to_string_lossy().starts_with('/')) {
+        return Some(PathBuf::from(x).join("isola"));
+    }
+    env("HOME").map(|h| PathBuf::from(h).join(".local/state/isola"))
 }
 
 /// A store address as phpredis's session handler writes it: `tcp://host:port?database=N&auth=P`
@@ -162,14 +351,81 @@ mod tests {
     }
 
     #[test]
+    fn persistence_and_memory_keys() {
+        let mut errs = Vec::new();
+        let d = validate(
+            RawStore {
+                appendonly: Some(false),
+                maxmemory: Some(crate::raw::NumOrStr::Str("256MiB".into())),
+                maxmemory_policy: Some("allkeys-lru".into()),
+                ..RawStore::default()
+            },
+            &mut errs,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let StoreBackend::Embedded { data, .. } = d.backend else {
+            panic!("embedded expected");
+        };
+        assert_eq!(data.dir, None);
+        assert_eq!(data.maxmemory, 256 << 20);
+        assert_eq!(data.maxmemory_policy, "allkeys-lru");
+        validate(
+            RawStore {
+                dir: Some("relative/dir".into()),
+                appendfsync: Some("sometimes".into()),
+                maxmemory: Some(crate::raw::NumOrStr::Str("lots".into())),
+                maxmemory_policy: Some("lru".into()),
+                aof_load_corrupt: Some("ignore".into()),
+                ..RawStore::default()
+            },
+            &mut errs,
+        );
+        validate(
+            RawStore {
+                backend: Some("off".into()),
+                maxmemory: Some(crate::raw::NumOrStr::Num(1)),
+                ..RawStore::default()
+            },
+            &mut errs,
+        );
+        let all = errs.join("\n");
+        for want in [
+            "store.dir: \"relative/dir\" must be an absolute path",
+            "store.appendfsync: \"sometimes\"",
+            "store.maxmemory: invalid size",
+            "store.maxmemory_policy: \"lru\"",
+            "store.aof_load_corrupt: \"ignore\"",
+            "store.maxmemory: only applies to the embedded store",
+        ] {
+            assert!(all.contains(want), "{want} missing from {all}");
+        }
+    }
+
+    #[test]
     fn backends() {
         let mut errs = Vec::new();
-        let d = validate(RawStore::default(), &mut errs);
+        let d = validate(
+            RawStore {
+                dir: Some("/srv/state".into()),
+                ..RawStore::default()
+            },
+            &mut errs,
+        );
         assert_eq!(
             d.backend,
             StoreBackend::Embedded {
                 listen: None,
-                requirepass: None
+                requirepass: None,
+                data: Box::new(EmbeddedStore {
+                    dir: Some(PathBuf::from("/srv/state")),
+                    appendonly: true,
+                    appendfsync: AppendFsync::EverySec,
+                    auto_aof_rewrite_percentage: 100,
+                    auto_aof_rewrite_min_size: 64 << 20,
+                    aof_load_truncate: false,
+                    maxmemory: 0,
+                    maxmemory_policy: "noeviction".into(),
+                })
             }
         );
         let off = validate(

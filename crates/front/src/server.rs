@@ -57,27 +57,37 @@ impl FrontHandle {
             .app()
             .sites
             .iter()
-            .map(|s| {
+            .flat_map(|s| {
                 let label = s
                     .names
                     .first()
                     .cloned()
                     .unwrap_or_else(|| s.router.config().docroot.display().to_string());
-                (label, s.pool.clone())
+                s.all_pools(&label)
             })
             .collect()
     }
 
-    /// Runs `target` (`/path?query`) as an internal request on the site answering `host`
-    /// (the default site when `None`), e.g. for a schedule; resolves when it is done.
+    /// Runs an internal request (a schedule's, a job's); resolves when it is done.
     pub async fn internal_request(
         &self,
-        kind: crate::internal::Kind,
-        target: &str,
-        host: Option<&str>,
+        req: crate::internal::Internal<'_>,
     ) -> crate::internal::Outcome {
+        crate::internal::run(&self.shared, req).await
+    }
+
+    /// Load of the pool that runs `queue`'s jobs (the site's web pool, unless the queue
+    /// has its own) on the site serving `host` (the default site when `None`); `None` when
+    /// no site answers `host`.
+    pub fn headroom(
+        &self,
+        host: Option<&str>,
+        queue: Option<&str>,
+    ) -> Option<isola_pool::Headroom> {
         let host = host.and_then(|h| http::HeaderValue::from_str(h).ok());
-        crate::internal::run(&self.shared, kind, http::Method::GET, target, host).await
+        let app = self.shared.app();
+        let site = app.pick(host.as_ref()).ok()?;
+        Some(site.pool_for(queue).headroom())
     }
 
     /// The access log in force, to reopen it (SIGUSR1).
@@ -95,7 +105,11 @@ impl FrontHandle {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         let old = std::mem::replace(&mut *cur, Arc::new(app));
-        old.sites.iter().map(|s| s.pool.clone()).collect()
+        old.sites
+            .iter()
+            .flat_map(|s| s.all_pools(""))
+            .map(|(_, p)| p)
+            .collect()
     }
 }
 

@@ -206,6 +206,25 @@ pub struct Entry {
     pub value: Value,
     /// Absolute deadline in Unix milliseconds, if any.
     pub expire_at: Option<u64>,
+    /// Bytes this entry counts for in [`Db::used_memory`], as of its last accounting.
+    size: usize,
+    /// Access tick of the last read or write (approximate LRU eviction).
+    lru: u64,
+    /// Snapshot generation of the last write (copy-on-write for log compaction).
+    gen: u64,
+    /// Position in the sampling index, when the database keeps one.
+    slot: usize,
+}
+
+/// Fixed bytes counted per key on top of key and value: the table slot, the entry, the
+/// allocation headers.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// Global access clock for LRU: a counter, so order is exact even within a millisecond.
+static LRU_TICK: AtomicU64 = AtomicU64::new(1);
+
+fn lru_tick() -> u64 {
+    LRU_TICK.fetch_add(1, AtOrd::Relaxed)
 }
 
 /// One logical database.
@@ -216,6 +235,39 @@ pub struct Db {
     deadlines: BTreeSet<(u64, Bytes)>,
     /// Keys removed by expiry since the last drain (watchers must hear of them).
     pub expired: Vec<Bytes>,
+    /// Sum of the entries' `size`.
+    used: usize,
+    /// Keys handed out mutably since the last [`Db::settle`]: their size is re-estimated then.
+    resized: Vec<Bytes>,
+    /// Every key, for uniform random sampling in O(1) (kept only when eviction needs it).
+    sample: Option<Vec<Bytes>>,
+    /// Copy-on-write state while a snapshot of this database is being taken.
+    snap: Option<Box<SnapState>>,
+    /// Current snapshot generation: entries with a smaller `gen` still hold the value the
+    /// running snapshot must see.
+    gen: u64,
+}
+
+/// Values a running snapshot still needs, preserved before their first change.
+#[derive(Debug, Default)]
+struct SnapState {
+    /// Entries as they were when the snapshot began, for keys changed or removed since.
+    preserved: HashMap<Bytes, Entry>,
+    /// Keys still to visit (collected when the dump of this database starts).
+    todo: Option<Vec<Bytes>>,
+}
+
+/// One key as a snapshot sees it.
+#[derive(Debug)]
+pub struct SnapEntry {
+    /// The key.
+    pub key: Bytes,
+    /// Its value and deadline when the snapshot began.
+    pub entry: Entry,
+}
+
+fn entry_size(key: &[u8], value: &Value) -> usize {
+    ENTRY_OVERHEAD + key.len() + value.estimate_size()
 }
 
 impl Db {
@@ -234,6 +286,11 @@ impl Db {
         self.deadlines.len()
     }
 
+    /// Bytes held by keys and values (an estimate maintained on every change).
+    pub fn used_memory(&self) -> usize {
+        self.used
+    }
+
     fn expire_if_due(&mut self, key: &[u8], now: u64) -> bool {
         let due = matches!(self.map.get(key), Some(Entry { expire_at: Some(t), .. }) if *t <= now);
         if due {
@@ -243,17 +300,62 @@ impl Db {
         due
     }
 
+    /// Keeps the value a running snapshot needs before `key`'s entry changes.
+    fn preserve(&mut self, key: &[u8]) {
+        let Some(snap) = self.snap.as_mut() else {
+            return;
+        };
+        if let Some((k, e)) = self.map.get_key_value(key) {
+            if e.gen < self.gen {
+                snap.preserved.insert(k.clone(), e.clone());
+            }
+        }
+        if let Some(e) = self.map.get_mut(key) {
+            e.gen = self.gen;
+        }
+    }
+
     /// The live entry for `key`, removing it first if its deadline has passed.
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         self.expire_if_due(key, now);
-        self.map.get(key)
+        let e = self.map.get_mut(key)?;
+        e.lru = lru_tick();
+        Some(e)
     }
 
     /// Mutable access to the live entry for `key`. Callers must not change `expire_at`
-    /// through it; use [`Db::set_expire`].
+    /// through it; use [`Db::set_expire`]. The entry's size is re-estimated at the next
+    /// [`Db::settle`].
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         self.expire_if_due(key, now);
-        self.map.get_mut(key)
+        let (k, _) = self.map.get_key_value(key)?;
+        self.resized.push(k.clone());
+        self.preserve(key);
+        let e = self.map.get_mut(key)?;
+        e.lru = lru_tick();
+        Some(e)
+    }
+
+    /// Memory recomputed from every entry (tests compare it with the running figure).
+    #[cfg(test)]
+    pub(crate) fn recount(&self) -> usize {
+        self.map.iter().map(|(k, e)| entry_size(k, &e.value)).sum()
+    }
+
+    /// The entry for `key` as stored, without expiring it or counting an access.
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.map.get(key)
+    }
+
+    /// Re-estimates the size of entries handed out by [`Db::get_mut`] since the last call.
+    pub fn settle(&mut self) {
+        for k in std::mem::take(&mut self.resized) {
+            if let Some(e) = self.map.get_mut(&k) {
+                let size = entry_size(&k, &e.value);
+                self.used = self.used.saturating_sub(e.size) + size;
+                e.size = size;
+            }
+        }
     }
 
     /// True when `key` exists and has not expired, without removing anything (WATCH checks).
@@ -266,28 +368,58 @@ impl Db {
 
     /// Stores `value` under `key` with `expire_at`, replacing any previous entry.
     pub fn insert(&mut self, key: Bytes, value: Value, expire_at: Option<u64>) {
+        self.preserve(&key);
+        let mut slot = usize::MAX;
         if let Some(old) = self.map.get(&key) {
             if let Some(t) = old.expire_at {
                 self.deadlines.remove(&(t, key.clone()));
             }
+            self.used = self.used.saturating_sub(old.size);
+            slot = old.slot;
+        } else if let Some(sample) = self.sample.as_mut() {
+            slot = sample.len();
+            sample.push(key.clone());
         }
         if let Some(t) = expire_at {
             self.deadlines.insert((t, key.clone()));
         }
-        self.map.insert(key, Entry { value, expire_at });
+        let size = entry_size(&key, &value);
+        self.used += size;
+        let entry = Entry {
+            value,
+            expire_at,
+            size,
+            lru: lru_tick(),
+            gen: self.gen,
+            slot,
+        };
+        self.map.insert(key, entry);
     }
 
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.preserve(key);
         let (k, e) = self.map.remove_entry(key)?;
         if let Some(t) = e.expire_at {
             self.deadlines.remove(&(t, k));
+        }
+        self.used = self.used.saturating_sub(e.size);
+        if let Some(sample) = self.sample.as_mut() {
+            if e.slot < sample.len() {
+                sample.swap_remove(e.slot);
+                if let Some(moved) = sample.get(e.slot) {
+                    if let Some(m) = self.map.get_mut(moved) {
+                        m.slot = e.slot;
+                    }
+                }
+            }
         }
         Some(e)
     }
 
     /// Changes the deadline of an existing key; returns false when the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
+        self.preserve(key);
         let Some((k, e)) = self.map.get_key_value(key) else {
             return false;
         };
@@ -335,8 +467,107 @@ impl Db {
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        if let Some(snap) = self.snap.as_mut() {
+            let gen = self.gen;
+            snap.preserved
+                .extend(self.map.drain().filter(|(_, e)| e.gen < gen));
+        }
         self.map.clear();
         self.deadlines.clear();
+        self.used = 0;
+        self.resized.clear();
+        if let Some(s) = self.sample.as_mut() {
+            s.clear();
+        }
+    }
+
+    /// Keeps an index of keys so [`Db::sample_key`] costs O(1) (needed by eviction).
+    pub fn enable_sampling(&mut self) {
+        if self.sample.is_some() {
+            return;
+        }
+        let mut keys = Vec::with_capacity(self.map.len());
+        for (i, (k, e)) in self.map.iter_mut().enumerate() {
+            e.slot = i;
+            keys.push(k.clone());
+        }
+        self.sample = Some(keys);
+    }
+
+    /// A key picked uniformly at random with its last access tick, when sampling is on.
+    pub fn sample_key(&self, rng: &mut Rng) -> Option<(Bytes, u64, bool)> {
+        let keys = self.sample.as_ref()?;
+        if keys.is_empty() {
+            return None;
+        }
+        let k = &keys[rng.below(keys.len())];
+        let e = self.map.get(k)?;
+        Some((k.clone(), e.lru, e.expire_at.is_some()))
+    }
+
+    /// Starts a snapshot: from now on the first change to any existing entry keeps a copy
+    /// of it until [`Db::snapshot_step`] has visited it.
+    pub fn snapshot_begin(&mut self) {
+        self.gen += 1;
+        self.snap = Some(Box::default());
+    }
+
+    /// Up to `budget` entries of the snapshot (values as they were at
+    /// [`Db::snapshot_begin`]); an empty result means this database is done. The first call
+    /// collects the keys to visit, O(keys) reference-count increments.
+    pub fn snapshot_step(&mut self, budget: usize) -> Vec<SnapEntry> {
+        let gen = self.gen;
+        let Some(snap) = self.snap.as_mut() else {
+            return Vec::new();
+        };
+        if snap.todo.is_none() {
+            let keys = self
+                .map
+                .iter()
+                .filter(|(_, e)| e.gen < gen)
+                .map(|(k, _)| k.clone())
+                .collect();
+            snap.todo = Some(keys);
+        }
+        let mut out = Vec::new();
+        let todo = snap.todo.get_or_insert_with(Vec::new);
+        while out.len() < budget {
+            let Some(key) = todo.pop() else { break };
+            if let Some(entry) = snap.preserved.remove(&key) {
+                out.push(SnapEntry { key, entry });
+            } else if let Some(e) = self.map.get_mut(&key) {
+                if e.gen < gen {
+                    e.gen = gen;
+                    out.push(SnapEntry {
+                        entry: e.clone(),
+                        key,
+                    });
+                }
+            }
+        }
+        if out.len() < budget {
+            // Keys removed or changed before the visit reached them: their old values.
+            let rest: Vec<Bytes> = snap
+                .preserved
+                .keys()
+                .take(budget - out.len())
+                .cloned()
+                .collect();
+            for key in rest {
+                if let Some(entry) = snap.preserved.remove(&key) {
+                    out.push(SnapEntry { key, entry });
+                }
+            }
+        }
+        if out.is_empty() {
+            self.snap = None;
+        }
+        out
+    }
+
+    /// Abandons a running snapshot and frees what it preserved.
+    pub fn snapshot_abort(&mut self) {
+        self.snap = None;
     }
 
     /// Iterates over all keys (expired ones included; callers filter with `is_live`).

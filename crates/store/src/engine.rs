@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::cmd::{self, Spec, NOAUTH_OK};
+use crate::cmd::{self, Spec, DENYOOM, NOAUTH_OK, WRITE};
 use crate::db::{Clock, Db, Rng, DB_COUNT};
+use crate::propagate::{self, Log};
 use crate::resp::Reply;
 use crate::script::Scripting;
 
@@ -26,6 +27,94 @@ const MULTI_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// Most keys active expiry removes per database per tick, so a tick stays short.
 const ACTIVE_EXPIRE_BUDGET: usize = 200;
+
+/// Keys sampled per eviction (Redis's `maxmemory-samples` default).
+const EVICTION_SAMPLES: usize = 5;
+/// Most keys evicted before one command; a command that still finds memory over the limit
+/// is refused (denyoom) or runs anyway, and the next one evicts more.
+const EVICTION_BUDGET: usize = 1024;
+
+/// Redis's reply when memory is full and nothing may be evicted.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// What happens when used memory exceeds `maxmemory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxMemoryPolicy {
+    /// Refuse commands that may grow memory (Redis's `denyoom` flag) with `-OOM`.
+    #[default]
+    NoEviction,
+    /// Evict approximately least recently used keys.
+    AllKeysLru,
+    /// Evict approximately least recently used keys among those with a time to live.
+    VolatileLru,
+    /// Evict random keys.
+    AllKeysRandom,
+}
+
+impl MaxMemoryPolicy {
+    /// The name INFO and the configuration use.
+    pub fn name(self) -> &'static str {
+        match self {
+            MaxMemoryPolicy::NoEviction => "noeviction",
+            MaxMemoryPolicy::AllKeysLru => "allkeys-lru",
+            MaxMemoryPolicy::VolatileLru => "volatile-lru",
+            MaxMemoryPolicy::AllKeysRandom => "allkeys-random",
+        }
+    }
+
+    /// Parses a policy name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            MaxMemoryPolicy::NoEviction,
+            MaxMemoryPolicy::AllKeysLru,
+            MaxMemoryPolicy::VolatileLru,
+            MaxMemoryPolicy::AllKeysRandom,
+        ]
+        .into_iter()
+        .find(|p| p.name() == s)
+    }
+}
+
+/// Where log compaction stands, as the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RewriteState {
+    /// Nothing running.
+    #[default]
+    Idle,
+    /// BGREWRITEAOF asked for one; the server starts it after the current batch.
+    Requested,
+    /// A snapshot is being written.
+    Running,
+}
+
+/// Why the log cannot be written, shared between the writer thread and the engine.
+#[derive(Debug, Default)]
+pub struct LogHealth {
+    failed: std::sync::atomic::AtomicBool,
+    error: std::sync::Mutex<String>,
+}
+
+impl LogHealth {
+    /// Records a write or fsync failure (write commands are refused until it clears).
+    pub fn fail(&self, e: &std::io::Error) {
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+        self.failed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Records that writing works again.
+    pub fn ok(&self) {
+        self.failed
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The last failure, while writing fails.
+    pub fn error(&self) -> Option<String> {
+        self.failed
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| self.error.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
 
 /// What a command produced.
 #[derive(Debug, PartialEq)]
@@ -136,6 +225,10 @@ pub struct EngineConfig {
     pub clock: Arc<dyn Clock>,
     /// Largest string value (SETRANGE, APPEND).
     pub max_bulk_len: usize,
+    /// Memory limit in bytes for keys and values; 0 means none.
+    pub maxmemory: usize,
+    /// What to do above `maxmemory`.
+    pub maxmemory_policy: MaxMemoryPolicy,
     /// How long one script may run before it is stopped.
     pub script_time_limit: std::time::Duration,
 }
@@ -145,6 +238,8 @@ impl std::fmt::Debug for EngineConfig {
         f.debug_struct("EngineConfig")
             .field("requirepass", &self.requirepass.as_ref().map(|_| "<set>"))
             .field("max_bulk_len", &self.max_bulk_len)
+            .field("maxmemory", &self.maxmemory)
+            .field("maxmemory_policy", &self.maxmemory_policy)
             .field("script_time_limit", &self.script_time_limit)
             .finish()
     }
@@ -166,13 +261,34 @@ pub struct Engine {
     pub(crate) commands_processed: u64,
     pub(crate) expired_keys: u64,
     pub(crate) start_ms: u64,
+    /// Changes made to the keyspace since start (every `touch` counts one).
+    pub(crate) dirty: u64,
+    /// Records for the append-only log, when it is on.
+    pub(crate) log: Option<Log>,
+    /// Health of the log writer, when the log is on.
+    pub(crate) log_health: Option<Arc<LogHealth>>,
+    /// Log compaction status (BGREWRITEAOF, INFO).
+    pub(crate) rewrite: RewriteState,
+    /// Completed log compactions since start.
+    pub(crate) rewrites: u64,
+    /// Replaying the log: time stands still at 0, so nothing expires and every recorded
+    /// deadline is kept as recorded.
+    loading: bool,
+    /// Nesting of [`Engine::call`] (EXEC and scripts call commands from a command).
+    depth: u32,
+    /// Calls made from inside another call, to tell containers (EXEC) from plain commands.
+    nested: u64,
+    /// Position of the running snapshot: database and whether its SELECT was written.
+    snapshot: Option<(usize, bool)>,
+    /// Keys removed by eviction since start.
+    pub(crate) evicted_keys: u64,
 }
 
 impl Engine {
     /// A fresh engine with empty databases.
     pub fn new(config: EngineConfig) -> Self {
         let now = config.clock.now_ms();
-        Engine {
+        let mut e = Engine {
             dbs: (0..DB_COUNT).map(|_| Db::default()).collect(),
             commands: cmd::COMMANDS.iter().map(|s| (s.name, s)).collect(),
             rng: Rng::new(now ^ 0x9e37_79b9_7f4a_7c15),
@@ -187,11 +303,30 @@ impl Engine {
             commands_processed: 0,
             expired_keys: 0,
             start_ms: now,
+            dirty: 0,
+            log: None,
+            log_health: None,
+            rewrite: RewriteState::Idle,
+            rewrites: 0,
+            loading: false,
+            depth: 0,
+            nested: 0,
+            snapshot: None,
+            evicted_keys: 0,
+        };
+        if e.config.maxmemory > 0 && e.config.maxmemory_policy != MaxMemoryPolicy::NoEviction {
+            for db in &mut e.dbs {
+                db.enable_sampling();
+            }
         }
+        e
     }
 
-    /// Current time from the engine's clock.
+    /// Current time from the engine's clock (0 while replaying the log).
     pub fn now(&self) -> u64 {
+        if self.loading {
+            return 0;
+        }
         self.config.clock.now_ms()
     }
 
@@ -283,8 +418,134 @@ impl Engine {
     /// command passes through (direct, inside EXEC, and from scripts), so whatever must see
     /// every executed command (the append-only log, memory limits) hooks in here.
     /// `args` includes the command name.
+    ///
+    /// Order: eviction (or the OOM refusal), the handler, size accounting, then the log
+    /// records (keys the command found expired first, as DEL, then the command's own
+    /// records). A call that made calls of its own (EXEC, a script) is logged as the records
+    /// of those calls, wrapped in MULTI/EXEC.
     pub(crate) fn call(&mut self, spec: &'static Spec, ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-        (spec.handler)(self, ctx, &args[1..]).unwrap_or_else(|e| e)
+        let top = self.depth == 0;
+        if !self.loading {
+            if self.config.maxmemory > 0 && !self.free_memory() && spec.flags & DENYOOM != 0 {
+                self.finish_unit(top, false);
+                return cmd::err(OOM);
+            }
+            if spec.flags & WRITE != 0 {
+                if let Some(e) = self.log_health.as_ref().and_then(|h| h.error()) {
+                    self.finish_unit(top, false);
+                    return Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}"));
+                }
+            }
+        }
+        if self.log.is_none() {
+            let reply = (spec.handler)(self, ctx, &args[1..]).unwrap_or_else(|e| e);
+            self.settle();
+            return reply;
+        }
+        let db = ctx.db;
+        let dirty = self.dirty;
+        let expired_before = self.dbs[db].expired.len();
+        if !top {
+            self.nested += 1;
+        }
+        let mark = self.nested;
+        self.depth += 1;
+        let reply = (spec.handler)(self, ctx, &args[1..]).unwrap_or_else(|e| e);
+        self.depth -= 1;
+        self.settle();
+        let container = self.nested != mark;
+        if !container {
+            let expired: Vec<Bytes> = self.dbs[db]
+                .expired
+                .get(expired_before..)
+                .map(<[Bytes]>::to_vec)
+                .unwrap_or_default();
+            let records = if self.dirty != dirty {
+                propagate::rewrite(&self.dbs[db], db, spec.name, args, &reply)
+            } else {
+                Vec::new()
+            };
+            if let Some(log) = self.log.as_mut() {
+                for k in expired {
+                    log.push(db, vec![Bytes::from_static(b"DEL"), k]);
+                }
+                for (d, r) in records {
+                    log.push(d, r);
+                }
+            }
+        }
+        self.finish_unit(top, container);
+        reply
+    }
+
+    fn finish_unit(&mut self, top: bool, wrap: bool) {
+        if top {
+            if let Some(log) = self.log.as_mut() {
+                log.finish_unit(wrap);
+            }
+        }
+    }
+
+    /// Brings the used-memory figure up to date with entries changed in place.
+    fn settle(&mut self) {
+        for db in &mut self.dbs {
+            db.settle();
+        }
+    }
+
+    /// Bytes held by keys and values, all databases.
+    pub fn used_memory(&self) -> usize {
+        self.dbs.iter().map(Db::used_memory).sum()
+    }
+
+    /// Evicts keys until used memory is within `maxmemory`; false when it cannot.
+    fn free_memory(&mut self) -> bool {
+        let limit = self.config.maxmemory;
+        let policy = self.config.maxmemory_policy;
+        if self.used_memory() <= limit {
+            return true;
+        }
+        if policy == MaxMemoryPolicy::NoEviction {
+            return false;
+        }
+        for _ in 0..EVICTION_BUDGET {
+            let filled: Vec<usize> = (0..self.dbs.len())
+                .filter(|&d| !self.dbs[d].is_empty())
+                .collect();
+            if filled.is_empty() {
+                return false;
+            }
+            let mut best: Option<(usize, Bytes, u64)> = None;
+            for _ in 0..EVICTION_SAMPLES {
+                let d = filled[self.rng.below(filled.len())];
+                let Some((k, lru, volatile)) = self.dbs[d].sample_key(&mut self.rng) else {
+                    continue;
+                };
+                if policy == MaxMemoryPolicy::VolatileLru && !volatile {
+                    continue;
+                }
+                if best.as_ref().is_none_or(|(_, _, b)| lru < *b) {
+                    best = Some((d, k, lru));
+                }
+                if policy == MaxMemoryPolicy::AllKeysRandom {
+                    break;
+                }
+            }
+            let Some((d, key, _)) = best else {
+                // volatile-lru found no key with a time to live in its samples.
+                return false;
+            };
+            self.dbs[d].remove(&key);
+            self.evicted_keys += 1;
+            self.touch(d, &key);
+            if let Some(log) = self.log.as_mut() {
+                log.push(d, vec![Bytes::from_static(b"DEL"), key]);
+            }
+            if self.used_memory() <= limit {
+                return true;
+            }
+        }
+        self.used_memory() <= limit
     }
 
     fn reject_in_multi(&mut self, client: ClientId, in_multi: bool, reply: Reply) -> Outcome {
@@ -324,8 +585,10 @@ impl Engine {
         Reply::Array(replies)
     }
 
-    /// Records that `key` in `db` changed: invalidates WATCHes and wakes blocked readers.
+    /// Records that `key` in `db` changed: counts the change, invalidates WATCHes and wakes
+    /// blocked readers.
     pub fn touch(&mut self, db: usize, key: &Bytes) {
+        self.dirty += 1;
         if self.watchers.is_empty() && self.waiting.is_empty() {
             return;
         }
@@ -345,6 +608,7 @@ impl Engine {
 
     /// Invalidates WATCHes on every key of `db` (FLUSHDB, FLUSHALL).
     pub fn touch_all(&mut self, db: Option<usize>) {
+        self.dirty += 1;
         let dirty: Vec<ClientId> = self
             .watchers
             .iter()
@@ -466,7 +730,15 @@ impl Engine {
                     let Some(b) = self.unblock(client) else {
                         break;
                     };
+                    let dirty = self.dirty;
                     let reply = cmd::list::serve_blocked(self, db, &key, &b.spec.kind, now);
+                    self.settle();
+                    if self.dirty != dirty {
+                        if let Some(log) = self.log.as_mut() {
+                            log.push(db, propagate::served(&key, &b.spec.kind));
+                            log.finish_unit(false);
+                        }
+                    }
                     self.outbox.push((client, reply));
                 }
             }
@@ -512,32 +784,141 @@ impl Engine {
     /// Active expiry: removes keys whose deadline passed, a bounded amount per database.
     pub fn active_expire(&mut self) {
         let now = self.now();
-        for db in &mut self.dbs {
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            let before = db.expired.len();
             db.expire_due(now, ACTIVE_EXPIRE_BUDGET);
+            if let Some(log) = self.log.as_mut() {
+                for k in &db.expired[before..] {
+                    log.push(i, vec![Bytes::from_static(b"DEL"), k.clone()]);
+                }
+                log.finish_unit(false);
+            }
         }
         self.after_command();
     }
 
-    /// Counts per database and a rough memory figure.
+    /// Starts recording changes for the append-only log.
+    pub fn enable_log(&mut self, health: Arc<LogHealth>) {
+        self.log = Some(Log::default());
+        self.log_health = Some(health);
+    }
+
+    /// Records waiting for the log writer.
+    pub fn take_log(&mut self) -> Vec<u8> {
+        self.log.as_mut().map(Log::take).unwrap_or_default()
+    }
+
+    /// Bytes appended to the log since start.
+    pub fn log_appended(&self) -> u64 {
+        self.log.as_ref().map_or(0, |l| l.appended)
+    }
+
+    /// Enters or leaves replay mode (see [`Engine::replay`]). Leaving removes every key
+    /// whose deadline passed (as DEL records when the log is on), as Redis does after
+    /// loading.
+    pub fn set_loading(&mut self, loading: bool) {
+        self.loading = loading;
+        if !loading {
+            let now = self.now();
+            for (i, db) in self.dbs.iter_mut().enumerate() {
+                db.expire_due(now, usize::MAX);
+                let expired = std::mem::take(&mut db.expired);
+                self.expired_keys += expired.len() as u64;
+                if let Some(log) = self.log.as_mut() {
+                    for k in expired {
+                        log.push(i, vec![Bytes::from_static(b"DEL"), k]);
+                    }
+                    log.finish_unit(false);
+                }
+            }
+        }
+    }
+
+    /// Applies one command read back from the log, in database `*db` (SELECT changes it).
+    /// Returns the command's error reply, if it failed.
+    pub fn replay(&mut self, db: &mut usize, args: &[Bytes]) -> Result<(), String> {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let Some(spec) = self.spec(&name) else {
+            return Err(format!("unknown command '{name}'"));
+        };
+        if !arity_ok(spec, args.len()) {
+            return Err(format!("wrong number of arguments for '{name}'"));
+        }
+        let mut ctx = Ctx {
+            client: 0,
+            db: *db,
+            now: 0,
+            no_block: true,
+            block: None,
+            close: false,
+        };
+        let reply = self.call(spec, &mut ctx, args);
+        *db = ctx.db;
+        for d in &mut self.dbs {
+            d.expired.clear();
+        }
+        match reply {
+            Reply::Error(e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a keyspace snapshot for log compaction: from here on, changes keep the values
+    /// the snapshot still needs (see [`Db::snapshot_begin`]).
+    pub fn snapshot_begin(&mut self) {
+        for db in &mut self.dbs {
+            db.snapshot_begin();
+        }
+        self.snapshot = Some((0, false));
+        self.rewrite = RewriteState::Running;
+    }
+
+    /// The next part of the snapshot as log records, about `budget` bytes; `None` once the
+    /// snapshot is complete.
+    pub fn snapshot_step(&mut self, budget: usize) -> Option<Vec<u8>> {
+        let (mut d, mut selected) = self.snapshot?;
+        let mut out = Vec::new();
+        while out.len() < budget {
+            if d >= self.dbs.len() {
+                self.snapshot = None;
+                return if out.is_empty() { None } else { Some(out) };
+            }
+            let entries = self.dbs[d].snapshot_step(16);
+            if entries.is_empty() {
+                d += 1;
+                selected = false;
+                continue;
+            }
+            if !selected {
+                propagate::encode_select(&mut out, d);
+                selected = true;
+            }
+            for e in &entries {
+                propagate::encode_entry(&mut out, e);
+            }
+        }
+        self.snapshot = Some((d, selected));
+        Some(out)
+    }
+
+    /// Ends log compaction (`ok`: it completed), freeing anything a snapshot kept.
+    pub fn snapshot_end(&mut self, ok: bool) {
+        for db in &mut self.dbs {
+            db.snapshot_abort();
+        }
+        self.snapshot = None;
+        self.rewrite = RewriteState::Idle;
+        if ok {
+            self.rewrites += 1;
+        }
+    }
+
+    /// Counts per database and the memory figure.
     ///
-    /// Status pages poll this every second, so it must not walk the keyspace: memory is
-    /// extrapolated from the first entries of each database in hash order, which is an
-    /// arbitrary (effectively random) sample.
+    /// Status pages poll this every second, so it must not walk the keyspace: every figure
+    /// is a counter kept up to date by the databases.
     pub fn keyspace_stats(&self) -> KeyspaceStats {
-        const SAMPLE: usize = 256;
-        let used_memory = self
-            .dbs
-            .iter()
-            .map(|d| {
-                let (n, bytes) = d
-                    .entries()
-                    .take(SAMPLE)
-                    .fold((0usize, 0usize), |(n, b), (k, e)| {
-                        (n + 1, b + k.len() + e.value.estimate_size())
-                    });
-                bytes.checked_div(n).unwrap_or(0) * d.len()
-            })
-            .sum();
+        let used_memory = self.used_memory();
         KeyspaceStats {
             keys: self.dbs.iter().map(Db::len).collect(),
             expires: self.dbs.iter().map(Db::volatile_len).collect(),
@@ -592,6 +973,8 @@ pub(crate) mod tests {
             requirepass: None,
             clock,
             max_bulk_len: 512 * 1024 * 1024,
+            maxmemory: 0,
+            maxmemory_policy: MaxMemoryPolicy::NoEviction,
             script_time_limit: crate::script::DEFAULT_TIME_LIMIT,
         })
     }
@@ -698,5 +1081,315 @@ pub(crate) mod tests {
         clock.advance(5000);
         e.expire_blocked(clock.now_ms());
         assert_eq!(e.take_outbox(), vec![(3, Reply::NilArray)]);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod log_tests {
+    use super::tests::{engine, reply, run};
+    use super::*;
+    use crate::db::ManualClock;
+    use crate::propagate::{parse, Parsed};
+
+    fn logged(e: &mut Engine) -> Vec<String> {
+        let buf = e.take_log();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < buf.len() {
+            let Parsed::Command(args, used) = parse(&buf[at..]) else {
+                panic!("bad record at {at}");
+            };
+            at += used;
+            out.push(
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        out
+    }
+
+    fn logging(clock: Arc<ManualClock>) -> Engine {
+        let mut e = engine(clock);
+        e.enable_log(Arc::new(LogHealth::default()));
+        e
+    }
+
+    #[test]
+    fn records_are_deterministic_forms() {
+        let clock = ManualClock::new(1_000_000);
+        let mut e = logging(clock.clone());
+        for l in [
+            "SET a 1 EX 10",
+            "GET a",
+            "DEL missing",
+            "EXPIRE a 20",
+            "SETEX b 5 v",
+            "INCRBYFLOAT f 1.5",
+            "HINCRBYFLOAT h x 0.5",
+            "SADD s m",
+            "SPOP s",
+            "SET c v NX",
+            "SET c w NX",
+            "SELECT 2",
+            "RPUSH q x",
+            "BLPOP q 0",
+            "GETEX c PERSIST",
+        ] {
+            reply(&mut e, 1, l);
+        }
+        assert_eq!(
+            logged(&mut e),
+            [
+                "SELECT 0",
+                "SET a 1 PXAT 1010000",
+                "PEXPIREAT a 1020000",
+                "SET b v PXAT 1005000",
+                "SET f 1.5 KEEPTTL",
+                "HSET h x 0.5",
+                "SADD s m",
+                "SREM s m",
+                "SET c v",
+                "SELECT 2",
+                "RPUSH q x",
+                "LPOP q",
+            ]
+        );
+    }
+
+    #[test]
+    fn transactions_are_wrapped_and_expiry_is_a_del() {
+        let clock = ManualClock::new(1_000_000);
+        let mut e = logging(clock.clone());
+        reply(&mut e, 1, "SET t v PX 10");
+        reply(&mut e, 1, "MULTI");
+        reply(&mut e, 1, "INCR n");
+        reply(&mut e, 1, "GET n");
+        reply(&mut e, 1, "SELECT 1");
+        reply(&mut e, 1, "INCR n");
+        reply(&mut e, 1, "EXEC");
+        // A transaction that changes nothing leaves no record.
+        reply(&mut e, 1, "MULTI");
+        reply(&mut e, 1, "GET n");
+        reply(&mut e, 1, "EXEC");
+        clock.advance(20);
+        reply(&mut e, 1, "SELECT 0");
+        reply(&mut e, 1, "SET t w NX");
+        assert_eq!(
+            logged(&mut e),
+            [
+                "SELECT 0",
+                "SET t v PXAT 1000010",
+                "MULTI",
+                "INCR n",
+                "SELECT 1",
+                "INCR n",
+                "EXEC",
+                "SELECT 0",
+                "DEL t",
+                "SET t w",
+            ]
+        );
+        assert_eq!(run(&mut e, 2, "BLPOP q 0"), Outcome::Blocked);
+        reply(&mut e, 1, "LPUSH q a b");
+        assert_eq!(logged(&mut e), ["LPUSH q a b", "LPOP q"]);
+    }
+
+    /// Live keys with value and deadline, sorted: what a replay must reproduce.
+    fn live(e: &mut Engine) -> Vec<String> {
+        let now = e.now();
+        let mut out = Vec::new();
+        for (i, db) in e.dbs.iter().enumerate() {
+            for (k, en) in db.entries() {
+                if en.expire_at.is_some_and(|t| t <= now) {
+                    continue;
+                }
+                let v = match &en.value {
+                    crate::db::Value::Str(s) => format!("{s:?}"),
+                    crate::db::Value::List(l) => format!("{l:?}"),
+                    crate::db::Value::Hash(h) => {
+                        let mut v: Vec<_> = h.iter().collect();
+                        v.sort();
+                        format!("{v:?}")
+                    }
+                    crate::db::Value::Set(s) => {
+                        let mut v: Vec<_> = s.iter().collect();
+                        v.sort();
+                        format!("{v:?}")
+                    }
+                    crate::db::Value::ZSet(z) => format!("{:?}", z.order),
+                };
+                out.push(format!("{i} {k:?} {v} {:?}", en.expire_at));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn limited(max: usize, policy: MaxMemoryPolicy) -> Engine {
+        Engine::new(EngineConfig {
+            requirepass: None,
+            clock: ManualClock::new(1_000_000),
+            max_bulk_len: 512 * 1024 * 1024,
+            maxmemory: max,
+            maxmemory_policy: policy,
+            script_time_limit: crate::script::DEFAULT_TIME_LIMIT,
+        })
+    }
+
+    #[test]
+    fn volatile_lru_evicts_only_keys_with_a_ttl_and_random_evicts_any() {
+        let mut e = limited(20_000, MaxMemoryPolicy::VolatileLru);
+        e.enable_log(Arc::new(LogHealth::default()));
+        let v = "x".repeat(200);
+        for i in 0..40 {
+            assert_eq!(reply(&mut e, 1, &format!("SET keep{i} {v}")), "+OK\r\n");
+        }
+        for i in 0..200 {
+            reply(&mut e, 1, &format!("SET tmp{i} {v} EX 100"));
+        }
+        assert!(e.used_memory() <= 20_000 + 400);
+        for i in 0..40 {
+            assert_eq!(reply(&mut e, 1, &format!("EXISTS keep{i}")), ":1\r\n");
+        }
+        assert!(e.evicted_keys > 100);
+        // Evictions are logged as deletions, so a replay evicts the same keys.
+        assert!(logged(&mut e).iter().any(|l| l.starts_with("DEL tmp")));
+        // Only keys without a TTL left: nothing may be evicted, writes are refused.
+        for i in 0..60 {
+            reply(&mut e, 1, &format!("SET more{i} {v}"));
+        }
+        assert_eq!(reply(&mut e, 1, "SET x y"), format!("-{OOM}\r\n"));
+        assert_eq!(reply(&mut e, 1, "DEL keep0"), ":1\r\n");
+
+        let mut r = limited(20_000, MaxMemoryPolicy::AllKeysRandom);
+        for i in 0..300 {
+            assert_eq!(reply(&mut r, 1, &format!("SET k{i} {v}")), "+OK\r\n");
+        }
+        assert!(r.used_memory() <= 20_000 + 400);
+        assert!(r.evicted_keys > 200);
+    }
+
+    fn replay_all(r: &mut Engine, log: &[u8]) {
+        let mut db = 0;
+        let mut at = 0;
+        while at < log.len() {
+            let Parsed::Command(args, used) = parse(&log[at..]) else {
+                panic!("bad log at {at}")
+            };
+            at += used;
+            r.replay(&mut db, &args).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_the_keyspace_of_its_start_despite_changes() {
+        let clock = ManualClock::new(1_000_000);
+        let mut e = logging(clock.clone());
+        reply(&mut e, 2, "SELECT 1");
+        for i in 0..300 {
+            reply(&mut e, 1, &format!("SET k{i} v{i}"));
+            reply(&mut e, 1, &format!("RPUSH l{i} a b"));
+            reply(&mut e, 1, &format!("HSET h{} f{i} {i}", i % 10));
+            reply(&mut e, 1, &format!("ZADD z {i} m{i}"));
+            reply(&mut e, 2, &format!("SADD s{} m{i}", i % 7));
+            if i % 3 == 0 {
+                reply(&mut e, 1, &format!("PEXPIRE k{i} 100000"));
+            }
+        }
+        let expected = live(&mut e);
+        e.take_log();
+        e.snapshot_begin();
+        let mut snap = Vec::new();
+        let mut i = 0;
+        while let Some(chunk) = e.snapshot_step(300) {
+            snap.extend(chunk);
+            reply(&mut e, 1, &format!("SET k{i} changed"));
+            reply(&mut e, 1, &format!("DEL l{}", 299 - i));
+            reply(&mut e, 1, &format!("RPUSH l{i} more"));
+            reply(&mut e, 1, &format!("HSET h{} extra 1", i % 10));
+            reply(&mut e, 1, &format!("ZREM z m{i}"));
+            reply(&mut e, 1, &format!("SET new{i} x"));
+            reply(&mut e, 1, &format!("PERSIST k{}", 3 * (i % 100)));
+            if i == 20 {
+                reply(&mut e, 2, "FLUSHDB");
+            }
+            i += 1;
+        }
+        assert!(i > 30, "snapshot took only {i} steps");
+        e.snapshot_end(true);
+        let mut r = engine(clock.clone());
+        r.set_loading(true);
+        replay_all(&mut r, &snap);
+        r.set_loading(false);
+        assert_eq!(live(&mut r), expected);
+        // Nothing stays preserved once the snapshot is over.
+        assert!(e.dbs.iter_mut().all(|d| d.snapshot_step(1).is_empty()));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn replaying_the_log_rebuilds_the_keyspace(
+            ops in proptest::collection::vec((0usize..40, 0usize..4, 0u64..30), 1..120)
+        ) {
+            const T: [&str; 40] = [
+                "SET {k} v{n}", "SET {k} v PX {n}0", "SETEX {k} 1 x", "INCR c{k}",
+                "INCRBYFLOAT f{k} 0.{n}", "APPEND {k} z", "DEL {k}", "EXPIRE {k} {n}",
+                "PEXPIRE l{k} {n}0", "PERSIST {k}", "GETEX {k} PX {n}", "GETDEL {k}",
+                "RPUSH l{k} a{n} b", "LPUSH l{k} c", "LPOP l{k}", "RPOP l{k} 2",
+                "LMOVE l{k} l0 LEFT RIGHT", "LTRIM l{k} 1 -1", "HSET h{k} f{n} v",
+                "HINCRBY h{k} n 2", "HINCRBYFLOAT h{k} x 1.{n}", "HDEL h{k} f1",
+                "SADD s{k} a b c{n}", "SPOP s{k}", "SPOP s{k} 2", "SREM s{k} a",
+                "SMOVE s{k} s0 b", "SINTERSTORE d{k} s1 s2", "ZADD z{k} {n} m{n}",
+                "ZINCRBY z{k} 1.5 m1", "ZPOPMIN z{k}", "ZREMRANGEBYSCORE z{k} 0 5",
+                "RENAME l{k} l{n}", "SELECT {k}", "FLUSHDB", "SET {k} v EXAT 1",
+                "MULTI", "EXEC", "BLPOP l{k} 0", "INCRBY c{k} -{n}",
+            ];
+            let clock = ManualClock::new(1_000_000);
+            let mut e = logging(clock.clone());
+            let mut log = Vec::new();
+            for (t, k, n) in ops {
+                let line = T[t].replace("{k}", &k.to_string()).replace("{n}", &n.to_string());
+                // Each op runs for a client of its own so BLPOP never parks a later op.
+                let client = if line.starts_with("BLPOP") { 100 + n } else { 1 };
+                run(&mut e, client, &line);
+                e.take_outbox();
+                clock.advance(n * 3);
+                if n % 7 == 0 {
+                    e.active_expire();
+                }
+                log.extend(e.take_log());
+            }
+            run(&mut e, 1, "EXEC");
+            log.extend(e.take_log());
+            for db in &e.dbs {
+                proptest::prop_assert_eq!(db.used_memory(), db.recount());
+            }
+            let mut r = engine(clock.clone());
+            r.set_loading(true);
+            let mut db = 0;
+            let mut at = 0;
+            let mut tx: Option<Vec<Vec<Bytes>>> = None;
+            while at < log.len() {
+                let Parsed::Command(args, used) = parse(&log[at..]) else { panic!("bad log") };
+                at += used;
+                let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+                match (name.as_str(), tx.as_mut()) {
+                    ("multi", None) => tx = Some(Vec::new()),
+                    ("exec", Some(_)) => {
+                        for c in tx.take().unwrap() {
+                            let _ = r.replay(&mut db, &c);
+                        }
+                    }
+                    (_, Some(q)) => q.push(args),
+                    (_, None) => { let _ = r.replay(&mut db, &args); }
+                }
+            }
+            r.set_loading(false);
+            proptest::prop_assert_eq!(live(&mut e), live(&mut r));
+        }
     }
 }

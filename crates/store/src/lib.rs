@@ -9,22 +9,42 @@
 //! - [`db`]: databases, values, deadlines, the injectable clock;
 //! - [`cmd`]: the command table and one module per command family;
 //! - [`engine`]: the single executor that owns the keyspace and every session (SELECT,
-//!   MULTI, WATCH, blocked clients), so every command is atomic without locks;
+//!   MULTI, WATCH, blocked clients), so every command is atomic without locks; its one
+//!   dispatch point also applies `maxmemory` and produces the log records;
+//! - [`propagate`]: log records: executed commands in a form that replays identically;
+//! - [`aof`]: the append-only log on disk: directory lock, manifest, replay, the writer
+//!   thread, compaction files;
 //! - [`script`]: the Lua 5.1 state behind EVAL/EVALSHA/SCRIPT, its script cache, Redis's
 //!   script environment and its bounds; scripts reach the keyspace only through the engine;
 //! - [`server`]: unix/TCP listeners and connection tasks that talk to the executor through a
-//!   bounded channel.
+//!   bounded channel, and the executor task that ties the engine to the log writer.
 //!
-//! The crate never reads argv, environment or files other than its sockets; the binary hands
-//! it a [`StoreConfig`].
+//! The crate never reads argv or environment, and touches no files but its sockets and its
+//! data directory; the binary hands it a [`StoreConfig`].
 //!
 //! # Why one executor
 //! Redis runs commands on one thread; PHP libraries rely on that (a MULTI, a SET NX lock,
 //! an INCR are atomic). One task owning the keyspace gives the same guarantee without locks,
-//! keeps blocking commands simple (the executor parks and wakes clients in FIFO order), runs
-//! a Lua script as one step, and leaves room for an append-only log later: both need a single
-//! total order of commands, which the executor already is. Connections do the parsing and encoding in
-//! parallel and hand over whole pipelines in one message.
+//! keeps blocking commands simple (the executor parks and wakes clients in FIFO order), and
+//! gives the append-only log and Lua scripts the single total order of commands they need.
+//! Connections do the parsing and encoding in parallel and hand over whole pipelines in one
+//! message.
+//!
+//! # Durability invariants
+//! - Every change to the keyspace is counted (`Engine::touch`); a command that changed
+//!   nothing leaves no record, and one that did leaves records that rebuild exactly its
+//!   effect when replayed in order, whatever the time of the replay: deadlines are absolute,
+//!   random and float results are recorded as values, expired keys are recorded as DEL at
+//!   the point of the order where they were removed.
+//! - Replay runs with time stopped at 0, so nothing expires while loading and every
+//!   recorded deadline is kept; keys past their deadline are removed when loading ends.
+//! - A reply leaves after the records of everything it observed are handed to the writer
+//!   thread (or, while the writer is behind, queued for it), and with `appendfsync always`
+//!   only after they are fsynced.
+//! - Base file + the increment files after it replay to the live keyspace at all times,
+//!   during compaction too (see [`aof`]).
+//! - `used_memory` is the sum of per-entry estimates recorded on every insert, removal and
+//!   in-place change, so it never drifts and costs nothing to read.
 //!
 //! # Checked against Redis
 //! `tests/differential.rs` runs the same commands on a real `redis-server` 7.0 and on this
@@ -41,7 +61,22 @@
 //! - float parsing follows `strtod` except hexadecimal floats; INCRBYFLOAT beyond the `double`
 //!   range (`1e400`) is refused;
 //! - COMMAND reports name, arity, flags and key positions only; COMMAND DOCS is empty; INFO
-//!   carries the fields clients read (`redis_version`, clients, memory, stats, keyspace);
+//!   carries the fields clients read (`redis_version`, clients, memory, persistence, stats,
+//!   keyspace);
+//! - the log is Redis 7's multi-part layout in spirit (manifest, base, increments) but with
+//!   its own manifest format, and a base is always RESP (no RDB preamble); `aof-load-truncated`
+//!   is always on, and damage elsewhere may be truncated on request (`truncate_corrupt`);
+//! - compaction runs on the executor in bounded steps with copy-on-write of values changed
+//!   meanwhile, instead of a forked child; collecting a database's keys when its turn comes
+//!   costs one pass of reference-count increments, and a value changed during compaction is
+//!   copied once;
+//! - a write error refuses write commands with `-MISCONF` and is retried every second (with
+//!   `always`, replies wait for the retry) instead of exiting; when the writer is over 2 s or
+//!   64 MiB behind, every command waits, not only writes;
+//! - `used_memory` counts keys and values (sampled estimates for large aggregates), not the
+//!   allocator's total; eviction samples 5 random keys per eviction without Redis's pool, and
+//!   an LRU clock that counts accesses instead of seconds; `maxmemory` is checked before every
+//!   command including those inside EXEC (Redis refuses the whole EXEC up front);
 //! - a script that runs longer than `script_time_limit` (5 s, Redis's `lua-time-limit`) is
 //!   stopped with `ERR Script killed: ...` (writes it made stay), where Redis would start
 //!   answering BUSY to everyone and wait for SCRIPT KILL; SCRIPT KILL therefore always answers
@@ -57,9 +92,11 @@
 //!   is refused and `redis.breakpoint`/`redis.debug` do nothing; `redis.log` writes to
 //!   `tracing` (target `isola_store::script`).
 
+pub mod aof;
 pub mod cmd;
 pub mod db;
 pub mod engine;
+pub mod propagate;
 pub mod resp;
 pub mod script;
 pub mod server;
@@ -84,4 +121,28 @@ pub enum StoreError {
     /// The executor has stopped (shutdown in progress).
     #[error("store is stopped")]
     Stopped,
+    /// Another process holds the data directory.
+    #[error("store directory {} is in use by another process (locked: {}/store.lock); give each instance its own [store] dir", dir.display(), dir.display())]
+    Locked {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+    /// A file of the data directory could not be read or written.
+    #[error("store: {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The append-only log is damaged before its end.
+    #[error("store: {} is damaged at offset {offset}: {reason}; repair or remove it, or allow truncation at the damage (store aof_load_corrupt = \"truncate\")", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: std::path::PathBuf,
+        /// Byte offset of the first bad record.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
 }

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -25,8 +25,11 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::aof::{AofConfig, Callback, DirLock, Rewrite, Writer};
 use crate::db::{Clock, SystemClock};
-use crate::engine::{ClientId, Engine, EngineConfig, Outcome};
+use crate::engine::{
+    ClientId, Engine, EngineConfig, LogHealth, MaxMemoryPolicy, Outcome, RewriteState,
+};
 use crate::resp::{parse_request, Limits, DEFAULT_MAX_BULK};
 use crate::StoreError;
 
@@ -40,6 +43,8 @@ const MAX_BATCH: usize = 256;
 const OUT_FLUSH: usize = 64 * 1024;
 /// Time connections get to finish their current request after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Bytes of snapshot produced per step of a log compaction, between batches.
+const SNAPSHOT_STEP: usize = 256 * 1024;
 
 /// Store settings.
 #[derive(Clone)]
@@ -58,6 +63,12 @@ pub struct StoreConfig {
     pub max_clients: usize,
     /// Time source (tests inject a manual clock).
     pub clock: Arc<dyn Clock>,
+    /// Data directory and append-only log; `None` keeps everything in memory only.
+    pub aof: Option<AofConfig>,
+    /// Memory limit for keys and values in bytes (`maxmemory`); 0 means none.
+    pub maxmemory: usize,
+    /// What happens above `maxmemory`.
+    pub maxmemory_policy: MaxMemoryPolicy,
     /// How long one script may run before it is stopped with an error (`lua-time-limit`).
     pub script_time_limit: Duration,
 }
@@ -72,6 +83,9 @@ impl Default for StoreConfig {
             max_query_buffer: 1024 * 1024 * 1024,
             max_clients: 10_000,
             clock: Arc::new(SystemClock),
+            aof: None,
+            maxmemory: 0,
+            maxmemory_policy: MaxMemoryPolicy::NoEviction,
             script_time_limit: crate::script::DEFAULT_TIME_LIMIT,
         }
     }
@@ -86,6 +100,9 @@ impl std::fmt::Debug for StoreConfig {
             .field("max_bulk_len", &self.max_bulk_len)
             .field("max_query_buffer", &self.max_query_buffer)
             .field("max_clients", &self.max_clients)
+            .field("aof", &self.aof)
+            .field("maxmemory", &self.maxmemory)
+            .field("maxmemory_policy", &self.maxmemory_policy)
             .field("script_time_limit", &self.script_time_limit)
             .finish()
     }
@@ -161,6 +178,17 @@ pub struct Store {
     tcp: Option<TcpListener>,
     handle: StoreHandle,
     rx: mpsc::Receiver<Msg>,
+    engine: Engine,
+    persist: Option<Persist>,
+}
+
+/// The data directory while the store runs: its lock, and the log writer when the log is on.
+struct Persist {
+    _lock: DirLock,
+    writer: Option<Writer>,
+    rewrite: Option<Rewrite>,
+    /// A finished snapshot being installed by the writer: whether it worked.
+    installing: Option<oneshot::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -172,11 +200,57 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Binds the configured sockets. Must be called inside a tokio runtime.
+    /// Locks the data directory, replays the append-only log, then binds the configured
+    /// sockets. Must be called inside a tokio runtime.
     pub async fn bind(config: StoreConfig) -> Result<Store, StoreError> {
         if config.unix_socket.is_none() && config.tcp.is_none() {
             return Err(StoreError::NoListener);
         }
+        let mut engine = Engine::new(EngineConfig {
+            requirepass: config.requirepass.clone(),
+            clock: config.clock.clone(),
+            max_bulk_len: usize::try_from(config.max_bulk_len).unwrap_or(usize::MAX),
+            maxmemory: config.maxmemory,
+            maxmemory_policy: config.maxmemory_policy,
+            script_time_limit: config.script_time_limit,
+        });
+        let persist = match &config.aof {
+            None => None,
+            Some(a) => {
+                let lock = DirLock::acquire(&a.dir)?;
+                let writer = if a.enabled {
+                    let cfg = a.clone();
+                    let started = Instant::now();
+                    let (back, loaded) = tokio::task::spawn_blocking(move || {
+                        let r = crate::aof::load(&cfg, &mut engine);
+                        (engine, r)
+                    })
+                    .await
+                    .map_err(|_| StoreError::Stopped)?;
+                    engine = back;
+                    let loaded = loaded?;
+                    let health = Arc::new(LogHealth::default());
+                    engine.enable_log(health.clone());
+                    engine.set_loading(false);
+                    tracing::info!(
+                        dir = %a.dir.display(),
+                        commands = loaded.commands,
+                        keys = engine.keyspace_stats().keys.iter().sum::<usize>(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "store: append-only log loaded"
+                    );
+                    Some(Writer::start(a, &loaded, health)?)
+                } else {
+                    None
+                };
+                Some(Persist {
+                    _lock: lock,
+                    writer,
+                    rewrite: None,
+                    installing: None,
+                })
+            }
+        };
         let unix = match &config.unix_socket {
             Some(p) => {
                 // A socket file left by a previous run would make bind fail.
@@ -213,6 +287,8 @@ impl Store {
                 counters: Arc::new(Counters::default()),
             },
             rx,
+            engine,
+            persist,
         })
     }
 
@@ -234,15 +310,11 @@ impl Store {
             tcp,
             handle,
             rx,
+            engine,
+            persist,
         } = self;
-        let engine = Engine::new(EngineConfig {
-            requirepass: config.requirepass.clone(),
-            clock: config.clock.clone(),
-            max_bulk_len: usize::try_from(config.max_bulk_len).unwrap_or(usize::MAX),
-            script_time_limit: config.script_time_limit,
-        });
         let (exec_stop, exec_stopped) = oneshot::channel();
-        let executor = tokio::spawn(executor(engine, rx, exec_stopped));
+        let executor = tokio::spawn(executor(engine, rx, exec_stopped, persist));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
         let limits = Limits {
@@ -452,12 +524,14 @@ struct Pending {
     rest: VecDeque<Vec<Bytes>>,
 }
 
-/// Runs the rest of a batch; parks it in `waiting` if a command blocks.
+/// Runs the rest of a batch; parks it in `waiting` if a command blocks. A finished batch's
+/// replies go to `finished`, sent once the log has what they depend on.
 fn run_batch(
     engine: &mut Engine,
     client: ClientId,
     mut p: Pending,
     waiting: &mut HashMap<ClientId, Pending>,
+    finished: &mut Vec<Callback>,
 ) {
     while let Some(args) = p.rest.pop_front() {
         match engine.execute(client, args) {
@@ -473,21 +547,107 @@ fn run_batch(
         }
     }
     let authed = engine.is_authed(client);
-    let _ = p.reply.send((p.done, authed));
+    let (reply, done) = (p.reply, p.done);
+    finished.push(Box::new(move || {
+        let _ = reply.send((done, authed));
+    }));
+}
+
+/// What a running compaction needs next.
+enum RewriteEvent {
+    /// The snapshot thread has room for another chunk.
+    Room(mpsc::OwnedPermit<Vec<u8>>),
+    /// The snapshot file is complete (its size) or failed.
+    Done(std::io::Result<u64>),
+    /// The writer installed the snapshot as the new base (or could not).
+    Installed(bool),
+}
+
+async fn rewrite_event(persist: &mut Option<Persist>) -> RewriteEvent {
+    let Some(p) = persist.as_mut() else {
+        return std::future::pending().await;
+    };
+    if let Some(rx) = p.installing.as_mut() {
+        let ok = rx.await.unwrap_or(false);
+        p.installing = None;
+        return RewriteEvent::Installed(ok);
+    }
+    let Some(rw) = p.rewrite.as_mut() else {
+        return std::future::pending().await;
+    };
+    match rw.tx.clone() {
+        Some(tx) => match tx.reserve_owned().await {
+            Ok(p) => RewriteEvent::Room(p),
+            Err(_) => RewriteEvent::Done(Err(std::io::Error::other("snapshot writer stopped"))),
+        },
+        None => RewriteEvent::Done(
+            (&mut rw.done)
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("snapshot writer stopped"))),
+        ),
+    }
+}
+
+/// Hands the log records of this round to the writer and releases finished replies.
+async fn deliver(engine: &mut Engine, persist: &mut Option<Persist>, finished: Vec<Callback>) {
+    match persist.as_mut().and_then(|p| p.writer.as_mut()) {
+        Some(w) => w.submit(engine.take_log(), finished).await,
+        None => {
+            for f in finished {
+                f();
+            }
+        }
+    }
+}
+
+/// Starts a compaction when asked (BGREWRITEAOF) or when the log has grown enough.
+async fn maybe_rewrite(engine: &mut Engine, persist: &mut Option<Persist>) {
+    let Some(p) = persist.as_mut() else { return };
+    let Some(w) = p.writer.as_mut() else { return };
+    let start = match engine.rewrite {
+        RewriteState::Requested => true,
+        RewriteState::Idle => w.wants_rewrite(),
+        RewriteState::Running => false,
+    };
+    if !start || p.rewrite.is_some() || p.installing.is_some() {
+        return;
+    }
+    // Records so far belong to the old increment file; the snapshot is of this instant.
+    w.submit(engine.take_log(), Vec::new()).await;
+    match w.begin_rewrite().await {
+        Ok(rw) => {
+            engine.snapshot_begin();
+            if let Some(log) = engine.log.as_mut() {
+                log.new_file();
+            }
+            tracing::info!("store: append-only log compaction started");
+            p.rewrite = Some(rw);
+        }
+        Err(e) => {
+            tracing::error!("store: cannot start log compaction: {e}");
+            engine.snapshot_end(false);
+        }
+    }
 }
 
 async fn executor(
     mut engine: Engine,
     mut rx: mpsc::Receiver<Msg>,
     mut stop: oneshot::Receiver<()>,
+    mut persist: Option<Persist>,
 ) {
     let mut waiting: HashMap<ClientId, Pending> = HashMap::new();
     let mut tick = tokio::time::interval(EXPIRE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut finished = Vec::new();
         let block_wait = engine
             .next_block_deadline()
             .map(|d| Duration::from_millis(d.saturating_sub(engine.now())));
+        let backlog = persist
+            .as_ref()
+            .and_then(|p| p.writer.as_ref())
+            .is_some_and(Writer::has_backlog);
         tokio::select! {
             msg = rx.recv() => match msg {
                 None => break,
@@ -497,7 +657,7 @@ async fn executor(
                         done: Vec::with_capacity(cmds.len()),
                         rest: cmds.into(),
                     };
-                    run_batch(&mut engine, client, p, &mut waiting);
+                    run_batch(&mut engine, client, p, &mut waiting, &mut finished);
                 }
                 Some(Msg::Disconnect(client)) => {
                     engine.disconnect(client);
@@ -521,6 +681,38 @@ async fn executor(
                 let now = engine.now();
                 engine.expire_blocked(now);
             }
+            ev = rewrite_event(&mut persist) => match ev {
+                RewriteEvent::Room(permit) => match engine.snapshot_step(SNAPSHOT_STEP) {
+                    Some(chunk) => {
+                        permit.send(chunk);
+                    }
+                    None => {
+                        // Dropping the sender lets the snapshot thread finish the file.
+                        if let Some(rw) = persist.as_mut().and_then(|p| p.rewrite.as_mut()) {
+                            rw.tx = None;
+                        }
+                    }
+                },
+                RewriteEvent::Done(r) => {
+                    let Some(p) = persist.as_mut() else { continue };
+                    let Some(rw) = p.rewrite.take() else { continue };
+                    match (r, p.writer.as_mut()) {
+                        (Ok(size), Some(w)) => {
+                            w.submit(engine.take_log(), Vec::new()).await;
+                            p.installing = Some(w.finish_rewrite(&rw, size).await);
+                        }
+                        (r, _) => {
+                            if let Err(e) = r {
+                                tracing::error!("store: log compaction failed: {e}");
+                            }
+                            rw.discard();
+                            engine.snapshot_end(false);
+                        }
+                    }
+                }
+                RewriteEvent::Installed(ok) => engine.snapshot_end(ok),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(5)), if backlog => {}
         }
         // Resuming a batch can serve or block more clients, so drain until quiet.
         loop {
@@ -531,9 +723,21 @@ async fn executor(
             for (client, r) in out {
                 if let Some(mut p) = waiting.remove(&client) {
                     p.done.push(Outcome::Reply(r));
-                    run_batch(&mut engine, client, p, &mut waiting);
+                    run_batch(&mut engine, client, p, &mut waiting, &mut finished);
                 }
             }
+        }
+        deliver(&mut engine, &mut persist, finished).await;
+        maybe_rewrite(&mut engine, &mut persist).await;
+    }
+    deliver(&mut engine, &mut persist, Vec::new()).await;
+    if let Some(mut p) = persist {
+        if let Some(rw) = p.rewrite.take() {
+            rw.discard();
+            engine.snapshot_end(false);
+        }
+        if let Some(w) = p.writer.take() {
+            w.stop().await;
         }
     }
 }

@@ -36,8 +36,10 @@ pub const READONLY: u8 = 2;
 pub const BLOCKING: u8 = 4;
 /// Connection or server command allowed before AUTH.
 pub const NOAUTH_OK: u8 = 8;
+/// The command may grow memory: refused above `maxmemory` when nothing can be evicted.
+pub const DENYOOM: u8 = 16;
 /// Refused inside scripts (Redis's `noscript`).
-pub const NOSCRIPT: u8 = 16;
+pub const NOSCRIPT: u8 = 32;
 
 /// One row of the command table.
 #[derive(Debug)]
@@ -68,7 +70,7 @@ macro_rules! table {
 }
 
 table! {
-    "ping", -1, NOAUTH_OK, 0, 0, 0, server::ping;
+    "ping", -1, 0, 0, 0, 0, server::ping;
     "echo", 2, 0, 0, 0, 0, server::echo;
     "auth", -2, NOAUTH_OK | NOSCRIPT, 0, 0, 0, server::auth;
     "select", 2, 0, 0, 0, 0, server::select;
@@ -81,6 +83,7 @@ table! {
     "flushdb", -1, WRITE, 0, 0, 0, server::flushdb;
     "flushall", -1, WRITE, 0, 0, 0, server::flushall;
     "time", 1, 0, 0, 0, 0, server::time;
+    "bgrewriteaof", 1, NOSCRIPT, 0, 0, 0, server::bgrewriteaof;
     "multi", 1, NOSCRIPT, 0, 0, 0, server::multi;
     "exec", 1, NOSCRIPT, 0, 0, 0, server::exec;
     "discard", 1, NOSCRIPT, 0, 0, 0, server::discard;
@@ -92,24 +95,24 @@ table! {
     "evalsha_ro", -3, NOSCRIPT | READONLY, 0, 0, 0, script::evalsha_ro;
     "script", -2, NOSCRIPT, 0, 0, 0, script::script;
     "get", 2, READONLY, 1, 1, 1, string::get;
-    "set", -3, WRITE, 1, 1, 1, string::set;
-    "setex", 4, WRITE, 1, 1, 1, string::setex;
-    "psetex", 4, WRITE, 1, 1, 1, string::psetex;
-    "setnx", 3, WRITE, 1, 1, 1, string::setnx;
+    "set", -3, WRITE | DENYOOM, 1, 1, 1, string::set;
+    "setex", 4, WRITE | DENYOOM, 1, 1, 1, string::setex;
+    "psetex", 4, WRITE | DENYOOM, 1, 1, 1, string::psetex;
+    "setnx", 3, WRITE | DENYOOM, 1, 1, 1, string::setnx;
     "getdel", 2, WRITE, 1, 1, 1, string::getdel;
     "getex", -2, WRITE, 1, 1, 1, string::getex;
     "mget", -2, READONLY, 1, -1, 1, string::mget;
-    "mset", -3, WRITE, 1, -1, 2, string::mset;
-    "msetnx", -3, WRITE, 1, -1, 2, string::msetnx;
-    "incr", 2, WRITE, 1, 1, 1, string::incr;
-    "decr", 2, WRITE, 1, 1, 1, string::decr;
-    "incrby", 3, WRITE, 1, 1, 1, string::incrby;
-    "decrby", 3, WRITE, 1, 1, 1, string::decrby;
-    "incrbyfloat", 3, WRITE, 1, 1, 1, string::incrbyfloat;
-    "append", 3, WRITE, 1, 1, 1, string::append;
+    "mset", -3, WRITE | DENYOOM, 1, -1, 2, string::mset;
+    "msetnx", -3, WRITE | DENYOOM, 1, -1, 2, string::msetnx;
+    "incr", 2, WRITE | DENYOOM, 1, 1, 1, string::incr;
+    "decr", 2, WRITE | DENYOOM, 1, 1, 1, string::decr;
+    "incrby", 3, WRITE | DENYOOM, 1, 1, 1, string::incrby;
+    "decrby", 3, WRITE | DENYOOM, 1, 1, 1, string::decrby;
+    "incrbyfloat", 3, WRITE | DENYOOM, 1, 1, 1, string::incrbyfloat;
+    "append", 3, WRITE | DENYOOM, 1, 1, 1, string::append;
     "strlen", 2, READONLY, 1, 1, 1, string::strlen;
     "getrange", 4, READONLY, 1, 1, 1, string::getrange;
-    "setrange", 4, WRITE, 1, 1, 1, string::setrange;
+    "setrange", 4, WRITE | DENYOOM, 1, 1, 1, string::setrange;
     "del", -2, WRITE, 1, -1, 1, keys::del;
     "unlink", -2, WRITE, 1, -1, 1, keys::del;
     "exists", -2, READONLY, 1, -1, 1, keys::exists;
@@ -126,9 +129,9 @@ table! {
     "rename", 3, WRITE, 1, 2, 1, keys::rename;
     "renamenx", 3, WRITE, 1, 2, 1, keys::renamenx;
     "randomkey", 1, READONLY, 0, 0, 0, keys::randomkey;
-    "hset", -4, WRITE, 1, 1, 1, hash::hset;
-    "hmset", -4, WRITE, 1, 1, 1, hash::hmset;
-    "hsetnx", 4, WRITE, 1, 1, 1, hash::hsetnx;
+    "hset", -4, WRITE | DENYOOM, 1, 1, 1, hash::hset;
+    "hmset", -4, WRITE | DENYOOM, 1, 1, 1, hash::hmset;
+    "hsetnx", 4, WRITE | DENYOOM, 1, 1, 1, hash::hsetnx;
     "hget", 3, READONLY, 1, 1, 1, hash::hget;
     "hmget", -3, READONLY, 1, 1, 1, hash::hmget;
     "hgetall", 2, READONLY, 1, 1, 1, hash::hgetall;
@@ -137,31 +140,31 @@ table! {
     "hlen", 2, READONLY, 1, 1, 1, hash::hlen;
     "hkeys", 2, READONLY, 1, 1, 1, hash::hkeys;
     "hvals", 2, READONLY, 1, 1, 1, hash::hvals;
-    "hincrby", 4, WRITE, 1, 1, 1, hash::hincrby;
-    "hincrbyfloat", 4, WRITE, 1, 1, 1, hash::hincrbyfloat;
+    "hincrby", 4, WRITE | DENYOOM, 1, 1, 1, hash::hincrby;
+    "hincrbyfloat", 4, WRITE | DENYOOM, 1, 1, 1, hash::hincrbyfloat;
     "hstrlen", 3, READONLY, 1, 1, 1, hash::hstrlen;
     "hscan", -3, READONLY, 1, 1, 1, hash::hscan;
-    "lpush", -3, WRITE, 1, 1, 1, list::lpush;
-    "rpush", -3, WRITE, 1, 1, 1, list::rpush;
-    "lpushx", -3, WRITE, 1, 1, 1, list::lpushx;
-    "rpushx", -3, WRITE, 1, 1, 1, list::rpushx;
+    "lpush", -3, WRITE | DENYOOM, 1, 1, 1, list::lpush;
+    "rpush", -3, WRITE | DENYOOM, 1, 1, 1, list::rpush;
+    "lpushx", -3, WRITE | DENYOOM, 1, 1, 1, list::lpushx;
+    "rpushx", -3, WRITE | DENYOOM, 1, 1, 1, list::rpushx;
     "lpop", -2, WRITE, 1, 1, 1, list::lpop;
     "rpop", -2, WRITE, 1, 1, 1, list::rpop;
     "llen", 2, READONLY, 1, 1, 1, list::llen;
     "lrange", 4, READONLY, 1, 1, 1, list::lrange;
     "lindex", 3, READONLY, 1, 1, 1, list::lindex;
-    "lset", 4, WRITE, 1, 1, 1, list::lset;
+    "lset", 4, WRITE | DENYOOM, 1, 1, 1, list::lset;
     "lrem", 4, WRITE, 1, 1, 1, list::lrem;
     "ltrim", 4, WRITE, 1, 1, 1, list::ltrim;
-    "linsert", 5, WRITE, 1, 1, 1, list::linsert;
+    "linsert", 5, WRITE | DENYOOM, 1, 1, 1, list::linsert;
     "lpos", -3, READONLY, 1, 1, 1, list::lpos;
-    "lmove", 5, WRITE, 1, 2, 1, list::lmove;
-    "rpoplpush", 3, WRITE, 1, 2, 1, list::rpoplpush;
+    "lmove", 5, WRITE | DENYOOM, 1, 2, 1, list::lmove;
+    "rpoplpush", 3, WRITE | DENYOOM, 1, 2, 1, list::rpoplpush;
     "blpop", -3, WRITE | BLOCKING | NOSCRIPT, 1, -2, 1, list::blpop;
     "brpop", -3, WRITE | BLOCKING | NOSCRIPT, 1, -2, 1, list::brpop;
-    "blmove", 6, WRITE | BLOCKING | NOSCRIPT, 1, 2, 1, list::blmove;
-    "brpoplpush", 4, WRITE | BLOCKING | NOSCRIPT, 1, 2, 1, list::brpoplpush;
-    "sadd", -3, WRITE, 1, 1, 1, set::sadd;
+    "blmove", 6, WRITE | BLOCKING | NOSCRIPT | DENYOOM, 1, 2, 1, list::blmove;
+    "brpoplpush", 4, WRITE | BLOCKING | NOSCRIPT | DENYOOM, 1, 2, 1, list::brpoplpush;
+    "sadd", -3, WRITE | DENYOOM, 1, 1, 1, set::sadd;
     "srem", -3, WRITE, 1, 1, 1, set::srem;
     "smembers", 2, READONLY, 1, 1, 1, set::smembers;
     "sismember", 3, READONLY, 1, 1, 1, set::sismember;
@@ -171,16 +174,16 @@ table! {
     "srandmember", -2, READONLY, 1, 1, 1, set::srandmember;
     "smove", 4, WRITE, 1, 2, 1, set::smove;
     "sinter", -2, READONLY, 1, -1, 1, set::sinter;
-    "sinterstore", -3, WRITE, 1, -1, 1, set::sinterstore;
+    "sinterstore", -3, WRITE | DENYOOM, 1, -1, 1, set::sinterstore;
     "sunion", -2, READONLY, 1, -1, 1, set::sunion;
-    "sunionstore", -3, WRITE, 1, -1, 1, set::sunionstore;
+    "sunionstore", -3, WRITE | DENYOOM, 1, -1, 1, set::sunionstore;
     "sdiff", -2, READONLY, 1, -1, 1, set::sdiff;
-    "sdiffstore", -3, WRITE, 1, -1, 1, set::sdiffstore;
+    "sdiffstore", -3, WRITE | DENYOOM, 1, -1, 1, set::sdiffstore;
     "sscan", -3, READONLY, 1, 1, 1, set::sscan;
-    "zadd", -4, WRITE, 1, 1, 1, zset::zadd;
+    "zadd", -4, WRITE | DENYOOM, 1, 1, 1, zset::zadd;
     "zrem", -3, WRITE, 1, 1, 1, zset::zrem;
     "zscore", 3, READONLY, 1, 1, 1, zset::zscore;
-    "zincrby", 4, WRITE, 1, 1, 1, zset::zincrby;
+    "zincrby", 4, WRITE | DENYOOM, 1, 1, 1, zset::zincrby;
     "zcard", 2, READONLY, 1, 1, 1, zset::zcard;
     "zcount", 4, READONLY, 1, 1, 1, zset::zcount;
     "zrange", -4, READONLY, 1, 1, 1, zset::zrange;

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{err, int_arg, is, CmdResult, Spec, BLOCKING, NOSCRIPT, READONLY, SYNTAX, WRITE};
-use crate::engine::{Ctx, Engine};
+use crate::engine::{Ctx, Engine, RewriteState};
 use crate::resp::Reply;
 
 /// Version reported by INFO and HELLO (clients gate features on it).
@@ -132,6 +132,26 @@ pub fn client(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
 }
 
+/// `BGREWRITEAOF`: compacts the append-only log in the background.
+pub fn bgrewriteaof(e: &mut Engine, _: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    if e.log.is_none() {
+        return Err(err(
+            "ERR Background append only file rewriting is not possible: appendonly is off",
+        ));
+    }
+    match e.rewrite {
+        RewriteState::Idle => {
+            e.rewrite = RewriteState::Requested;
+            Ok(Reply::Simple(
+                "Background append only file rewriting started",
+            ))
+        }
+        _ => Err(err(
+            "ERR Background append only file rewriting already in progress",
+        )),
+    }
+}
+
 /// `INFO [section ...]`
 pub fn info(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let want = |s: &str| {
@@ -159,16 +179,31 @@ pub fn info(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     if want("memory") {
         out.push_str(&format!(
-            "# Memory\r\nused_memory:{}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            "# Memory\r\nused_memory:{}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\n\r\n",
             stats.used_memory,
             e.scripting.used_memory(),
-            e.scripting.cached()
+            e.scripting.cached(),
+            e.config.maxmemory,
+            e.config.maxmemory_policy.name()
+        ));
+    }
+    if want("persistence") {
+        let status = match e.log_health.as_ref().and_then(|h| h.error()) {
+            Some(_) => "err",
+            None => "ok",
+        };
+        out.push_str(&format!(
+            "# Persistence\r\nloading:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_rewrites:{}\r\naof_last_write_status:{status}\r\n\r\n",
+            u8::from(e.log.is_some()),
+            u8::from(e.rewrite == RewriteState::Running),
+            u8::from(e.rewrite == RewriteState::Requested),
+            e.rewrites,
         ));
     }
     if want("stats") {
         out.push_str(&format!(
-            "# Stats\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\n\r\n",
-            e.commands_processed, stats.expired_keys
+            "# Stats\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\r\n",
+            e.commands_processed, stats.expired_keys, e.evicted_keys
         ));
     }
     if want("keyspace") {

@@ -1403,6 +1403,8 @@ mod tests {
             requirepass: None,
             clock: ManualClock::new(1_000_000) as Arc<_>,
             max_bulk_len: 512 * 1024 * 1024,
+            maxmemory: 0,
+            maxmemory_policy: crate::engine::MaxMemoryPolicy::NoEviction,
             script_time_limit: limit,
         })
     }
