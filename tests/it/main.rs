@@ -14,5 +14,6 @@ mod reload;
 mod routing;
 mod serving;
 mod store;
+mod store_libs;
 mod supervision;
 mod tls;
