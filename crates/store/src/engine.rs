@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::cmd::{self, Spec, NOAUTH_OK};
 use crate::db::{Clock, Db, Rng, DB_COUNT};
 use crate::resp::Reply;
+use crate::script::Scripting;
 
 /// Identifies one connection.
 pub type ClientId = u64;
@@ -135,6 +136,8 @@ pub struct EngineConfig {
     pub clock: Arc<dyn Clock>,
     /// Largest string value (SETRANGE, APPEND).
     pub max_bulk_len: usize,
+    /// How long one script may run before it is stopped.
+    pub script_time_limit: std::time::Duration,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -142,6 +145,7 @@ impl std::fmt::Debug for EngineConfig {
         f.debug_struct("EngineConfig")
             .field("requirepass", &self.requirepass.as_ref().map(|_| "<set>"))
             .field("max_bulk_len", &self.max_bulk_len)
+            .field("script_time_limit", &self.script_time_limit)
             .finish()
     }
 }
@@ -152,6 +156,7 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) clients: HashMap<ClientId, Client>,
     pub(crate) rng: Rng,
+    pub(crate) scripting: Scripting,
     commands: HashMap<&'static str, &'static Spec>,
     watchers: HashMap<(usize, Bytes), HashSet<ClientId>>,
     waiting: HashMap<(usize, Bytes), VecDeque<ClientId>>,
@@ -171,6 +176,7 @@ impl Engine {
             dbs: (0..DB_COUNT).map(|_| Db::default()).collect(),
             commands: cmd::COMMANDS.iter().map(|s| (s.name, s)).collect(),
             rng: Rng::new(now ^ 0x9e37_79b9_7f4a_7c15),
+            scripting: Scripting::new(config.script_time_limit),
             config,
             clients: HashMap::new(),
             watchers: HashMap::new(),
@@ -546,7 +552,8 @@ impl Engine {
     }
 }
 
-fn arity_ok(spec: &Spec, n: usize) -> bool {
+/// True when `n` arguments (name included) fit the command's arity.
+pub(crate) fn arity_ok(spec: &Spec, n: usize) -> bool {
     let n = n as i32;
     if spec.arity >= 0 {
         n == spec.arity
@@ -585,6 +592,7 @@ pub(crate) mod tests {
             requirepass: None,
             clock,
             max_bulk_len: 512 * 1024 * 1024,
+            script_time_limit: crate::script::DEFAULT_TIME_LIMIT,
         })
     }
 

@@ -45,6 +45,7 @@ pub mod cmd;
 pub mod db;
 pub mod engine;
 pub mod resp;
+pub mod script;
 pub mod server;
 
 pub use server::{serve, Store, StoreConfig, StoreHandle, StoreStats};

@@ -58,6 +58,8 @@ pub struct StoreConfig {
     pub max_clients: usize,
     /// Time source (tests inject a manual clock).
     pub clock: Arc<dyn Clock>,
+    /// How long one script may run before it is stopped with an error (`lua-time-limit`).
+    pub script_time_limit: Duration,
 }
 
 impl Default for StoreConfig {
@@ -70,6 +72,7 @@ impl Default for StoreConfig {
             max_query_buffer: 1024 * 1024 * 1024,
             max_clients: 10_000,
             clock: Arc::new(SystemClock),
+            script_time_limit: crate::script::DEFAULT_TIME_LIMIT,
         }
     }
 }
@@ -83,6 +86,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("max_bulk_len", &self.max_bulk_len)
             .field("max_query_buffer", &self.max_query_buffer)
             .field("max_clients", &self.max_clients)
+            .field("script_time_limit", &self.script_time_limit)
             .finish()
     }
 }
@@ -235,6 +239,7 @@ impl Store {
             requirepass: config.requirepass.clone(),
             clock: config.clock.clone(),
             max_bulk_len: usize::try_from(config.max_bulk_len).unwrap_or(usize::MAX),
+            script_time_limit: config.script_time_limit,
         });
         let (exec_stop, exec_stopped) = oneshot::channel();
         let executor = tokio::spawn(executor(engine, rx, exec_stopped));

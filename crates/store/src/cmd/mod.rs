@@ -16,6 +16,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod longdouble;
+pub mod script;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -35,6 +36,8 @@ pub const READONLY: u8 = 2;
 pub const BLOCKING: u8 = 4;
 /// Connection or server command allowed before AUTH.
 pub const NOAUTH_OK: u8 = 8;
+/// Refused inside scripts (Redis's `noscript`).
+pub const NOSCRIPT: u8 = 16;
 
 /// One row of the command table.
 #[derive(Debug)]
@@ -67,22 +70,27 @@ macro_rules! table {
 table! {
     "ping", -1, NOAUTH_OK, 0, 0, 0, server::ping;
     "echo", 2, 0, 0, 0, 0, server::echo;
-    "auth", -2, NOAUTH_OK, 0, 0, 0, server::auth;
+    "auth", -2, NOAUTH_OK | NOSCRIPT, 0, 0, 0, server::auth;
     "select", 2, 0, 0, 0, 0, server::select;
-    "quit", -1, NOAUTH_OK, 0, 0, 0, server::quit;
-    "client", -2, 0, 0, 0, 0, server::client;
+    "quit", -1, NOAUTH_OK | NOSCRIPT, 0, 0, 0, server::quit;
+    "client", -2, NOSCRIPT, 0, 0, 0, server::client;
     "info", -1, 0, 0, 0, 0, server::info;
     "command", -1, 0, 0, 0, 0, server::command;
-    "hello", -1, NOAUTH_OK, 0, 0, 0, server::hello;
+    "hello", -1, NOAUTH_OK | NOSCRIPT, 0, 0, 0, server::hello;
     "dbsize", 1, READONLY, 0, 0, 0, server::dbsize;
     "flushdb", -1, WRITE, 0, 0, 0, server::flushdb;
     "flushall", -1, WRITE, 0, 0, 0, server::flushall;
     "time", 1, 0, 0, 0, 0, server::time;
-    "multi", 1, 0, 0, 0, 0, server::multi;
-    "exec", 1, 0, 0, 0, 0, server::exec;
-    "discard", 1, 0, 0, 0, 0, server::discard;
-    "watch", -2, 0, 1, -1, 1, server::watch;
-    "unwatch", 1, 0, 0, 0, 0, server::unwatch;
+    "multi", 1, NOSCRIPT, 0, 0, 0, server::multi;
+    "exec", 1, NOSCRIPT, 0, 0, 0, server::exec;
+    "discard", 1, NOSCRIPT, 0, 0, 0, server::discard;
+    "watch", -2, NOSCRIPT, 1, -1, 1, server::watch;
+    "unwatch", 1, NOSCRIPT, 0, 0, 0, server::unwatch;
+    "eval", -3, NOSCRIPT, 0, 0, 0, script::eval;
+    "evalsha", -3, NOSCRIPT, 0, 0, 0, script::evalsha;
+    "eval_ro", -3, NOSCRIPT | READONLY, 0, 0, 0, script::eval_ro;
+    "evalsha_ro", -3, NOSCRIPT | READONLY, 0, 0, 0, script::evalsha_ro;
+    "script", -2, NOSCRIPT, 0, 0, 0, script::script;
     "get", 2, READONLY, 1, 1, 1, string::get;
     "set", -3, WRITE, 1, 1, 1, string::set;
     "setex", 4, WRITE, 1, 1, 1, string::setex;
@@ -149,10 +157,10 @@ table! {
     "lpos", -3, READONLY, 1, 1, 1, list::lpos;
     "lmove", 5, WRITE, 1, 2, 1, list::lmove;
     "rpoplpush", 3, WRITE, 1, 2, 1, list::rpoplpush;
-    "blpop", -3, WRITE | BLOCKING, 1, -2, 1, list::blpop;
-    "brpop", -3, WRITE | BLOCKING, 1, -2, 1, list::brpop;
-    "blmove", 6, WRITE | BLOCKING, 1, 2, 1, list::blmove;
-    "brpoplpush", 4, WRITE | BLOCKING, 1, 2, 1, list::brpoplpush;
+    "blpop", -3, WRITE | BLOCKING | NOSCRIPT, 1, -2, 1, list::blpop;
+    "brpop", -3, WRITE | BLOCKING | NOSCRIPT, 1, -2, 1, list::brpop;
+    "blmove", 6, WRITE | BLOCKING | NOSCRIPT, 1, 2, 1, list::blmove;
+    "brpoplpush", 4, WRITE | BLOCKING | NOSCRIPT, 1, 2, 1, list::brpoplpush;
     "sadd", -3, WRITE, 1, 1, 1, set::sadd;
     "srem", -3, WRITE, 1, 1, 1, set::srem;
     "smembers", 2, READONLY, 1, 1, 1, set::smembers;
@@ -273,19 +281,28 @@ pub fn float_arg(b: &[u8]) -> Result<f64, Reply> {
 
 /// Formats a double like C's `%.17g` (Redis 7.0's score replies), with `inf`/`-inf`.
 pub fn fmt_double(d: f64) -> String {
+    fmt_g(d, 17)
+}
+
+/// Formats a double like C's `%.<precision>g` (glibc spellings `inf`, `-inf`, `nan`, `-nan`).
+pub fn fmt_g(d: f64, precision: usize) -> String {
+    let precision = precision.clamp(1, 40);
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.to_owned();
+    }
     if d.is_infinite() {
         return if d > 0.0 { "inf" } else { "-inf" }.to_owned();
     }
     if d == 0.0 {
         return if d.is_sign_negative() { "-0" } else { "0" }.to_owned();
     }
-    let s = format!("{:.16e}", d);
+    let s = format!("{:.*e}", precision - 1, d);
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let neg = mant.starts_with('-');
     let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
     let sign = if neg { "-" } else { "" };
-    if !(-4..17).contains(&exp) {
+    if exp < -4 || exp >= precision as i32 {
         let frac = digits[1..].trim_end_matches('0');
         let m = if frac.is_empty() {
             digits[..1].to_owned()
@@ -528,6 +545,11 @@ mod tests {
         assert_eq!(fmt_double(0.00001), "1.0000000000000001e-05");
         assert_eq!(fmt_double(f64::INFINITY), "inf");
         assert_eq!(fmt_double(123456789.0), "123456789");
+        assert_eq!(fmt_g(0.1, 14), "0.1");
+        assert_eq!(fmt_g(1e15, 14), "1e+15");
+        assert_eq!(fmt_g(123456789012345.0, 14), "1.2345678901234e+14");
+        assert_eq!(fmt_g(3.0, 14), "3");
+        assert_eq!(fmt_g(-f64::NAN, 17), "-nan");
     }
 
     #[test]

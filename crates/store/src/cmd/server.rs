@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{err, int_arg, is, CmdResult, Spec, BLOCKING, READONLY, SYNTAX, WRITE};
+use super::{err, int_arg, is, CmdResult, Spec, BLOCKING, NOSCRIPT, READONLY, SYNTAX, WRITE};
 use crate::engine::{Ctx, Engine};
 use crate::resp::Reply;
 
@@ -159,8 +159,10 @@ pub fn info(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     if want("memory") {
         out.push_str(&format!(
-            "# Memory\r\nused_memory:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
-            stats.used_memory
+            "# Memory\r\nused_memory:{}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            stats.used_memory,
+            e.scripting.used_memory(),
+            e.scripting.cached()
         ));
     }
     if want("stats") {
@@ -195,6 +197,9 @@ fn command_info(s: &Spec) -> Reply {
     }
     if s.flags & BLOCKING != 0 {
         flags.push(Reply::Simple("blocking"));
+    }
+    if s.flags & NOSCRIPT != 0 {
+        flags.push(Reply::Simple("noscript"));
     }
     Reply::Array(vec![
         Reply::bulk(s.name),
