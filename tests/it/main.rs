@@ -9,6 +9,7 @@ mod harness;
 mod http;
 mod lifecycle;
 mod limits;
+mod pageviews;
 mod pool;
 mod reload;
 mod routing;

@@ -8,7 +8,7 @@
 //! expected results: a library that works on Redis must work the same on the embedded store.
 use std::collections::HashSet;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -93,25 +93,43 @@ pub struct Env {
     pub server: Server,
     pub backend: Backend,
     redis: Option<RealRedis>,
+    _config_dir: tempfile::TempDir,
 }
 
 impl Env {
-    /// `pool` is the `[pool]` table's body; `extra` more TOML after it.
+    /// The fixture site; `pool` is the `[pool]` table's body, `extra` more TOML after it.
     pub fn start(backend: Backend, pool: &str, extra: &str) -> Env {
+        let site = fixture_site();
+        let docroot = site.path().to_path_buf();
+        Self::serve(
+            backend,
+            &docroot,
+            &format!("[pool]\n{pool}\n{extra}\n"),
+            Some(site),
+        )
+    }
+
+    /// `docroot` served with the isola.toml `toml`, plus `[store] url` for a real Redis.
+    pub fn serve(
+        backend: Backend,
+        docroot: &Path,
+        toml: &str,
+        site: Option<tempfile::TempDir>,
+    ) -> Env {
         let redis = matches!(backend, Backend::Redis).then(RealRedis::start);
         let store = match &redis {
             Some(r) => format!("[store]\nurl = \"unix://{}\"\n", r.sock.display()),
             None => String::new(),
         };
-        let site = fixture_site();
-        let cfg = site.path().join("isola.toml");
-        std::fs::write(&cfg, format!("[pool]\n{pool}\n{extra}\n{store}")).unwrap();
-        let docroot = site.path().to_path_buf();
-        let server = Server::start_in(&docroot, &["--config", cfg.to_str().unwrap()], Some(site));
+        let config_dir = tempfile::tempdir().unwrap();
+        let cfg = config_dir.path().join("isola.toml");
+        std::fs::write(&cfg, format!("{toml}\n{store}")).unwrap();
+        let server = Server::start_in(docroot, &["--config", cfg.to_str().unwrap()], site);
         Env {
             server,
             backend,
             redis,
+            _config_dir: config_dir,
         }
     }
 
