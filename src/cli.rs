@@ -19,6 +19,80 @@ pub enum Command {
     /// Ask a running server to reload its configuration (SIGHUP): new workers start with the
     /// new settings, old ones finish their requests first; no request is dropped.
     Reload(ReloadArgs),
+    /// Inspect and act on the job queues of a running server (through its admin listener).
+    Queue(QueueArgs),
+    /// Send commands to the store (embedded or Redis), like redis-cli; with no command,
+    /// read commands from standard input, one per line.
+    StoreCli(StoreCliArgs),
+}
+
+/// Where a running server is: its admin listener, given or read from its config.
+#[derive(Debug, Args)]
+pub struct ServerRef {
+    /// The server's admin listener, IP:PORT [default: admin.listen of the config file]
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub admin: Option<String>,
+    /// The server's configuration file
+    #[arg(short, long, value_name = "FILE", env = "ISOLA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(flatten)]
+    pub server: ServerRef,
+    #[command(subcommand)]
+    pub action: QueueCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Every queue: pending, delayed, processing and dead jobs, oldest age, and this node's
+    /// counters
+    Ls,
+    /// The first jobs of a queue (or of its dead list)
+    Show {
+        /// Queue name
+        name: String,
+        /// Show the dead list
+        #[arg(long)]
+        dead: bool,
+        /// How many
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Add a job; the payload is the argument, or standard input with `-`
+    Push {
+        /// Queue name
+        name: String,
+        /// Payload
+        payload: String,
+    },
+    /// Move every dead job back to its queue, with fresh attempts
+    Retry {
+        /// Queue name
+        name: String,
+    },
+    /// Delete the dead list (or, with --pending, the jobs waiting)
+    Drop {
+        /// Queue name
+        name: String,
+        /// Drop the pending jobs instead of the dead list
+        #[arg(long)]
+        pending: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StoreCliArgs {
+    #[command(flatten)]
+    pub server: ServerRef,
+    /// The store's URL (redis://..., unix:///...) [default: from the config file, or the
+    /// embedded store of the running server]
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// A command and its arguments, e.g. `LLEN isola:queue:mail`
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

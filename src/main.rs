@@ -3,9 +3,11 @@
 
 mod cli;
 mod logging;
+mod queue;
 mod run;
 mod schedule;
 mod store_link;
+mod tools;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -20,12 +22,18 @@ fn main() -> ExitCode {
                 ExitCode::from(run::exit_code(&e))
             }
         },
-        cli::Command::Reload(args) => match run::reload(&args.pid_file) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("isola: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        cli::Command::Reload(args) => report(run::reload(&args.pid_file)),
+        cli::Command::Queue(args) => report(tools::queue(args)),
+        cli::Command::StoreCli(args) => report(tools::store_cli(args)),
+    }
+}
+
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("isola: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

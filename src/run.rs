@@ -272,6 +272,7 @@ async fn build_site(
         body_memory_threshold: 1 << 20,
         body_idle_timeout: Duration::from_secs(60),
         request_terminate_timeout: p.request_terminate_timeout,
+        run_abandoned: p.run_abandoned,
         tmp_dir: runtime.to_path_buf(),
     };
     Ok(Site {
@@ -361,12 +362,28 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         println!("Isola TLS at https://{a}/");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let node = crate::queue::node_id(cfg.store.node_id.as_deref(), addr.port());
+    let board = std::sync::Arc::new(crate::queue::Board::default());
+    let control: Option<std::sync::Arc<dyn isola_admin::QueueControl>> =
+        store.endpoint.clone().map(|ep| {
+            std::sync::Arc::new(crate::queue::Control {
+                ep: std::sync::Arc::new(ep),
+                board: board.clone(),
+            }) as std::sync::Arc<dyn isola_admin::QueueControl>
+        });
+    let jobs = Jobs {
+        node: node.clone(),
+        board: board.clone(),
+        endpoint: store.endpoint.clone(),
+        running: Default::default(),
+    };
     if let Some(l) = admin_listener {
         let admin_addr = l.local_addr()?;
         let info = isola_admin::ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started: std::time::SystemTime::now(),
             listen: addr.to_string(),
+            store_url: store.public_url(),
         };
         let mut rx = stop_rx.clone();
         let h = handle.clone();
@@ -382,6 +399,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
                     .collect()
             }),
             store.figures_source(),
+            control,
             info,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
@@ -411,6 +429,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
             }
         }
     });
+    *jobs.running.lock().await = jobs.start(&handle, &cfg);
     let reloader = tokio::spawn(reload_on_hup(
         signals.hup,
         args,
@@ -419,6 +438,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         tls_handle,
         runtime.to_path_buf(),
         store.clone(),
+        jobs.clone(),
     ));
     let listeners = Listeners {
         plain: listener,
@@ -430,6 +450,10 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     reopener.abort();
     let _ = stop_tx.send(true);
     drop(stop_rx);
+    // Jobs first: a job still running when the pools stop would fail for no fault of its own.
+    if let Some(q) = jobs.running.lock().await.take() {
+        q.stop(cfg.server.shutdown_timeout).await;
+    }
     tracing::info!("stopping workers");
     stop_pools(
         handle.pools().into_iter().map(|(_, p)| p),
@@ -469,6 +493,7 @@ fn load_tls(cfg: &Config) -> Result<Tls, ConfigError> {
 /// SIGHUP: re-read the configuration; if it is valid, start a new pool with it, serve new
 /// requests with it, and let the old pool finish its requests before its workers stop. If it
 /// is not, keep running as before and say why.
+#[allow(clippy::too_many_arguments)]
 async fn reload_on_hup(
     mut hup: tokio::signal::unix::Signal,
     args: ServeArgs,
@@ -477,10 +502,12 @@ async fn reload_on_hup(
     tls: Option<Tls>,
     runtime: PathBuf,
     store: std::sync::Arc<StoreLink>,
+    jobs: Jobs,
 ) {
     let mut generation = 0;
     // The schedules live with the configuration in force, and stop with this task.
-    let mut schedules = crate::schedule::start(&handle, &current.schedules);
+    let tick_lock = jobs.tick_lock();
+    let mut schedules = crate::schedule::start(&handle, &current.schedules, tick_lock.as_ref());
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
         let new = match load_config(&args) {
@@ -565,8 +592,19 @@ async fn reload_on_hup(
         let old = handle.swap(g);
         drop(std::mem::replace(
             &mut schedules,
-            crate::schedule::start(&handle, &new.schedules),
+            crate::schedule::start(&handle, &new.schedules, tick_lock.as_ref()),
         ));
+        let mut q = jobs.running.lock().await;
+        if q.as_ref().is_some_and(|q| q.config != new.queues) {
+            // The old consumers finish their jobs first, so a queue never runs more jobs at
+            // once than configured.
+            if let Some(old) = q.take() {
+                old.stop(current.server.shutdown_timeout).await;
+            }
+            *q = jobs.start(&handle, &new);
+            tracing::info!("reload: queues restarted");
+        }
+        drop(q);
         let grace = current.server.shutdown_timeout;
         tokio::spawn(stop_pools(old, grace));
         tracing::info!(
@@ -575,6 +613,35 @@ async fn reload_on_hup(
             "reloaded: new requests use the new configuration"
         );
         current = new;
+    }
+}
+
+/// The queue consumers in force, and what starting new ones on reload needs.
+#[derive(Clone)]
+struct Jobs {
+    node: String,
+    board: std::sync::Arc<crate::queue::Board>,
+    endpoint: Option<isola_store_client::Endpoint>,
+    running: std::sync::Arc<tokio::sync::Mutex<Option<crate::queue::Queues>>>,
+}
+
+impl Jobs {
+    fn tick_lock(&self) -> Option<crate::schedule::TickLock> {
+        Some(crate::schedule::TickLock {
+            ep: self.endpoint.clone()?,
+            node: self.node.clone(),
+        })
+    }
+
+    fn start(&self, front: &FrontHandle, cfg: &Config) -> Option<crate::queue::Queues> {
+        let ep = self.endpoint.clone()?;
+        Some(crate::queue::start(
+            front,
+            ep,
+            &self.node,
+            &cfg.queues,
+            &self.board,
+        ))
     }
 }
 

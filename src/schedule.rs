@@ -4,11 +4,18 @@
 //! Owns: the timing (cron patterns in a time zone, fixed intervals, jitter) and the overlap
 //! rule (by default a run still going makes the next tick skip, with a log line).
 //!
-//! Never: runs a schedule twice at once unless `overlap = true`, or catches up on ticks
-//! missed while a run was going or the server was down.
+//! Several nodes sharing one store run each tick once: before running, a node takes a lock
+//! named after the schedule and the tick (`SET ... NX PX`); the others skip it. Ticks are
+//! the same instants on every node: cron times, and for `every` the multiples of the
+//! period since the Unix epoch. When the store cannot be reached the node runs the tick
+//! anyway (logged): a duplicate run is better than a missed one for the jobs schedules
+//! drive (WordPress cron, cleanups), and a single node needs no lock.
+//!
+//! Never: runs a schedule twice at once on one node unless `overlap = true`, or catches up
+//! on ticks missed while a run was going or the server was down.
 use chrono::Utc;
 use isola_config::{ScheduleConfig, When};
-use isola_front::internal::{Kind, Outcome};
+use isola_front::internal::{Internal, Kind, Outcome};
 use isola_front::FrontHandle;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,13 +34,31 @@ impl Drop for Schedules {
     }
 }
 
+/// Where ticks are locked among nodes: the store, and this node's name.
+#[derive(Clone)]
+pub struct TickLock {
+    /// The store.
+    pub ep: isola_store_client::Endpoint,
+    /// This node.
+    pub node: String,
+}
+
 /// Starts one clock per schedule.
-pub fn start(front: &FrontHandle, schedules: &[ScheduleConfig]) -> Schedules {
+pub fn start(
+    front: &FrontHandle,
+    schedules: &[ScheduleConfig],
+    lock: Option<&TickLock>,
+) -> Schedules {
     Schedules(
         schedules
             .iter()
             .filter_map(|s| match Clock::new(s) {
-                Ok(clock) => Some(tokio::spawn(run(front.clone(), s.clone(), clock))),
+                Ok(clock) => Some(tokio::spawn(run(
+                    front.clone(),
+                    s.clone(),
+                    clock,
+                    lock.cloned(),
+                ))),
                 Err(e) => {
                     tracing::error!(schedule = %s.name, "schedule not started: {e}");
                     None
@@ -44,17 +69,14 @@ pub fn start(front: &FrontHandle, schedules: &[ScheduleConfig]) -> Schedules {
 }
 
 enum Clock {
-    Every { period: Duration, next: Instant },
+    Every(Duration),
     Cron(Box<croner::Cron>, chrono_tz::Tz),
 }
 
 impl Clock {
     fn new(s: &ScheduleConfig) -> Result<Self, String> {
         Ok(match &s.when {
-            When::Every(period) => Clock::Every {
-                period: *period,
-                next: Instant::now() + *period,
-            },
+            When::Every(period) => Clock::Every(*period),
             When::Cron { pattern, timezone } => {
                 let cron = croner::parser::CronParser::new()
                     .parse(pattern)
@@ -68,39 +90,84 @@ impl Clock {
         })
     }
 
-    /// The next tick after now; for a fixed interval, the ticks stay on the grid started at
-    /// start-up and skip those already past.
-    fn next(&mut self) -> Option<Instant> {
-        match self {
-            Clock::Every { period, next } => {
-                let now = Instant::now();
-                while *next <= now {
-                    *next += *period;
-                }
-                Some(*next)
+    /// The next tick after now: when to fire, and the tick's wall-clock time in ms since
+    /// the epoch (its name, the same on every node).
+    fn next(&mut self) -> Option<(Instant, i64)> {
+        let now = Utc::now();
+        let at = match self {
+            Clock::Every(period) => {
+                let p = period.as_millis().max(1) as i64;
+                let ms = now.timestamp_millis();
+                chrono::DateTime::from_timestamp_millis((ms / p + 1) * p)?
             }
-            Clock::Cron(cron, tz) => {
-                let now = Utc::now().with_timezone(tz);
-                let at = cron.find_next_occurrence(&now, false).ok()?;
-                let wait = (at.with_timezone(&Utc) - Utc::now())
-                    .to_std()
-                    .unwrap_or_default();
-                Some(Instant::now() + wait)
-            }
+            Clock::Cron(cron, tz) => cron
+                .find_next_occurrence(&now.with_timezone(tz), false)
+                .ok()?
+                .with_timezone(&Utc),
+        };
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        Some((Instant::now() + wait, at.timestamp_millis()))
+    }
+}
+
+/// How long a tick's lock lives: long enough to cover clock differences between nodes.
+const TICK_LOCK_MS: &str = "60000";
+
+/// True when this node should run tick `tick` of `s`: it won the tick's lock, or there is
+/// no store to share it through.
+async fn won(
+    lock: &Option<TickLock>,
+    conn: &mut Option<isola_store_client::Conn>,
+    s: &ScheduleConfig,
+    tick: i64,
+) -> bool {
+    let Some(l) = lock else {
+        return true;
+    };
+    let key = format!(
+        "isola:schedule:{}:{}:{tick}",
+        s.site.as_deref().unwrap_or(""),
+        s.name
+    );
+    let timeout = Duration::from_secs(2);
+    if conn.is_none() {
+        *conn = isola_store_client::Conn::connect(&l.ep, timeout).await.ok();
+    }
+    let answer = match conn.as_mut() {
+        Some(c) => {
+            c.ok(&["SET", &key, &l.node, "NX", "PX", TICK_LOCK_MS])
+                .await
+        }
+        None => Err(isola_store_client::ClientError::Closed),
+    };
+    match answer {
+        Ok(isola_store_client::Value::Nil) => {
+            tracing::debug!(schedule = %s.name, tick, "tick taken by another node");
+            false
+        }
+        Ok(_) => true,
+        Err(e) => {
+            *conn = None;
+            tracing::warn!(schedule = %s.name, "cannot lock the tick in the store ({e}); running it here");
+            true
         }
     }
 }
 
-async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock) {
+async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock, lock: Option<TickLock>) {
     let running = Arc::new(AtomicBool::new(false));
+    let mut conn = None;
     loop {
-        let Some(at) = clock.next() else {
+        let Some((at, tick)) = clock.next() else {
             tracing::warn!(schedule = %s.name, "no future time matches the cron pattern; schedule stopped");
             return;
         };
         tokio::time::sleep_until(at + jitter(s.jitter)).await;
         if !s.overlap && running.load(Ordering::Acquire) {
             tracing::warn!(schedule = %s.name, url = %s.url, "previous run still going: this tick is skipped");
+            continue;
+        }
+        if !won(&lock, &mut conn, &s, tick).await {
             continue;
         }
         running.store(true, Ordering::Release);
@@ -112,15 +179,24 @@ async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock) {
             running.clone(),
         );
         tokio::spawn(async move {
-            match front
-                .internal_request(Kind::Schedule, &url, site.as_deref())
-                .await
-            {
+            let req = Internal {
+                kind: Kind::Schedule,
+                target: &url,
+                host: site.as_deref(),
+                script: None,
+                body: None,
+                env: &[],
+                timeout: None,
+            };
+            match front.internal_request(req).await {
                 Outcome::Answered(status) if status < 400 => {
                     tracing::debug!(schedule = %name, url = %url, status, "scheduled run done")
                 }
                 Outcome::Answered(status) => {
                     tracing::warn!(schedule = %name, url = %url, status, "scheduled run failed")
+                }
+                Outcome::Unavailable => {
+                    tracing::warn!(schedule = %name, url = %url, "scheduled run failed: no free worker")
                 }
                 Outcome::Failed(e) => {
                     tracing::warn!(schedule = %name, url = %url, "scheduled run failed: {e}")

@@ -13,6 +13,8 @@ pub struct StoreLink {
     /// php.ini additions (`-d`), after the user's own.
     pub ini: Vec<(String, String)>,
     running: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>>,
+    /// Where Isola itself reaches the store (queues, schedule locks); `None` when off.
+    pub endpoint: Option<isola_store_client::Endpoint>,
     /// The embedded store's figures, sampled every second.
     figures: std::sync::Arc<std::sync::Mutex<Option<isola_admin::StoreFigures>>>,
 }
@@ -28,6 +30,7 @@ impl StoreLink {
                     env: Vec::new(),
                     ini: Vec::new(),
                     running: std::sync::Mutex::new(None),
+                    endpoint: None,
                     figures: Default::default(),
                 })
             }
@@ -111,11 +114,34 @@ impl StoreLink {
             }
         }
         tracing::info!(store = %url, sessions = !ini.is_empty(), "store ready");
+        let own_url = match &cfg.store.backend {
+            StoreBackend::Embedded {
+                requirepass: Some(p),
+                ..
+            } => format!("{url}?password={p}"),
+            _ => url.clone(),
+        };
+        let endpoint = isola_store_client::Endpoint::parse(&own_url)
+            .with_context(|| format!("store: {url}"))?;
         Ok(StoreLink {
             env,
             ini,
+            endpoint: Some(endpoint),
             running: std::sync::Mutex::new(running),
             figures,
+        })
+    }
+
+    /// The store's URL as workers get it, a password in it hidden.
+    pub fn public_url(&self) -> Option<String> {
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "ISOLA_STORE")
+            .map(|(_, v)| v.clone())?;
+        Some(match (url.strip_prefix("redis://"), url.rfind('@')) {
+            (Some(_), Some(at)) => format!("redis://***{}", &url[at..]),
+            _ => url,
         })
     }
 

@@ -256,6 +256,29 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `kill -9`: no chance to clean up. Its workers die with it (they are told to when
+    /// their parent dies), which is checked.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id();
+        let tree = descendants_of(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        disown(pid);
+        let t = Instant::now();
+        let mut alive = tree.clone();
+        while !alive.is_empty() && t.elapsed() < Duration::from_secs(5) {
+            alive.retain(|&(p, start)| start_time(p) == Some(start));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            alive.is_empty(),
+            "workers {alive:?} outlived a killed isola"
+        );
+    }
+}
+
 /// Field `n` (1-based, as in proc(5)) of /proc/PID/stat. The command name (field 2) is in
 /// parentheses and may hold spaces, so fields are counted after the last `)`.
 fn stat_field(pid: u32, n: usize) -> Option<String> {

@@ -88,8 +88,10 @@ fn max_requests_recycles_workers() {
 }
 
 #[test]
-fn a_client_that_leaves_the_queue_never_reaches_a_worker() {
-    let s = Server::with_config("[pool]\nmax_children = 1\nqueue_timeout = \"10s\"\n");
+fn with_run_abandoned_off_a_client_that_leaves_the_queue_never_reaches_a_worker() {
+    let s = Server::with_config(
+        "[pool]\nmax_children = 1\nqueue_timeout = \"10s\"\nrun_abandoned = false\n",
+    );
     let addr = s.addr;
     let busy = std::thread::spawn(move || get(addr, "/sleep.php?ms=1200"));
     std::thread::sleep(Duration::from_millis(300));

@@ -7,85 +7,18 @@
 //! pointing at a real `redis-server` on a private socket, and both runs are held to the same
 //! expected results: a library that works on Redis must work the same on the embedded store.
 use std::collections::HashSet;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::harness::{disown, fixture_site, own, Server};
+use crate::harness::{fixture_site, Server};
 use crate::http::{request, Response};
+use crate::redis::RealRedis;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {
     Embedded,
     Redis,
-}
-
-/// A real Redis on a private unix socket, without persistence, killed on drop.
-pub struct RealRedis {
-    child: Child,
-    pub sock: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl RealRedis {
-    pub fn start() -> RealRedis {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("redis.sock");
-        let bin = which("redis-server")
-            .unwrap_or_else(|| panic!("redis-server is not installed; run `scripts/setup --test`"));
-        let child = Command::new(bin)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&sock)
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        own(child.id());
-        let r = RealRedis {
-            child,
-            sock,
-            _dir: dir,
-        };
-        let t = Instant::now();
-        while UnixStream::connect(&r.sock).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "redis-server did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        r
-    }
-}
-
-impl Drop for RealRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        disown(self.child.id());
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// Isola serving the fixture site on one backend.
@@ -118,7 +51,7 @@ impl Env {
     ) -> Env {
         let redis = matches!(backend, Backend::Redis).then(RealRedis::start);
         let store = match &redis {
-            Some(r) => format!("[store]\nurl = \"unix://{}\"\n", r.sock.display()),
+            Some(r) => format!("[store]\nurl = \"{}\"\n", r.url()),
             None => String::new(),
         };
         let config_dir = tempfile::tempdir().unwrap();

@@ -2,10 +2,12 @@
 //! public one (loopback by default).
 //!
 //! Owns: `/status` (JSON, or HTML for browsers and `?html`), `/metrics` (Prometheus text
-//! format), `/health`.
+//! format), `/health`, and `/queues` (figures, and the actions operators take on job
+//! queues: enqueue, list, retry the dead, drop).
 //!
 //! Never: serves the application, changes the pool, or exposes request contents beyond
-//! method, URI and script of the requests running now.
+//! method, URI and script of the requests running now (job payloads are shown on
+//! `/queues/NAME` only, which operators ask for by name).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -29,6 +31,9 @@ pub struct ServerInfo {
     pub started: SystemTime,
     /// The public address.
     pub listen: String,
+    /// Where workers reach the store (as `ISOLA_STORE`, any password hidden); `None` when
+    /// off.
+    pub store_url: Option<String>,
 }
 
 /// One site's pool, as the admin shows it.
@@ -64,9 +69,84 @@ pub struct StoreFigures {
 /// Where the store's figures come from (`None` inside: not sampled yet).
 pub type StoreSource = Box<dyn Fn() -> Option<StoreFigures> + Send + Sync>;
 
+/// One job queue's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFigures {
+    /// The queue's name.
+    pub name: String,
+    /// Jobs waiting.
+    pub pending: u64,
+    /// Failed jobs waiting for their retry time.
+    pub delayed: u64,
+    /// Jobs taken by any node and not yet acknowledged.
+    pub processing: u64,
+    /// Jobs in the dead list.
+    pub dead: u64,
+    /// Age of the job at the head of the queue.
+    pub oldest_age: Option<Duration>,
+    /// Jobs running on this node now.
+    pub running: u64,
+    /// Jobs this node ran successfully since start.
+    pub done: u64,
+    /// Failed runs on this node since start (retried or not).
+    pub failed: u64,
+    /// Jobs this node moved to the dead list since start.
+    pub dead_lettered: u64,
+}
+
+/// What an operator asks of a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueAction {
+    /// Add a job with this payload.
+    Enqueue(Bytes),
+    /// Show the first `limit` jobs, of the dead list or of the pending ones.
+    List {
+        /// The dead list rather than the pending jobs.
+        dead: bool,
+        /// How many.
+        limit: usize,
+    },
+    /// Move every dead job back to the queue with fresh attempts.
+    Retry,
+    /// Delete the dead list, or the pending jobs.
+    Drop {
+        /// The pending jobs rather than the dead list.
+        pending: bool,
+    },
+}
+
+/// Why a queue action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueActionError {
+    /// No such queue is configured.
+    #[error("no such queue")]
+    NoSuchQueue,
+    /// The store could not be reached or refused.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// The job queues, as the admin listener reads and acts on them.
+pub trait QueueControl: Send + Sync {
+    /// Figures of every queue in force.
+    fn figures(&self) -> Vec<QueueFigures>;
+    /// Runs `action` on the queue `name`; the answer is shown as JSON.
+    fn act<'a>(
+        &'a self,
+        name: &'a str,
+        action: QueueAction,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<serde_json::Value, QueueActionError>> + Send + 'a>,
+    >;
+}
+
+/// Largest payload accepted by `POST /queues/NAME`.
+const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
 struct Admin {
     status: StatusSource,
     store: Option<StoreSource>,
+    queues: Option<Arc<dyn QueueControl>>,
     info: ServerInfo,
 }
 
@@ -75,12 +155,14 @@ pub async fn serve(
     listener: TcpListener,
     status: StatusSource,
     store: Option<StoreSource>,
+    queues: Option<Arc<dyn QueueControl>>,
     info: ServerInfo,
     shutdown: impl Future<Output = ()>,
 ) {
     let admin = Arc::new(Admin {
         status,
         store,
+        queues,
         info,
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -100,7 +182,14 @@ pub async fn serve(
         let admin = admin.clone();
         let svc = service_fn(move |req| {
             let admin = admin.clone();
-            async move { Ok::<_, std::convert::Infallible>(admin.route(&req)) }
+            async move {
+                let resp = if req.uri().path().starts_with("/queues") {
+                    admin.queues_route(req).await
+                } else {
+                    admin.route(&req)
+                };
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), svc)
@@ -185,14 +274,8 @@ impl Admin {
             "pool": first["pool"],
             "workers": first["workers"],
             "sites": all,
-            "store": self.store_figures().map(|f| serde_json::json!({
-                "keys": f.keys,
-                "expires": f.expires,
-                "used_memory_bytes": f.used_memory,
-                "commands_processed": f.commands_processed,
-                "expired_keys": f.expired_keys,
-                "connected_clients": f.connected_clients,
-            })),
+            "store": self.store_json(),
+            "queues": self.queue_figures().iter().map(queue_json).collect::<Vec<_>>(),
         })
     }
 
@@ -409,6 +492,75 @@ impl Admin {
                 let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
             }
         }
+        let queues = self.queue_figures();
+        if !queues.is_empty() {
+            type QFigure = fn(&QueueFigures) -> u64;
+            let qf: &[(&str, &str, &str, QFigure)] = &[
+                (
+                    "isola_queue_jobs_pending",
+                    "gauge",
+                    "Jobs waiting in the queue.",
+                    |q| q.pending,
+                ),
+                (
+                    "isola_queue_jobs_delayed",
+                    "gauge",
+                    "Failed jobs waiting for their retry.",
+                    |q| q.delayed,
+                ),
+                (
+                    "isola_queue_jobs_processing",
+                    "gauge",
+                    "Jobs taken by any node, not yet acknowledged.",
+                    |q| q.processing,
+                ),
+                (
+                    "isola_queue_jobs_dead",
+                    "gauge",
+                    "Jobs in the dead list.",
+                    |q| q.dead,
+                ),
+                (
+                    "isola_queue_jobs_running",
+                    "gauge",
+                    "Jobs running on this node.",
+                    |q| q.running,
+                ),
+                (
+                    "isola_queue_jobs_done_total",
+                    "counter",
+                    "Jobs this node ran successfully.",
+                    |q| q.done,
+                ),
+                (
+                    "isola_queue_jobs_failed_total",
+                    "counter",
+                    "Failed job runs on this node.",
+                    |q| q.failed,
+                ),
+                (
+                    "isola_queue_jobs_dead_lettered_total",
+                    "counter",
+                    "Jobs this node moved to the dead list.",
+                    |q| q.dead_lettered,
+                ),
+            ];
+            for (name, kind, help, f) in qf {
+                let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for q in &queues {
+                    let _ = writeln!(m, "{name}{{queue=\"{}\"}} {}", label(&q.name), f(q));
+                }
+            }
+            let _ = writeln!(m, "# HELP isola_queue_oldest_job_age_seconds Age of the job at the head of the queue.\n# TYPE isola_queue_oldest_job_age_seconds gauge");
+            for q in &queues {
+                let age = q.oldest_age.map_or(0.0, |d| d.as_secs_f64());
+                let _ = writeln!(
+                    m,
+                    "isola_queue_oldest_job_age_seconds{{queue=\"{}\"}} {age:.3}",
+                    label(&q.name)
+                );
+            }
+        }
         let _ = writeln!(m, "# HELP isola_worker_crashes_total Worker deaths by signal.\n# TYPE isola_worker_crashes_total counter");
         for site in sites {
             for (sig, n) in &site.pool.crashes_by_signal {
@@ -434,6 +586,134 @@ impl Admin {
     fn store_figures(&self) -> Option<StoreFigures> {
         self.store.as_ref().and_then(|f| f())
     }
+
+    fn store_json(&self) -> serde_json::Value {
+        let mut j = match self.store_figures() {
+            Some(f) => serde_json::json!({
+                "keys": f.keys,
+                "expires": f.expires,
+                "used_memory_bytes": f.used_memory,
+                "commands_processed": f.commands_processed,
+                "expired_keys": f.expired_keys,
+                "connected_clients": f.connected_clients,
+            }),
+            None if self.info.store_url.is_some() => serde_json::json!({}),
+            None => return serde_json::Value::Null,
+        };
+        if let Some(u) = &self.info.store_url {
+            j["url"] = serde_json::Value::String(u.clone());
+        }
+        j
+    }
+
+    fn queue_figures(&self) -> Vec<QueueFigures> {
+        self.queues.as_ref().map_or_else(Vec::new, |q| q.figures())
+    }
+
+    /// `GET /queues`, `GET /queues/NAME[?dead][&limit=N]`, `POST /queues/NAME` (body =
+    /// payload), `POST /queues/NAME/retry`, `POST /queues/NAME/drop[?pending]`.
+    async fn queues_route(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let json =
+            |status, v: serde_json::Value| reply(status, "application/json", format!("{v}\n"));
+        let Some(control) = self.queues.clone() else {
+            return json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "no queues: the store is off"}),
+            );
+        };
+        let path = req.uri().path().to_string();
+        let query: Vec<(String, String)> = req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        let has = |k: &str| query.iter().any(|(q, _)| q == k);
+        let parts: Vec<&str> = path
+            .trim_start_matches("/queues")
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let method = req.method().clone();
+        let action = match (method.as_str(), parts.as_slice()) {
+            ("GET", []) => {
+                let all: Vec<serde_json::Value> =
+                    control.figures().iter().map(queue_json).collect();
+                return json(StatusCode::OK, serde_json::Value::Array(all));
+            }
+            ("GET", [_]) => QueueAction::List {
+                dead: has("dead"),
+                limit: query
+                    .iter()
+                    .find(|(k, _)| k == "limit")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(100usize)
+                    .min(10_000),
+            },
+            ("POST", [_]) => {
+                let body = http_body_util::Limited::new(req.into_body(), MAX_PAYLOAD);
+                match http_body_util::BodyExt::collect(body).await {
+                    Ok(b) => QueueAction::Enqueue(b.to_bytes()),
+                    Err(e) => {
+                        return json(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            serde_json::json!({"error": format!("payload: {e} (at most {MAX_PAYLOAD} bytes)")}),
+                        )
+                    }
+                }
+            }
+            ("POST", [_, "retry"]) => QueueAction::Retry,
+            ("POST", [_, "drop"]) => QueueAction::Drop {
+                pending: has("pending"),
+            },
+            (_, [] | [_] | [_, "retry" | "drop"]) => {
+                return json(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    serde_json::json!({"error": "use GET to read, POST to act"}),
+                )
+            }
+            _ => {
+                return json(
+                    StatusCode::NOT_FOUND,
+                    serde_json::json!({"error": "try /queues, /queues/NAME, /queues/NAME/retry, /queues/NAME/drop"}),
+                )
+            }
+        };
+        let name = parts.first().copied().unwrap_or_default();
+        let enqueue = matches!(action, QueueAction::Enqueue(_));
+        match control.act(name, action).await {
+            Ok(v) if enqueue => json(StatusCode::ACCEPTED, v),
+            Ok(v) => json(StatusCode::OK, v),
+            Err(e @ QueueActionError::NoSuchQueue) => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": format!("{name:?}: {e}")}),
+            ),
+            Err(e) => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"error": e.to_string()}),
+            ),
+        }
+    }
+}
+
+fn queue_json(q: &QueueFigures) -> serde_json::Value {
+    serde_json::json!({
+        "name": q.name,
+        "pending": q.pending,
+        "delayed": q.delayed,
+        "processing": q.processing,
+        "dead": q.dead,
+        "oldest_age_seconds": q.oldest_age.map(|d| d.as_secs_f64()),
+        "running": q.running,
+        "done": q.done,
+        "failed": q.failed,
+        "dead_lettered": q.dead_lettered,
+    })
 }
 
 fn site_json(site: &SiteStatus) -> serde_json::Value {

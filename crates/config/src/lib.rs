@@ -6,6 +6,7 @@
 //! Never: starts anything, writes files, or reads the environment. The only I/O is reading
 //! the config file and checking that the paths it names exist.
 
+mod queue;
 mod raw;
 mod schedule;
 mod sites;
@@ -13,9 +14,10 @@ mod store;
 mod units;
 mod validate;
 
+pub use queue::{JobTarget, QueueConfig, DEFER_QUEUE};
 pub use raw::{
     NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
-    RawPool, RawSchedule, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
+    RawPool, RawQueue, RawSchedule, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
 };
 pub use schedule::{ScheduleConfig, When};
 pub use sites::{SiteConfig, UnknownHost};

@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub site: Option<Vec<RawSite>>,
     /// `[[schedule]]`: requests run on a clock.
     pub schedule: Option<Vec<RawSchedule>>,
+    /// `[[queue]]`: job queues in the store, consumed by the pool.
+    pub queue: Option<Vec<RawQueue>>,
     /// `[store]`: the Redis-compatible store PHP workers are pointed at.
     #[serde(default)]
     pub store: RawStore,
@@ -59,6 +61,30 @@ pub struct RawStore {
     pub requirepass: Option<String>,
     /// Keep PHP sessions in the store (default: when PHP has the redis extension).
     pub sessions: Option<bool>,
+    /// This server's name among several sharing one store (default: host name and port).
+    pub node_id: Option<String>,
+}
+
+/// One `[[queue]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// The queue's name: jobs are pushed to the list `isola:queue:NAME`.
+    pub name: Option<String>,
+    /// The PHP file that runs each job (relative paths from the config file's folder).
+    pub script: Option<PathBuf>,
+    /// The site whose pool and PHP settings run the jobs (default: the default site).
+    pub site: Option<String>,
+    /// Jobs run at once on this node (default 1: one at a time, in order).
+    pub concurrency: Option<i64>,
+    /// Longest a job may run before it is killed and counted failed.
+    pub timeout: Option<NumOrStr>,
+    /// Runs of a job before it goes to the dead list.
+    pub max_attempts: Option<i64>,
+    /// Wait before the first retry; doubles with each further attempt.
+    pub backoff: Option<NumOrStr>,
+    /// Workers of the pool kept free for web requests.
+    pub reserve: Option<i64>,
 }
 
 /// One `[[schedule]]`.
@@ -272,6 +298,8 @@ pub struct RawPool {
     /// Longest a request may run before its worker is killed (php-fpm
     /// `request_terminate_timeout`).
     pub request_terminate_timeout: Option<NumOrStr>,
+    /// Run a complete request whose client hung up while it waited for a worker.
+    pub run_abandoned: Option<bool>,
 }
 
 /// `[php]`

@@ -30,6 +30,8 @@ pub struct StoreSettings {
     /// PHP sessions in the store: `Some(true)`/`Some(false)` as configured, `None` to decide
     /// by whether PHP has the redis extension.
     pub sessions: Option<bool>,
+    /// This server's name among several sharing the store (`None`: host name and port).
+    pub node_id: Option<String>,
 }
 
 pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
@@ -88,9 +90,18 @@ pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
             }
         }
     }
+    if let Some(id) = &s.node_id {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic() && b != b'*')
+        {
+            errs.push(format!(
+                "store.node_id: {id:?} must be 1 to 64 printable characters without spaces or '*'"
+            ));
+        }
+    }
     StoreSettings {
         backend,
         sessions: s.sessions,
+        node_id: s.node_id,
     }
 }
 

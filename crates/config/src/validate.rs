@@ -30,6 +30,9 @@ pub struct Config {
     pub unknown_host: crate::UnknownHost,
     /// `[[schedule]]`: requests run on a clock.
     pub schedules: Vec<crate::ScheduleConfig>,
+    /// `[[queue]]`: job queues run by the pool (with the built-in `defer` queue); empty
+    /// when there is no store.
+    pub queues: Vec<crate::QueueConfig>,
     /// `[store]`.
     pub store: crate::StoreSettings,
 }
@@ -178,6 +181,8 @@ pub struct PoolSettings {
     pub queue_timeout: Duration,
     /// Longest run of one request; `None` = unlimited.
     pub request_terminate_timeout: Option<Duration>,
+    /// Run a complete request even when its client hung up while it waited.
+    pub run_abandoned: bool,
 }
 
 /// `[php]`, validated.
@@ -781,6 +786,16 @@ impl RawConfig {
 
         let schedules = crate::schedule::validate(self.schedule.unwrap_or_default(), &mut errs);
         let store = crate::store::validate(self.store, &mut errs);
+        let mut queues =
+            crate::queue::validate(self.queue.unwrap_or_default(), base_dir, &mut errs);
+        if store.backend == crate::StoreBackend::Off {
+            if queues.iter().any(|q| q.name != crate::DEFER_QUEUE) {
+                errs.push(
+                    "queue: queues live in the store, and [store] backend is \"off\"".to_string(),
+                );
+            }
+            queues.clear();
+        }
 
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
@@ -821,6 +836,7 @@ impl RawConfig {
                 queue_size,
                 queue_timeout,
                 request_terminate_timeout,
+                run_abandoned: p.run_abandoned.unwrap_or(true),
             },
             php: PhpConfig {
                 credentials,
@@ -846,6 +862,7 @@ impl RawConfig {
             sites: Vec::new(),
             unknown_host: crate::UnknownHost::Default(0),
             schedules,
+            queues,
             store,
         })
     }

@@ -25,6 +25,9 @@ pub struct CgiRequest<'a> {
     pub https: bool,
     pub request_id: &'a str,
     pub server_software: &'a str,
+    /// Set by Isola for internal requests (`ISOLA_JOB_ID`...); after the request headers,
+    /// so no client header can shadow them.
+    pub extra: &'a [(&'static str, String)],
 }
 
 type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
@@ -96,6 +99,9 @@ pub fn build<'a>(r: &'a CgiRequest<'a>) -> Vec<Pair<'a>> {
     env.push((b("ISOLA_REQUEST_ID"), b(r.request_id)));
     env.push((b("HTTP_X_REQUEST_ID"), b(r.request_id)));
     push_headers(&mut env, r.headers);
+    for (k, v) in r.extra {
+        env.push((b(k), b(v)));
+    }
     env
 }
 
@@ -186,6 +192,7 @@ mod tests {
             https: false,
             request_id: "rid",
             server_software: "isola",
+            extra: &[],
         };
         build(&r)
             .into_iter()

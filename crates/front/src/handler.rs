@@ -85,6 +85,8 @@ pub struct Limits {
     pub body_idle_timeout: Duration,
     /// Longest run of one request in a worker; `None` = unlimited.
     pub request_terminate_timeout: Option<Duration>,
+    /// A complete request runs even if its client hangs up while it waits for a worker.
+    pub run_abandoned: bool,
     /// Where large request bodies are spooled.
     pub tmp_dir: PathBuf,
 }
@@ -299,14 +301,17 @@ pub(crate) async fn handle(
                 // not the client stayed to read it all.
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    crate::internal::run(
-                        &shared,
-                        crate::internal::Kind::Defer,
-                        Method::GET,
-                        &target,
+                    let host = host.as_ref().and_then(|h| h.to_str().ok());
+                    let req = crate::internal::Internal {
+                        kind: crate::internal::Kind::Defer,
+                        target: &target,
                         host,
-                    )
-                    .await;
+                        script: None,
+                        body: None,
+                        env: &[],
+                        timeout: None,
+                    };
+                    crate::internal::run(&shared, req).await;
                 });
             }
             if let (Some(log), Some(f)) = (log, fields) {
@@ -334,7 +339,7 @@ pub(crate) async fn handle(
 }
 
 async fn respond(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     app: &App,
     req: Request<Incoming>,
     peer: Peer,
@@ -435,7 +440,7 @@ fn valid_host(h: &[u8]) -> bool {
 
 #[allow(clippy::too_many_arguments)]
 async fn run_script(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     app: &App,
     site: &Site,
     req: Request<Incoming>,
@@ -489,6 +494,9 @@ async fn run_script(
         filename: script_filename,
         name: script_name,
         path_info,
+        env: &[],
+        timeout: None,
+        background: false,
     };
     exec_script(
         shared,
@@ -510,6 +518,12 @@ pub(crate) struct ScriptTarget<'a> {
     pub filename: PathBuf,
     pub name: &'a str,
     pub path_info: &'a str,
+    /// CGI parameters Isola adds (jobs: `ISOLA_JOB_ID`...).
+    pub env: &'a [(&'static str, String)],
+    /// Replaces the site's `request_terminate_timeout` (a queue's `timeout`).
+    pub timeout: Option<std::time::Duration>,
+    /// A queued job: shown as background work to whoever weighs the pool's load.
+    pub background: bool,
 }
 
 /// Runs `script` in a worker for a request whose head is `parts` and whose body, if any, is
@@ -517,7 +531,7 @@ pub(crate) struct ScriptTarget<'a> {
 /// and internal ones (deferred, scheduled) both end here.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn exec_script(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     app: &App,
     site: &Site,
     parts: &http::request::Parts,
@@ -532,6 +546,9 @@ pub(crate) async fn exec_script(
         filename: script_filename,
         name: script_name,
         path_info,
+        env: extra,
+        timeout,
+        background,
     } = script;
     let raw_target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let env_req = CgiRequest {
@@ -550,6 +567,7 @@ pub(crate) async fn exec_script(
         https: peer.https,
         request_id: rid,
         server_software: &app.server_software,
+        extra,
     };
     let mut out = BytesMut::with_capacity(4096);
     encode_begin_request(&mut out, REQUEST_ID, Role::Responder, true);
@@ -562,34 +580,56 @@ pub(crate) async fn exec_script(
         method: parts.method.to_string(),
         uri: raw_target.to_string(),
         script: script_filename.clone(),
+        background,
     };
-    let waiting = Instant::now();
-    let mut acquired = site.pool.acquire(job.clone()).await;
-    if matches!(acquired, Err(AcquireError::ShuttingDown)) {
-        // A reload replaced the pool while this request was on its way: the new pool serves
-        // it, so a reload under load fails no request.
-        let now = shared.app();
-        if !std::ptr::eq(Arc::as_ptr(&now), app) {
-            if let Ok(new_site) = now.pick(parts.headers.get(header::HOST)) {
-                acquired = new_site.pool.acquire(job).await;
+    let pool = site.pool.clone();
+    let shared_now = shared.clone();
+    let app_addr = app as *const App as usize;
+    let host = parts.headers.get(header::HOST).cloned();
+    let limit = timeout.or(site.limits.request_terminate_timeout);
+    let task_rid = rid.clone();
+    let run = async move {
+        let waiting = Instant::now();
+        let mut acquired = pool.acquire(job.clone()).await;
+        if matches!(acquired, Err(AcquireError::ShuttingDown)) {
+            // A reload replaced the pool while this request was on its way: the new pool
+            // serves it, so a reload under load fails no request.
+            let now = shared_now.app();
+            if Arc::as_ptr(&now) as usize != app_addr {
+                if let Ok(new_site) = now.pick(host.as_ref()) {
+                    acquired = new_site.pool.acquire(job).await;
+                }
             }
         }
-    }
-    let lease = match acquired {
-        Ok(l) => l,
+        let lease = acquired?;
+        let wait = waiting.elapsed();
+        let pid = lease.pid();
+        let running = Instant::now();
+        let deadline = limit.map(|t| tokio::time::Instant::now() + t);
+        let exchanged = exchange::start(lease, out, body, deadline, task_rid).await;
+        Ok::<_, AcquireError>((wait, pid, running, exchanged))
+    };
+    let ran = if site.limits.run_abandoned {
+        // On its own task, the request runs even if its client goes away while it waits,
+        // as with php-fpm (whose listen queue keeps a request nginx gave up on). WordPress's
+        // cron spawn relies on it: it sends `wp-cron.php` to the server itself and hangs up.
+        tokio::spawn(run)
+            .await
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+    } else {
+        // Dropped with the client's connection: a request nobody waits for never takes a
+        // worker.
+        run.await
+    };
+    let (wait, pid, running, exchanged) = match ran {
+        Ok(r) => r,
         Err(e) => {
             tracing::debug!(request_id = &**rid, "no worker: {e}");
             return Ok(error_page::unavailable(5));
         }
     };
-    up.wait = Some(waiting.elapsed());
-    up.pid = Some(lease.pid());
-    let running = Instant::now();
-    let deadline = site
-        .limits
-        .request_terminate_timeout
-        .map(|t| tokio::time::Instant::now() + t);
-    let exchanged = exchange::start(lease, out, body, deadline, rid.clone()).await;
+    up.wait = Some(wait);
+    up.pid = Some(pid);
     up.head = Some(running.elapsed());
     match exchanged {
         Ok((head, body)) => Ok(translate(head, body, parts.method == Method::HEAD)),

@@ -1,5 +1,5 @@
 //! Internal requests: a script run in the pool with no client — a request deferred by a
-//! response's `Isola-Defer` header, or a scheduled one. They go through the same router,
+//! response's `Isola-Defer` header, a scheduled one, or a job from a queue. They go through the same router,
 //! queue, limits and access log as client requests; their response body is read and
 //! dropped.
 //!
@@ -11,7 +11,7 @@
 use crate::access_log::Entry;
 use crate::handler::{exec_script, Peer, ScriptTarget, Shared, Upstream};
 use crate::request_id;
-use http::{header, HeaderValue, Method, Request, StatusCode};
+use http::{header, HeaderValue, Method, Request};
 use http_body_util::BodyExt;
 use isola_router::Route;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,6 +25,8 @@ pub enum Kind {
     Defer,
     /// By a `[[schedule]]`.
     Schedule,
+    /// A job of a `[[queue]]`.
+    Job,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
         match self {
             Kind::Defer => "defer",
             Kind::Schedule => "schedule",
+            Kind::Job => "job",
         }
     }
 }
@@ -41,19 +44,50 @@ impl Kind {
 pub enum Outcome {
     /// The script answered with this status (its body was read whole).
     Answered(u16),
+    /// No worker was free (the pool's queue was full or timed out); the script never ran.
+    Unavailable,
     /// It could not run or its answer broke: the reason.
     Failed(String),
 }
 
-/// Runs `target` (`/path?query`) on the site that answers `host` (the default site when
-/// `None`) and waits for the whole response.
-pub(crate) async fn run(
-    shared: &Arc<Shared>,
-    kind: Kind,
-    method: Method,
-    target: &str,
-    host: Option<HeaderValue>,
-) -> Outcome {
+/// One internal request.
+#[derive(Debug)]
+pub struct Internal<'a> {
+    /// Why it runs.
+    pub kind: Kind,
+    /// `/path?query` on the site: resolved by the router unless `script` is set; always what
+    /// the access log shows.
+    pub target: &'a str,
+    /// The site's host name (the default site when `None`).
+    pub host: Option<&'a str>,
+    /// Run this PHP file (absolute, canonical; a queue's script, possibly outside the
+    /// document root) instead of routing `target`.
+    pub script: Option<&'a std::path::Path>,
+    /// A POST body (a job's payload); `None` makes a GET.
+    pub body: Option<bytes::Bytes>,
+    /// CGI parameters to add (`ISOLA_JOB_ID`...).
+    pub env: &'a [(&'static str, String)],
+    /// Replaces the site's `request_terminate_timeout`.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Runs `req` on its site and waits for the whole response.
+pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
+    let Internal {
+        kind,
+        target,
+        host,
+        script,
+        body,
+        env,
+        timeout,
+    } = req;
+    let method = if body.is_some() {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    let host = host.and_then(|h| HeaderValue::from_str(h).ok());
     let started = Instant::now();
     let time = SystemTime::now();
     let app = shared.app();
@@ -68,7 +102,11 @@ pub(crate) async fn run(
             .and_then(|n| HeaderValue::from_str(n).ok())
             .unwrap_or(HeaderValue::from_static("localhost"))
     });
-    let built = Request::builder()
+    let mut builder = Request::builder();
+    if body.is_some() {
+        builder = builder.header(header::CONTENT_TYPE, "application/octet-stream");
+    }
+    let built = builder
         .method(method.clone())
         .uri(target)
         .header(header::HOST, host.clone())
@@ -87,15 +125,20 @@ pub(crate) async fn run(
         Some(pq) => (pq.path(), pq.query()),
         None => return Outcome::Failed(format!("{target:?} has no path")),
     };
-    let Route::Script {
-        script_filename,
-        script_name,
-        path_info,
-    } = site.router.resolve(path, query)
-    else {
-        return Outcome::Failed(format!(
-            "{target:?} does not name a PHP script on this site"
-        ));
+    let (script_filename, script_name, path_info) = match script {
+        Some(file) => (file.to_path_buf(), path.to_string(), String::new()),
+        None => match site.router.resolve(path, query) {
+            Route::Script {
+                script_filename,
+                script_name,
+                path_info,
+            } => (script_filename, script_name, path_info),
+            _ => {
+                return Outcome::Failed(format!(
+                    "{target:?} does not name a PHP script on this site"
+                ))
+            }
+        },
     };
     let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let peer = Peer {
@@ -108,14 +151,18 @@ pub(crate) async fn run(
         filename: script_filename,
         name: &script_name,
         path_info: &path_info,
+        env,
+        timeout,
+        background: kind == Kind::Job,
     };
+    let length = body.as_ref().map_or(0, |b| b.len() as u64);
     let answered = exec_script(
         shared,
         &app,
         site,
         &parts,
-        None,
-        Some(0),
+        body.map(crate::spool::Spooled::Memory),
+        Some(length),
         peer,
         &rid,
         &mut up,
@@ -143,8 +190,11 @@ pub(crate) async fn run(
             Outcome::Failed(format!("answered {s} by Isola")),
         ),
     };
-    if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() && matches!(outcome, Outcome::Answered(_))
-    {
+    let outcome = match outcome {
+        Outcome::Answered(503) if up.pid.is_none() => Outcome::Unavailable,
+        o => o,
+    };
+    if outcome == Outcome::Unavailable {
         tracing::warn!(
             request_id = &*rid,
             kind = kind.as_str(),
@@ -171,7 +221,7 @@ pub(crate) async fn run(
             protocol: "HTTP/1.1",
             status,
             bytes,
-            complete: matches!(outcome, Outcome::Answered(_)),
+            complete: !matches!(outcome, Outcome::Failed(_)),
             duration: started.elapsed(),
             upstream: up.head,
             wait: up.wait,

@@ -68,16 +68,21 @@ impl FrontHandle {
             .collect()
     }
 
-    /// Runs `target` (`/path?query`) as an internal request on the site answering `host`
-    /// (the default site when `None`), e.g. for a schedule; resolves when it is done.
+    /// Runs an internal request (a schedule's, a job's); resolves when it is done.
     pub async fn internal_request(
         &self,
-        kind: crate::internal::Kind,
-        target: &str,
-        host: Option<&str>,
+        req: crate::internal::Internal<'_>,
     ) -> crate::internal::Outcome {
+        crate::internal::run(&self.shared, req).await
+    }
+
+    /// Load of the pool serving `host` (the default site when `None`); `None` when no
+    /// site answers `host`.
+    pub fn headroom(&self, host: Option<&str>) -> Option<isola_pool::Headroom> {
         let host = host.and_then(|h| http::HeaderValue::from_str(h).ok());
-        crate::internal::run(&self.shared, kind, http::Method::GET, target, host).await
+        let app = self.shared.app();
+        let site = app.pick(host.as_ref()).ok()?;
+        Some(site.pool.headroom())
     }
 
     /// The access log in force, to reopen it (SIGUSR1).

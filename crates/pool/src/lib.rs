@@ -15,7 +15,7 @@ pub mod sizing;
 
 pub use backend::PhpCgi;
 pub use pool::{
-    AcquireError, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus, ProcessManager,
-    WorkerState, WorkerStatus,
+    AcquireError, Headroom, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus,
+    ProcessManager, WorkerState, WorkerStatus,
 };
 pub use sizing::{AutoSize, BudgetSource};

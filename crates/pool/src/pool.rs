@@ -72,6 +72,21 @@ pub struct JobInfo {
     pub uri: String,
     /// The script that will run.
     pub script: PathBuf,
+    /// Background work (a queued job) rather than a client's request.
+    pub background: bool,
+}
+
+/// A pool's load, see [`Pool::headroom`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Headroom {
+    /// Most workers.
+    pub max_children: usize,
+    /// Workers serving a request.
+    pub busy: usize,
+    /// Of those, serving background work.
+    pub background: usize,
+    /// Requests waiting for a worker.
+    pub waiting: usize,
 }
 
 /// Why no worker was handed out.
@@ -372,6 +387,23 @@ impl Pool {
                 Err(AcquireError::Timeout)
             }
         }
+    }
+
+    /// Load, cheaply, for background work to leave room for web requests.
+    pub fn headroom(&self) -> Headroom {
+        let st = self.inner.lock();
+        let mut h = Headroom {
+            max_children: self.inner.max_children(),
+            waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
+            ..Headroom::default()
+        };
+        for w in st.workers.values().filter(|w| w.state == WorkerState::Busy) {
+            h.busy += 1;
+            if w.current.as_ref().is_some_and(|j| j.background) {
+                h.background += 1;
+            }
+        }
+        h
     }
 
     /// A snapshot for status pages.

@@ -558,6 +558,8 @@ fn auth_matches_redis() {
         "SET k v",
         "NOSUCH x",
         "GET",
+        "PING",
+        "ECHO x",
         "AUTH wrong",
         "AUTH default wrong",
         "AUTH a b c",

@@ -68,7 +68,7 @@ macro_rules! table {
 }
 
 table! {
-    "ping", -1, NOAUTH_OK, 0, 0, 0, server::ping;
+    "ping", -1, 0, 0, 0, 0, server::ping;
     "echo", 2, 0, 0, 0, 0, server::echo;
     "auth", -2, NOAUTH_OK | NOSCRIPT, 0, 0, 0, server::auth;
     "select", 2, 0, 0, 0, 0, server::select;
