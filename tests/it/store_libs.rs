@@ -295,6 +295,8 @@ fn laravel_cache(backend: Backend) {
     let env = Env::start(backend, POOL, "");
     let got = env.json("/store-libs/laravel.php?part=cache", &[]);
     let expected = json!({
+        "flush": true,
+        "other_db_kept": 1,
         "put": true,
         "get": {"name": "Ada"},
         "missing": "default",

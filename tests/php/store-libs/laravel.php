@@ -14,17 +14,24 @@ use Illuminate\Redis\RedisManager;
 
 $app = new Container();
 Container::setInstance($app);
+// As in Laravel's config/database.php, the cache gets a database of its own: flushing the
+// cache (FLUSHDB) must not take Isola's queues and the app's other keys with it.
+$cacheDb = isola_laravel_connection();
+$cacheDb['database'] += 1;
 $redis = new RedisManager($app, 'phpredis', [
     'options' => ['prefix' => 'lv:'],
     'default' => isola_laravel_connection(),
+    'cache' => $cacheDb,
 ]);
-$cache = new Repository(new RedisStore($redis, 'cache', 'default'));
+$cache = new Repository(new RedisStore($redis, 'cache', 'cache'));
 $conn = $redis->connection();
 $out = [];
 
 switch ($_GET['part'] ?? 'cache') {
     case 'cache':
-        $cache->flush();
+        $conn->set('keep', 1);
+        $out['flush'] = $cache->flush();
+        $out['other_db_kept'] = $conn->exists('keep');
         $out['put'] = $cache->put('user:1', ['name' => 'Ada'], 60);
         $out['get'] = $cache->get('user:1');
         $out['missing'] = $cache->get('user:2', 'default');
@@ -36,7 +43,7 @@ switch ($_GET['part'] ?? 'cache') {
         $out['add'] = [$cache->add('once', 1, 60), $cache->add('once', 2, 60), $cache->get('once')];
         $out['increment'] = [$cache->increment('hits'), $cache->increment('hits', 5), $cache->decrement('hits')];
         $out['many'] = [$cache->putMany(['m1' => 'a', 'm2' => 'b'], 60), $cache->many(['m1', 'm2', 'm3'])];
-        $out['forever'] = [$cache->forever('f', 'x'), $conn->ttl('cache:f')];
+        $out['forever'] = [$cache->forever('f', 'x'), $redis->connection('cache')->ttl('cache:f')];
         $out['pull'] = [$cache->pull('f'), $cache->has('f')];
         $out['forget'] = [$cache->forget('user:1'), $cache->has('user:1')];
         $cache->tags(['people'])->put('john', 'J', 60);
