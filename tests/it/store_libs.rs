@@ -18,7 +18,73 @@ use crate::redis::RealRedis;
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {
     Embedded,
+    /// redis-server on a unix socket: `[store] url = "unix:///..."`.
     Redis,
+    /// redis-server on TCP, database 2: `[store] url = "redis://127.0.0.1:PORT/2"`.
+    RedisUrl,
+}
+
+/// A real Redis on a loopback port, without persistence, killed on drop.
+pub struct TcpRedis {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TcpRedis {
+    fn start() -> TcpRedis {
+        let dir = tempfile::tempdir().unwrap();
+        // A port the system just handed out and took back: free unless someone else is
+        // racing for ports, which a failed start below would show.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: run `scripts/setup --test`");
+        let r = TcpRedis {
+            child,
+            port,
+            _dir: dir,
+        };
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "redis-server did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        r
+    }
+
+    /// DBSIZE of database `db`.
+    fn dbsize(&self, db: u8) -> u64 {
+        use std::io::{BufRead, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(format!("SELECT {db}\r\nDBSIZE\r\n").as_bytes())
+            .unwrap();
+        let mut r = std::io::BufReader::new(s);
+        let (mut ok, mut size) = (String::new(), String::new());
+        r.read_line(&mut ok).unwrap();
+        r.read_line(&mut size).unwrap();
+        assert_eq!(ok, "+OK\r\n");
+        size.trim().trim_start_matches(':').parse().unwrap()
+    }
+}
+
+impl Drop for TcpRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Isola serving the fixture site on one backend.
@@ -26,20 +92,16 @@ pub struct Env {
     pub server: Server,
     pub backend: Backend,
     redis: Option<RealRedis>,
+    pub tcp_redis: Option<TcpRedis>,
     _config_dir: tempfile::TempDir,
 }
 
 impl Env {
-    /// The fixture site; `pool` is the `[pool]` table's body, `extra` more TOML after it.
-    pub fn start(backend: Backend, pool: &str, extra: &str) -> Env {
+    /// The fixture site, three workers, sessions locked.
+    pub fn start(backend: Backend) -> Env {
         let site = fixture_site();
         let docroot = site.path().to_path_buf();
-        Self::serve(
-            backend,
-            &docroot,
-            &format!("[pool]\n{pool}\n{extra}\n"),
-            Some(site),
-        )
+        Self::serve(backend, &docroot, CONFIG, Some(site))
     }
 
     /// `docroot` served with the isola.toml `toml`, plus `[store] url` for a real Redis.
@@ -49,10 +111,18 @@ impl Env {
         toml: &str,
         site: Option<tempfile::TempDir>,
     ) -> Env {
-        let redis = matches!(backend, Backend::Redis).then(RealRedis::start);
-        let store = match &redis {
-            Some(r) => format!("[store]\nurl = \"{}\"\n", r.url()),
-            None => String::new(),
+        let (redis, tcp_redis, store) = match backend {
+            Backend::Embedded => (None, None, String::new()),
+            Backend::Redis => {
+                let r = RealRedis::start();
+                let store = format!("[store]\nurl = \"{}\"\n", r.url());
+                (Some(r), None, store)
+            }
+            Backend::RedisUrl => {
+                let r = TcpRedis::start();
+                let store = format!("[store]\nurl = \"redis://127.0.0.1:{}/2\"\n", r.port);
+                (None, Some(r), store)
+            }
         };
         let config_dir = tempfile::tempdir().unwrap();
         let cfg = config_dir.path().join("isola.toml");
@@ -62,14 +132,20 @@ impl Env {
             server,
             backend,
             redis,
+            tcp_redis,
             _config_dir: config_dir,
         }
     }
 
     pub fn stop(self) {
-        let Env { server, redis, .. } = self;
+        let Env {
+            server,
+            redis,
+            tcp_redis,
+            ..
+        } = self;
         assert!(server.stop().success());
-        drop(redis);
+        drop((redis, tcp_redis));
     }
 
     /// GET `target`; the reply must be 200 with a JSON body.
@@ -119,9 +195,7 @@ impl Env {
 
 /// Sessions locked by phpredis, so concurrent requests of one session queue behind each
 /// other instead of overwriting each other's writes. Lock waits are sized for a slow machine.
-const SESSION_INI: &str = "[php]\nini = { \"redis.session.locking_enabled\" = 1, \"redis.session.lock_retries\" = 4000, \"redis.session.lock_wait_time\" = 5000 }\n";
-
-const POOL: &str = "max_children = 3\nqueue_size = 512\nqueue_timeout = \"60s\"";
+const CONFIG: &str = "[pool]\nmax_children = 3\nqueue_size = 512\nqueue_timeout = \"60s\"\n\n[php]\nini = { \"redis.session.locking_enabled\" = 1, \"redis.session.lock_retries\" = 4000, \"redis.session.lock_wait_time\" = 5000 }\n";
 
 /// One test per backend for a scenario; `embedded: #[ignore = "..."]` marks a known
 /// difference of the embedded store.
@@ -132,14 +206,20 @@ macro_rules! on_both {
             #[test]
             $(#[$attr])?
             fn embedded() {
-                $check(Backend::Embedded);
+                run(Backend::Embedded, $check);
             }
             #[test]
             fn redis() {
-                $check(Backend::Redis);
+                run(Backend::Redis, $check);
             }
         }
     };
+}
+
+fn run(backend: Backend, check: fn(&Env)) {
+    let env = Env::start(backend);
+    check(&env);
+    env.stop();
 }
 
 fn cookie_of(env: &Env, target: &str) -> (String, Value) {
@@ -155,9 +235,9 @@ fn cookie_of(env: &Env, target: &str) -> (String, Value) {
     (format!("Cookie: {cookie}"), r.json())
 }
 
-fn sessions(backend: Backend) {
-    let env = Env::start(backend, POOL, SESSION_INI);
-    let (cookie, first) = cookie_of(&env, "/store-libs/session_count.php");
+fn sessions(env: &Env) {
+    let backend = env.backend;
+    let (cookie, first) = cookie_of(env, "/store-libs/session_count.php");
     assert_eq!(first["n"], 1);
 
     // Each request reads n, waits, writes n + 1: only the session lock keeps them from
@@ -180,11 +260,10 @@ fn sessions(backend: Backend) {
         assert_eq!(r["note"], "hello", "{backend:?}: {r}");
         assert_eq!(r["n"], n as u64 + 1, "{backend:?}: {r}");
     }
-    env.stop();
 }
 
-fn predis(backend: Backend) {
-    let env = Env::start(backend, POOL, "");
+fn predis(env: &Env) {
+    let backend = env.backend;
     let got = env.json("/store-libs/predis.php", &[]);
     let expected = json!({
         "strings": ["OK", 11, "hello world", 11, 0, 5, 6, 5, "OK", ["a", "b", null], null],
@@ -200,18 +279,16 @@ fn predis(backend: Backend) {
         "types": ["string", "hash", "list"],
     });
     assert_eq!(got, expected, "{backend:?}");
-    env.stop();
 }
 
-fn predis_legacy(backend: Backend) {
-    let env = Env::start(backend, POOL, "");
+fn predis_legacy(env: &Env) {
+    let backend = env.backend;
     let got = env.json("/store-libs/predis.php?part=legacy", &[]);
     assert_eq!(got, json!({"getset": ["old", "new"]}), "{backend:?}");
-    env.stop();
 }
 
-fn symfony_cache(backend: Backend) {
-    let env = Env::start(backend, POOL, "");
+fn symfony_cache(env: &Env) {
+    let backend = env.backend;
     let got = env.json("/store-libs/symfony_cache.php?part=cache", &[]);
     let expected = json!({
         "first": {"answer": 42, "computed": 1},
@@ -230,11 +307,10 @@ fn symfony_cache(backend: Backend) {
         "after_clear": [false, true],
     });
     assert_eq!(got, expected, "{backend:?}");
-    env.stop();
 }
 
-fn symfony_cache_tags(backend: Backend) {
-    let env = Env::start(backend, POOL, "");
+fn symfony_cache_tags(env: &Env) {
+    let backend = env.backend;
     let got = env.json("/store-libs/symfony_cache.php?part=tags", &[]);
     let expected = json!({
         "a": {"answer": 42, "computed": 1},
@@ -248,11 +324,10 @@ fn symfony_cache_tags(backend: Backend) {
         "clear": true,
     });
     assert_eq!(got, expected, "{backend:?}");
-    env.stop();
 }
 
-fn symfony_lock(backend: Backend) {
-    let env = Env::start(backend, POOL, "");
+fn symfony_lock(env: &Env) {
+    let backend = env.backend;
     let got = env.json("/store-libs/symfony_lock.php?part=basic", &[]);
     let expected = json!({
         "first_acquire": true,
@@ -270,8 +345,7 @@ fn symfony_lock(backend: Backend) {
         "other_after_expiry": true,
     });
     assert_eq!(got, expected, "{backend:?}");
-    assert_exact_count(&env, "/store-libs/symfony_lock.php?part=count", 20);
-    env.stop();
+    assert_exact_count(env, "/store-libs/symfony_lock.php?part=count", 20);
 }
 
 /// `n` concurrent read-modify-write steps under a lock: each step must have seen the
@@ -291,8 +365,8 @@ fn assert_exact_count(env: &Env, target: &str, n: usize) {
     );
 }
 
-fn laravel_cache(backend: Backend) {
-    let env = Env::start(backend, POOL, "");
+fn laravel_cache(env: &Env) {
+    let backend = env.backend;
     let got = env.json("/store-libs/laravel.php?part=cache", &[]);
     let expected = json!({
         "flush": true,
@@ -314,11 +388,10 @@ fn laravel_cache(backend: Backend) {
         "short_later": null,
     });
     assert_eq!(got, expected, "{backend:?}");
-    env.stop();
 }
 
-fn laravel_lock(backend: Backend) {
-    let env = Env::start(backend, POOL, "");
+fn laravel_lock(env: &Env) {
+    let backend = env.backend;
     let got = env.json("/store-libs/laravel.php?part=lock", &[]);
     let expected = json!({
         "a_get": true,
@@ -333,12 +406,11 @@ fn laravel_lock(backend: Backend) {
         "after_expiry": true,
     });
     assert_eq!(got, expected, "{backend:?}");
-    assert_exact_count(&env, "/store-libs/laravel.php?part=count", 20);
-    env.stop();
+    assert_exact_count(env, "/store-libs/laravel.php?part=count", 20);
 }
 
-fn laravel_queue(backend: Backend) {
-    let env = Env::start(backend, POOL, "");
+fn laravel_queue(env: &Env) {
+    let backend = env.backend;
     let got = env.json("/store-libs/laravel.php?part=queue", &[]);
     let expected = json!({
         "pushed": 5,
@@ -352,7 +424,6 @@ fn laravel_queue(backend: Backend) {
         "size_end": 0,
     });
     assert_eq!(got, expected, "{backend:?}");
-    env.stop();
 }
 
 on_both!(sessions_with_locking, sessions);
@@ -364,3 +435,38 @@ on_both!(symfony_lock_store, symfony_lock, embedded: #[ignore = "the embedded st
 on_both!(laravel_cache_store, laravel_cache);
 on_both!(laravel_cache_lock, laravel_lock);
 on_both!(laravel_redis_queue, laravel_queue);
+
+/// `[store] url = "redis://host:port/db"`: the scripts, Isola's session settings and its
+/// own keys all use database 2 of a Redis on TCP, and leave database 0 alone.
+#[test]
+fn redis_url_with_a_database() {
+    let env = Env::start(Backend::RedisUrl);
+    for check in [sessions, predis, symfony_cache, laravel_cache] {
+        check(&env);
+    }
+    let redis = env.tcp_redis.as_ref().unwrap();
+    assert!(redis.dbsize(2) > 0);
+    assert_eq!(redis.dbsize(0), 0, "keys written outside database 2");
+    env.stop();
+}
+
+/// With a password on the embedded store, PHP's sessions still reach it: the session
+/// handler gets the password in its save path (`unix:///...?auth=...`).
+#[test]
+fn sessions_with_a_store_password() {
+    let site = fixture_site();
+    let docroot = site.path().to_path_buf();
+    let env = Env::serve(
+        Backend::Embedded,
+        &docroot,
+        &format!("{CONFIG}\n[store]\nrequirepass = \"s3cret\"\n"),
+        Some(site),
+    );
+    let (cookie, first) = cookie_of(&env, "/store-libs/session_count.php");
+    assert_eq!(first["n"], 1);
+    assert_eq!(
+        env.json("/store-libs/session_count.php", &[&cookie])["n"],
+        2
+    );
+    env.stop();
+}
