@@ -10,6 +10,10 @@ use crate::store_libs::{Backend, Env};
 
 const REQUESTS: usize = 2000;
 const CLIENTS: usize = 200;
+const _: () = assert!(
+    REQUESTS % CLIENTS == 0,
+    "every client sends as many requests"
+);
 
 /// Four workers as in the example; every client may wait in the queue at once, and long
 /// enough, so that no request is shed: a 503 fails the test.
@@ -20,8 +24,8 @@ const CONFIG: &str = "[pool]\nmax_children = 4\nqueue_size = 1024\nqueue_timeout
 fn hammer(addr: SocketAddr, path: &str) -> Vec<String> {
     let start = std::sync::Arc::new(std::sync::Barrier::new(CLIENTS));
     let threads: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let n = REQUESTS / CLIENTS + usize::from(i < REQUESTS % CLIENTS);
+        .map(|_| {
+            let n = REQUESTS / CLIENTS;
             let (path, start) = (path.to_string(), start.clone());
             std::thread::spawn(move || {
                 let stream = connect(addr);
