@@ -10,6 +10,8 @@
 //! - [`cmd`]: the command table and one module per command family;
 //! - [`engine`]: the single executor that owns the keyspace and every session (SELECT,
 //!   MULTI, WATCH, blocked clients), so every command is atomic without locks;
+//! - [`script`]: the Lua 5.1 state behind EVAL/EVALSHA/SCRIPT, its script cache, Redis's
+//!   script environment and its bounds; scripts reach the keyspace only through the engine;
 //! - [`server`]: unix/TCP listeners and connection tasks that talk to the executor through a
 //!   bounded channel.
 //!
@@ -19,9 +21,9 @@
 //! # Why one executor
 //! Redis runs commands on one thread; PHP libraries rely on that (a MULTI, a SET NX lock,
 //! an INCR are atomic). One task owning the keyspace gives the same guarantee without locks,
-//! keeps blocking commands simple (the executor parks and wakes clients in FIFO order) and
-//! leaves room for Lua scripts and an append-only log later: both need a single total order
-//! of commands, which the executor already is. Connections do the parsing and encoding in
+//! keeps blocking commands simple (the executor parks and wakes clients in FIFO order), runs
+//! a Lua script as one step, and leaves room for an append-only log later: both need a single
+//! total order of commands, which the executor already is. Connections do the parsing and encoding in
 //! parallel and hand over whole pipelines in one message.
 //!
 //! # Checked against Redis
@@ -39,7 +41,21 @@
 //! - float parsing follows `strtod` except hexadecimal floats; INCRBYFLOAT beyond the `double`
 //!   range (`1e400`) is refused;
 //! - COMMAND reports name, arity, flags and key positions only; COMMAND DOCS is empty; INFO
-//!   carries the fields clients read (`redis_version`, clients, memory, stats, keyspace).
+//!   carries the fields clients read (`redis_version`, clients, memory, stats, keyspace);
+//! - a script that runs longer than `script_time_limit` (5 s, Redis's `lua-time-limit`) is
+//!   stopped with `ERR Script killed: ...` (writes it made stay), where Redis would start
+//!   answering BUSY to everyone and wait for SCRIPT KILL; SCRIPT KILL therefore always answers
+//!   NOTBUSY. The Lua heap is capped at 64 MiB (`not enough memory` errors) and the script
+//!   cache at 10 000 scripts: one more (or a heap past half the cap) empties the cache, and
+//!   EVALSHA answers NOSCRIPT until the client sends EVAL again, as clients do;
+//! - read-only globals and library tables are proxies: `pairs(_G)` or `pairs(string)` yield
+//!   nothing and `rawset` on them is not refused; a script error table without `err` answers
+//!   `ERR unknown error` (Redis crashes); binary chunks are refused by `loadstring`/`load`;
+//!   `collectgarbage("stop")` does nothing (a stopped collector would outlive the script);
+//! - no `struct` or `cmsgpack` libraries, no `cjson` settings functions (`cjson.new`,
+//!   `cjson.encode_max_depth`, ...), `redis.setresp(3)` is refused (RESP2 only), SCRIPT DEBUG
+//!   is refused and `redis.breakpoint`/`redis.debug` do nothing; `redis.log` writes to
+//!   `tracing` (target `isola_store::script`).
 
 pub mod cmd;
 pub mod db;

@@ -611,7 +611,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     ]
     .prop_map(str::to_owned);
     (
-        0usize..106,
+        0usize..113,
         key.clone(),
         key,
         val.clone(),
@@ -735,6 +735,46 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
                 102 => vec!["GETRANGE", &k, &j, &i],
                 103 => vec!["DBSIZE"],
                 104 => vec!["RENAME", &k2, &k],
+                105 => vec!["EVAL", "return redis.call('get', KEYS[1])", "1", &k],
+                106 => vec![
+                    "EVAL",
+                    "return redis.call('incrby', KEYS[1], ARGV[1])",
+                    "1",
+                    &k,
+                    &v,
+                ],
+                107 => vec![
+                    "EVAL",
+                    "return redis.pcall('lpush', KEYS[1], ARGV[1], ARGV[2])",
+                    "1",
+                    &k,
+                    &v,
+                    &v2,
+                ],
+                108 => vec![
+                    "EVAL",
+                    "return {redis.call('type', KEYS[1]).ok, redis.call('exists', KEYS[1], KEYS[2])}",
+                    "2",
+                    &k,
+                    &k2,
+                ],
+                109 => vec![
+                    "EVAL",
+                    "local r = redis.call('zadd', KEYS[1], ARGV[1], ARGV[2]) return {r, redis.call('zrange', KEYS[1], 0, -1, 'withscores')}",
+                    "1",
+                    &k,
+                    &v,
+                    &v2,
+                ],
+                110 => vec![
+                    "EVAL",
+                    "return cjson.encode({k = ARGV[1], n = tonumber(ARGV[2]), l = redis.call('lrange', KEYS[1], 0, -1)})",
+                    "1",
+                    &k,
+                    &v,
+                    &v2,
+                ],
+                111 => vec!["EVAL", "return redis.call('lrange', KEYS[1], ARGV[1], ARGV[2])", "1", &k, &i, &j],
                 _ => vec!["SET", &k, &v, "KEEPTTL", "GET"],
             };
             c.into_iter().map(str::to_owned).collect()

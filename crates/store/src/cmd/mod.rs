@@ -184,6 +184,7 @@ table! {
     "zcard", 2, READONLY, 1, 1, 1, zset::zcard;
     "zcount", 4, READONLY, 1, 1, 1, zset::zcount;
     "zrange", -4, READONLY, 1, 1, 1, zset::zrange;
+    "zrevrange", -4, READONLY, 1, 1, 1, zset::zrevrange;
     "zrangebyscore", -4, READONLY, 1, 1, 1, zset::zrangebyscore;
     "zrevrangebyscore", -4, READONLY, 1, 1, 1, zset::zrevrangebyscore;
     "zrank", 3, READONLY, 1, 1, 1, zset::zrank;

@@ -1,7 +1,7 @@
 //! Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT.
 //!
 //! Argument checks in Redis's order with Redis's texts; running and caching scripts is the
-//! [`script`](crate::script) module's.
+//! [`crate::script`] module's.
 
 use bytes::Bytes;
 

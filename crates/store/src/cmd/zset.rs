@@ -443,6 +443,11 @@ pub fn zrange(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     zrange_generic(e, ctx, a, None, None)
 }
 
+/// `ZREVRANGE key start stop [WITHSCORES]`
+pub fn zrevrange(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    zrange_generic(e, ctx, a, Some(RangeType::Rank), Some(true))
+}
+
 /// `ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]`
 pub fn zrangebyscore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     zrange_generic(e, ctx, a, Some(RangeType::Score), Some(false))

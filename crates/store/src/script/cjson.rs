@@ -6,7 +6,7 @@
 //! NaN and infinities, and refuses excessively sparse arrays. Nesting is bounded (1000 levels
 //! each way) so neither direction can exhaust the stack.
 
-use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 use super::{lua_error, type_name};
 use crate::cmd::fmt_g;
@@ -20,12 +20,12 @@ pub(crate) fn null() -> Value {
     Value::LightUserData(LightUserData(std::ptr::null_mut()))
 }
 
-/// Builds the `cjson` table.
-pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
+/// Builds the `cjson` table; `next` is the base library's, used to walk objects.
+pub(crate) fn module(lua: &Lua, next: Function) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set(
         "encode",
-        lua.create_function(|lua, a: MultiValue| {
+        lua.create_function(move |lua, a: MultiValue| {
             if a.len() != 1 {
                 return Err(lua_error(
                     lua,
@@ -33,7 +33,7 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
                 ));
             }
             let mut out = Vec::new();
-            encode(lua, &a[0], 0, &mut out)?;
+            encode(lua, &next, &a[0], &mut out)?;
             Ok(Value::String(lua.create_string(&out)?))
         })?,
     )?;
@@ -105,18 +105,23 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
 fn array_length(lua: &Lua, t: &Table, v: &Value) -> mlua::Result<Option<usize>> {
     let mut max = 0usize;
     let mut items = 0usize;
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair?;
+    let mut array = true;
+    t.for_each(|k: Value, _: Value| {
         let k = match k {
             Value::Number(n) => n,
             Value::Integer(n) => n as f64,
-            _ => return Ok(None),
+            _ => f64::NAN,
         };
-        if k.floor() != k || k < 1.0 {
-            return Ok(None);
+        if array && k.floor() == k && k >= 1.0 {
+            max = max.max(k as usize);
+            items += 1;
+        } else {
+            array = false;
         }
-        max = max.max(k as usize);
-        items += 1;
+        Ok(())
+    })?;
+    if !array {
+        return Ok(None);
     }
     if max > items * SPARSE_RATIO && max > SPARSE_SAFE {
         return Err(encode_error(lua, v, "excessively sparse array"));
@@ -124,7 +129,103 @@ fn array_length(lua: &Lua, t: &Table, v: &Value) -> mlua::Result<Option<usize>> 
     Ok(Some(max))
 }
 
-fn encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
+/// A table being written. Only the table and the position are held: every value held from
+/// Rust takes a slot of a bounded stack, so a table of any size must never be collected.
+enum Frame {
+    /// Elements `1..=len`; `i` is the next one.
+    Array(Table, usize, usize),
+    /// Entries in `next` order after `key`; `first` until one was written.
+    Object(Table, Value, bool),
+}
+
+/// Encodes with an explicit stack: nesting is bounded by [`MAX_DEPTH`], not by the thread's
+/// stack.
+fn encode(lua: &Lua, next: &Function, root: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut pending = Some(root.clone());
+    loop {
+        if let Some(v) = pending.take() {
+            match &v {
+                Value::Table(t) => {
+                    let depth = stack.len() + 1;
+                    if depth > MAX_DEPTH {
+                        return Err(lua_error(
+                            lua,
+                            &format!("Cannot serialise, excessive nesting ({depth})"),
+                        ));
+                    }
+                    match array_length(lua, t, &v)? {
+                        Some(len) if len > 0 => {
+                            out.push(b'[');
+                            stack.push(Frame::Array(t.clone(), 1, len));
+                        }
+                        _ => {
+                            out.push(b'{');
+                            stack.push(Frame::Object(t.clone(), Value::Nil, true));
+                        }
+                    }
+                }
+                v => encode_scalar(lua, v, out)?,
+            }
+        }
+        let Some(top) = stack.last_mut() else {
+            return Ok(());
+        };
+        match top {
+            Frame::Array(t, i, len) => {
+                if *i > *len {
+                    out.push(b']');
+                    stack.pop();
+                    continue;
+                }
+                if *i > 1 {
+                    out.push(b',');
+                }
+                pending = Some(t.raw_get::<Value>(*i)?);
+                *i += 1;
+            }
+            Frame::Object(t, key, first) => {
+                let (k, v): (Value, Value) = next.call((t.clone(), key.clone()))?;
+                if k.is_nil() {
+                    out.push(b'}');
+                    stack.pop();
+                    continue;
+                }
+                if !*first {
+                    out.push(b',');
+                }
+                *first = false;
+                match &k {
+                    Value::Number(n) => {
+                        out.push(b'"');
+                        encode_number(lua, &k, *n, out)?;
+                        out.extend_from_slice(b"\":");
+                    }
+                    Value::Integer(n) => {
+                        out.push(b'"');
+                        encode_number(lua, &k, *n as f64, out)?;
+                        out.extend_from_slice(b"\":");
+                    }
+                    Value::String(s) => {
+                        encode_string(&s.as_bytes(), out);
+                        out.push(b':');
+                    }
+                    _ => {
+                        return Err(encode_error(
+                            lua,
+                            &k,
+                            "table key must be a number or string",
+                        ))
+                    }
+                }
+                *key = k;
+                pending = Some(v);
+            }
+        }
+    }
+}
+
+fn encode_scalar(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
     match v {
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Number(n) => encode_number(lua, v, *n, out)?,
@@ -132,64 +233,6 @@ fn encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
-        Value::Table(t) => {
-            let depth = depth + 1;
-            if depth > MAX_DEPTH {
-                return Err(lua_error(
-                    lua,
-                    &format!("Cannot serialise, excessive nesting ({depth})"),
-                ));
-            }
-            match array_length(lua, t, v)? {
-                Some(len) if len > 0 => {
-                    out.push(b'[');
-                    for i in 1..=len {
-                        if i > 1 {
-                            out.push(b',');
-                        }
-                        let item: Value = t.raw_get(i)?;
-                        encode(lua, &item, depth, out)?;
-                    }
-                    out.push(b']');
-                }
-                _ => {
-                    out.push(b'{');
-                    let mut first = true;
-                    for pair in t.pairs::<Value, Value>() {
-                        let (k, item) = pair?;
-                        if !first {
-                            out.push(b',');
-                        }
-                        first = false;
-                        match &k {
-                            Value::Number(n) => {
-                                out.push(b'"');
-                                encode_number(lua, &k, *n, out)?;
-                                out.extend_from_slice(b"\":");
-                            }
-                            Value::Integer(n) => {
-                                out.push(b'"');
-                                encode_number(lua, &k, *n as f64, out)?;
-                                out.extend_from_slice(b"\":");
-                            }
-                            Value::String(s) => {
-                                encode_string(&s.as_bytes(), out);
-                                out.push(b':');
-                            }
-                            _ => {
-                                return Err(encode_error(
-                                    lua,
-                                    &k,
-                                    "table key must be a number or string",
-                                ))
-                            }
-                        }
-                        encode(lua, &item, depth, out)?;
-                    }
-                    out.push(b'}');
-                }
-            }
-        }
         _ => return Err(encode_error(lua, v, "type not supported")),
     }
     Ok(())
@@ -495,69 +538,29 @@ fn descend(lua: &Lua, p: &mut Parser<'_>) -> mlua::Result<()> {
     Ok(())
 }
 
-fn value(lua: &Lua, p: &mut Parser<'_>, tok: Tok, at: usize) -> mlua::Result<Value> {
-    Ok(match tok {
-        Tok::Str => Value::String(lua.create_string(&p.tmp)?),
-        Tok::Num(n) => Value::Number(n),
-        Tok::Bool(b) => Value::Boolean(b),
-        Tok::Null => null(),
-        Tok::ObjBegin => {
-            descend(lua, p)?;
-            let t = lua.create_table()?;
-            let (mut tok, mut at) = p.next();
-            if tok != Tok::ObjEnd {
-                loop {
-                    if tok != Tok::Str {
-                        return Err(parse_error(lua, "object key string", tok, at));
-                    }
-                    let key = lua.create_string(&p.tmp)?;
-                    let (colon, cat) = p.next();
-                    if colon != Tok::Colon {
-                        return Err(parse_error(lua, "colon", colon, cat));
-                    }
-                    let (vt, vat) = p.next();
-                    let v = value(lua, p, vt, vat)?;
-                    t.raw_set(key, v)?;
-                    let (sep, sat) = p.next();
-                    if sep == Tok::ObjEnd {
-                        break;
-                    }
-                    if sep != Tok::Comma {
-                        return Err(parse_error(lua, "comma or object end", sep, sat));
-                    }
-                    (tok, at) = p.next();
-                }
-            }
-            p.depth -= 1;
-            Value::Table(t)
-        }
-        Tok::ArrBegin => {
-            descend(lua, p)?;
-            let t = lua.create_table()?;
-            let (mut tok, mut at) = p.next();
-            if tok != Tok::ArrEnd {
-                let mut i = 1;
-                loop {
-                    let v = value(lua, p, tok, at)?;
-                    t.raw_set(i, v)?;
-                    i += 1;
-                    let (sep, sat) = p.next();
-                    if sep == Tok::ArrEnd {
-                        break;
-                    }
-                    if sep != Tok::Comma {
-                        return Err(parse_error(lua, "comma or array end", sep, sat));
-                    }
-                    (tok, at) = p.next();
-                }
-            }
-            p.depth -= 1;
-            Value::Table(t)
-        }
-        _ => return Err(parse_error(lua, "value", tok, at)),
-    })
+/// An object or array being filled.
+enum Open {
+    /// The object and the key whose value comes next.
+    Object(Table, mlua::String),
+    /// The array and the index of the next element.
+    Array(Table, usize),
 }
 
+/// Reads `"key" :` after an object's opening brace or a comma.
+fn object_key(lua: &Lua, p: &mut Parser<'_>, tok: Tok, at: usize) -> mlua::Result<mlua::String> {
+    if tok != Tok::Str {
+        return Err(parse_error(lua, "object key string", tok, at));
+    }
+    let key = lua.create_string(&p.tmp)?;
+    let (colon, cat) = p.next();
+    if colon != Tok::Colon {
+        return Err(parse_error(lua, "colon", colon, cat));
+    }
+    Ok(key)
+}
+
+/// Decodes with an explicit stack: nesting is bounded by [`MAX_DEPTH`], not by the thread's
+/// stack. Tables are filled in document order, as lua-cjson fills them.
 fn decode(lua: &Lua, data: &[u8]) -> mlua::Result<Value> {
     if data.len() >= 2 && (data[0] == 0 || data[1] == 0) {
         return Err(lua_error(
@@ -571,11 +574,87 @@ fn decode(lua: &Lua, data: &[u8]) -> mlua::Result<Value> {
         depth: 0,
         tmp: Vec::new(),
     };
-    let (tok, at) = p.next();
-    let v = value(lua, &mut p, tok, at)?;
-    let (end, at) = p.next();
-    if end != Tok::End {
-        return Err(parse_error(lua, "the end", end, at));
+    let mut stack: Vec<Open> = Vec::new();
+    let (mut tok, mut at) = p.next();
+    loop {
+        let mut v = match tok {
+            Tok::Str => Value::String(lua.create_string(&p.tmp)?),
+            Tok::Num(n) => Value::Number(n),
+            Tok::Bool(b) => Value::Boolean(b),
+            Tok::Null => null(),
+            Tok::ObjBegin => {
+                descend(lua, &mut p)?;
+                let t = lua.create_table()?;
+                let (kt, kat) = p.next();
+                if kt == Tok::ObjEnd {
+                    p.depth -= 1;
+                    Value::Table(t)
+                } else {
+                    let key = object_key(lua, &mut p, kt, kat)?;
+                    stack.push(Open::Object(t, key));
+                    (tok, at) = p.next();
+                    continue;
+                }
+            }
+            Tok::ArrBegin => {
+                descend(lua, &mut p)?;
+                let t = lua.create_table()?;
+                let (nt, nat) = p.next();
+                if nt == Tok::ArrEnd {
+                    p.depth -= 1;
+                    Value::Table(t)
+                } else {
+                    stack.push(Open::Array(t, 1));
+                    (tok, at) = (nt, nat);
+                    continue;
+                }
+            }
+            _ => return Err(parse_error(lua, "value", tok, at)),
+        };
+        // Hand the finished value to its container; closing a container finishes it in turn.
+        loop {
+            let Some(open) = stack.last_mut() else {
+                let (end, eat) = p.next();
+                if end != Tok::End {
+                    return Err(parse_error(lua, "the end", end, eat));
+                }
+                return Ok(v);
+            };
+            let (sep, sat) = match open {
+                Open::Object(t, key) => {
+                    t.raw_set(key.clone(), v)?;
+                    let (sep, sat) = p.next();
+                    if sep != Tok::ObjEnd && sep != Tok::Comma {
+                        return Err(parse_error(lua, "comma or object end", sep, sat));
+                    }
+                    (sep, sat)
+                }
+                Open::Array(t, i) => {
+                    t.raw_set(*i, v)?;
+                    *i += 1;
+                    let (sep, sat) = p.next();
+                    if sep != Tok::ArrEnd && sep != Tok::Comma {
+                        return Err(parse_error(lua, "comma or array end", sep, sat));
+                    }
+                    (sep, sat)
+                }
+            };
+            if sep == Tok::Comma {
+                let (nt, nat) = p.next();
+                if let Some(Open::Object(_, key)) = stack.last_mut() {
+                    *key = object_key(lua, &mut p, nt, nat)?;
+                    (tok, at) = p.next();
+                } else {
+                    (tok, at) = (nt, nat);
+                }
+                break;
+            }
+            let _ = sat;
+            p.depth -= 1;
+            v = match stack.pop() {
+                Some(Open::Object(t, _) | Open::Array(t, _)) => Value::Table(t),
+                None => Value::Nil,
+            };
+        }
     }
-    Ok(v)
 }

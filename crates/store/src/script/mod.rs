@@ -10,7 +10,7 @@
 //! values both ways with Redis's rules.
 //!
 //! A script reaches the keyspace only through `redis.call`/`redis.pcall`, which run each
-//! command through [`Engine::call`] like any other; this module never reads or writes keys
+//! command through `Engine::call` like any other; this module never reads or writes keys
 //! itself, and never lets a script block, start a transaction or run another script.
 
 pub(crate) mod bit;
@@ -233,10 +233,10 @@ impl Rand {
     }
 }
 
-/// A compiled script.
-#[derive(Clone)]
+/// Flags of a compiled script; the function itself lives in the Lua state (`f_<sha>` in
+/// [`State::funcs`]), because every handle held from Rust takes a slot of a bounded stack.
+#[derive(Clone, Copy)]
 struct Script {
-    func: Function,
     /// No shebang: Redis's compatibility mode (writes allowed, flags unchecked).
     compat: bool,
     /// `#!lua flags=no-writes`.
@@ -248,12 +248,15 @@ struct State {
     lua: Lua,
     xpcall: Function,
     handler: Function,
+    /// The base library's `next`, to walk tables without collecting their values.
+    next: Function,
     /// The real `redis` table (scripts see it through a read-only proxy).
     redis: Table,
     /// The real globals (scripts see them through a read-only proxy).
     globals: Table,
+    /// Compiled scripts by `f_<sha>`, like Redis's registry entries.
+    funcs: Table,
     scripts: HashMap<String, Script>,
-    runs: u64,
 }
 
 /// Scripting state of one engine.
@@ -333,7 +336,7 @@ impl Scripting {
     fn compile(&mut self, sha: &str, body: &[u8]) -> Result<Script, Reply> {
         let state = self.state()?;
         if let Some(s) = state.scripts.get(sha) {
-            return Ok(s.clone());
+            return Ok(*s);
         }
         let (skip, compat, no_writes) = shebang(body)?;
         if state.scripts.len() >= MAX_SCRIPTS || state.lua.used_memory() > MEMORY_LIMIT / 2 {
@@ -342,6 +345,9 @@ impl Scripting {
                 "store: script cache full, dropping every cached script"
             );
             state.scripts.clear();
+            state.funcs = state.lua.create_table().map_err(|e| {
+                Reply::Error(format!("ERR {}", one_line(plain_message(&e).as_bytes())))
+            })?;
             let _ = state.lua.gc_collect();
         }
         // The shebang line is cut but its newline kept, so line numbers stay right.
@@ -357,12 +363,12 @@ impl Scripting {
                     one_line(plain_message(&e).as_bytes())
                 ))
             })?;
-        let script = Script {
-            func,
-            compat,
-            no_writes,
-        };
-        state.scripts.insert(sha.to_owned(), script.clone());
+        state
+            .funcs
+            .raw_set(format!("f_{sha}"), func)
+            .map_err(|e| Reply::Error(format!("ERR {}", one_line(plain_message(&e).as_bytes()))))?;
+        let script = Script { compat, no_writes };
+        state.scripts.insert(sha.to_owned(), script);
         Ok(script)
     }
 }
@@ -430,13 +436,63 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
     )?;
     lua.set_memory_limit(MEMORY_LIMIT)?;
     let g = lua.globals();
-    // Redis removes file access and printing from the base library.
-    for name in ["dofile", "loadfile", "print"] {
+    // Redis removes file access, printing and environment tampering from the base library.
+    for name in [
+        "dofile", "loadfile", "print", "getfenv", "setfenv", "newproxy",
+    ] {
         g.raw_set(name, Value::Nil)?;
     }
     g.raw_set("loadstring", lua.create_function(loadstring)?)?;
+    let collect: Function = g.raw_get("collectgarbage")?;
+    g.raw_set(
+        "collectgarbage",
+        lua.create_function(move |lua, a: MultiValue| {
+            // A stopped collector would outlive the script and starve every later one.
+            if matches!(a.front(), Some(Value::String(s)) if s.as_bytes().as_ref() == b"stop") {
+                return Ok(MultiValue::from_iter([Value::Number(0.0)]));
+            }
+            let opt = match a.front() {
+                None | Some(Value::Nil) => b"collect".to_vec(),
+                Some(v @ (Value::String(_) | Value::Number(_) | Value::Integer(_))) => {
+                    lua_tostring(v)
+                }
+                Some(v) => {
+                    return Err(lua_error(
+                        lua,
+                        &format!(
+                            "bad argument #1 to 'collectgarbage' (string expected, got {})",
+                            type_name(v)
+                        ),
+                    ))
+                }
+            };
+            const OPTIONS: [&[u8]; 7] = [
+                b"stop",
+                b"restart",
+                b"collect",
+                b"count",
+                b"step",
+                b"setpause",
+                b"setstepmul",
+            ];
+            if !OPTIONS.contains(&opt.as_slice()) {
+                return Err(lua_error(
+                    lua,
+                    &format!(
+                        "bad argument #1 to 'collectgarbage' (invalid option '{}')",
+                        String::from_utf8_lossy(&opt)
+                    ),
+                ));
+            }
+            collect.call::<MultiValue>(a).map_err(|e| {
+                let msg = plain_message(&e);
+                let first = msg.lines().next().unwrap_or_default();
+                lua_error(lua, &first.replace("to '?'", "to 'collectgarbage'"))
+            })
+        })?,
+    )?;
     g.raw_set("load", lua.create_function(load)?)?;
-    g.raw_set("cjson", cjson::module(&lua)?)?;
+    g.raw_set("cjson", cjson::module(&lua, g.raw_get("next")?)?)?;
     g.raw_set("bit", bit::module(&lua)?)?;
     let redis = redis_table(&lua)?;
     g.raw_set("redis", redis.clone())?;
@@ -462,7 +518,9 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
         .call((rawpcall, conv))?;
     g.raw_set("pcall", pcall)?;
     let xpcall: Function = g.raw_get("xpcall")?;
+    let next: Function = g.raw_get("next")?;
     let handler = lua.create_function(message_handler)?;
+    g.raw_set("__redis__err__handler", handler.clone())?;
 
     // Read-only globals and libraries, as Redis 7.0's patched Lua has: scripts see proxies
     // whose writes fail, and reading an unknown global fails.
@@ -482,6 +540,12 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
             g.raw_set(name, proxy(&lua, t, &readonly)?)?;
         }
     }
+    // Strings find their methods through their metatable: point it at the proxy, and hand
+    // scripts a read-only view of the metatable itself.
+    let string_meta: Table = lua.load("return getmetatable('')").eval()?;
+    string_meta.raw_set("__index", g.raw_get::<Value>("string")?)?;
+    let meta_view = proxy(&lua, string_meta.clone(), &readonly)?;
+    string_meta.raw_set("__metatable", meta_view)?;
     let missing = lua.create_function(|lua, (_, k): (Value, Value)| -> mlua::Result<()> {
         Err(lua_error(
             lua,
@@ -498,14 +562,16 @@ fn build(dog: Arc<Watchdog>, rand: Arc<Rand>) -> mlua::Result<State> {
     g.raw_set("_G", visible.clone())?;
     lua.set_globals(visible)?;
     install_hook(&lua, dog, HOOK_EVERY)?;
+    let funcs = lua.create_table()?;
     Ok(State {
         lua,
         xpcall,
         handler,
+        next,
         redis,
         globals: g,
+        funcs,
         scripts: HashMap::new(),
-        runs: 0,
     })
 }
 
@@ -847,6 +913,20 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     r.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|_, a: MultiValue| {
+            let argv = to_argv(&a).map_err(|m| reply_error(error_text(m)))?;
+            let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+            if crate::cmd::COMMANDS.iter().any(|s| s.name == name) {
+                Ok(true)
+            } else {
+                Err(reply_error(
+                    "ERR Invalid command passed to redis.acl_check_cmd()".to_owned(),
+                ))
+            }
+        })?,
+    )?;
+    r.raw_set(
         "replicate_commands",
         lua.create_function(|_, _: MultiValue| Ok(true))?,
     )?;
@@ -979,75 +1059,146 @@ fn c_int(n: f64) -> i64 {
     }
 }
 
-/// Lua value to Redis reply, as Redis documents it (RESP2).
-fn to_reply(v: &Value, depth: usize) -> Reply {
-    match v {
-        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Boolean(true) => Reply::Int(1),
-        Value::Boolean(false) => Reply::Nil,
-        Value::Number(n) => Reply::Int(c_int(*n)),
-        Value::Integer(n) => Reply::Int(*n),
-        Value::Table(t) => {
-            if depth >= MAX_REPLY_DEPTH {
-                return Reply::err("ERR reached lua stack limit");
+/// What one Lua value becomes: a finished reply, or an array of the replies of its parts.
+enum Shape {
+    Leaf(Reply),
+    Node(Parts),
+}
+
+/// The parts of an array reply still to convert. Only the table and the current position are
+/// held: every value held from Rust takes a slot of a bounded stack, so a reply of any size
+/// must never be collected into a list of Lua values.
+enum Parts {
+    /// Elements `t[i]`, `t[i+1]`, ... up to the first nil.
+    Array(Table, usize),
+    /// Key, value, key, value... in `next` order; the value of the current key is pending.
+    Map(Table, Value, Option<Value>),
+    /// Keys in `next` order.
+    Set(Table, Value),
+}
+
+impl Parts {
+    fn next(&mut self, next: &Function) -> mlua::Result<Option<Value>> {
+        match self {
+            Parts::Array(t, i) => {
+                let v: Value = t.raw_get(*i)?;
+                *i += 1;
+                Ok((!v.is_nil()).then_some(v))
             }
-            table_reply(t, depth).unwrap_or_else(|e| {
-                Reply::Error(format!("ERR {}", one_line(plain_message(&e).as_bytes())))
-            })
+            Parts::Map(t, key, pending) => {
+                if let Some(v) = pending.take() {
+                    return Ok(Some(v));
+                }
+                let (k, v): (Value, Value) = next.call((t.clone(), key.clone()))?;
+                if k.is_nil() {
+                    return Ok(None);
+                }
+                *key = k.clone();
+                *pending = Some(v);
+                Ok(Some(k))
+            }
+            Parts::Set(t, key) => {
+                let (k, _): (Value, Value) = next.call((t.clone(), key.clone()))?;
+                if k.is_nil() {
+                    return Ok(None);
+                }
+                *key = k.clone();
+                Ok(Some(k))
+            }
         }
-        _ => Reply::Nil,
     }
 }
 
-fn table_reply(t: &Table, depth: usize) -> mlua::Result<Reply> {
+fn shape(v: &Value, depth: usize) -> Shape {
+    match v {
+        Value::String(s) => Shape::Leaf(Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes()))),
+        Value::Boolean(true) => Shape::Leaf(Reply::Int(1)),
+        Value::Boolean(false) => Shape::Leaf(Reply::Nil),
+        Value::Number(n) => Shape::Leaf(Reply::Int(c_int(*n))),
+        Value::Integer(n) => Shape::Leaf(Reply::Int(*n)),
+        Value::Table(t) => {
+            if depth >= MAX_REPLY_DEPTH {
+                return Shape::Leaf(Reply::err("ERR reached lua stack limit"));
+            }
+            table_shape(t).unwrap_or_else(|e| Shape::Leaf(lua_failure(&e)))
+        }
+        _ => Shape::Leaf(Reply::Nil),
+    }
+}
+
+fn lua_failure(e: &mlua::Error) -> Reply {
+    Reply::Error(format!("ERR {}", one_line(plain_message(e).as_bytes())))
+}
+
+/// Lua value to Redis reply, as Redis documents it (RESP2). Nested tables are walked with an
+/// explicit stack, so a deep or self-referencing table cannot exhaust the thread's stack.
+fn to_reply(root: &Value, next: &Function) -> Reply {
+    let mut stack: Vec<(Vec<Reply>, Parts)> = Vec::new();
+    let mut pending = Some(root.clone());
+    loop {
+        if let Some(v) = pending.take() {
+            match shape(&v, stack.len()) {
+                Shape::Leaf(r) => match stack.last_mut() {
+                    None => return r,
+                    Some((done, _)) => done.push(r),
+                },
+                Shape::Node(parts) => stack.push((Vec::new(), parts)),
+            }
+        }
+        let Some((done, parts)) = stack.last_mut() else {
+            return Reply::Nil;
+        };
+        match parts.next(next) {
+            Ok(Some(v)) => {
+                pending = Some(v);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => done.push(lua_failure(&e)),
+        }
+        let Some((done, _)) = stack.pop() else {
+            return Reply::Nil;
+        };
+        let r = Reply::Array(done);
+        match stack.last_mut() {
+            None => return r,
+            Some((parent, _)) => parent.push(r),
+        }
+    }
+}
+
+fn table_shape(t: &Table) -> mlua::Result<Shape> {
     if let Value::String(e) = t.raw_get::<Value>("err")? {
-        return Ok(Reply::Error(one_line(&e.as_bytes())));
+        return Ok(Shape::Leaf(Reply::Error(one_line(&e.as_bytes()))));
     }
     if let Value::String(s) = t.raw_get::<Value>("ok")? {
-        return Ok(Reply::Status(
+        return Ok(Shape::Leaf(Reply::Status(
             String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " "),
-        ));
+        )));
     }
     if let Value::Number(n) = t.raw_get::<Value>("double")? {
-        return Ok(Reply::Bulk(Bytes::from(fmt_double(n))));
+        return Ok(Shape::Leaf(Reply::Bulk(Bytes::from(fmt_double(n)))));
     }
     if let Value::String(s) = t.raw_get::<Value>("big_number")? {
         let s = String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " ");
-        return Ok(Reply::Bulk(Bytes::from(s)));
+        return Ok(Shape::Leaf(Reply::Bulk(Bytes::from(s))));
     }
     if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
         if let (Value::String(_), Value::String(s)) =
             (v.raw_get::<Value>("format")?, v.raw_get::<Value>("string")?)
         {
-            return Ok(Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())));
+            return Ok(Shape::Leaf(Reply::Bulk(Bytes::copy_from_slice(
+                &s.as_bytes(),
+            ))));
         }
     }
     if let Value::Table(m) = t.raw_get::<Value>("map")? {
-        let mut out = Vec::new();
-        for pair in m.pairs::<Value, Value>() {
-            let (k, v) = pair?;
-            out.push(to_reply(&k, depth + 1));
-            out.push(to_reply(&v, depth + 1));
-        }
-        return Ok(Reply::Array(out));
+        return Ok(Shape::Node(Parts::Map(m, Value::Nil, None)));
     }
     if let Value::Table(s) = t.raw_get::<Value>("set")? {
-        let mut out = Vec::new();
-        for pair in s.pairs::<Value, Value>() {
-            let (k, _) = pair?;
-            out.push(to_reply(&k, depth + 1));
-        }
-        return Ok(Reply::Array(out));
+        return Ok(Shape::Node(Parts::Set(s, Value::Nil)));
     }
-    let mut out = Vec::new();
-    for i in 1.. {
-        let v: Value = t.raw_get(i)?;
-        if v.is_nil() {
-            break;
-        }
-        out.push(to_reply(&v, depth + 1));
-    }
-    Ok(Reply::Array(out))
+    Ok(Shape::Node(Parts::Array(t.clone(), 1)))
 }
 
 /// The reply for a script that raised an error (the handler's table, or a bare message for
@@ -1102,7 +1253,7 @@ pub(crate) fn eval(
         sha1hex(script)
     };
     let cached = match e.scripting.state() {
-        Ok(s) => s.scripts.get(&sha).cloned(),
+        Ok(s) => s.scripts.get(&sha).copied(),
         Err(r) => return r,
     };
     let compiled = match cached {
@@ -1117,13 +1268,34 @@ pub(crate) fn eval(
         return Reply::err("ERR Can not execute a script with write flag using *_ro command.");
     }
     let read_only = ro || (!compiled.compat && compiled.no_writes);
+    // mlua turns some misuse into panics (for one, a call with more values than its
+    // reference stack holds); a script must not take the executor down with it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_script(e, ctx, &sha, read_only, keys, args)
+    }));
+    outcome.unwrap_or_else(|_| {
+        tracing::error!(script = %sha, "store: the Lua interpreter failed; script cache reset");
+        e.scripting.flush();
+        Reply::Error(format!(
+            "ERR Error running script {sha}, the interpreter failed and the script cache was reset"
+        ))
+    })
+}
+
+fn run_script(
+    e: &mut Engine,
+    ctx: &Ctx,
+    sha: &str,
+    read_only: bool,
+    keys: &[Bytes],
+    args: &[Bytes],
+) -> Reply {
     let limit = e.scripting.time_limit;
     let dog = e.scripting.dog.clone();
     let Some(st) = e.scripting.state.as_mut() else {
         return Reply::err("ERR the Lua state is gone");
     };
-    st.runs += 1;
-    let collect = st.runs % 50 == 0;
+    let next = st.next.clone();
     let (lua, xpcall, handler, redis, globals) = (
         st.lua.clone(),
         st.xpcall.clone(),
@@ -1131,6 +1303,15 @@ pub(crate) fn eval(
         st.redis.clone(),
         st.globals.clone(),
     );
+    let func = match st.funcs.raw_get::<Function>(format!("f_{sha}")) {
+        Ok(f) => f,
+        Err(err) => {
+            return Reply::Error(format!(
+                "ERR Error running script {sha}, {}",
+                one_line(plain_message(&err).as_bytes())
+            ))
+        }
+    };
     let run = RefCell::new(Run {
         engine: e,
         ctx: Ctx {
@@ -1152,7 +1333,7 @@ pub(crate) fn eval(
             let pcall = scope.create_function(|lua, a: MultiValue| command(lua, &run, a, false))?;
             redis.raw_set("call", call)?;
             redis.raw_set("pcall", pcall)?;
-            xpcall.call::<MultiValue>((compiled.func.clone(), handler.clone()))
+            xpcall.call::<MultiValue>((func, handler.clone()))
         });
         dog.set(None);
         if dog.killed.swap(false, Ordering::Relaxed) {
@@ -1161,24 +1342,202 @@ pub(crate) fn eval(
         }
         out
     })();
-    // Redis steps the collector every 50 runs so a full cycle never lands on one script.
-    if collect {
-        let _ = lua.gc_step();
+    let used = lua.used_memory();
+    if used > MEMORY_LIMIT / 2 {
+        let _ = lua.gc_collect();
     }
+    // Lua starts a cycle when the heap doubles; with the small heap scripts usually leave,
+    // that is a full mark of the libraries every few dozen runs. Let small heaps grow to a
+    // fixed budget (well under the cap) before the next cycle instead.
+    let pause = (MEMORY_LIMIT / 8 * 100 / used.max(1)).clamp(200, 1000);
+    lua.gc_set_pause(pause as std::ffi::c_int);
     match result {
         Ok(values) => {
             let mut it = values.into_iter();
             let ok = matches!(it.next(), Some(Value::Boolean(true)));
             let v = it.next().unwrap_or(Value::Nil);
             if ok {
-                to_reply(&v, 0)
+                to_reply(&v, &next)
             } else {
-                failure_reply(&v, &sha)
+                failure_reply(&v, sha)
             }
         }
         Err(err) => Reply::Error(format!(
             "ERR Error running script {sha}, {}",
             one_line(plain_message(&err).as_bytes())
         )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::db::ManualClock;
+    use crate::engine::tests::reply;
+    use crate::engine::{Engine, EngineConfig};
+
+    fn engine(limit: Duration) -> Engine {
+        Engine::new(EngineConfig {
+            requirepass: None,
+            clock: ManualClock::new(1_000_000) as Arc<_>,
+            max_bulk_len: 512 * 1024 * 1024,
+            script_time_limit: limit,
+        })
+    }
+
+    fn assert_killed(r: &str) {
+        assert!(
+            r.starts_with("-ERR Script killed: it ran longer than the script time limit"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn runaway_script_is_stopped_and_the_store_goes_on() {
+        let mut e = engine(Duration::from_millis(200));
+        let start = Instant::now();
+        assert_killed(&reply(&mut e, 1, "EVAL \"while true do end\" 0"));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(reply(&mut e, 2, "SET k v"), "+OK\r\n");
+        assert_eq!(
+            reply(&mut e, 1, "EVAL \"return redis.call('get', 'k')\" 0"),
+            "$1\r\nv\r\n"
+        );
+        // Catching the error does not let a script go on.
+        assert_killed(&reply(
+            &mut e,
+            1,
+            "EVAL \"while true do pcall(function() while true do end end) end\" 0",
+        ));
+        assert_killed(&reply(
+            &mut e,
+            1,
+            "EVAL \"local f = function() while true do end end while true do xpcall(f, function(e) return e end) end\" 0",
+        ));
+        // Coroutines inherit the hook.
+        assert_killed(&reply(
+            &mut e,
+            1,
+            "EVAL \"local co = coroutine.create(function() while true do end end) while true do coroutine.resume(co) end\" 0",
+        ));
+        assert_eq!(reply(&mut e, 1, "EVAL \"return 1\" 0"), ":1\r\n");
+        assert_eq!(
+            reply(&mut e, 1, "SCRIPT KILL"),
+            "-NOTBUSY No scripts in execution right now.\r\n"
+        );
+    }
+
+    #[test]
+    fn script_memory_is_bounded() {
+        let mut e = engine(Duration::from_secs(30));
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 4096) .. i end\" 0",
+        );
+        assert!(r.contains("not enough memory"), "{r}");
+        assert_eq!(
+            reply(&mut e, 1, "EVAL \"return 'still here'\" 0"),
+            "$10\r\nstill here\r\n"
+        );
+        assert!(e.scripting.used_memory() < super::MEMORY_LIMIT);
+    }
+
+    #[test]
+    fn self_referencing_values_do_not_overflow() {
+        let mut e = engine(Duration::from_secs(5));
+        let r = reply(&mut e, 1, "EVAL \"local t = {} t[1] = t return t\" 0");
+        assert!(
+            r.ends_with("-ERR reached lua stack limit\r\n"),
+            "{}",
+            &r[r.len() - 60..]
+        );
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local t = {} t.a = t return cjson.encode(t)\" 0",
+        );
+        assert!(
+            r.contains("Cannot serialise, excessive nesting (1001)"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn large_values_cross_without_exhausting_references() {
+        let mut e = engine(Duration::from_secs(30));
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"for i = 1, 20000 do redis.call('rpush', 'big', i) end return #redis.call('lrange', 'big', 0, -1)\" 0",
+        );
+        assert_eq!(r, ":20000\r\n");
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"return redis.call('lrange', 'big', 0, -1)\" 0",
+        );
+        assert!(r.starts_with("*20000\r\n"), "{}", &r[..20]);
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local t, o = {}, {} for i = 1, 20000 do t[i] = i o['k' .. i] = i end return {#cjson.encode(t), #cjson.encode(o), #cjson.decode(cjson.encode(t))}\" 0",
+        );
+        assert_eq!(r, "*3\r\n:108895\r\n:277789\r\n:20000\r\n");
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local m = {} for i = 1, 20000 do m['k' .. i] = i end return {map = m}\" 0",
+        );
+        assert!(r.starts_with("*40000\r\n"), "{}", &r[..20]);
+        // Close to Lua's own limit on the number of values a call can take.
+        let r = reply(
+            &mut e,
+            1,
+            "EVAL \"local t = {} for i = 1, 7990 do t[i] = 'k' .. i end return redis.call('del', unpack(t))\" 0",
+        );
+        assert!(r.starts_with(':') || r.starts_with('-'), "{r}");
+        assert_eq!(
+            reply(&mut e, 1, "EVAL \"return 'alive'\" 0"),
+            "$5\r\nalive\r\n"
+        );
+    }
+
+    #[test]
+    fn script_cache_is_bounded() {
+        let mut e = engine(Duration::from_secs(5));
+        for i in 0..=super::MAX_SCRIPTS {
+            let r = reply(&mut e, 1, &format!("SCRIPT LOAD \"return {i}\""));
+            assert!(r.starts_with("$40\r\n"), "{r}");
+        }
+        assert!(e.scripting.cached() <= super::MAX_SCRIPTS);
+        let last = super::sha1hex(format!("return {}", super::MAX_SCRIPTS).as_bytes());
+        assert_eq!(
+            reply(&mut e, 1, &format!("SCRIPT EXISTS {last}")),
+            "*1\r\n:1\r\n"
+        );
+        assert_eq!(reply(&mut e, 1, "SCRIPT FLUSH"), "+OK\r\n");
+        assert_eq!(e.scripting.cached(), 0);
+        assert_eq!(e.scripting.used_memory(), 0);
+    }
+
+    #[test]
+    fn scripts_see_the_command_time_and_their_own_database() {
+        let mut e = engine(Duration::from_secs(5));
+        reply(&mut e, 1, "SELECT 2");
+        assert_eq!(
+            reply(
+                &mut e,
+                1,
+                "EVAL \"redis.call('select', 3) return redis.call('set', 'x', 1)\" 0"
+            ),
+            "+OK\r\n"
+        );
+        assert_eq!(reply(&mut e, 1, "EXISTS x"), ":0\r\n");
+        reply(&mut e, 1, "SELECT 3");
+        assert_eq!(reply(&mut e, 1, "EXISTS x"), ":1\r\n");
     }
 }
