@@ -431,7 +431,7 @@ on_both!(predis_commands, predis);
 on_both!(predis_legacy_commands, predis_legacy, embedded: #[ignore = "the embedded store has no GETSET (ERR unknown command 'GETSET')"]);
 on_both!(symfony_cache_adapter, symfony_cache);
 on_both!(symfony_cache_tags_adapter, symfony_cache_tags);
-on_both!(symfony_lock_store, symfony_lock, embedded: #[ignore = "the embedded store has no ZREVRANGE, which RedisStore's Lua scripts call (ERR Unknown Redis command called from script)"]);
+on_both!(symfony_lock_store, symfony_lock);
 on_both!(laravel_cache_store, laravel_cache);
 on_both!(laravel_cache_lock, laravel_lock);
 on_both!(laravel_redis_queue, laravel_queue);
