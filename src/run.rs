@@ -96,9 +96,15 @@ fn runtime_dir() -> anyhow::Result<tempfile::TempDir> {
 
 fn php_backend(php: &PhpConfig, runtime: &Path, store: &StoreLink) -> PhpCgi {
     let mut args: Vec<OsString> = Vec::new();
-    for (k, v) in php.ini.iter().chain(store.ini.iter().map(|(k, v)| (k, v))) {
+    for (k, v) in &php.ini {
         args.push("-d".into());
         args.push(format!("{k}={v}").into());
+    }
+    // Isola's own values are URLs such as `tcp://host:6379?database=2&auth=p`: unquoted,
+    // PHP's ini parser reads `=` and `&` as operators and keeps `tcp://host:6379?database`.
+    for (k, v) in &store.ini {
+        args.push("-d".into());
+        args.push(format!("{k}=\"{v}\"").into());
     }
     for forced in FORCED_INI {
         args.push("-d".into());
