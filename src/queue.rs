@@ -222,10 +222,22 @@ impl Ctx {
     /// keeps two consumers from both taking the last worker they may use.
     fn claim(&self, q: &QueueConfig) -> Option<Slot> {
         let mut r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.fits(q, &r)? {
+            return None;
+        }
+        if q.own_pool {
+            return Some(Slot(None));
+        }
+        *r.entry(q.site.clone()).or_default() += 1;
+        Some(Slot(Some((self.running.clone(), q.site.clone()))))
+    }
+
+    /// Whether a job of `q` may start now (`None`: no site answers its name).
+    fn fits(&self, q: &QueueConfig, r: &BTreeMap<Option<String>, usize>) -> Option<bool> {
         if q.own_pool {
             // Its pool has a worker per consumer and serves nothing else.
             self.front.headroom(q.site.as_deref(), Some(&q.name))?;
-            return Some(Slot(None));
+            return Some(true);
         }
         let h = self.front.headroom(q.site.as_deref(), None)?;
         let jobs = r.get(&q.site).copied().unwrap_or(0);
@@ -234,14 +246,17 @@ impl Ctx {
         let free_after = h
             .max_children
             .saturating_sub(web_busy + jobs.max(h.background) + 1);
-        if h.waiting > 0
-            || h.max_children <= web_busy + jobs.max(h.background)
-            || free_after < q.reserve
-        {
-            return None;
-        }
-        *r.entry(q.site.clone()).or_default() += 1;
-        Some(Slot(Some((self.running.clone(), q.site.clone()))))
+        Some(
+            h.waiting == 0
+                && h.max_children > web_busy + jobs.max(h.background)
+                && free_after >= q.reserve,
+        )
+    }
+
+    /// Whether a job could start now, without claiming anything.
+    fn has_room(&self, q: &QueueConfig) -> bool {
+        let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.fits(q, &r).unwrap_or(false)
     }
 }
 
@@ -372,6 +387,7 @@ async fn keeper(
                     }
                 }
                 started = true;
+                tracing::debug!("queues: recovery done, consumers start");
                 let _ = recovered.send(true);
             }
             for q in &queues {
@@ -529,17 +545,21 @@ async fn sample(c: &mut Conn, queue: &str, counters: &QueueCounters) -> Result<(
     Ok(())
 }
 
-/// Waits for a worker the job may use (see [`Ctx::claim`]); `None` when stopping.
-async fn room(ctx: &Ctx, q: &QueueConfig) -> Option<Slot> {
+/// Waits until `ready` gives something (polled every 20 ms); `None` when stopping.
+async fn wait_until<T>(
+    ctx: &Ctx,
+    q: &QueueConfig,
+    mut ready: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let mut stop = ctx.stop.clone();
-    let mut warned = false;
+    let mut polls = 0u32;
     loop {
-        if let Some(slot) = ctx.claim(q) {
-            return Some(slot);
+        if let Some(v) = ready() {
+            return Some(v);
         }
-        if ctx.front.headroom(q.site.as_deref(), None).is_none() && !warned {
+        polls += 1;
+        if polls % 500 == 1 && ctx.front.headroom(q.site.as_deref(), None).is_none() {
             tracing::error!(queue = %q.name, site = ?q.site, "no site answers the queue's site name");
-            warned = true;
         }
         if tokio::time::timeout(Duration::from_millis(20), stop.wait_for(|s| *s))
             .await
@@ -581,9 +601,14 @@ async fn consume(ctx: Ctx, q: QueueConfig, counters: Arc<QueueCounters>, n: usiz
             }
             registered = true;
         }
-        let Some(slot) = room(&ctx, &q).await else {
+        // Jobs are taken only when one could start, but no worker is claimed while waiting
+        // for one: an idle consumer must not hold back the others (or the web).
+        if wait_until(&ctx, &q, || ctx.has_room(&q).then_some(()))
+            .await
+            .is_none()
+        {
             return;
-        };
+        }
         let wait = Duration::from_secs(TAKE_WAIT_SECS + 1);
         let taken = c
             .cmd_wait(
@@ -612,6 +637,22 @@ async fn consume(ctx: Ctx, q: QueueConfig, counters: Arc<QueueCounters>, n: usiz
                 conn = None;
                 continue;
             }
+        };
+        // Another consumer may have taken the last worker meanwhile: the job waits for its
+        // turn in this node's processing list (or goes back to the queue on a stop).
+        let Some(slot) = wait_until(&ctx, &q, || ctx.claim(&q)).await else {
+            let back = c
+                .pipeline(&[
+                    &[&b"MULTI"[..]][..],
+                    &[b"LREM", proc.as_bytes(), b"1", &elem],
+                    &[b"LPUSH", pending.as_bytes(), &elem],
+                    &[b"EXEC"],
+                ])
+                .await;
+            if let Err(e) = back {
+                tracing::warn!(queue = %q.name, "job left for recovery: {e}");
+            }
+            return;
         };
         counters.running.fetch_add(1, Ordering::Relaxed);
         let r = run_one(&ctx, &q, c, &proc, &elem, &counters, n).await;

@@ -278,7 +278,13 @@ fn jobs_leave_the_reserved_workers_to_web_requests() {
     let t = Instant::now();
     while site.lines("done.log").len() < 4 {
         assert_eq!(get(s.addr, "/hello.php").status, 200);
-        assert!(t.elapsed() < Duration::from_secs(20), "{}", s.stderr());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{}\nSTARTED {:?}\nDONE {:?}",
+            s.stderr(),
+            site.lines("started.log"),
+            site.lines("done.log")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let started = site.lines("started.log");
@@ -516,4 +522,33 @@ fn a_schedule_can_run_a_script_outside_the_document_root_on_time() {
         );
     }
     assert_eq!(get(s.addr, "/tick.php").status, 404);
+}
+
+#[test]
+fn a_job_running_when_isola_is_killed_runs_again_from_the_embedded_store() {
+    let site = Site::new();
+    let data = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[store]\ndir = \"{}\"\nappendfsync = \"always\"\nnode_id = \"n1\"\n{QUEUE}",
+        data.path().display()
+    );
+    let (s, _) = site.serve(&toml);
+    assert_eq!(get(s.addr, "/enqueue.php?p=long").status, 200);
+    let started = site.wait_lines("started.log", 1, Duration::from_secs(10));
+    assert!(started[0].starts_with("long 1 "), "{started:?}");
+    s.kill9();
+    // The store's log kept the job in this node's processing list; the restart puts it
+    // back and runs it again.
+    let (s, _) = site.serve(&toml);
+    let started = site.wait_lines("started.log", 2, Duration::from_secs(10));
+    assert!(
+        started.len() == 2 && started[1].starts_with("long 2 "),
+        "{started:?}\n{}",
+        s.stderr()
+    );
+    assert_eq!(
+        started[0].split(' ').nth(2),
+        started[1].split(' ').nth(2),
+        "same job id"
+    );
 }
