@@ -1,6 +1,7 @@
 //! examples/pageviews: the page-view counter race. 2,000 requests from 200 concurrent
 //! keep-alive clients per variant, on the embedded store and on a real redis-server: INCR,
-//! the lock and WATCH/MULTI/EXEC count every view, read-then-write loses some.
+//! the lock, WATCH/MULTI/EXEC and the queue (read-then-write, one job at a time) count every
+//! view; read-then-write from concurrent requests loses some.
 use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -67,6 +68,19 @@ fn count(env: &Env, variant: &str) -> u64 {
         &failed[..failed.len().min(3)],
         env.server.stderr()
     );
+    if variant == "queue" {
+        // Every view is recorded; Isola's queue counts them after (web requests first).
+        let t = std::time::Instant::now();
+        while crate::http::get(addr, "/queue.php?pending=1").text().trim() != "0" {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(120),
+                "{:?}: the queue did not drain\n{}",
+                env.backend,
+                env.server.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
     let read = crate::http::get(addr, &format!("{path}?read=1"));
     assert_eq!(read.status, 200, "{variant}: {}", read.text());
     read.text().trim().parse().unwrap()
@@ -74,9 +88,14 @@ fn count(env: &Env, variant: &str) -> u64 {
 
 fn race(backend: Backend) {
     let docroot = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pageviews/public");
-    let env = Env::serve(backend, &docroot, CONFIG, None);
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pageviews/jobs/count-view.php");
+    let config = format!(
+        "{CONFIG}\n[[queue]]\nname = \"pageviews\"\nscript = \"{}\"\n",
+        job.display()
+    );
+    let env = Env::serve(backend, &docroot, &config, None);
     let mut counted = Vec::new();
-    for variant in ["incr", "lock", "watch", "naive"] {
+    for variant in ["incr", "lock", "watch", "queue", "naive"] {
         counted.push((variant, count(&env, variant)));
     }
     let exact: Vec<_> = counted.iter().filter(|(v, _)| *v != "naive").collect();

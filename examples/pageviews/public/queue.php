@@ -1,0 +1,21 @@
+<?php
+// Message passing: the request only records that a view happened, as a job on Isola's
+// `pageviews` queue; jobs/count-view.php counts them one at a time, so its plain
+// read-then-write is never raced.
+require __DIR__ . '/../connect.php';
+$r = store();
+if (isset($_GET['reset'])) {
+    $r->del('isola:queue:pageviews');   // views left over from an interrupted run
+}
+admin($r, 'pageviews:queue');
+if (isset($_GET['pending'])) {
+    // Views recorded but not counted yet: waiting, or being counted right now.
+    $processing = 0;
+    foreach ($r->sMembers('isola:nodes:pageviews') ?: [] as $node) {
+        $processing += $r->lLen("isola:processing:pageviews:$node");
+    }
+    exit(($r->lLen('isola:queue:pageviews') + $processing) . "\n");
+}
+
+$r->rPush('isola:queue:pageviews', (string) time());
+echo "queued\n";
