@@ -552,3 +552,39 @@ fn a_job_running_when_isola_is_killed_runs_again_from_the_embedded_store() {
         "same job id"
     );
 }
+
+#[test]
+fn a_reload_that_changes_a_queue_lets_its_running_job_finish_first() {
+    let site = Site::new();
+    let (s, admin) = site.serve(&format!("[pool]\nmax_children = 3\n{QUEUE}reserve = 0\n"));
+    for i in 0..6 {
+        assert_eq!(get(s.addr, &format!("/enqueue.php?p=nap{i}")).status, 200);
+    }
+    site.wait_lines("started.log", 1, Duration::from_secs(10));
+    // Two consumers from now on; the old one finishes its job before they start.
+    std::fs::write(
+        site.path().join("isola.toml"),
+        format!("[pool]\nmax_children = 3\n{QUEUE}reserve = 0\nconcurrency = 2\n")
+            .replace("JOBS", site.jobs.path().to_str().unwrap()),
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    assert!(
+        s.wait_for_log("reload: queues restarted", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
+    let done = site.wait_lines("done.log", 6, Duration::from_secs(20));
+    assert_eq!(done.len(), 6, "{}", s.stderr());
+    let started = site.lines("started.log");
+    assert_eq!(started.len(), 6, "each job ran once: {started:?}");
+    assert!(
+        started.iter().all(|l| l.contains(" 1 ")),
+        "first attempts only: {started:?}"
+    );
+    assert_eq!(queue(admin, "jobs")["failed"], 0);
+}
