@@ -60,6 +60,12 @@
 //!   tick) instead of sampling at random: the same visible behaviour, bounded work;
 //! - float parsing follows `strtod` except hexadecimal floats; INCRBYFLOAT beyond the `double`
 //!   range (`1e400`) is refused;
+//! - commands Redis 7.0 has that PHP clients may send and the store answers with
+//!   `ERR unknown command`: DUMP/RESTORE, OBJECT, SORT, COPY, MOVE, SWAPDB, TOUCH,
+//!   EXPIRETIME/PEXPIRETIME, HRANDFIELD, LMPOP/BLMPOP, SINTERCARD, ZRANDMEMBER, ZMSCORE,
+//!   ZRANGESTORE, ZDIFF/ZDIFFSTORE, ZINTERCARD, ZLEXCOUNT, ZRANGEBYLEX and its siblings,
+//!   BZPOPMIN/BZPOPMAX, LCS, bitmaps (SETBIT, GETBIT, BITCOUNT, ...), HyperLogLog (PFADD, ...),
+//!   geo commands, streams, publish/subscribe, CONFIG, WAIT, SAVE/BGSAVE/LASTSAVE, FUNCTION;
 //! - COMMAND reports name, arity, flags and key positions only; COMMAND DOCS is empty; INFO
 //!   carries the fields clients read (`redis_version`, clients, memory, persistence, stats,
 //!   keyspace);
