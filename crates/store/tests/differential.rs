@@ -276,9 +276,26 @@ fn mode_for(args: &[Vec<u8>]) -> Mode {
     }
 }
 
+/// Normalizes an EXEC reply: each element the way its queued command's reply would be.
+/// Anything but an array of exactly one element per queued command stays exact.
+fn normalize_exec(raw: &[u8], modes: &[Mode]) -> Vec<u8> {
+    match elements(raw) {
+        Some((head, items)) if items.len() == modes.len() => {
+            let mut out = head;
+            for (item, mode) in items.iter().zip(modes) {
+                out.extend_from_slice(&normalize(item, *mode));
+            }
+            out
+        }
+        _ => raw.to_vec(),
+    }
+}
+
 struct Pair {
     redis: Conn,
     ours: Conn,
+    /// Inside MULTI: the comparison mode of each command Redis queued, in order.
+    queued: Option<Vec<Mode>>,
 }
 
 impl Pair {
@@ -286,6 +303,7 @@ impl Pair {
         Pair {
             redis: Conn::open(&r.sock),
             ours: Conn::open(&o.sock),
+            queued: None,
         }
     }
 
@@ -293,8 +311,13 @@ impl Pair {
     fn check(&mut self, args: &[Vec<u8>]) -> Option<String> {
         let a = self.redis.cmd(args);
         let b = self.ours.cmd(args);
-        let mode = mode_for(args);
-        let (na, nb) = (normalize(&a, mode), normalize(&b, mode));
+        let (na, nb) = match self.track_multi(args, &a) {
+            Some(modes) => (normalize_exec(&a, &modes), normalize_exec(&b, &modes)),
+            None => {
+                let mode = mode_for(args);
+                (normalize(&a, mode), normalize(&b, mode))
+            }
+        };
         (na != nb).then(|| {
             format!(
                 "{}\n   redis: {:?}\n   isola: {:?}",
@@ -306,6 +329,31 @@ impl Pair {
                 String::from_utf8_lossy(&b)
             )
         })
+    }
+
+    /// Follows the transaction state from Redis's replies; returns the queued commands'
+    /// modes when `args` is the EXEC that ran them.
+    fn track_multi(&mut self, args: &[Vec<u8>], redis_reply: &[u8]) -> Option<Vec<Mode>> {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        match name.as_str() {
+            "exec" => self.queued.take(),
+            "discard" => {
+                self.queued = None;
+                None
+            }
+            "multi" if self.queued.is_none() && redis_reply == b"+OK\r\n" => {
+                self.queued = Some(Vec::new());
+                None
+            }
+            _ => {
+                if let Some(q) = self.queued.as_mut() {
+                    if redis_reply == b"+QUEUED\r\n" {
+                        q.push(mode_for(args));
+                    }
+                }
+                None
+            }
+        }
     }
 
     fn check_line(&mut self, line: &str) -> Option<String> {
