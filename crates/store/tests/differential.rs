@@ -659,7 +659,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     ]
     .prop_map(str::to_owned);
     (
-        0usize..113,
+        0usize..117,
         key.clone(),
         key,
         val.clone(),
@@ -823,6 +823,10 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
                     &v2,
                 ],
                 111 => vec!["EVAL", "return redis.call('lrange', KEYS[1], ARGV[1], ARGV[2])", "1", &k, &i, &j],
+                113 => vec!["GETSET", &k, &v],
+                114 => vec!["ZUNIONSTORE", &k, "2", &k, &k2, "WEIGHTS", &v, &v2, "AGGREGATE", "MAX"],
+                115 => vec!["ZINTERSTORE", &k2, "2", &k, &k2, "WEIGHTS", &i, &j],
+                116 => vec!["ZUNION", "2", &k, &k2, "WITHSCORES"],
                 _ => vec!["SET", &k, &v, "KEEPTTL", "GET"],
             };
             c.into_iter().map(str::to_owned).collect()
