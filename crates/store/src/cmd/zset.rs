@@ -716,7 +716,7 @@ fn union_inter(
         'members: for (m, s) in srcs[first].items() {
             let mut score = weighted(weights[first], s);
             for &i in &order[1..] {
-                let Some(v) = srcs[i].score(&m) else {
+                let Some(v) = srcs[i].score(m) else {
                     continue 'members;
                 };
                 aggregate(&mut score, v * weights[i], how);
