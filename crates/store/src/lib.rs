@@ -54,7 +54,7 @@
 //!   and a MULTI queue is bounded (100 000 commands, 256 MiB) with `ERR MULTI queue is full`;
 //! - SCAN cursors are positions in a fixed hash order: the same guarantees as Redis (every key
 //!   present for the whole iteration is returned), other cursor values, and a page costs one
-//!   pass over the database; HSCAN/SSCAN return collections of up to 128 elements whole;
+//!   pass over the database; HSCAN/SSCAN/ZSCAN return collections of up to 128 elements whole;
 //! - sorted-set ranks cost O(rank) (no skip-list spans); RANDOMKEY and SPOP cost O(n);
 //! - active expiry removes due keys from a deadline index (up to 200 per database per 100 ms
 //!   tick) instead of sampling at random: the same visible behaviour, bounded work;

@@ -269,7 +269,7 @@ fn mode_for(args: &[Vec<u8>]) -> Mode {
         "keys" | "smembers" | "hkeys" | "hvals" | "sinter" | "sunion" | "sdiff" => Mode::Sorted(1),
         "hgetall" => Mode::Sorted(2),
         "sscan" => Mode::Scan(1),
-        "hscan" => Mode::Scan(2),
+        "hscan" | "zscan" => Mode::Scan(2),
         "time" | "pttl" | "hello" | "randomkey" | "info" | "spop" | "srandmember" => Mode::Kind,
         "client" if args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"id")) => Mode::Kind,
         _ => Mode::Exact,
@@ -659,7 +659,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     ]
     .prop_map(str::to_owned);
     (
-        0usize..117,
+        0usize..118,
         key.clone(),
         key,
         val.clone(),
@@ -827,6 +827,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
                 114 => vec!["ZUNIONSTORE", &k, "2", &k, &k2, "WEIGHTS", &v, &v2, "AGGREGATE", "MAX"],
                 115 => vec!["ZINTERSTORE", &k2, "2", &k, &k2, "WEIGHTS", &i, &j],
                 116 => vec!["ZUNION", "2", &k, &k2, "WITHSCORES"],
+                117 => vec!["ZSCAN", &k, "0", "MATCH", "m*"],
                 _ => vec!["SET", &k, &v, "KEEPTTL", "GET"],
             };
             c.into_iter().map(str::to_owned).collect()
@@ -903,6 +904,7 @@ fn scan_iterations_cover_the_same_keys() {
         for i in 0..200 {
             c.line(&format!("HSET bighash f{i} v{i}"));
             c.line(&format!("SADD bigset m{i}"));
+            c.line(&format!("ZADD bigzset {}.5 z{i}", i * 3));
         }
         results.push(vec![
             scan_all(&mut c, &["SCAN"], &[]),
@@ -910,6 +912,7 @@ fn scan_iterations_cover_the_same_keys() {
             scan_all(&mut c, &["SCAN"], &["TYPE", "list", "COUNT", "50"]),
             scan_all(&mut c, &["HSCAN", "bighash"], &["COUNT", "13"]),
             scan_all(&mut c, &["SSCAN", "bigset"], &["MATCH", "m1?"]),
+            scan_all(&mut c, &["ZSCAN", "bigzset"], &["COUNT", "11"]),
         ]);
     }
     for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {

@@ -197,6 +197,7 @@ table! {
     "zremrangebyrank", 4, WRITE, 1, 1, 1, zset::zremrangebyrank;
     "zpopmin", -2, WRITE, 1, 1, 1, zset::zpopmin;
     "zpopmax", -2, WRITE, 1, 1, 1, zset::zpopmax;
+    "zscan", -3, READONLY, 1, 1, 1, zset::zscan;
     "zunionstore", -4, WRITE | DENYOOM, 1, 1, 1, zset::zunionstore;
     "zinterstore", -4, WRITE | DENYOOM, 1, 1, 1, zset::zinterstore;
     "zunion", -3, READONLY, 0, 0, 0, zset::zunion;

@@ -766,6 +766,33 @@ fn read_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], name: &str, inter: b
     Ok(reply_items(z.order.iter(), withscores, 0, -1))
 }
 
+/// `ZSCAN key cursor [MATCH pattern] [COUNT n]`: members with their scores.
+pub fn zscan(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    // Redis's order: cursor, then the key, then the options (ignored for a missing key).
+    super::parse_cursor(&a[1])?;
+    let Some(z) = get_zset(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
+        return Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]));
+    };
+    let (cursor, o) = super::parse_scan(&a[1..], false)?;
+    // Small sets come whole in score order, as Redis sends its compact encoding.
+    let (next, page) = super::scan_page(z.order.iter(), cursor, o.count, |(_, m)| m.as_ref(), 128);
+    let mut out = Vec::new();
+    for (s, m) in page {
+        if o.pattern
+            .as_ref()
+            .is_some_and(|p| !crate::db::glob_match(p, m))
+        {
+            continue;
+        }
+        out.push(Reply::Bulk(m.clone()));
+        out.push(double_reply(s.0));
+    }
+    Ok(Reply::Array(vec![
+        Reply::bulk(next.to_string()),
+        Reply::Array(out),
+    ]))
+}
+
 /// `ZUNIONSTORE destination numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX]`
 pub fn zunionstore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     store_generic(e, ctx, a, "zunionstore", false)
