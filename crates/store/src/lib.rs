@@ -66,7 +66,8 @@
 //!   ZRANGESTORE, ZDIFF/ZDIFFSTORE, ZINTERCARD, ZLEXCOUNT, ZRANGEBYLEX and its siblings,
 //!   BZPOPMIN/BZPOPMAX, LCS, bitmaps (SETBIT, GETBIT, BITCOUNT, ...), HyperLogLog (PFADD, ...),
 //!   geo commands, streams, publish/subscribe, CONFIG, WAIT, SAVE/BGSAVE/LASTSAVE, FUNCTION;
-//! - COMMAND reports name, arity, flags and key positions only; COMMAND DOCS is empty; INFO
+//! - COMMAND reports name, arity, key positions and the flags the store keeps (write,
+//!   readonly, denyoom, noscript, blocking; not `fast`, `movablekeys` and the others) only; COMMAND DOCS is empty; INFO
 //!   carries the fields clients read (`redis_version`, clients, memory, persistence, stats,
 //!   keyspace);
 //! - the log is Redis 7's multi-part layout in spirit (manifest, base, increments) but with
