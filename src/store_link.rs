@@ -79,6 +79,13 @@ impl StoreLink {
                             commands_processed: s.commands_processed,
                             expired_keys: s.expired_keys,
                             connected_clients: s.connected_clients as u64,
+                            evicted_keys: s.evicted_keys,
+                            maxmemory: s.maxmemory as u64,
+                            aof_enabled: s.aof_enabled,
+                            aof_last_write_ok: s.aof_last_write_ok,
+                            aof_rewrite_in_progress: s.aof_rewrite_in_progress,
+                            aof_rewrites: s.aof_rewrites,
+                            aof_size: s.aof_size,
                         };
                         *sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;

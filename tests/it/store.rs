@@ -125,16 +125,38 @@ fn store_figures_in_status_and_metrics() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // Durability and memory figures: no limit is set, nothing was evicted, the log (on by
+    // default) holds the counter's writes and has never failed.
+    let j = get(admin, "/status").json();
+    let st = &j["store"];
+    assert_eq!(st["maxmemory_bytes"], 0, "{st}");
+    assert_eq!(st["evicted_keys"], 0, "{st}");
+    assert_eq!(st["aof"]["enabled"], true, "{st}");
+    assert_eq!(st["aof"]["last_write_ok"], true, "{st}");
+    assert!(st["aof"]["rewrite_in_progress"].is_boolean(), "{st}");
+    assert!(st["aof"]["rewrites"].is_u64(), "{st}");
+    assert!(st["aof"]["size_bytes"].as_u64() > Some(0), "{st}");
     let m = get(admin, "/metrics").text();
-    let keys = m
-        .lines()
-        .find_map(|l| l.strip_prefix("isola_store_keys "))
-        .and_then(|v| v.parse::<u64>().ok());
-    assert!(keys >= Some(1), "{m}");
+    let metric = |name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    assert!(metric("isola_store_keys") >= Some(1), "{m}");
     assert!(
         m.contains("# TYPE isola_store_commands_total counter"),
         "{m}"
     );
+    assert_eq!(metric("isola_store_evicted_keys_total"), Some(0), "{m}");
+    assert_eq!(metric("isola_store_maxmemory_bytes"), Some(0), "{m}");
+    assert_eq!(metric("isola_store_aof_enabled"), Some(1), "{m}");
+    assert_eq!(metric("isola_store_aof_last_write_ok"), Some(1), "{m}");
+    assert!(
+        metric("isola_store_aof_rewrite_in_progress") <= Some(1),
+        "{m}"
+    );
+    assert!(metric("isola_store_aof_rewrites_total").is_some(), "{m}");
+    assert!(metric("isola_store_aof_size_bytes") > Some(0), "{m}");
     assert!(s.stop().success());
 }
 

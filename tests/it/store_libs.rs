@@ -428,7 +428,7 @@ fn laravel_queue(env: &Env) {
 
 on_both!(sessions_with_locking, sessions);
 on_both!(predis_commands, predis);
-on_both!(predis_legacy_commands, predis_legacy, embedded: #[ignore = "the embedded store has no GETSET (ERR unknown command 'GETSET')"]);
+on_both!(predis_legacy_commands, predis_legacy);
 on_both!(symfony_cache_adapter, symfony_cache);
 on_both!(symfony_cache_tags_adapter, symfony_cache_tags);
 on_both!(symfony_lock_store, symfony_lock);

@@ -64,6 +64,20 @@ pub struct StoreFigures {
     pub expired_keys: u64,
     /// Open connections.
     pub connected_clients: u64,
+    /// Keys removed by eviction since start.
+    pub evicted_keys: u64,
+    /// The memory limit in bytes (0: none).
+    pub maxmemory: u64,
+    /// The append-only log is on.
+    pub aof_enabled: bool,
+    /// The last write or fsync of the log worked (true when the log is off).
+    pub aof_last_write_ok: bool,
+    /// A log compaction is running.
+    pub aof_rewrite_in_progress: bool,
+    /// Log compactions completed since start.
+    pub aof_rewrites: u64,
+    /// Bytes of the log files: the base file plus what was appended after it.
+    pub aof_size: u64,
 }
 
 /// Where the store's figures come from (`None` inside: not sampled yet).
@@ -488,6 +502,48 @@ impl Admin {
                     "Open store connections.",
                     f.connected_clients,
                 ),
+                (
+                    "isola_store_evicted_keys_total",
+                    "counter",
+                    "Keys removed by eviction.",
+                    f.evicted_keys,
+                ),
+                (
+                    "isola_store_maxmemory_bytes",
+                    "gauge",
+                    "The store's memory limit (0: none).",
+                    f.maxmemory,
+                ),
+                (
+                    "isola_store_aof_enabled",
+                    "gauge",
+                    "1 when the append-only log is on.",
+                    u64::from(f.aof_enabled),
+                ),
+                (
+                    "isola_store_aof_last_write_ok",
+                    "gauge",
+                    "1 when the last write or fsync of the log worked.",
+                    u64::from(f.aof_last_write_ok),
+                ),
+                (
+                    "isola_store_aof_rewrite_in_progress",
+                    "gauge",
+                    "1 while the log is being compacted.",
+                    u64::from(f.aof_rewrite_in_progress),
+                ),
+                (
+                    "isola_store_aof_rewrites_total",
+                    "counter",
+                    "Log compactions completed.",
+                    f.aof_rewrites,
+                ),
+                (
+                    "isola_store_aof_size_bytes",
+                    "gauge",
+                    "Bytes of the append-only log files.",
+                    f.aof_size,
+                ),
             ] {
                 let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
             }
@@ -596,6 +652,15 @@ impl Admin {
                 "commands_processed": f.commands_processed,
                 "expired_keys": f.expired_keys,
                 "connected_clients": f.connected_clients,
+                "evicted_keys": f.evicted_keys,
+                "maxmemory_bytes": f.maxmemory,
+                "aof": {
+                    "enabled": f.aof_enabled,
+                    "last_write_ok": f.aof_last_write_ok,
+                    "rewrite_in_progress": f.aof_rewrite_in_progress,
+                    "rewrites": f.aof_rewrites,
+                    "size_bytes": f.aof_size,
+                },
             }),
             None if self.info.store_url.is_some() => serde_json::json!({}),
             None => return serde_json::Value::Null,

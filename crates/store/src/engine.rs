@@ -994,6 +994,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn command_info_flags_in_redis_order() {
+        let mut e = engine(ManualClock::new(0));
+        let r = reply(&mut e, 1, "COMMAND INFO getset blmove");
+        assert!(
+            r.starts_with("*2\r\n*10\r\n$6\r\ngetset\r\n:3\r\n*2\r\n+write\r\n+denyoom\r\n"),
+            "{r}"
+        );
+        assert!(
+            r.contains(
+                "$6\r\nblmove\r\n:6\r\n*4\r\n+write\r\n+denyoom\r\n+noscript\r\n+blocking\r\n"
+            ),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn ttl_moves_with_the_clock() {
         let clock = ManualClock::new(1_000_000);
         let mut e = engine(clock.clone());

@@ -54,13 +54,20 @@
 //!   and a MULTI queue is bounded (100 000 commands, 256 MiB) with `ERR MULTI queue is full`;
 //! - SCAN cursors are positions in a fixed hash order: the same guarantees as Redis (every key
 //!   present for the whole iteration is returned), other cursor values, and a page costs one
-//!   pass over the database; HSCAN/SSCAN return collections of up to 128 elements whole;
+//!   pass over the database; HSCAN/SSCAN/ZSCAN return collections of up to 128 elements whole;
 //! - sorted-set ranks cost O(rank) (no skip-list spans); RANDOMKEY and SPOP cost O(n);
 //! - active expiry removes due keys from a deadline index (up to 200 per database per 100 ms
 //!   tick) instead of sampling at random: the same visible behaviour, bounded work;
 //! - float parsing follows `strtod` except hexadecimal floats; INCRBYFLOAT beyond the `double`
 //!   range (`1e400`) is refused;
-//! - COMMAND reports name, arity, flags and key positions only; COMMAND DOCS is empty; INFO
+//! - commands Redis 7.0 has that PHP clients may send and the store answers with
+//!   `ERR unknown command`: DUMP/RESTORE, OBJECT, SORT, COPY, MOVE, SWAPDB, TOUCH,
+//!   EXPIRETIME/PEXPIRETIME, HRANDFIELD, LMPOP/BLMPOP, SINTERCARD, ZRANDMEMBER, ZMSCORE,
+//!   ZRANGESTORE, ZDIFF/ZDIFFSTORE, ZINTERCARD, ZLEXCOUNT, ZRANGEBYLEX and its siblings,
+//!   BZPOPMIN/BZPOPMAX, LCS, bitmaps (SETBIT, GETBIT, BITCOUNT, ...), HyperLogLog (PFADD, ...),
+//!   geo commands, streams, publish/subscribe, CONFIG, WAIT, SAVE/BGSAVE/LASTSAVE, FUNCTION;
+//! - COMMAND reports name, arity, key positions and the flags the store keeps (write,
+//!   readonly, denyoom, noscript, blocking; not `fast`, `movablekeys` and the others) only; COMMAND DOCS is empty; INFO
 //!   carries the fields clients read (`redis_version`, clients, memory, persistence, stats,
 //!   keyspace);
 //! - the log is Redis 7's multi-part layout in spirit (manifest, base, increments) but with

@@ -122,7 +122,8 @@ pub(crate) fn rewrite(
         }
     };
     match name {
-        "set" | "setex" | "psetex" => {
+        // GETSET is a SET that clears the time to live; logged as the SET it amounts to.
+        "set" | "setex" | "psetex" | "getset" => {
             let key = &args[1];
             match db.peek(key) {
                 Some(e) => {

@@ -123,6 +123,21 @@ pub struct StoreStats {
     pub expired_keys: u64,
     /// Open connections.
     pub connected_clients: usize,
+    /// Keys removed by eviction since start.
+    pub evicted_keys: u64,
+    /// The memory limit in bytes (0: none).
+    pub maxmemory: usize,
+    /// The append-only log is on.
+    pub aof_enabled: bool,
+    /// The last write or fsync of the log worked (true when the log is off).
+    pub aof_last_write_ok: bool,
+    /// A log compaction is running.
+    pub aof_rewrite_in_progress: bool,
+    /// Log compactions completed since start.
+    pub aof_rewrites: u64,
+    /// Bytes of the log files as compaction counts them: the base file plus what was
+    /// appended after it (0 when the log is off).
+    pub aof_size: u64,
 }
 
 /// Replies of a batch, and whether the client is now authenticated.
@@ -672,6 +687,19 @@ async fn executor(
                         commands_processed: engine.commands_processed,
                         expired_keys: k.expired_keys,
                         connected_clients: 0,
+                        evicted_keys: engine.evicted_keys,
+                        maxmemory: engine.config.maxmemory,
+                        aof_enabled: engine.log.is_some(),
+                        aof_last_write_ok: engine
+                            .log_health
+                            .as_ref()
+                            .is_none_or(|h| h.error().is_none()),
+                        aof_rewrite_in_progress: engine.rewrite == RewriteState::Running,
+                        aof_rewrites: engine.rewrites,
+                        aof_size: persist
+                            .as_ref()
+                            .and_then(|p| p.writer.as_ref())
+                            .map_or(0, |w| w.size),
                     });
                 }
             },

@@ -227,6 +227,11 @@ async fn replay_restores_every_type_and_ttl() {
         "GETEX s PX 900000",
         "RPUSH q x y",
         "BLMOVE q q2 LEFT RIGHT 0",
+        "SET gs old EX 1000",
+        "GETSET gs new",
+        "SADD zs a x",
+        "ZUNIONSTORE zu 2 z zs WEIGHTS 2 1 AGGREGATE MAX",
+        "ZINTERSTORE zi 2 z zs",
         "DEL nothing",
     ] {
         c.s(line).await;
@@ -248,6 +253,10 @@ async fn replay_restores_every_type_and_ttl() {
     let pttl_s = c.s("PTTL s").await;
     assert!(pttl_s.parse::<i64>().unwrap() > 800_000, "{pttl_s}");
     assert_eq!(c.s("LRANGE q2 0 -1").await, "x");
+    assert_eq!(c.s("GET gs").await, "new");
+    assert_eq!(c.s("PTTL gs").await, "-1");
+    assert_eq!(c.s("ZSCORE zu a").await, "4");
+    assert_eq!(c.s("ZSCORE zi a").await, "3");
     drop(c);
     run.stop().await;
 }

@@ -269,16 +269,33 @@ fn mode_for(args: &[Vec<u8>]) -> Mode {
         "keys" | "smembers" | "hkeys" | "hvals" | "sinter" | "sunion" | "sdiff" => Mode::Sorted(1),
         "hgetall" => Mode::Sorted(2),
         "sscan" => Mode::Scan(1),
-        "hscan" => Mode::Scan(2),
+        "hscan" | "zscan" => Mode::Scan(2),
         "time" | "pttl" | "hello" | "randomkey" | "info" | "spop" | "srandmember" => Mode::Kind,
         "client" if args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"id")) => Mode::Kind,
         _ => Mode::Exact,
     }
 }
 
+/// Normalizes an EXEC reply: each element the way its queued command's reply would be.
+/// Anything but an array of exactly one element per queued command stays exact.
+fn normalize_exec(raw: &[u8], modes: &[Mode]) -> Vec<u8> {
+    match elements(raw) {
+        Some((head, items)) if items.len() == modes.len() => {
+            let mut out = head;
+            for (item, mode) in items.iter().zip(modes) {
+                out.extend_from_slice(&normalize(item, *mode));
+            }
+            out
+        }
+        _ => raw.to_vec(),
+    }
+}
+
 struct Pair {
     redis: Conn,
     ours: Conn,
+    /// Inside MULTI: the comparison mode of each command Redis queued, in order.
+    queued: Option<Vec<Mode>>,
 }
 
 impl Pair {
@@ -286,6 +303,7 @@ impl Pair {
         Pair {
             redis: Conn::open(&r.sock),
             ours: Conn::open(&o.sock),
+            queued: None,
         }
     }
 
@@ -293,8 +311,13 @@ impl Pair {
     fn check(&mut self, args: &[Vec<u8>]) -> Option<String> {
         let a = self.redis.cmd(args);
         let b = self.ours.cmd(args);
-        let mode = mode_for(args);
-        let (na, nb) = (normalize(&a, mode), normalize(&b, mode));
+        let (na, nb) = match self.track_multi(args, &a) {
+            Some(modes) => (normalize_exec(&a, &modes), normalize_exec(&b, &modes)),
+            None => {
+                let mode = mode_for(args);
+                (normalize(&a, mode), normalize(&b, mode))
+            }
+        };
         (na != nb).then(|| {
             format!(
                 "{}\n   redis: {:?}\n   isola: {:?}",
@@ -306,6 +329,31 @@ impl Pair {
                 String::from_utf8_lossy(&b)
             )
         })
+    }
+
+    /// Follows the transaction state from Redis's replies; returns the queued commands'
+    /// modes when `args` is the EXEC that ran them.
+    fn track_multi(&mut self, args: &[Vec<u8>], redis_reply: &[u8]) -> Option<Vec<Mode>> {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        match name.as_str() {
+            "exec" => self.queued.take(),
+            "discard" => {
+                self.queued = None;
+                None
+            }
+            "multi" if self.queued.is_none() && redis_reply == b"+OK\r\n" => {
+                self.queued = Some(Vec::new());
+                None
+            }
+            _ => {
+                if let Some(q) = self.queued.as_mut() {
+                    if redis_reply == b"+QUEUED\r\n" {
+                        q.push(mode_for(args));
+                    }
+                }
+                None
+            }
+        }
     }
 
     fn check_line(&mut self, line: &str) -> Option<String> {
@@ -611,7 +659,7 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     ]
     .prop_map(str::to_owned);
     (
-        0usize..113,
+        0usize..118,
         key.clone(),
         key,
         val.clone(),
@@ -775,6 +823,11 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
                     &v2,
                 ],
                 111 => vec!["EVAL", "return redis.call('lrange', KEYS[1], ARGV[1], ARGV[2])", "1", &k, &i, &j],
+                113 => vec!["GETSET", &k, &v],
+                114 => vec!["ZUNIONSTORE", &k, "2", &k, &k2, "WEIGHTS", &v, &v2, "AGGREGATE", "MAX"],
+                115 => vec!["ZINTERSTORE", &k2, "2", &k, &k2, "WEIGHTS", &i, &j],
+                116 => vec!["ZUNION", "2", &k, &k2, "WITHSCORES"],
+                117 => vec!["ZSCAN", &k, "0", "MATCH", "m*"],
                 _ => vec!["SET", &k, &v, "KEEPTTL", "GET"],
             };
             c.into_iter().map(str::to_owned).collect()
@@ -851,6 +904,7 @@ fn scan_iterations_cover_the_same_keys() {
         for i in 0..200 {
             c.line(&format!("HSET bighash f{i} v{i}"));
             c.line(&format!("SADD bigset m{i}"));
+            c.line(&format!("ZADD bigzset {}.5 z{i}", i * 3));
         }
         results.push(vec![
             scan_all(&mut c, &["SCAN"], &[]),
@@ -858,6 +912,7 @@ fn scan_iterations_cover_the_same_keys() {
             scan_all(&mut c, &["SCAN"], &["TYPE", "list", "COUNT", "50"]),
             scan_all(&mut c, &["HSCAN", "bighash"], &["COUNT", "13"]),
             scan_all(&mut c, &["SSCAN", "bigset"], &["MATCH", "m1?"]),
+            scan_all(&mut c, &["ZSCAN", "bigzset"], &["COUNT", "11"]),
         ]);
     }
     for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {

@@ -99,6 +99,7 @@ table! {
     "setex", 4, WRITE | DENYOOM, 1, 1, 1, string::setex;
     "psetex", 4, WRITE | DENYOOM, 1, 1, 1, string::psetex;
     "setnx", 3, WRITE | DENYOOM, 1, 1, 1, string::setnx;
+    "getset", 3, WRITE | DENYOOM, 1, 1, 1, string::getset;
     "getdel", 2, WRITE, 1, 1, 1, string::getdel;
     "getex", -2, WRITE, 1, 1, 1, string::getex;
     "mget", -2, READONLY, 1, -1, 1, string::mget;
@@ -196,6 +197,11 @@ table! {
     "zremrangebyrank", 4, WRITE, 1, 1, 1, zset::zremrangebyrank;
     "zpopmin", -2, WRITE, 1, 1, 1, zset::zpopmin;
     "zpopmax", -2, WRITE, 1, 1, 1, zset::zpopmax;
+    "zscan", -3, READONLY, 1, 1, 1, zset::zscan;
+    "zunionstore", -4, WRITE | DENYOOM, 1, 1, 1, zset::zunionstore;
+    "zinterstore", -4, WRITE | DENYOOM, 1, 1, 1, zset::zinterstore;
+    "zunion", -3, READONLY, 0, 0, 0, zset::zunion;
+    "zinter", -3, READONLY, 0, 0, 0, zset::zinter;
 }
 
 // Redis's shared error replies, word for word.

@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 
-use super::{err, int_arg, is, CmdResult, Spec, BLOCKING, NOSCRIPT, READONLY, SYNTAX, WRITE};
+use super::{
+    err, int_arg, is, CmdResult, Spec, BLOCKING, DENYOOM, NOSCRIPT, READONLY, SYNTAX, WRITE,
+};
 use crate::engine::{Ctx, Engine, RewriteState};
 use crate::resp::Reply;
 
@@ -227,14 +229,18 @@ fn command_info(s: &Spec) -> Reply {
     if s.flags & WRITE != 0 {
         flags.push(Reply::Simple("write"));
     }
+    // Redis's order of the flags it shares with the store.
     if s.flags & READONLY != 0 {
         flags.push(Reply::Simple("readonly"));
     }
-    if s.flags & BLOCKING != 0 {
-        flags.push(Reply::Simple("blocking"));
+    if s.flags & DENYOOM != 0 {
+        flags.push(Reply::Simple("denyoom"));
     }
     if s.flags & NOSCRIPT != 0 {
         flags.push(Reply::Simple("noscript"));
+    }
+    if s.flags & BLOCKING != 0 {
+        flags.push(Reply::Simple("blocking"));
     }
     Reply::Array(vec![
         Reply::bulk(s.name),

@@ -183,6 +183,15 @@ pub fn setnx(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     })
 }
 
+/// `GETSET key value`: SET with GET, and like SET it drops the key's time to live.
+pub fn getset(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let o = SetOpts {
+        get: true,
+        ..SetOpts::default()
+    };
+    Ok(set_with(e, ctx, &a[0], &a[1], &o)?.unwrap_or(Reply::Nil))
+}
+
 /// `GETDEL key`
 pub fn getdel(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let v = get_str(&mut e.dbs[ctx.db], &a[0], ctx.now)?.cloned();

@@ -8,7 +8,7 @@ use super::{
     double_reply, err, float_arg, get_zset, get_zset_mut, int_arg, is, CmdResult, NOT_POSITIVE,
     SYNTAX,
 };
-use crate::db::{Score, Value, ZSet};
+use crate::db::{Entry, Score, Value, ZSet};
 use crate::engine::{Ctx, Engine};
 use crate::resp::Reply;
 
@@ -567,4 +567,248 @@ pub fn zpopmin(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 /// `ZPOPMAX key [count]`
 pub fn zpopmax(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     pop_generic(e, ctx, a, true)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+/// Redis's `zunionInterAggregate`: a sum that is not a number becomes 0.
+fn aggregate(target: &mut f64, val: f64, how: Aggregate) {
+    match how {
+        Aggregate::Sum => {
+            *target += val;
+            if target.is_nan() {
+                *target = 0.0;
+            }
+        }
+        Aggregate::Min => {
+            if val < *target {
+                *target = val;
+            }
+        }
+        Aggregate::Max => {
+            if val > *target {
+                *target = val;
+            }
+        }
+    }
+}
+
+/// One input of ZUNION/ZINTER: a sorted set, or a plain set whose members score 1.
+enum Source<'a> {
+    Z(&'a ZSet),
+    S(&'a std::collections::HashSet<Bytes>),
+    Empty,
+}
+
+impl Source<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Source::Z(z) => z.len(),
+            Source::S(s) => s.len(),
+            Source::Empty => 0,
+        }
+    }
+
+    fn score(&self, m: &Bytes) -> Option<f64> {
+        match self {
+            Source::Z(z) => z.scores.get(m).copied(),
+            Source::S(s) => s.contains(m).then_some(1.0),
+            Source::Empty => None,
+        }
+    }
+
+    fn items(&self) -> Box<dyn Iterator<Item = (&Bytes, f64)> + '_> {
+        match self {
+            Source::Z(z) => Box::new(z.order.iter().map(|(s, m)| (m, s.0))),
+            Source::S(s) => Box::new(s.iter().map(|m| (m, 1.0))),
+            Source::Empty => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+/// ZUNION/ZINTER and their STORE forms; `a` starts at `numkeys`. Redis's order of checks:
+/// the key count, the key types, then the options.
+fn union_inter(
+    e: &mut Engine,
+    ctx: &mut Ctx,
+    a: &[Bytes],
+    name: &str,
+    inter: bool,
+    store: bool,
+) -> Result<(ZSet, bool), Reply> {
+    let n = int_arg(&a[0])?;
+    if n < 1 {
+        return Err(Reply::Error(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        )));
+    }
+    if n as u64 > (a.len() - 1) as u64 {
+        return Err(err(SYNTAX));
+    }
+    let n = n as usize;
+    let db = &mut e.dbs[ctx.db];
+    // The first pass removes inputs past their deadline, so the second may borrow them all.
+    for k in &a[1..=n] {
+        if let Some(Entry { value, .. }) = db.get(k, ctx.now) {
+            if !matches!(value, Value::ZSet(_) | Value::Set(_)) {
+                return Err(err(super::WRONGTYPE));
+            }
+        }
+    }
+    let db = &e.dbs[ctx.db];
+    let srcs: Vec<Source> = a[1..=n]
+        .iter()
+        .map(|k| match db.peek(k).map(|x| &x.value) {
+            Some(Value::ZSet(z)) => Source::Z(z),
+            Some(Value::Set(s)) => Source::S(s),
+            _ => Source::Empty,
+        })
+        .collect();
+    let mut weights = vec![1.0; n];
+    let mut how = Aggregate::Sum;
+    let mut withscores = false;
+    let mut j = n + 1;
+    while j < a.len() {
+        let remaining = a.len() - j;
+        if remaining > n && is(&a[j], "weights") {
+            for (i, w) in weights.iter_mut().enumerate() {
+                *w = super::parse_f64(&a[j + 1 + i])
+                    .ok_or_else(|| err("ERR weight value is not a float"))?;
+            }
+            j += n + 1;
+        } else if remaining >= 2 && is(&a[j], "aggregate") {
+            how = if is(&a[j + 1], "sum") {
+                Aggregate::Sum
+            } else if is(&a[j + 1], "min") {
+                Aggregate::Min
+            } else if is(&a[j + 1], "max") {
+                Aggregate::Max
+            } else {
+                return Err(err(SYNTAX));
+            };
+            j += 2;
+        } else if !store && is(&a[j], "withscores") {
+            withscores = true;
+            j += 1;
+        } else {
+            return Err(err(SYNTAX));
+        }
+    }
+    // Smallest input first, as Redis orders them (it decides the order of float sums).
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| srcs[i].len());
+    let mut out = ZSet::default();
+    let weighted = |w: f64, s: f64| {
+        let v = w * s;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    if inter {
+        let first = order[0];
+        'members: for (m, s) in srcs[first].items() {
+            let mut score = weighted(weights[first], s);
+            for &i in &order[1..] {
+                let Some(v) = srcs[i].score(m) else {
+                    continue 'members;
+                };
+                aggregate(&mut score, v * weights[i], how);
+            }
+            out.insert(m.clone(), score);
+        }
+    } else {
+        let mut acc: std::collections::HashMap<Bytes, f64> = std::collections::HashMap::new();
+        for &i in &order {
+            for (m, s) in srcs[i].items() {
+                let v = weighted(weights[i], s);
+                match acc.entry(m.clone()) {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        aggregate(o.get_mut(), v, how)
+                    }
+                    std::collections::hash_map::Entry::Vacant(x) => {
+                        x.insert(v);
+                    }
+                }
+            }
+        }
+        for (m, s) in acc {
+            out.insert(m, s);
+        }
+    }
+    Ok((out, withscores))
+}
+
+fn store_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], name: &str, inter: bool) -> CmdResult {
+    let (z, _) = union_inter(e, ctx, &a[1..], name, inter, true)?;
+    let n = z.len();
+    let db = &mut e.dbs[ctx.db];
+    let changed = if n == 0 {
+        db.remove(&a[0]).is_some()
+    } else {
+        db.insert(a[0].clone(), Value::ZSet(z), None);
+        true
+    };
+    if changed {
+        e.touch(ctx.db, &a[0]);
+    }
+    Ok(Reply::Int(n as i64))
+}
+
+fn read_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], name: &str, inter: bool) -> CmdResult {
+    let (z, withscores) = union_inter(e, ctx, a, name, inter, false)?;
+    Ok(reply_items(z.order.iter(), withscores, 0, -1))
+}
+
+/// `ZSCAN key cursor [MATCH pattern] [COUNT n]`: members with their scores.
+pub fn zscan(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    // Redis's order: cursor, then the key, then the options (ignored for a missing key).
+    super::parse_cursor(&a[1])?;
+    let Some(z) = get_zset(&mut e.dbs[ctx.db], &a[0], ctx.now)? else {
+        return Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(vec![])]));
+    };
+    let (cursor, o) = super::parse_scan(&a[1..], false)?;
+    // Small sets come whole in score order, as Redis sends its compact encoding.
+    let (next, page) = super::scan_page(z.order.iter(), cursor, o.count, |(_, m)| m.as_ref(), 128);
+    let mut out = Vec::new();
+    for (s, m) in page {
+        if o.pattern
+            .as_ref()
+            .is_some_and(|p| !crate::db::glob_match(p, m))
+        {
+            continue;
+        }
+        out.push(Reply::Bulk(m.clone()));
+        out.push(double_reply(s.0));
+    }
+    Ok(Reply::Array(vec![
+        Reply::bulk(next.to_string()),
+        Reply::Array(out),
+    ]))
+}
+
+/// `ZUNIONSTORE destination numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX]`
+pub fn zunionstore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    store_generic(e, ctx, a, "zunionstore", false)
+}
+
+/// `ZINTERSTORE destination numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX]`
+pub fn zinterstore(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    store_generic(e, ctx, a, "zinterstore", true)
+}
+
+/// `ZUNION numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]`
+pub fn zunion(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    read_generic(e, ctx, a, "zunion", false)
+}
+
+/// `ZINTER numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]`
+pub fn zinter(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    read_generic(e, ctx, a, "zinter", true)
 }
