@@ -146,6 +146,13 @@ async fn start(config: StoreConfig) -> Result<Running, StoreError> {
     Ok(Running { sock, stop, task })
 }
 
+/// A store on `dir` with `appendfsync always` and the wall clock.
+async fn start_always(dir: &Path) -> Running {
+    start(config(dir, aof(dir, Fsync::Always), wall()))
+        .await
+        .unwrap()
+}
+
 fn aof(dir: &Path, fsync: Fsync) -> AofConfig {
     AofConfig {
         fsync,
@@ -194,9 +201,7 @@ async fn dump(c: &mut Client) -> Vec<String> {
 #[tokio::test]
 async fn replay_restores_every_type_and_ttl() {
     let dir = tempfile::tempdir().unwrap();
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut c = Client::connect(&run.sock).await;
     for line in [
         "SET s hello",
@@ -241,9 +246,7 @@ async fn replay_restores_every_type_and_ttl() {
     drop(c);
     run.stop().await;
 
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut c = Client::connect(&run.sock).await;
     assert_eq!(dump(&mut c).await, before);
     assert_eq!(c.s("GET f").await, "1.75");
@@ -264,9 +267,7 @@ async fn replay_restores_every_type_and_ttl() {
 #[tokio::test]
 async fn blocked_pop_served_later_is_logged_as_a_pop() {
     let dir = tempfile::tempdir().unwrap();
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut waiter = Client::connect(&run.sock).await;
     let mut c = Client::connect(&run.sock).await;
     let w = tokio::spawn(async move {
@@ -279,9 +280,7 @@ async fn blocked_pop_served_later_is_logged_as_a_pop() {
     assert_eq!(r, "q,a");
     drop(c);
     run.stop().await;
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut c = Client::connect(&run.sock).await;
     assert_eq!(c.s("LRANGE q 0 -1").await, "b");
     drop(c);
@@ -345,9 +344,7 @@ fn incr_file(dir: &Path) -> std::path::PathBuf {
 #[tokio::test]
 async fn torn_tail_is_truncated_and_earlier_records_load() {
     let dir = tempfile::tempdir().unwrap();
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut c = Client::connect(&run.sock).await;
     c.s("SET a 1").await;
     c.s("RPUSH l x y").await;
@@ -362,9 +359,7 @@ async fn torn_tail_is_truncated_and_earlier_records_load() {
     std::io::Write::write_all(&mut f, b"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$5\r\nhal").unwrap();
     drop(f);
 
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut c = Client::connect(&run.sock).await;
     assert_eq!(c.s("GET a").await, "1");
     assert_eq!(c.s("GET b").await, "(nil)");
@@ -377,9 +372,7 @@ async fn torn_tail_is_truncated_and_earlier_records_load() {
 #[tokio::test]
 async fn damage_in_the_middle_refuses_to_start_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut c = Client::connect(&run.sock).await;
     c.s("SET a 1").await;
     c.s("SET b 2").await;
@@ -667,9 +660,7 @@ async fn allkeys_lru_keeps_memory_near_the_limit_and_recent_keys() {
 #[tokio::test]
 async fn script_effects_are_logged_as_commands_and_replay_without_scripts() {
     let dir = tempfile::tempdir().unwrap();
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut c = Client::connect(&run.sock).await;
     let r = c
         .cmd(&[
@@ -699,9 +690,7 @@ async fn script_effects_are_logged_as_commands_and_replay_without_scripts() {
     assert!(log.contains("MULTI") && !log.contains("EVAL"), "{log}");
     drop(c);
     run.stop().await;
-    let run = start(config(dir.path(), aof(dir.path(), Fsync::Always), wall()))
-        .await
-        .unwrap();
+    let run = start_always(dir.path()).await;
     let mut c = Client::connect(&run.sock).await;
     assert_eq!(dump(&mut c).await, before);
     drop(c);
