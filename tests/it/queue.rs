@@ -207,6 +207,12 @@ fn failures_are_retried_with_backoff_then_dead_lettered_and_the_admin_acts_on_th
             .any(|q| q["name"] == "jobs" && q["dead"] == 1),
         "{st}"
     );
+    let page = get(admin, "/status?html").text();
+    assert!(
+        page.contains("<h2>Queues</h2>") && page.contains("<td>jobs</td>"),
+        "{page}"
+    );
+    assert!(page.contains("<h2>Store</h2>"), "{page}");
 
     // Retry: the dead job starts over with fresh attempts.
     let r = request(admin, "POST", "/queues/jobs/retry", &[], b"");

@@ -309,6 +309,8 @@ impl Admin {
         {
             self.html_site(&mut h, site, j);
         }
+        html_queues(&mut h, &top["queues"]);
+        html_store(&mut h, &top["store"]);
         h.push_str("</body></html>\n");
         h
     }
@@ -764,6 +766,60 @@ impl Admin {
             ),
         }
     }
+}
+
+/// The queues as a table, one row each.
+fn html_queues(h: &mut String, queues: &serde_json::Value) {
+    let Some(qs) = queues.as_array().filter(|q| !q.is_empty()) else {
+        return;
+    };
+    let cols = [
+        "pending",
+        "delayed",
+        "processing",
+        "dead",
+        "running",
+        "done",
+        "failed",
+        "dead_lettered",
+    ];
+    h.push_str("<h2>Queues</h2><table><tr><th>queue</th>");
+    for c in cols {
+        let _ = write!(h, "<th>{}</th>", esc(&c.replace('_', " ")));
+    }
+    h.push_str("<th>oldest job</th></tr>");
+    for q in qs {
+        let _ = write!(h, "<tr><td>{}</td>", esc(q["name"].as_str().unwrap_or("")));
+        for c in cols {
+            let _ = write!(h, "<td>{}</td>", q[c]);
+        }
+        let age = q["oldest_age_seconds"]
+            .as_f64()
+            .map_or("–".to_string(), |a| format!("{a:.1} s"));
+        let _ = write!(h, "<td>{}</td></tr>", esc(&age));
+    }
+    h.push_str("</table>");
+}
+
+/// The store's figures as a two-column table.
+fn html_store(h: &mut String, store: &serde_json::Value) {
+    let Some(fields) = store.as_object() else {
+        return;
+    };
+    h.push_str("<h2>Store</h2><table>");
+    for (k, v) in fields {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let _ = write!(
+            h,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            esc(&k.replace('_', " ")),
+            esc(&v)
+        );
+    }
+    h.push_str("</table>");
 }
 
 fn queue_json(q: &QueueFigures) -> serde_json::Value {
