@@ -153,3 +153,33 @@ fn a_killed_nodes_running_job_is_recovered_by_its_restart_and_by_another_node() 
     assert_eq!(dead[0]["attempts"], 3);
     assert_eq!(site.lines("started.log").len(), 3);
 }
+
+#[test]
+fn queues_ride_out_a_store_outage() {
+    let mut redis = RealRedis::start();
+    let site = Site::new();
+    let (a, _) = node(&site, &redis, "a", "");
+    assert_eq!(get(a.addr, "/enqueue.php?p=before").status, 200);
+    site.wait_lines("done.log", 1, Duration::from_secs(10));
+    redis.stop();
+    assert!(
+        a.wait_for_log("cannot reach the store", Duration::from_secs(10)),
+        "{}",
+        a.stderr()
+    );
+    // Web requests that do not need the store are still served.
+    assert_eq!(get(a.addr, "/hello.php").status, 200);
+    redis.restart();
+    assert!(
+        a.wait_for_log("store reachable again", Duration::from_secs(15)),
+        "{}",
+        a.stderr()
+    );
+    assert_eq!(get(a.addr, "/enqueue.php?p=after").status, 200);
+    let done = site.wait_lines("done.log", 2, Duration::from_secs(15));
+    assert!(
+        done.len() == 2 && done[1].starts_with("after "),
+        "{done:?}\n{}",
+        a.stderr()
+    );
+}

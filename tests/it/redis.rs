@@ -14,36 +14,27 @@ impl RealRedis {
     pub fn start() -> RealRedis {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&sock)
-            .args([
-                "--unixsocketperm",
-                "777",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed: run `scripts/setup --test`");
-        let t = Instant::now();
-        while !sock.exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn(dir.path(), &sock);
         RealRedis {
             child,
             sock,
             _dir: dir,
         }
+    }
+
+    /// Stops the server (an outage, as seen by its clients) and starts a new, empty one on
+    /// the same socket.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.sock);
+        self.child = spawn(self._dir.path(), &self.sock);
+    }
+
+    /// Stops the server; [`RealRedis::restart`] brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// `[store] url` pointing at this server.
@@ -55,6 +46,35 @@ impl RealRedis {
     pub fn cmd(&self, line: &str) -> String {
         cmd_at(&self.sock, line)
     }
+}
+
+fn spawn(dir: &Path, sock: &Path) -> Child {
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--unixsocket"])
+        .arg(sock)
+        .args([
+            "--unixsocketperm",
+            "777",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is not installed: run `scripts/setup --test`");
+    let t = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 pub fn cmd_at(sock: &Path, line: &str) -> String {
