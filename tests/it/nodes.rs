@@ -1,5 +1,6 @@
 //! Several Isola nodes sharing one real `redis-server`, as behind a load balancer: sessions
-//! cross nodes, each queued job runs once across all nodes, a scheduled tick runs on one
+//! cross nodes, the page-view counter stays exact under load spread on both, each queued
+//! job runs once across all nodes, a scheduled tick runs on one
 //! node, and jobs a killed node was running are recovered (by its own restart, or by
 //! another node once its heartbeat expires).
 use crate::harness::Server;
@@ -181,5 +182,61 @@ fn queues_ride_out_a_store_outage() {
         done.len() == 2 && done[1].starts_with("after "),
         "{done:?}\n{}",
         a.stderr()
+    );
+}
+
+#[test]
+fn the_page_view_counter_stays_exact_under_load_spread_on_two_nodes() {
+    let redis = RealRedis::start();
+    let site = Site::new();
+    // examples/pageviews, with its helper one folder up as in the example.
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pageviews");
+    std::fs::copy(example.join("connect.php"), site.path().join("connect.php")).unwrap();
+    std::fs::create_dir(site.path().join("pv")).unwrap();
+    for v in ["incr", "lock", "naive"] {
+        std::fs::copy(
+            example.join(format!("public/{v}.php")),
+            site.path().join(format!("pv/{v}.php")),
+        )
+        .unwrap();
+    }
+    let (a, _) = node(&site, &redis, "a", "");
+    let (b, _) = node(&site, &redis, "b", "");
+    let nodes = [a.addr, b.addr];
+    let mut counted = Vec::new();
+    for v in ["incr", "lock", "naive"] {
+        assert_eq!(
+            get(a.addr, &format!("/pv/{v}.php?reset=1")).text().trim(),
+            "0"
+        );
+        // 20 clients, 20 views each, alternating between the two nodes.
+        let threads: Vec<_> = (0..20)
+            .map(|c| {
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        let r = get(nodes[(c + i) % 2], &format!("/pv/{v}.php"));
+                        assert_eq!(r.status, 200, "{v}: {}", r.text());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n: u64 = get(b.addr, &format!("/pv/{v}.php?read=1"))
+            .text()
+            .trim()
+            .parse()
+            .unwrap();
+        counted.push((v, n));
+    }
+    assert_eq!(
+        &counted[..2],
+        &[("incr", 400), ("lock", 400)],
+        "{counted:?}"
+    );
+    assert!(
+        counted[2].1 < 400,
+        "the naive counter lost nothing: {counted:?}"
     );
 }
