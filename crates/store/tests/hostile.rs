@@ -5,22 +5,16 @@
 
 use std::time::Duration;
 
-use isola_store::{Store, StoreConfig, StoreHandle};
+mod common;
+
+use isola_store::{StoreConfig, StoreHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-async fn start() -> (tempfile::TempDir, std::path::PathBuf, StoreHandle) {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let store = Store::bind(StoreConfig {
-        unix_socket: Some(sock.clone()),
-        ..StoreConfig::default()
-    })
-    .await
-    .unwrap();
-    let handle = store.handle();
-    tokio::spawn(store.run(std::future::pending()));
-    (dir, sock, handle)
+async fn start() -> (common::Running, std::path::PathBuf, StoreHandle) {
+    let run = common::start(StoreConfig::default()).await;
+    let (sock, handle) = (run.sock.clone(), run.handle.clone());
+    (run, sock, handle)
 }
 
 /// Sends `req`, returns what arrives until the server goes quiet or closes.

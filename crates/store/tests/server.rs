@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+mod common;
+
 use isola_store::{Store, StoreConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
@@ -20,21 +22,12 @@ async fn roundtrip<S: AsyncReadExt + AsyncWriteExt + Unpin>(s: &mut S, req: &[u8
 
 #[tokio::test]
 async fn serves_unix_and_tcp_reports_figures_and_cleans_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let store = Store::bind(StoreConfig {
-        unix_socket: Some(sock.clone()),
+    let run = common::start(StoreConfig {
         tcp: Some("127.0.0.1:0".parse().unwrap()),
         ..StoreConfig::default()
     })
-    .await
-    .unwrap();
-    let addr = store.tcp_addr().unwrap();
-    let handle = store.handle();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(store.run(async {
-        let _ = stopped.await;
-    }));
+    .await;
+    let (sock, addr, handle) = (run.sock.clone(), run.tcp.unwrap(), run.handle.clone());
 
     let mut u = UnixStream::connect(&sock).await.unwrap();
     assert_eq!(roundtrip(&mut u, b"SET a 1\r\n").await, b"+OK\r\n");
@@ -57,12 +50,7 @@ async fn serves_unix_and_tcp_reports_figures_and_cleans_up() {
     assert!(stats.commands_processed >= 4);
     assert!(stats.used_memory > 0);
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    run.stop().await;
     assert!(!sock.exists(), "socket file removed on shutdown");
     // Open connections were closed.
     let mut buf = [0u8; 8];
@@ -71,20 +59,13 @@ async fn serves_unix_and_tcp_reports_figures_and_cleans_up() {
 
 #[tokio::test]
 async fn bounded_bulk_length_and_client_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let store = Store::bind(StoreConfig {
-        unix_socket: Some(sock.clone()),
+    let run = common::start(StoreConfig {
         max_bulk_len: 16,
         max_clients: 1,
         ..StoreConfig::default()
     })
-    .await
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(store.run(async {
-        let _ = stopped.await;
-    }));
+    .await;
+    let sock = run.sock.clone();
     let mut a = UnixStream::connect(&sock).await.unwrap();
     assert_eq!(
         roundtrip(&mut a, b"*2\r\n$4\r\nECHO\r\n$17\r\n").await,
@@ -97,8 +78,7 @@ async fn bounded_bulk_length_and_client_count() {
         roundtrip(&mut c, b"PING\r\n").await,
         b"-ERR max number of clients reached\r\n"
     );
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    run.stop().await;
 }
 
 #[tokio::test]
@@ -111,18 +91,8 @@ async fn no_listener_is_an_error() {
 /// client sent more bytes.
 #[tokio::test]
 async fn requests_read_during_a_blocked_batch_are_answered() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let store = Store::bind(StoreConfig {
-        unix_socket: Some(sock.clone()),
-        ..StoreConfig::default()
-    })
-    .await
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(store.run(async {
-        let _ = stopped.await;
-    }));
+    let run = common::start(StoreConfig::default()).await;
+    let sock = run.sock.clone();
     let mut a = UnixStream::connect(&sock).await.unwrap();
     a.write_all(b"BLPOP q 0\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -142,25 +112,13 @@ async fn requests_read_during_a_blocked_batch_are_answered() {
         got.extend_from_slice(&buf[..n]);
     }
     assert_eq!(got, want);
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    run.stop().await;
 }
 
 #[tokio::test]
 async fn untouched_keys_expire_actively() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let store = Store::bind(StoreConfig {
-        unix_socket: Some(sock.clone()),
-        ..StoreConfig::default()
-    })
-    .await
-    .unwrap();
-    let handle = store.handle();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(store.run(async {
-        let _ = stopped.await;
-    }));
+    let run = common::start(StoreConfig::default()).await;
+    let (sock, handle) = (run.sock.clone(), run.handle.clone());
     let mut a = UnixStream::connect(&sock).await.unwrap();
     let mut req = Vec::new();
     for i in 0..100 {
@@ -184,6 +142,5 @@ async fn untouched_keys_expire_actively() {
         }
     }
     assert_eq!(left, 0, "keys were not expired without being read");
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    run.stop().await;
 }
