@@ -36,6 +36,16 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// The first `Set-Cookie`'s `name=value`, ready for a `Cookie:` header.
+    #[allow(dead_code)]
+    pub fn cookie(&self) -> String {
+        self.header("set-cookie")
+            .expect("a Set-Cookie header")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))

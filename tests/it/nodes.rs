@@ -49,13 +49,7 @@ fn two_nodes_share_sessions_run_each_job_once_and_each_tick_once() {
 
     // A session started on one node goes on on the other.
     let r = get(a.addr, "/session.php");
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = r.cookie();
     let hdr = format!("Cookie: {cookie}");
     for (i, addr) in [b.addr, a.addr, b.addr].into_iter().enumerate() {
         let r = request(addr, "GET", "/session.php", &[&hdr], b"");

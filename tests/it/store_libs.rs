@@ -225,13 +225,7 @@ fn run(backend: Backend, check: fn(&Env)) {
 fn cookie_of(env: &Env, target: &str) -> (String, Value) {
     let r = request(env.server.addr, "GET", target, &[], b"");
     env.expect_ok(target, &r);
-    let cookie = r
-        .header("set-cookie")
-        .expect("session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = r.cookie();
     (format!("Cookie: {cookie}"), r.json())
 }
 
