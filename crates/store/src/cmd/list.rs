@@ -10,8 +10,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{
-    clamp_range, err, get_list, get_list_mut, int_arg, is, CmdResult, NOT_POSITIVE, SYNTAX,
-    WRONGTYPE,
+    clamp_range, count_arg, err, get_list, get_list_mut, int_arg, is, CmdResult, SYNTAX, WRONGTYPE,
 };
 use crate::db::Value;
 use crate::engine::{BlockKind, BlockSpec, Ctx, Engine};
@@ -72,13 +71,7 @@ fn pop_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], left: bool) -> CmdRes
     let key = &a[0];
     let count = match a.len() {
         1 => None,
-        2 => {
-            let n = int_arg(&a[1]).map_err(|_| err(NOT_POSITIVE))?;
-            if n < 0 {
-                return Err(err(NOT_POSITIVE));
-            }
-            Some(n as usize)
-        }
+        2 => Some(count_arg(&a[1])?),
         _ => {
             return Err(Reply::Error(format!(
                 "ERR wrong number of arguments for '{}' command",

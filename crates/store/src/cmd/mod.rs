@@ -216,6 +216,15 @@ pub const NOT_FLOAT: &str = "ERR value is not a valid float";
 /// Negative count where a positive one is required.
 pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 
+/// A pop's count argument (LPOP, SPOP, ZPOPMIN...): an integer of at least 0, else Redis's
+/// "must be positive" error.
+pub fn count_arg(b: &[u8]) -> Result<usize, Reply> {
+    match int_arg(b) {
+        Ok(n) if n >= 0 => Ok(n as usize),
+        _ => Err(err(NOT_POSITIVE)),
+    }
+}
+
 /// Error reply helper.
 pub fn err(msg: &str) -> Reply {
     Reply::Error(msg.to_owned())

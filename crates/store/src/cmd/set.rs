@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use super::{
-    bulk_array, err, get_set, get_set_mut, int_arg, parse_scan, scan_page, CmdResult, NOT_POSITIVE,
+    bulk_array, count_arg, err, get_set, get_set_mut, int_arg, parse_scan, scan_page, CmdResult,
 };
 use crate::db::{glob_match, Value};
 use crate::engine::{Ctx, Engine};
@@ -83,13 +83,7 @@ fn pick(s: &HashSet<Bytes>, rng: &mut crate::db::Rng) -> Option<Bytes> {
 pub fn spop(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let count = match a.len() {
         1 => None,
-        2 => {
-            let n = int_arg(&a[1]).map_err(|_| err(NOT_POSITIVE))?;
-            if n < 0 {
-                return Err(err(NOT_POSITIVE));
-            }
-            Some(n as usize)
-        }
+        2 => Some(count_arg(&a[1])?),
         _ => return Err(err(super::SYNTAX)),
     };
     let db = &mut e.dbs[ctx.db];

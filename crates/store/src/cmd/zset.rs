@@ -5,8 +5,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use super::{
-    double_reply, err, float_arg, get_zset, get_zset_mut, int_arg, is, CmdResult, NOT_POSITIVE,
-    SYNTAX,
+    count_arg, double_reply, err, float_arg, get_zset, get_zset_mut, int_arg, is, CmdResult, SYNTAX,
 };
 use crate::db::{Entry, Score, Value, ZSet};
 use crate::engine::{Ctx, Engine};
@@ -527,13 +526,7 @@ pub fn zremrangebyrank(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes]) -> CmdResult 
 fn pop_generic(e: &mut Engine, ctx: &mut Ctx, a: &[Bytes], max: bool) -> CmdResult {
     let count = match a.len() {
         1 => 1,
-        2 => {
-            let n = int_arg(&a[1]).map_err(|_| err(NOT_POSITIVE))?;
-            if n < 0 {
-                return Err(err(NOT_POSITIVE));
-            }
-            n as usize
-        }
+        2 => count_arg(&a[1])?,
         _ => return Err(err(SYNTAX)),
     };
     let db = &mut e.dbs[ctx.db];
