@@ -86,6 +86,7 @@ fn complete_header(buf: &mut BytesMut) -> Result<Option<Header>, DecodeError> {
 pub struct ResponseDecoder {
     request_id: u16,
     ended: bool,
+    stdout_closed: bool,
 }
 
 impl ResponseDecoder {
@@ -94,12 +95,20 @@ impl ResponseDecoder {
         Self {
             request_id,
             ended: false,
+            stdout_closed: false,
         }
     }
 
     /// Whether END_REQUEST has been decoded.
     pub fn is_ended(&self) -> bool {
         self.ended
+    }
+
+    /// Whether the empty STDOUT record that ends the output stream has been consumed. A
+    /// worker that sends it before END_REQUEST (php-fpm's `fastcgi_finish_request()`)
+    /// means: the response is complete, the script runs on.
+    pub fn stdout_closed(&self) -> bool {
+        self.stdout_closed
     }
 
     /// Consumes whole records from the front of `buf` and returns the next event, or
@@ -135,6 +144,11 @@ impl ResponseDecoder {
                     } else {
                         Event::Stderr(content)
                     }
+                }
+                RecordType::Stdout if ours => {
+                    self.stdout_closed = true;
+                    buf.advance(h.record_len());
+                    continue;
                 }
                 RecordType::EndRequest if ours => {
                     if len < 8 {

@@ -589,3 +589,23 @@ fn bad_lines() {
         "malformed response header line \"no colon\""
     );
 }
+
+/// fastcgi_finish_request(): the empty STDOUT record arrives long before END_REQUEST, and
+/// the decoder says so as soon as it has consumed it, not only at the end.
+#[test]
+fn stdout_closed_is_reported_when_the_empty_record_is_consumed() {
+    let mut b = BytesMut::new();
+    record(&mut b, RecordType::Stdout, 1, b"Status: 200\r\n\r\nok", 0);
+    record(&mut b, RecordType::Stdout, 2, b"", 0);
+    let mut dec = ResponseDecoder::new(1);
+    assert!(matches!(dec.decode(&mut b), Ok(Some(Event::Stdout(_)))));
+    assert!(matches!(dec.decode(&mut b), Ok(None)));
+    assert!(!dec.stdout_closed(), "another request's empty STDOUT is not ours");
+    record(&mut b, RecordType::Stdout, 1, b"", 0);
+    record(&mut b, RecordType::Stderr, 1, b"after finish", 0);
+    assert!(matches!(dec.decode(&mut b), Ok(Some(Event::Stderr(_)))));
+    assert!(dec.stdout_closed());
+    assert!(!dec.is_ended());
+    end_record(&mut b, 1, 0, 0, 0);
+    assert!(matches!(dec.decode(&mut b), Ok(Some(Event::End { .. }))));
+}

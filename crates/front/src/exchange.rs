@@ -262,6 +262,18 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(
                 }
             }
         }
+        if decoder.stdout_closed() && !state.closed {
+            // fastcgi_finish_request(): the response is complete and goes to the client
+            // now; the script runs on, and the worker stays leased until END_REQUEST.
+            if head.is_none() && sink.head.is_some() {
+                head_buf.extend_from_slice(b"\r\n\r\n");
+                if let Some((h, _)) = parse_head(&head_buf, MAX_HEAD + 4)? {
+                    head = Some(h);
+                }
+            }
+            finish_body(head.take(), &mut state, sink).await;
+            state.closed = true;
+        }
         if let Some(h) = head.take() {
             // The head is complete and the worker is still running: stream the rest.
             let (tx, rx) = mpsc::channel(STREAM_DEPTH);
