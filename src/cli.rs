@@ -24,6 +24,26 @@ pub enum Command {
     /// Send commands to the store (embedded or Redis), like redis-cli; with no command,
     /// read commands from standard input, one per line.
     StoreCli(StoreCliArgs),
+    /// The PHP engine host of the native backend, started by the server itself.
+    #[command(name = "__php-zygote", hide = true)]
+    PhpZygote(ZygoteArgs),
+}
+
+/// Arguments of the engine host; the server builds them, users never type them.
+#[derive(Debug, Args)]
+pub struct ZygoteArgs {
+    /// `name=value` lines, applied like php-cgi's `-d`
+    #[arg(long, default_value = "")]
+    pub ini_entries: String,
+    /// php.ini to read instead of the engine's own
+    #[arg(long)]
+    pub ini_file: Option<String>,
+    /// Become this user before the engine starts
+    #[arg(long, requires = "gid")]
+    pub uid: Option<u32>,
+    /// Become this group before the engine starts
+    #[arg(long, requires = "uid")]
+    pub gid: Option<u32>,
 }
 
 /// Where a running server is: its admin listener, given or read from its config.
@@ -128,6 +148,11 @@ pub struct ServeArgs {
     /// Configuration file (isola.toml); flags given here override it
     #[arg(short, long, value_name = "FILE", env = "ISOLA_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// How PHP runs (php.backend): auto (native where libphp is installed, else php-cgi),
+    /// native or php-cgi [default: auto]
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<String>,
 
     /// php-cgi binary, a path or a name looked up in PATH (php.binary) [default: php-cgi]
     #[arg(long, value_name = "PATH")]

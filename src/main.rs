@@ -25,6 +25,13 @@ fn main() -> ExitCode {
         cli::Command::Reload(args) => report(run::reload(&args.pid_file)),
         cli::Command::Queue(args) => report(tools::queue(args)),
         cli::Command::StoreCli(args) => report(tools::store_cli(args)),
+        // Dispatched before any runtime exists: the engine host forks, and a fork copies
+        // only the calling thread.
+        cli::Command::PhpZygote(z) => {
+            let creds = z.uid.zip(z.gid);
+            let code = isola_engine::zygote::run(&z.ini_entries, z.ini_file.as_deref(), creds);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
     }
 }
 

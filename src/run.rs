@@ -4,16 +4,18 @@ use crate::cli::{LogFormatArg, ServeArgs};
 use crate::store_link::StoreLink;
 use anyhow::Context;
 use http::StatusCode;
-use isola_config::{Config, ConfigError, PhpConfig, PmMode, RawConfig, SiteConfig};
+use isola_config::{Config, ConfigError, PhpBackend, PhpConfig, PmMode, RawConfig, SiteConfig};
+use isola_engine::{Native, NativeRecipe};
 use isola_front::tls::{CertFiles, Certificates, Tls, TlsError};
 use isola_front::{
     AccessFormat, AccessLog, CacheControl, CompressionPolicy, ConnLimits, Front, FrontHandle,
     Limits, Listeners, Options, Settings, Site, UnknownHost,
 };
-use isola_pool::{PhpCgi, Pool, PoolConfig, ProcessManager};
+use isola_pool::{Backend, PhpCgi, Pool, PoolConfig, ProcessManager};
 use isola_router::{PathPatterns, Router, RouterConfig};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a stopping worker gets between SIGTERM and SIGKILL.
@@ -56,6 +58,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(w) = args.workers {
         raw.pool.max_children = Some(isola_config::NumOrStr::Num(w));
     }
+    if let Some(b) = &args.backend {
+        raw.php.backend = Some(b.clone());
+    }
     if let Some(p) = &args.php {
         raw.php.binary = Some(if p.contains('/') {
             cwd.join(p).to_string_lossy().into_owned()
@@ -94,37 +99,106 @@ fn runtime_dir() -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("cannot create a runtime directory in {}", base.display()))
 }
 
-fn php_backend(php: &PhpConfig, runtime: &Path, store: &StoreLink) -> PhpCgi {
-    let mut args: Vec<OsString> = Vec::new();
-    for (k, v) in &php.ini {
-        args.push("-d".into());
-        args.push(format!("{k}={v}").into());
-    }
+/// Every ini setting workers get, in order: the user's, the store's, Isola's forced ones.
+fn ini_entries(php: &PhpConfig, store: &StoreLink) -> Vec<String> {
+    let mut out: Vec<String> = php.ini.iter().map(|(k, v)| format!("{k}={v}")).collect();
     // Isola's own values are URLs such as `tcp://host:6379?database=2&auth=p`: unquoted,
     // PHP's ini parser reads `=` and `&` as operators and keeps `tcp://host:6379?database`.
-    for (k, v) in &store.ini {
-        args.push("-d".into());
-        args.push(format!("{k}=\"{v}\"").into());
+    out.extend(store.ini.iter().map(|(k, v)| format!("{k}=\"{v}\"")));
+    out.extend(FORCED_INI.iter().map(|f| f.to_string()));
+    out
+}
+
+fn worker_env(php: &PhpConfig, store: &StoreLink) -> Vec<(OsString, OsString)> {
+    store
+        .env
+        .iter()
+        .map(|(k, v)| (k, v))
+        .chain(php.env.iter())
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
+
+fn php_backend(
+    php: &PhpConfig,
+    runtime: &Path,
+    store: &StoreLink,
+    engine: &Engine,
+) -> Arc<dyn Backend> {
+    match engine {
+        Engine::Native(n) => n.clone(),
+        Engine::PhpCgi { note } => Arc::new(PhpCgi {
+            binary: php.binary.clone(),
+            args: ini_entries(php, store)
+                .into_iter()
+                .flat_map(|e| [OsString::from("-d"), OsString::from(e)])
+                .collect(),
+            env: worker_env(php, store),
+            runtime_dir: runtime.to_path_buf(),
+            credentials: php.credentials,
+            rlimit_files: php.rlimit_files,
+            rlimit_core: php.rlimit_core,
+            note: note.clone(),
+        }),
     }
-    for forced in FORCED_INI {
-        args.push("-d".into());
-        args.push((*forced).into());
+}
+
+/// How a site's PHP runs. A native engine is shared by the site's web and queue pools:
+/// one zygote, one opcache.
+enum Engine {
+    Native(Arc<Native>),
+    PhpCgi { note: Option<String> },
+}
+
+/// Time the engine host gets to start PHP (module start-up, opcache, preload).
+const ENGINE_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `[php] backend`: native where the engine loads (auto), php-cgi otherwise, with the
+/// reason logged and shown in /status.
+async fn choose_engine(php: &PhpConfig, store: &StoreLink) -> anyhow::Result<Engine> {
+    if php.backend == PhpBackend::PhpCgi {
+        return Ok(Engine::PhpCgi { note: None });
     }
-    PhpCgi {
-        binary: php.binary.clone(),
-        args,
-        env: store
-            .env
-            .iter()
-            .map(|(k, v)| (k, v))
-            .chain(php.env.iter())
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect(),
-        runtime_dir: runtime.to_path_buf(),
-        credentials: php.credentials,
-        rlimit_files: php.rlimit_files,
-        rlimit_core: php.rlimit_core,
+    let reason = match isola_engine::built_in() {
+        Err(r) => r.to_string(),
+        Ok(()) => {
+            let exe = std::env::current_exe()
+                .and_then(|p| p.canonicalize())
+                .context("cannot find the isola binary to start the PHP engine host")?;
+            let native = Native::new(NativeRecipe {
+                exe,
+                ini: ini_entries(php, store)
+                    .into_iter()
+                    .map(|e| match e.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => (e, String::new()),
+                    })
+                    .collect(),
+                ini_file: None,
+                env: worker_env(php, store),
+                credentials: php.credentials,
+                rlimit_files: php.rlimit_files,
+                rlimit_core: php.rlimit_core,
+            });
+            match native.check(ENGINE_START_TIMEOUT).await {
+                Ok(_) => return Ok(Engine::Native(Arc::new(native))),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    if php.backend == PhpBackend::Native {
+        anyhow::bail!("php.backend = \"native\": {reason}");
     }
+    if !php.binary.is_file() {
+        anyhow::bail!(
+            "no PHP backend can run: native: {reason}; php-cgi: {} not found (install libphp8.2-embed or php-cgi)",
+            php.binary.display()
+        );
+    }
+    tracing::warn!("native PHP backend unavailable, using php-cgi: {reason}");
+    Ok(Engine::PhpCgi {
+        note: Some(format!("native backend unavailable: {reason}")),
+    })
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -315,6 +389,19 @@ async fn build_site(
         auto_size: p.auto_children.as_ref().map(auto_size).transpose()?,
         slowlog_timeout: p.slowlog_timeout,
     };
+    let engine = choose_engine(&sc.php, store).await?;
+    match &engine {
+        Engine::Native(n) => tracing::info!(
+            docroot = %sc.docroot.display(),
+            "PHP backend: native: {}",
+            n.status_note().unwrap_or_default()
+        ),
+        Engine::PhpCgi { .. } => tracing::info!(
+            docroot = %sc.docroot.display(),
+            "PHP backend: php-cgi ({})",
+            sc.php.binary.display()
+        ),
+    }
     let mut job_pools = Vec::new();
     for q in own_queues {
         // The site's PHP and limits, one worker per consumer, no waiting beyond them.
@@ -328,7 +415,7 @@ async fn build_site(
             label: sc.docroot.join(format!("queue:{}", q.name)),
             ..pool_cfg.clone()
         };
-        match Pool::start(cfg, php_backend(&sc.php, &qdir, store)).await {
+        match Pool::start(cfg, php_backend(&sc.php, &qdir, store, &engine)).await {
             Ok(p) => job_pools.push((q.name.clone(), p)),
             Err(e) => {
                 stop_pools(job_pools.into_iter().map(|(_, p)| p), Duration::ZERO).await;
@@ -338,7 +425,7 @@ async fn build_site(
             }
         }
     }
-    let pool = match Pool::start(pool_cfg, php_backend(&sc.php, &dir, store)).await {
+    let pool = match Pool::start(pool_cfg, php_backend(&sc.php, &dir, store, &engine)).await {
         Ok(p) => p,
         Err(e) => {
             stop_pools(job_pools.into_iter().map(|(_, p)| p), Duration::ZERO).await;

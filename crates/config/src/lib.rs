@@ -27,8 +27,8 @@ pub use store::{
 };
 pub use units::{parse_duration, parse_size};
 pub use validate::{
-    AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpConfig,
-    PmMode, PoolSettings, ServerConfig, TlsCertFiles,
+    AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpBackend,
+    PhpConfig, PmMode, PoolSettings, ServerConfig, TlsCertFiles,
 };
 
 use std::path::{Path, PathBuf};

@@ -329,6 +329,9 @@ pub struct RawPool {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPhp {
+    /// `auto` (native where the engine library is installed, else php-cgi), `native` or
+    /// `php-cgi`.
+    pub backend: Option<String>,
     /// php-cgi binary, a path or a name looked up in PATH.
     pub binary: Option<String>,
     /// php.ini settings passed to every worker as `-d name=value`.

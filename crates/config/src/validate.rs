@@ -188,6 +188,8 @@ pub struct PoolSettings {
 /// `[php]`, validated.
 #[derive(Debug, Clone)]
 pub struct PhpConfig {
+    /// Which backend runs PHP.
+    pub backend: PhpBackend,
     /// Workers' user and group, as (uid, gid), with the names for logs.
     pub credentials: Option<(u32, u32)>,
     /// RLIMIT_NOFILE of workers.
@@ -200,6 +202,17 @@ pub struct PhpConfig {
     pub ini: BTreeMap<String, String>,
     /// Worker environment.
     pub env: BTreeMap<String, String>,
+}
+
+/// `[php] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhpBackend {
+    /// Native where the engine library loads, else php-cgi (the reason is logged).
+    Auto,
+    /// The embedded engine, workers forked from a zygote; no fallback.
+    Native,
+    /// One php-cgi process per worker.
+    PhpCgi,
 }
 
 /// Log output format.
@@ -609,11 +622,25 @@ impl RawConfig {
             .filter(|d| !d.is_zero());
 
         let php = self.php;
+        let backend = match php.backend.as_deref() {
+            None | Some("auto") => PhpBackend::Auto,
+            Some("native") => PhpBackend::Native,
+            Some("php-cgi") | Some("cgi") => PhpBackend::PhpCgi,
+            Some(other) => {
+                errs.push(format!(
+                    "php.backend: {other:?} is not a backend; use \"auto\", \"native\" or \"php-cgi\""
+                ));
+                PhpBackend::Auto
+            }
+        };
         let binary_name = php.binary.unwrap_or_else(|| "php-cgi".to_string());
         let binary = find_binary(&binary_name, base_dir, search_path).unwrap_or_else(|| {
-            errs.push(format!(
-                "php.binary: {binary_name:?} not found; install php-cgi (Debian/Ubuntu: apt-get install php-cgi) or set [php] binary to its path"
-            ));
+            // Native needs no php-cgi; auto finds out at start whether it falls back.
+            if backend == PhpBackend::PhpCgi {
+                errs.push(format!(
+                    "php.binary: {binary_name:?} not found; install php-cgi (Debian/Ubuntu: apt-get install php-cgi) or set [php] binary to its path"
+                ));
+            }
             PathBuf::from(&binary_name)
         });
         let mut ini = BTreeMap::new();
@@ -840,6 +867,7 @@ impl RawConfig {
                 run_abandoned: p.run_abandoned.unwrap_or(true),
             },
             php: PhpConfig {
+                backend,
                 credentials,
                 rlimit_files,
                 rlimit_core,
@@ -1090,7 +1118,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let e = errors(
-            "[server]\ndocroot = \"missing\"\nlisten = \"nowhere\"\n[pool]\nmax_children = 0\n[php]\nbinary = \"no-such-php\"\n",
+            "[server]\ndocroot = \"missing\"\nlisten = \"nowhere\"\n[pool]\nmax_children = 0\n[php]\nbackend = \"php-cgi\"\nbinary = \"no-such-php\"\n",
         );
         for key in [
             "server.docroot",

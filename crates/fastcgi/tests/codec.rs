@@ -600,7 +600,10 @@ fn stdout_closed_is_reported_when_the_empty_record_is_consumed() {
     let mut dec = ResponseDecoder::new(1);
     assert!(matches!(dec.decode(&mut b), Ok(Some(Event::Stdout(_)))));
     assert!(matches!(dec.decode(&mut b), Ok(None)));
-    assert!(!dec.stdout_closed(), "another request's empty STDOUT is not ours");
+    assert!(
+        !dec.stdout_closed(),
+        "another request's empty STDOUT is not ours"
+    );
     record(&mut b, RecordType::Stdout, 1, b"", 0);
     record(&mut b, RecordType::Stderr, 1, b"after finish", 0);
     assert!(matches!(dec.decode(&mut b), Ok(Some(Event::Stderr(_)))));

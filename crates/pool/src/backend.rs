@@ -1,23 +1,31 @@
-//! How a php-cgi worker is started: command line, environment, private socket, start-up
-//! probe.
+//! The seam between the pool and the ways a PHP worker comes to exist ([`Backend`],
+//! [`Process`]), and the php-cgi backend: command line, environment, private socket,
+//! start-up probe.
+//!
+//! A backend only starts workers and hands back a connected FastCGI stream plus a
+//! [`Process`] handle; the pool alone decides when to signal and reap through that handle,
+//! and a handle never signals a process it has reaped (so never a recycled pid).
 //!
 //! The worker's listening socket is handed to php-cgi as its fd 0, the FastCGI convention
 //! (`FCGI_LISTENSOCK_FILENO`) that php-cgi detects by itself: no port, no race waiting for a
 //! socket file to appear, and the socket lives in a directory only Isola's user can enter.
+use nix::sys::signal::Signal;
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 
 /// PATH given to workers; their environment is otherwise cleared (php-fpm's `clear_env`).
-const WORKER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub const WORKER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Lines of a worker's stderr kept for a start-up failure report.
 const STDERR_TAIL_LINES: usize = 20;
 /// Longest stderr line logged; longer ones are cut.
@@ -41,34 +49,166 @@ pub struct PhpCgi {
     pub rlimit_files: Option<u64>,
     /// RLIMIT_CORE of workers (0 disables core dumps).
     pub rlimit_core: Option<u64>,
+    /// Shown in status (e.g. why the native backend is not used).
+    pub note: Option<String>,
+}
+
+/// A boxed future, so the seam's traits stay object-safe without a macro crate.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A way to start PHP workers. The pool calls [`Backend::spawn`] whenever it wants one
+/// more worker and does everything else itself.
+pub trait Backend: Send + Sync + 'static {
+    /// Starts worker number `n` and returns once it answered FCGI_GET_VALUES (within
+    /// `timeout`), or why it did not.
+    fn spawn(&self, n: u64, timeout: Duration) -> BoxFuture<'_, Result<Spawned, SpawnError>>;
+    /// Shown in status: `php-cgi`, `native`.
+    fn name(&self) -> &'static str;
+    /// Free text for status (engine version, why a fallback happened...).
+    fn status_note(&self) -> Option<String> {
+        None
+    }
+    /// Whether workers act on FCGI_ABORT_REQUEST while a script runs (client gone →
+    /// `connection_aborted()`, `ignore_user_abort`). php-cgi drops the connection instead,
+    /// so it must not be sent one.
+    fn honours_abort(&self) -> bool {
+        false
+    }
+}
+
+/// A worker process as the pool sees it.
+pub trait Process: Send + 'static {
+    /// Waits for the process to exit and reaps it. Cancel-safe: may be dropped and called
+    /// again; once it returned `Ok`, it returns the same status at once.
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>>;
+    /// Sends a signal; a no-op once the process has been reaped.
+    fn signal(&mut self, sig: Signal) -> io::Result<()>;
 }
 
 /// A started worker whose start-up probe succeeded.
-pub(crate) struct Spawned {
-    pub child: Child,
+pub struct Spawned {
+    /// Process id (for status, logs and memory figures).
     pub pid: u32,
+    /// The connected FastCGI stream the pool leases out.
     pub stream: UnixStream,
-    pub socket: PathBuf,
+    /// The handle the pool signals and reaps the worker through.
+    pub process: Box<dyn Process>,
 }
 
 /// Why a worker did not start.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SpawnError {
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The backend cannot run here at all.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The program could not be executed.
     #[error("cannot start {binary}: {source}")]
-    Exec { binary: String, source: io::Error },
+    Exec {
+        /// What was executed.
+        binary: String,
+        /// Why not.
+        source: io::Error,
+    },
+    /// A socket or pipe for the worker could not be made.
     #[error("cannot create worker socket {path}: {source}")]
-    Socket { path: String, source: io::Error },
-    #[error("php-cgi (pid {pid}) did not become ready: {reason}{stderr}")]
+    Socket {
+        /// Which.
+        path: String,
+        /// Why not.
+        source: io::Error,
+    },
+    /// The process started but did not answer its probe.
+    #[error("PHP worker (pid {pid}) did not become ready: {reason}{stderr}")]
     NotReady {
+        /// Its pid (0 when none was created).
         pid: u32,
+        /// What went wrong.
         reason: String,
+        /// Exit status and the last lines of its stderr, formatted for the log.
         stderr: String,
     },
 }
 
+/// A php-cgi worker: a tokio child with its private socket file.
+struct PhpCgiProcess {
+    child: Child,
+    socket: PathBuf,
+    reaped: bool,
+}
+
+impl Process for PhpCgiProcess {
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>> {
+        Box::pin(async move {
+            let status = self.child.wait().await;
+            if status.is_ok() {
+                self.reaped = true;
+            }
+            status
+        })
+    }
+
+    fn signal(&mut self, sig: Signal) -> io::Result<()> {
+        if self.reaped {
+            return Ok(());
+        }
+        if sig == Signal::SIGKILL {
+            // tokio's own kill knows whether the child was reaped already.
+            return self.child.start_kill();
+        }
+        match self.child.id() {
+            Some(pid) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+                .map_err(io::Error::from),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PhpCgiProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+impl Backend for PhpCgi {
+    fn spawn(&self, n: u64, timeout: Duration) -> BoxFuture<'_, Result<Spawned, SpawnError>> {
+        Box::pin(self.spawn_worker(n, timeout))
+    }
+
+    fn name(&self) -> &'static str {
+        "php-cgi"
+    }
+
+    fn status_note(&self) -> Option<String> {
+        self.note.clone()
+    }
+}
+
+/// The last lines a starting worker wrote to stderr, for its failure report.
+pub type StderrTail = Arc<Mutex<VecDeque<String>>>;
+
+/// The `stderr` part of [`SpawnError::NotReady`]: how the process ended and what it said.
+pub async fn failure_report(status: Option<ExitStatus>, tail: &StderrTail) -> String {
+    // Give the stderr reader a moment to collect the last lines.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let lines: Vec<String> = tail
+        .lock()
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default();
+    let mut out = match status {
+        Some(s) => format!(" (exit: {s})"),
+        None => String::new(),
+    };
+    if !lines.is_empty() {
+        out.push_str("; stderr: ");
+        out.push_str(&lines.join(" | "));
+    }
+    out
+}
+
 impl PhpCgi {
     /// Starts worker `n` and waits (up to `timeout`) for it to answer FCGI_GET_VALUES.
-    pub(crate) async fn spawn(&self, n: u64, timeout: Duration) -> Result<Spawned, SpawnError> {
+    async fn spawn_worker(&self, n: u64, timeout: Duration) -> Result<Spawned, SpawnError> {
         let started = Instant::now();
         let socket = self.runtime_dir.join(format!("worker-{n}.sock"));
         let _ = std::fs::remove_file(&socket);
@@ -105,7 +245,7 @@ impl PhpCgi {
             }
         })?;
         let pid = child.id().unwrap_or(0);
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = StderrTail::default();
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(log_stderr(stderr, pid, tail.clone()));
         }
@@ -117,10 +257,13 @@ impl PhpCgi {
                     "worker ready"
                 );
                 Ok(Spawned {
-                    child,
                     pid,
                     stream,
-                    socket,
+                    process: Box::new(PhpCgiProcess {
+                        child,
+                        socket,
+                        reaped: false,
+                    }),
                 })
             }
             failed => {
@@ -131,20 +274,7 @@ impl PhpCgi {
                 let _ = child.start_kill();
                 let status = child.wait().await;
                 let _ = std::fs::remove_file(&socket);
-                // Give the stderr reader a moment to collect the last lines.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let lines: Vec<String> = tail
-                    .lock()
-                    .map(|t| t.iter().cloned().collect())
-                    .unwrap_or_default();
-                let mut stderr = match status {
-                    Ok(s) => format!(" (exit: {s})"),
-                    Err(_) => String::new(),
-                };
-                if !lines.is_empty() {
-                    stderr.push_str("; stderr: ");
-                    stderr.push_str(&lines.join(" | "));
-                }
+                let stderr = failure_report(status.ok(), &tail).await;
                 Err(SpawnError::NotReady {
                     pid,
                     reason,
@@ -159,14 +289,21 @@ impl PhpCgi {
 /// interpreter started (ini parsed, extensions loaded). The kept connection is opened after.
 async fn probe(socket: &Path) -> io::Result<UnixStream> {
     let mut s = UnixStream::connect(socket).await?;
-    // GET_VALUES, request id 0, one pair: FCGI_MPXS_CONNS with an empty value (15+2 bytes,
-    // padded to 24).
-    let mut rec = vec![1u8, 9, 0, 0, 0, 17, 7, 0, 15, 0];
-    rec.extend_from_slice(b"FCGI_MPXS_CONNS");
-    rec.extend_from_slice(&[0; 7]);
-    s.write_all(&rec).await?;
-    let mut head = [0u8; 8];
-    s.read_exact(&mut head).await.map_err(|e| {
+    probe_get_values(&mut s).await?;
+    drop(s);
+    UnixStream::connect(socket).await
+}
+
+/// Asks FCGI_MPXS_CONNS with FCGI_GET_VALUES on `stream` and reads the record header of
+/// the answer: a worker that answers has started its engine.
+pub async fn probe_get_values(stream: &mut UnixStream) -> io::Result<()> {
+    use isola_fastcgi::record::{Header, HEADER_LEN};
+    use isola_fastcgi::RecordType;
+    let mut rec = bytes::BytesMut::new();
+    isola_fastcgi::encode_get_values(&mut rec, [b"FCGI_MPXS_CONNS".as_slice()]);
+    stream.write_all(&rec).await?;
+    let mut head = [0u8; HEADER_LEN];
+    stream.read_exact(&mut head).await.map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -176,21 +313,22 @@ async fn probe(socket: &Path) -> io::Result<UnixStream> {
             e
         }
     })?;
-    if head[0] != 1 || head[1] != 10 {
+    let header = Header::parse(&head).filter(|h| h.record_type == RecordType::GetValuesResult);
+    let Some(header) = header else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("unexpected answer to get_values: type {}", head[1]),
         ));
-    }
-    drop(s);
-    UnixStream::connect(socket).await
+    };
+    // Read the answer whole, so a kept connection starts at a record boundary.
+    let mut rest = vec![0u8; header.record_len() - HEADER_LEN];
+    stream.read_exact(&mut rest).await?;
+    Ok(())
 }
 
-async fn log_stderr(
-    stderr: tokio::process::ChildStderr,
-    pid: u32,
-    tail: Arc<Mutex<VecDeque<String>>>,
-) {
+/// Logs a worker's stderr line by line (target `isola::php`, with its pid), keeping the
+/// last lines in `tail` for a start-up failure report.
+pub async fn log_stderr<R: AsyncRead + Unpin>(stderr: R, pid: u32, tail: StderrTail) {
     let mut lines = BufReader::new(stderr).split(b'\n');
     while let Ok(Some(line)) = lines.next_segment().await {
         let mut text =
@@ -215,7 +353,7 @@ async fn log_stderr(
 /// worker threads, which live as long as the server. It is set after the uid change (a
 /// credential change clears it).
 #[allow(unsafe_code)]
-fn set_child_limits(cmd: &mut Command, files: Option<u64>, core: Option<u64>) {
+pub fn set_child_limits(cmd: &mut Command, files: Option<u64>, core: Option<u64>) {
     use nix::sys::resource::{setrlimit, Resource};
     // SAFETY: the closure runs in the child between fork and exec and only calls setrlimit(2)
     // and prctl(2), which are async-signal-safe; it allocates nothing and takes no locks.

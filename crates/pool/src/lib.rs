@@ -1,6 +1,7 @@
 //! The supervisor of PHP worker processes.
 //!
-//! Owns: starting workers through a [`backend::PhpCgi`], keeping one FastCGI connection
+//! Owns: starting workers through a [`Backend`] (php-cgi, or the native engine host of
+//! the `isola-engine` crate), keeping one FastCGI connection
 //! open to each, handing an idle worker to one request at a time ([`Pool::acquire`] →
 //! [`Lease`]), the bounded FIFO queue of requests waiting for a worker, recycling, killing
 //! and reaping every child, and replacing workers that die.
@@ -13,7 +14,7 @@ pub mod backend;
 mod pool;
 pub mod sizing;
 
-pub use backend::PhpCgi;
+pub use backend::{Backend, PhpCgi, Process, SpawnError, Spawned};
 pub use pool::{
     AcquireError, Headroom, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus,
     ProcessManager, WorkerState, WorkerStatus,

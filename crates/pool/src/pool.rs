@@ -1,5 +1,6 @@
 //! Dispatch, queue and worker bookkeeping.
-use crate::backend::{PhpCgi, Spawned};
+use crate::backend::{Backend, Process, Spawned};
+use nix::sys::signal::Signal;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -199,6 +200,10 @@ pub struct PoolStatus {
     pub slow_requests: u64,
     /// Replacements are being delayed because workers keep crashing.
     pub crash_loop_backoff: bool,
+    /// Which backend starts the workers (`php-cgi`, `native`).
+    pub backend: &'static str,
+    /// What the backend says about itself (engine version, fallback reason...).
+    pub backend_note: Option<String>,
     /// Failed spawns since the last successful one (0 when healthy).
     pub spawn_failures_in_a_row: u32,
     /// Workers retired by max_requests, max_worker_memory, max_lifetime or as spare.
@@ -221,7 +226,7 @@ struct Inner {
     config: PoolConfig,
     /// The limit in force: `config.max_children`, or what auto-sizing computed last.
     max_children: std::sync::atomic::AtomicUsize,
-    backend: PhpCgi,
+    backend: Arc<dyn Backend>,
     state: Mutex<State>,
     /// Signalled whenever a worker changes state or exits (shutdown waits on it).
     changed: Notify,
@@ -282,7 +287,7 @@ impl Inner {
 
 impl Pool {
     /// Starts `config.max_children` workers; fails when any of them cannot start.
-    pub async fn start(config: PoolConfig, backend: PhpCgi) -> Result<Pool, PoolError> {
+    pub async fn start(config: PoolConfig, backend: Arc<dyn Backend>) -> Result<Pool, PoolError> {
         let max_children = match &config.auto_size {
             Some(a) => {
                 let n = a.limit(a.estimate);
@@ -328,9 +333,8 @@ impl Pool {
         }
         if let Some(e) = first_error {
             for (_, mut s) in ok {
-                let _ = s.child.start_kill();
-                let _ = s.child.wait().await;
-                let _ = std::fs::remove_file(&s.socket);
+                let _ = s.process.signal(Signal::SIGKILL);
+                let _ = s.process.wait().await;
             }
             return Err(PoolError::Spawn(e));
         }
@@ -416,6 +420,8 @@ impl Pool {
         s.max_children = self.inner.max_children();
         s.queue_size = self.inner.config.queue_size;
         s.docroot = self.inner.config.label.clone();
+        s.backend = self.inner.backend.name();
+        s.backend_note = self.inner.backend.status_note();
         s.queue_len = st.waiters.iter().filter(|w| !w.is_closed()).count();
         s.workers = st
             .workers
@@ -487,7 +493,7 @@ impl Inner {
                 },
             );
         }
-        tokio::spawn(supervise(self.clone(), id, s.pid, s.child, s.socket, rx));
+        tokio::spawn(supervise(self.clone(), id, s.pid, s.process, rx));
         self.dispatch(id, s.stream);
     }
 
@@ -787,9 +793,8 @@ impl Inner {
                         inner.register(id, s);
                     }
                     Ok(mut s) => {
-                        let _ = s.child.start_kill();
-                        let _ = s.child.wait().await;
-                        let _ = std::fs::remove_file(&s.socket);
+                        let _ = s.process.signal(Signal::SIGKILL);
+                        let _ = s.process.wait().await;
                         inner.changed.notify_waiters();
                     }
                     Err(e) => {
@@ -1053,35 +1058,34 @@ async fn supervise(
     inner: Arc<Inner>,
     id: u64,
     pid: u32,
-    mut child: tokio::process::Child,
-    socket: PathBuf,
+    mut process: Box<dyn Process>,
     mut control: mpsc::UnboundedReceiver<Control>,
 ) {
-    use nix::sys::signal::Signal;
     let mut open = true;
     let mut sent: Option<Signal> = None;
     let status = loop {
         tokio::select! {
-            s = child.wait() => break s,
+            s = process.wait() => break s,
             msg = control.recv(), if open => match msg {
                 None => open = false,
                 Some(Control::Stop(grace)) => {
                     sent = Some(Signal::SIGTERM);
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
-                    match tokio::time::timeout(grace, child.wait()).await {
+                    let _ = process.signal(Signal::SIGTERM);
+                    match tokio::time::timeout(grace, process.wait()).await {
                         Ok(s) => break s,
                         Err(_) => {
                             tracing::warn!(pid, "worker ignored SIGTERM for {grace:?}; killing it");
                             sent = Some(Signal::SIGKILL);
-                            let _ = child.start_kill();
-                            break child.wait().await;
+                            let _ = process.signal(Signal::SIGKILL);
+                            break process.wait().await;
                         }
                     }
                 }
             },
         }
     };
-    let _ = std::fs::remove_file(&socket);
+    // Dropping the handle releases what the backend kept for the worker (its socket file).
+    drop(process);
     inner.on_exit(id, status, sent);
 }
 
@@ -1145,6 +1149,11 @@ impl Lease {
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Whether the worker acts on FCGI_ABORT_REQUEST (see [`Backend::honours_abort`]).
+    pub fn honours_abort(&self) -> bool {
+        self.inner.backend.honours_abort()
     }
 
     /// Ends the lease.

@@ -1,0 +1,1222 @@
+/*
+ * Isola's engine host: the official PHP engine (embed SAPI library) started once in a
+ * zygote, and workers forked from it that serve FastCGI on one connected socket each.
+ *
+ * Owns: the SAPI module (named "cgi-fcgi" so that opcache enables itself and apps see the
+ * PHP_SAPI they see under php-cgi), module start-up, the control loop that forks workers on
+ * the pool's command, and the worker's request loop with every PHP callback.
+ *
+ * Never: decides when to fork or kill (the pool does), reaps workers (they are Isola's
+ * children through CLONE_PARENT), opens sockets, or lets a PHP bailout (longjmp) cross
+ * into Rust: every callback and every zend_try lives in this file.
+ *
+ * Control protocol (SOCK_SEQPACKET, one message per datagram):
+ *   zygote -> Isola, once: "R <php version> opcache=<0|1> threads=<n>" or "E <reason>"
+ *   Isola -> zygote: "S" with SCM_RIGHTS [worker socket, worker stderr]
+ *   zygote -> Isola: "P <pid>" or "E <errno> <reason>"
+ * EOF on the control socket ends the zygote; running workers are unaffected.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "php.h"
+#include "php_ini.h"
+#include "php_main.h"
+#include "php_variables.h"
+#include "SAPI.h"
+#include "ext/standard/info.h"
+#include "main/php_output.h"
+#include "zend_exceptions.h"
+#include "zend_extensions.h"
+#include "zend_signal.h"
+
+/* FastCGI 1.0 */
+#define FCGI_BEGIN_REQUEST 1
+#define FCGI_ABORT_REQUEST 2
+#define FCGI_END_REQUEST 3
+#define FCGI_PARAMS 4
+#define FCGI_STDIN 5
+#define FCGI_STDOUT 6
+#define FCGI_STDERR 7
+#define FCGI_GET_VALUES 9
+#define FCGI_GET_VALUES_RESULT 10
+#define FCGI_UNKNOWN_TYPE 11
+#define FCGI_RESPONDER 1
+#define FCGI_KEEP_CONN 1
+#define FCGI_REQUEST_COMPLETE 0
+#define FCGI_UNKNOWN_ROLE 3
+
+#define REC_MAX (8 + 65535 + 255)
+/* Output is sent in records of at most this much; a flush sends what is buffered. */
+#define OUT_CHUNK 32768
+/* Params of one request: a bound, so a peer cannot make a worker allocate without limit. */
+#define MAX_PARAMS_BYTES (1024 * 1024)
+#define MAX_PARAMS 4096
+
+typedef struct {
+	const char *name;
+	size_t name_len;
+	char *value; /* NUL-terminated inside the params buffer */
+	size_t value_len;
+} param;
+
+typedef struct {
+	int fd;
+	/* Read side: whole records are assembled here. */
+	unsigned char in[REC_MAX];
+	size_t in_len;
+	/* STDIN content of the current record not yet handed to PHP. */
+	size_t stdin_off, stdin_left;
+	int stdin_eof;
+	/* Write side: one record being filled (8-byte header reserved). */
+	unsigned char out[8 + OUT_CHUNK];
+	size_t out_len;
+	uint16_t req_id;
+	int in_request;
+	int aborted;  /* the peer sent ABORT_REQUEST or the socket broke */
+	int finished; /* fastcgi_finish_request(): the response stream is closed */
+	int broken;   /* a write failed: no END_REQUEST can be sent either */
+	/* Params of the current request. */
+	char *pbuf;
+	size_t plen, pcap;
+	param *params;
+	size_t nparams;
+} conn_t;
+
+static conn_t *conn;
+
+/* ---- low-level socket I/O ---- */
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void put_header(unsigned char *h, int type, uint16_t id, size_t len, size_t pad)
+{
+	h[0] = 1;
+	h[1] = (unsigned char)type;
+	h[2] = (unsigned char)(id >> 8);
+	h[3] = (unsigned char)id;
+	h[4] = (unsigned char)(len >> 8);
+	h[5] = (unsigned char)len;
+	h[6] = (unsigned char)pad;
+	h[7] = 0;
+}
+
+/* One record, content up to 65535 bytes, padded to 8. */
+static int send_record(conn_t *c, int type, uint16_t id, const void *data, size_t len)
+{
+	static const unsigned char zeros[8];
+	unsigned char h[8];
+	size_t pad = (8 - (len % 8)) % 8;
+	if (c->broken) {
+		return -1;
+	}
+	put_header(h, type, id, len, pad);
+	if (write_all(c->fd, h, 8) < 0 || (len && write_all(c->fd, data, len) < 0) ||
+	    (pad && write_all(c->fd, zeros, pad) < 0)) {
+		c->broken = 1;
+		c->aborted = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends the buffered STDOUT content as one record (header and content in one write). */
+static int flush_out(conn_t *c)
+{
+	size_t len = c->out_len;
+	size_t pad = (8 - (len % 8)) % 8;
+	if (len == 0) {
+		return 0;
+	}
+	c->out_len = 0;
+	if (c->broken) {
+		return -1;
+	}
+	put_header(c->out, FCGI_STDOUT, c->req_id, len, pad);
+	memset(c->out + 8 + len, 0, pad);
+	if (write_all(c->fd, c->out, 8 + len + pad) < 0) {
+		c->broken = 1;
+		c->aborted = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads until one whole record is in c->in. Returns 1 with the record at c->in, 0 on EOF
+ * between records, -1 on error or EOF inside a record.
+ */
+static int read_record(conn_t *c)
+{
+	for (;;) {
+		if (c->in_len >= 8) {
+			size_t need = 8 + ((size_t)c->in[4] << 8 | c->in[5]) + c->in[6];
+			if (c->in[0] != 1) {
+				return -1;
+			}
+			if (c->in_len >= need) {
+				return 1;
+			}
+		}
+		ssize_t r = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+		if (r < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -1;
+		}
+		if (r == 0) {
+			return c->in_len == 0 ? 0 : -1;
+		}
+		c->in_len += (size_t)r;
+	}
+}
+
+static size_t rec_len(conn_t *c)
+{
+	return ((size_t)c->in[4] << 8) | c->in[5];
+}
+
+static uint16_t rec_id(conn_t *c)
+{
+	return (uint16_t)(((uint16_t)c->in[2] << 8) | c->in[3]);
+}
+
+/* Drops the record at the front of c->in, keeping any bytes of the next ones. */
+static void consume_record(conn_t *c)
+{
+	size_t total = 8 + rec_len(c) + c->in[6];
+	memmove(c->in, c->in + total, c->in_len - total);
+	c->in_len -= total;
+}
+
+/* ---- FastCGI name-value pairs ---- */
+
+static int read_nv_len(const unsigned char **p, const unsigned char *end, size_t *out)
+{
+	if (*p >= end) {
+		return -1;
+	}
+	if (**p & 0x80) {
+		if (end - *p < 4) {
+			return -1;
+		}
+		*out = ((size_t)((*p)[0] & 0x7f) << 24) | ((size_t)(*p)[1] << 16) | ((size_t)(*p)[2] << 8) |
+		       (*p)[3];
+		*p += 4;
+	} else {
+		*out = **p;
+		*p += 1;
+	}
+	return 0;
+}
+
+/*
+ * Splits the params stream into pairs. Each value is NUL-terminated in place, which the
+ * format allows because it is rewritten into a fresh buffer with one spare byte per pair.
+ */
+static int parse_params(conn_t *c)
+{
+	const unsigned char *p = (const unsigned char *)c->pbuf, *end = p + c->plen;
+	size_t cap = 64, n = 0;
+	char *store = malloc(c->plen * 2 + 2);
+	size_t used = 0;
+	param *ps = malloc(cap * sizeof(param));
+	if (!store || !ps) {
+		free(store);
+		free(ps);
+		return -1;
+	}
+	while (p < end) {
+		size_t nl, vl;
+		if (read_nv_len(&p, end, &nl) < 0 || read_nv_len(&p, end, &vl) < 0 ||
+		    (size_t)(end - p) < nl || (size_t)(end - p) - nl < vl || n >= MAX_PARAMS) {
+			free(store);
+			free(ps);
+			return -1;
+		}
+		if (n == cap) {
+			param *grown = realloc(ps, cap * 2 * sizeof(param));
+			if (!grown) {
+				free(store);
+				free(ps);
+				return -1;
+			}
+			ps = grown;
+			cap *= 2;
+		}
+		char *name = store + used;
+		memcpy(name, p, nl);
+		name[nl] = 0;
+		used += nl + 1;
+		p += nl;
+		char *value = store + used;
+		memcpy(value, p, vl);
+		value[vl] = 0;
+		used += vl + 1;
+		p += vl;
+		ps[n].name = name;
+		ps[n].name_len = nl;
+		ps[n].value = value;
+		ps[n].value_len = vl;
+		n++;
+	}
+	free(c->pbuf);
+	c->pbuf = store;
+	c->plen = used;
+	c->pcap = c->plen * 2 + 2;
+	c->params = ps;
+	c->nparams = n;
+	return 0;
+}
+
+static char *param_get(const char *name, size_t len)
+{
+	if (!conn || !conn->params) {
+		return NULL;
+	}
+	for (size_t i = 0; i < conn->nparams; i++) {
+		if (conn->params[i].name_len == len && memcmp(conn->params[i].name, name, len) == 0) {
+			return conn->params[i].value;
+		}
+	}
+	return NULL;
+}
+
+#define PARAM(lit) param_get(lit, sizeof(lit) - 1)
+
+/* ---- client abort ---- */
+
+/*
+ * Whether Isola sent ABORT_REQUEST for this request (its client went away). Checked when
+ * output is pushed, without blocking: what php-fpm learns from a failed write, a worker
+ * behind Isola learns from this record, because Isola keeps reading the response to keep
+ * the worker reusable.
+ */
+static int peer_aborted(conn_t *c)
+{
+	if (c->aborted) {
+		return 1;
+	}
+	for (;;) {
+		if (c->in_len >= 8) {
+			size_t need = 8 + rec_len(c) + c->in[6];
+			if (c->in_len < need) {
+				/* partial record: read the rest below */
+			} else if (c->in[1] == FCGI_ABORT_REQUEST && rec_id(c) == c->req_id) {
+				consume_record(c);
+				c->aborted = 1;
+				return 1;
+			} else {
+				/* STDIN or anything else stays for read_post. */
+				return 0;
+			}
+		}
+		if (c->in_len == sizeof(c->in)) {
+			return 0;
+		}
+		ssize_t r = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+		if (r < 0) {
+			return 0; /* EAGAIN: nothing said */
+		}
+		if (r == 0) {
+			c->aborted = 1;
+			return 1;
+		}
+		c->in_len += (size_t)r;
+	}
+}
+
+/* ---- SAPI callbacks ---- */
+
+static size_t isola_ub_write(const char *str, size_t len)
+{
+	conn_t *c = conn;
+	size_t left = len;
+	if (!c || c->finished || c->broken) {
+		return len;
+	}
+	while (left > 0) {
+		size_t room = OUT_CHUNK - c->out_len;
+		size_t n = left < room ? left : room;
+		memcpy(c->out + 8 + c->out_len, str, n);
+		c->out_len += n;
+		str += n;
+		left -= n;
+		if (c->out_len == OUT_CHUNK) {
+			if (flush_out(c) < 0 || peer_aborted(c)) {
+				php_handle_aborted_connection();
+				return len;
+			}
+		}
+	}
+	return len;
+}
+
+static void isola_flush(void *server_context)
+{
+	conn_t *c = server_context;
+	if (!c || c->finished) {
+		return;
+	}
+	if (!SG(headers_sent)) {
+		sapi_send_headers();
+	}
+	if (flush_out(c) < 0 || peer_aborted(c)) {
+		if (!SG(request_info).headers_only) {
+			php_handle_aborted_connection();
+		}
+	}
+}
+
+static void out_str(const char *s, size_t n)
+{
+	/* Headers bypass output buffering but share the STDOUT stream. */
+	isola_ub_write(s, n);
+}
+
+/* php-cgi's sapi_cgi_send_headers: a Status line unless 200, `Status:` from header()
+ * honoured, Content-Type dropped on 304. */
+static int isola_send_headers(sapi_headers_struct *sapi_headers)
+{
+	char buf[256];
+	int len = 0;
+	int response_status = SG(sapi_headers).http_response_code;
+	sapi_header_struct *h;
+	zend_llist_position pos;
+	bool ignore_status = 0;
+
+	if (SG(request_info).no_headers == 1) {
+		return SAPI_HEADER_SENT_SUCCESSFULLY;
+	}
+	if (SG(sapi_headers).http_response_code != 200) {
+		bool has_status = 0;
+		char *s;
+		if (SG(sapi_headers).http_status_line &&
+		    (s = strchr(SG(sapi_headers).http_status_line, ' ')) != 0 &&
+		    (s - SG(sapi_headers).http_status_line) >= 5 &&
+		    strncasecmp(SG(sapi_headers).http_status_line, "HTTP/", 5) == 0) {
+			len = snprintf(buf, sizeof(buf), "Status:%s", s);
+			response_status = atoi(s + 1);
+		} else {
+			h = (sapi_header_struct *)zend_llist_get_first_ex(&sapi_headers->headers, &pos);
+			while (h) {
+				if (h->header_len > sizeof("Status:") - 1 &&
+				    strncasecmp(h->header, "Status:", sizeof("Status:") - 1) == 0) {
+					has_status = 1;
+					break;
+				}
+				h = (sapi_header_struct *)zend_llist_get_next_ex(&sapi_headers->headers, &pos);
+			}
+			if (!has_status) {
+				len = snprintf(buf, sizeof(buf), "Status: %d", SG(sapi_headers).http_response_code);
+			}
+		}
+		if (len > 0 && !has_status) {
+			if ((size_t)len >= sizeof(buf)) {
+				len = sizeof(buf) - 1;
+			}
+			out_str(buf, (size_t)len);
+			out_str("\r\n", 2);
+		}
+	}
+	h = (sapi_header_struct *)zend_llist_get_first_ex(&sapi_headers->headers, &pos);
+	while (h) {
+		if (h->header_len) {
+			if (h->header_len > sizeof("Status:") - 1 &&
+			    strncasecmp(h->header, "Status:", sizeof("Status:") - 1) == 0) {
+				if (!ignore_status) {
+					ignore_status = 1;
+					out_str(h->header, h->header_len);
+					out_str("\r\n", 2);
+				}
+			} else if (response_status == 304 && h->header_len > sizeof("Content-Type:") - 1 &&
+				   strncasecmp(h->header, "Content-Type:", sizeof("Content-Type:") - 1) == 0) {
+				/* dropped, as php-cgi does */
+			} else {
+				out_str(h->header, h->header_len);
+				out_str("\r\n", 2);
+			}
+		}
+		h = (sapi_header_struct *)zend_llist_get_next_ex(&sapi_headers->headers, &pos);
+	}
+	out_str("\r\n", 2);
+	return SAPI_HEADER_SENT_SUCCESSFULLY;
+}
+
+/* Hands PHP up to `count` bytes of the request body, pulling STDIN records as needed:
+ * the body is never held whole, and Isola's writes wait for PHP's reads. */
+static size_t isola_read_post(char *buf, size_t count)
+{
+	conn_t *c = conn;
+	size_t done = 0;
+	if (!c) {
+		return 0;
+	}
+	{
+		zend_long left = SG(request_info).content_length - (zend_long)SG(read_post_bytes);
+		if (left <= 0) {
+			return 0;
+		}
+		if ((zend_ulong)left < count) {
+			count = (size_t)left;
+		}
+	}
+	while (done < count && !c->stdin_eof) {
+		if (c->stdin_left > 0) {
+			size_t n = count - done < c->stdin_left ? count - done : c->stdin_left;
+			memcpy(buf + done, c->in + c->stdin_off, n);
+			c->stdin_off += n;
+			c->stdin_left -= n;
+			done += n;
+			if (c->stdin_left == 0) {
+				consume_record(c);
+			}
+			continue;
+		}
+		int r = read_record(c);
+		if (r <= 0) {
+			c->stdin_eof = 1;
+			c->aborted = 1;
+			break;
+		}
+		if (rec_id(c) != c->req_id) {
+			consume_record(c);
+			continue;
+		}
+		switch (c->in[1]) {
+		case FCGI_STDIN:
+			if (rec_len(c) == 0) {
+				consume_record(c);
+				c->stdin_eof = 1;
+			} else {
+				c->stdin_off = 8;
+				c->stdin_left = rec_len(c);
+			}
+			break;
+		case FCGI_ABORT_REQUEST:
+			consume_record(c);
+			c->aborted = 1;
+			c->stdin_eof = 1;
+			break;
+		default:
+			consume_record(c);
+		}
+	}
+	return done;
+}
+
+static char *isola_read_cookies(void)
+{
+	return PARAM("HTTP_COOKIE");
+}
+
+static char *isola_getenv(const char *name, size_t len)
+{
+	return param_get(name, len);
+}
+
+static void isola_register_variables(zval *track)
+{
+	/* php-cgi imports the process environment first, then every FastCGI param. */
+	php_import_environment_variables(track);
+	if (conn && conn->params) {
+		for (size_t i = 0; i < conn->nparams; i++) {
+			param *p = &conn->params[i];
+			size_t new_len;
+			char *v = p->value;
+			if (sapi_module.input_filter(PARSE_SERVER, (char *)p->name, &v, p->value_len, &new_len)) {
+				php_register_variable_safe((char *)p->name, v, new_len, track);
+			}
+		}
+	}
+	/* cgi.fix_pathinfo=1: PHP_SELF = SCRIPT_NAME + PATH_INFO. */
+	const char *script_name = SG(request_info).request_uri ? SG(request_info).request_uri : "";
+	const char *path_info = PARAM("PATH_INFO");
+	size_t sl = strlen(script_name), pl = path_info ? strlen(path_info) : 0;
+	char *self = emalloc(sl + pl + 1);
+	memcpy(self, script_name, sl);
+	if (pl) {
+		memcpy(self + sl, path_info, pl);
+	}
+	self[sl + pl] = 0;
+	size_t self_len = sl + pl;
+	char *sv = self;
+	if (sapi_module.input_filter(PARSE_SERVER, "PHP_SELF", &sv, self_len, &self_len)) {
+		php_register_variable_safe("PHP_SELF", sv, self_len, track);
+	}
+	efree(self);
+}
+
+static void isola_log_message(const char *message, int syslog_type)
+{
+	(void)syslog_type;
+	conn_t *c = conn;
+	if (c && c->in_request && !c->broken && INI_BOOL("fastcgi.logging")) {
+		size_t len = strlen(message);
+		const char *p = message;
+		/* One record per 65528 bytes: STDERR content is length-limited like STDOUT. */
+		while (len > 0) {
+			size_t n = len > 65528 ? 65528 : len;
+			if (n == len) {
+				char *line = malloc(n + 1);
+				if (!line) {
+					break;
+				}
+				memcpy(line, p, n);
+				line[n] = '\n';
+				send_record(c, FCGI_STDERR, c->req_id, line, n + 1);
+				free(line);
+			} else {
+				send_record(c, FCGI_STDERR, c->req_id, p, n);
+			}
+			p += n;
+			len -= n;
+		}
+		return;
+	}
+	fprintf(stderr, "%s\n", message);
+}
+
+/* ---- per-directory and .user.ini configuration, as php-cgi ---- */
+
+typedef struct {
+	HashTable *config;
+	time_t expires;
+} user_config_entry;
+
+static HashTable user_config_cache;
+
+static void user_config_entry_dtor(zval *el)
+{
+	user_config_entry *e = Z_PTR_P(el);
+	zend_hash_destroy(e->config);
+	free(e->config);
+	free(e);
+}
+
+static void activate_user_config(char *path, size_t path_len, const char *doc_root, size_t doc_root_len,
+				 size_t start)
+{
+	user_config_entry *entry = zend_hash_str_find_ptr(&user_config_cache, path, path_len);
+	time_t now = (time_t)sapi_get_request_time();
+	if (!entry) {
+		entry = malloc(sizeof(*entry));
+		if (!entry) {
+			return;
+		}
+		entry->expires = 0;
+		entry->config = malloc(sizeof(HashTable));
+		if (!entry->config) {
+			free(entry);
+			return;
+		}
+		zend_hash_init(entry->config, 8, NULL, config_zval_dtor, 1);
+		zend_hash_str_update_ptr(&user_config_cache, path, path_len, entry);
+	}
+	if (now > entry->expires) {
+		char *s1, *s2;
+		size_t s_len;
+		zend_hash_clean(entry->config);
+		if (path_len > doc_root_len) {
+			s1 = (char *)doc_root;
+			s2 = path;
+			s_len = doc_root_len;
+		} else {
+			s1 = path;
+			s2 = (char *)doc_root;
+			s_len = path_len;
+		}
+		/* Inside the document root, .user.ini files are read from the root down. */
+		if (strncmp(s1, s2, s_len) == 0) {
+			char *ptr = s2 + start;
+			while ((ptr = strchr(ptr, '/')) != NULL) {
+				*ptr = 0;
+				php_parse_user_ini_file(path, PG(user_ini_filename), entry->config);
+				*ptr = '/';
+				ptr++;
+			}
+		} else {
+			php_parse_user_ini_file(path, PG(user_ini_filename), entry->config);
+		}
+		entry->expires = now + PG(user_ini_cache_ttl);
+	}
+	php_ini_activate_config(entry->config, PHP_INI_PERDIR, PHP_INI_STAGE_HTACCESS);
+}
+
+static int isola_activate(void)
+{
+	if (!SG(request_info).path_translated) {
+		return FAILURE;
+	}
+	if (php_ini_has_per_host_config()) {
+		char *server_name = PARAM("SERVER_NAME");
+		if (server_name) {
+			size_t n = strlen(server_name);
+			char *lower = estrndup(server_name, n);
+			zend_str_tolower(lower, n);
+			php_ini_activate_per_host_config(lower, n);
+			efree(lower);
+		}
+	}
+	if (php_ini_has_per_dir_config() || (PG(user_ini_filename) && *PG(user_ini_filename))) {
+		size_t path_len = strlen(SG(request_info).path_translated);
+		char *path = emalloc(path_len + 2);
+		memcpy(path, SG(request_info).path_translated, path_len + 1);
+		path_len = zend_dirname(path, path_len);
+		path[path_len++] = '/';
+		path[path_len] = 0;
+		php_ini_activate_per_dir_config(path, path_len);
+		if (PG(user_ini_filename) && *PG(user_ini_filename)) {
+			char *doc_root = PARAM("DOCUMENT_ROOT");
+			if (doc_root) {
+				size_t doc_root_len = strlen(doc_root);
+				if (doc_root_len > 0 && doc_root[doc_root_len - 1] == '/') {
+					--doc_root_len;
+				}
+				if (doc_root_len > 0) {
+					activate_user_config(path, path_len, doc_root, doc_root_len, doc_root_len - 1);
+				}
+			}
+		}
+		efree(path);
+	}
+	return SUCCESS;
+}
+
+/* ---- functions php-cgi and php-fpm give scripts ---- */
+
+static void add_request_header(zval *ret, const char *var, size_t var_len, const char *val, size_t val_len)
+{
+	if (var_len > 5 && memcmp(var, "HTTP_", 5) == 0) {
+		char *name = emalloc(var_len - 5 + 1);
+		const char *p = var + 5;
+		char *o = name;
+		*o++ = *p++;
+		while (*p) {
+			if (*p == '_') {
+				*o++ = '-';
+				p++;
+				if (*p) {
+					*o++ = *p++;
+				}
+			} else if (*p >= 'A' && *p <= 'Z') {
+				*o++ = (char)(*p++ - 'A' + 'a');
+			} else {
+				*o++ = *p++;
+			}
+		}
+		*o = 0;
+		add_assoc_stringl_ex(ret, name, (size_t)(o - name), (char *)val, val_len);
+		efree(name);
+	} else if (var_len == sizeof("CONTENT_TYPE") - 1 && memcmp(var, "CONTENT_TYPE", var_len) == 0) {
+		add_assoc_stringl_ex(ret, "Content-Type", sizeof("Content-Type") - 1, (char *)val, val_len);
+	} else if (var_len == sizeof("CONTENT_LENGTH") - 1 && memcmp(var, "CONTENT_LENGTH", var_len) == 0) {
+		add_assoc_stringl_ex(ret, "Content-Length", sizeof("Content-Length") - 1, (char *)val, val_len);
+	}
+}
+
+PHP_FUNCTION(apache_request_headers)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	array_init(return_value);
+	if (conn && conn->params) {
+		for (size_t i = 0; i < conn->nparams; i++) {
+			param *p = &conn->params[i];
+			add_request_header(return_value, p->name, p->name_len, p->value, p->value_len);
+		}
+	}
+}
+
+static void add_response_header(sapi_header_struct *h, zval *ret)
+{
+	if (h->header_len > 0) {
+		char *s = memchr(h->header, ':', h->header_len);
+		if (s) {
+			size_t len = (size_t)(s - h->header);
+			do {
+				s++;
+			} while (*s == ' ' || *s == '\t');
+			add_assoc_stringl_ex(ret, h->header, len, s, h->header_len - (size_t)(s - h->header));
+		}
+	}
+}
+
+PHP_FUNCTION(apache_response_headers)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	array_init(return_value);
+	zend_llist_apply_with_argument(&SG(sapi_headers).headers, (llist_apply_with_arg_func_t)add_response_header,
+				       return_value);
+}
+
+/* php-fpm's: the client gets the whole response now; the script runs on (its output is
+ * discarded) and the worker stays busy until it ends, so the pool never hands it out early. */
+PHP_FUNCTION(fastcgi_finish_request)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	conn_t *c = conn;
+	if (!c || !c->in_request || c->finished) {
+		RETURN_FALSE;
+	}
+	php_output_end_all();
+	if (!SG(headers_sent)) {
+		sapi_send_headers();
+		SG(headers_sent) = 1;
+	}
+	flush_out(c);
+	send_record(c, FCGI_STDOUT, c->req_id, NULL, 0);
+	c->finished = 1;
+	RETURN_TRUE;
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_headers, 0, 0, IS_ARRAY, 0)
+ZEND_END_ARG_INFO()
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_finish, 0, 0, _IS_BOOL, 0)
+ZEND_END_ARG_INFO()
+
+static const zend_function_entry isola_functions[] = {
+	ZEND_FE(apache_request_headers, arginfo_headers)
+	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_headers)
+	ZEND_FE(apache_response_headers, arginfo_headers)
+	ZEND_FE(fastcgi_finish_request, arginfo_finish)
+	ZEND_FE_END
+};
+
+/* The cgi-fcgi ini entries php-cgi registers, so ini_get() and phpinfo() agree. */
+PHP_INI_BEGIN()
+	PHP_INI_ENTRY("cgi.rfc2616_headers", "0", PHP_INI_ALL, NULL)
+	PHP_INI_ENTRY("cgi.nph", "0", PHP_INI_ALL, NULL)
+	PHP_INI_ENTRY("cgi.check_shebang_line", "1", PHP_INI_SYSTEM, NULL)
+	PHP_INI_ENTRY("cgi.force_redirect", "1", PHP_INI_SYSTEM, NULL)
+	PHP_INI_ENTRY("cgi.redirect_status_env", NULL, PHP_INI_SYSTEM, NULL)
+	PHP_INI_ENTRY("cgi.fix_pathinfo", "1", PHP_INI_SYSTEM, NULL)
+	PHP_INI_ENTRY("cgi.discard_path", "0", PHP_INI_SYSTEM, NULL)
+	PHP_INI_ENTRY("fastcgi.logging", "1", PHP_INI_SYSTEM, NULL)
+PHP_INI_END()
+
+static PHP_MINIT_FUNCTION(isola)
+{
+	REGISTER_INI_ENTRIES();
+	zend_hash_init(&user_config_cache, 8, NULL, user_config_entry_dtor, 1);
+	return SUCCESS;
+}
+
+static PHP_MSHUTDOWN_FUNCTION(isola)
+{
+	UNREGISTER_INI_ENTRIES();
+	return SUCCESS;
+}
+
+static PHP_MINFO_FUNCTION(isola)
+{
+	DISPLAY_INI_ENTRIES();
+}
+
+static zend_module_entry isola_module_entry = {
+	STANDARD_MODULE_HEADER,
+	"cgi-fcgi",
+	isola_functions,
+	PHP_MINIT(isola),
+	PHP_MSHUTDOWN(isola),
+	NULL,
+	NULL,
+	PHP_MINFO(isola),
+	PHP_VERSION,
+	STANDARD_MODULE_PROPERTIES,
+};
+
+static int isola_startup(sapi_module_struct *m)
+{
+	return php_module_startup(m, &isola_module_entry);
+}
+
+static int isola_deactivate(void)
+{
+	return SUCCESS;
+}
+
+static sapi_module_struct isola_sapi = {
+	.name = "cgi-fcgi",
+	.pretty_name = "CGI/FastCGI",
+	.startup = isola_startup,
+	.shutdown = php_module_shutdown_wrapper,
+	.activate = isola_activate,
+	.deactivate = isola_deactivate,
+	.ub_write = isola_ub_write,
+	.flush = isola_flush,
+	.getenv = isola_getenv,
+	.sapi_error = php_error,
+	.send_headers = isola_send_headers,
+	.read_post = isola_read_post,
+	.read_cookies = isola_read_cookies,
+	.register_server_variables = isola_register_variables,
+	.log_message = isola_log_message,
+	.php_ini_ignore_cwd = 1,
+};
+
+/* ---- one request ---- */
+
+/* php-cgi's init_request_info for a server that splits PATH_INFO itself (Isola does):
+ * SCRIPT_FILENAME is the script; PHP_SELF is SCRIPT_NAME + PATH_INFO. */
+static void init_request_info(conn_t *c)
+{
+	char *script = PARAM("SCRIPT_FILENAME");
+	char *content_length = PARAM("CONTENT_LENGTH");
+	char *content_type = PARAM("CONTENT_TYPE");
+	(void)c;
+	SG(request_info).path_translated = NULL;
+	SG(request_info).request_method = PARAM("REQUEST_METHOD");
+	/* php-cgi never works the protocol out either (its "FIXME"): same redirects. */
+	SG(request_info).proto_num = 1000;
+	SG(request_info).query_string = PARAM("QUERY_STRING");
+	SG(request_info).request_uri = PARAM("SCRIPT_NAME");
+	SG(request_info).content_type = content_type ? content_type : "";
+	SG(request_info).content_length = content_length ? atol(content_length) : 0;
+	SG(request_info).cookie_data = NULL;
+	SG(request_info).headers_only = 0;
+	SG(sapi_headers).http_response_code = 200;
+	if (script && *script) {
+		/* malloc'd: request memory is reset at shutdown, this outlives it. */
+		SG(request_info).path_translated = strdup(script);
+	}
+	php_handle_auth_data(PARAM("HTTP_AUTHORIZATION"));
+}
+
+static void send_end_request(conn_t *c, uint32_t app_status, int protocol_status, uint16_t id)
+{
+	unsigned char body[8] = {
+		(unsigned char)(app_status >> 24), (unsigned char)(app_status >> 16),
+		(unsigned char)(app_status >> 8), (unsigned char)app_status,
+		(unsigned char)protocol_status, 0, 0, 0,
+	};
+	send_record(c, FCGI_END_REQUEST, id, body, 8);
+}
+
+static void run_request(conn_t *c)
+{
+	zend_file_handle fh;
+	int exit_status = 0;
+
+	c->in_request = 1;
+	c->aborted = 0;
+	c->finished = 0;
+	c->stdin_eof = 0;
+	c->stdin_left = 0;
+	c->out_len = 0;
+	SG(server_context) = c;
+	init_request_info(c);
+
+	int have_fh = 0;
+	EG(exit_status) = 0;
+	zend_first_try {
+		if (php_request_startup() == FAILURE) {
+			EG(exit_status) = 255;
+		} else {
+			struct stat st;
+			const char *path = SG(request_info).path_translated;
+			if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+				/* php-cgi's answer when SCRIPT_FILENAME names no file. */
+				SG(sapi_headers).http_response_code = 404;
+				PUTS("No input file specified.\n");
+			} else {
+				zend_stream_init_filename(&fh, path);
+				fh.primary_script = 1;
+				have_fh = 1;
+				php_execute_script(&fh);
+			}
+		}
+	} zend_end_try();
+	if (have_fh) {
+		zend_destroy_file_handle(&fh);
+	}
+	exit_status = EG(exit_status);
+	php_request_shutdown(NULL);
+	/* Body bytes PHP did not read stay in the socket; the idle loop discards them. */
+	if (SG(request_info).path_translated) {
+		free(SG(request_info).path_translated);
+		SG(request_info).path_translated = NULL;
+	}
+	if (!c->finished) {
+		flush_out(c);
+		send_record(c, FCGI_STDOUT, c->req_id, NULL, 0);
+	}
+	send_end_request(c, (uint32_t)exit_status, FCGI_REQUEST_COMPLETE, c->req_id);
+	c->in_request = 0;
+	free(c->pbuf);
+	free(c->params);
+	c->pbuf = NULL;
+	c->params = NULL;
+	c->plen = c->pcap = c->nparams = 0;
+}
+
+/* GET_VALUES: answers the three standard names with this worker's one-at-a-time limits. */
+static void answer_get_values(conn_t *c)
+{
+	static const unsigned char ans[] = {
+		14, 1, 'F', 'C', 'G', 'I', '_', 'M', 'A', 'X', '_', 'C', 'O', 'N', 'N', 'S', '1',
+		13, 1, 'F', 'C', 'G', 'I', '_', 'M', 'A', 'X', '_', 'R', 'E', 'Q', 'S', '1',
+		15, 1, 'F', 'C', 'G', 'I', '_', 'M', 'P', 'X', 'S', '_', 'C', 'O', 'N', 'N', 'S', '0',
+	};
+	send_record(c, FCGI_GET_VALUES_RESULT, 0, ans, sizeof(ans));
+}
+
+static void worker_main(int fd)
+{
+	static conn_t c0;
+	conn_t *c = &c0;
+	int flags = fcntl(fd, F_GETFL);
+	if (flags >= 0) {
+		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	}
+	c->fd = fd;
+	conn = c;
+	int have_request = 0;
+	for (;;) {
+		int r = read_record(c);
+		if (r <= 0) {
+			_exit(0);
+		}
+		int type = c->in[1];
+		uint16_t id = rec_id(c);
+		size_t len = rec_len(c);
+		if (id == 0) {
+			if (type == FCGI_GET_VALUES) {
+				answer_get_values(c);
+			} else {
+				unsigned char body[8] = {(unsigned char)type, 0, 0, 0, 0, 0, 0, 0};
+				send_record(c, FCGI_UNKNOWN_TYPE, 0, body, 8);
+			}
+			consume_record(c);
+		} else if (type == FCGI_BEGIN_REQUEST && len >= 8) {
+			int role = (c->in[8] << 8) | c->in[9];
+			consume_record(c);
+			if (role != FCGI_RESPONDER) {
+				send_end_request(c, 0, FCGI_UNKNOWN_ROLE, id);
+				continue;
+			}
+			c->req_id = id;
+			have_request = 1;
+			free(c->pbuf);
+			c->pbuf = NULL;
+			c->plen = c->pcap = 0;
+		} else if (type == FCGI_PARAMS && have_request && id == c->req_id) {
+			if (len == 0) {
+				consume_record(c);
+				have_request = 0;
+				if (parse_params(c) < 0) {
+					/* Malformed params: the connection cannot be trusted any more. */
+					_exit(1);
+				}
+				run_request(c);
+				if (c->broken) {
+					_exit(0);
+				}
+				continue;
+			}
+			if (c->plen + len > MAX_PARAMS_BYTES) {
+				_exit(1);
+			}
+			if (c->plen + len > c->pcap) {
+				size_t cap = (c->plen + len) * 2;
+				char *grown = realloc(c->pbuf, cap);
+				if (!grown) {
+					_exit(1);
+				}
+				c->pbuf = grown;
+				c->pcap = cap;
+			}
+			memcpy(c->pbuf + c->plen, c->in + 8, len);
+			c->plen += len;
+			consume_record(c);
+		} else if (type == FCGI_ABORT_REQUEST && have_request && id == c->req_id) {
+			consume_record(c);
+			have_request = 0;
+			send_end_request(c, 0, FCGI_REQUEST_COMPLETE, id);
+		} else {
+			/* Leftover body of a finished request, or records for no request: dropped. */
+			consume_record(c);
+		}
+		if (c->broken) {
+			_exit(0);
+		}
+	}
+}
+
+/* ---- zygote ---- */
+
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+	struct dirent *e;
+	if (!d) {
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.') {
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void reply(int ctl, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		return;
+	}
+	if ((size_t)n >= sizeof(msg)) {
+		n = sizeof(msg) - 1;
+	}
+	while (send(ctl, msg, (size_t)n, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+	}
+}
+
+static int opcache_enabled(void)
+{
+	if (!zend_get_extension("Zend OPcache")) {
+		return 0;
+	}
+	return INI_BOOL("opcache.enable") ? 1 : 0;
+}
+
+/*
+ * Forks one worker. clone(CLONE_PARENT) makes it a child of Isola, not of the zygote, so
+ * Isola alone waits for it, signals it and learns how it died, as with php-cgi workers.
+ * The zygote is single-threaded (checked before every fork), so no lock can be held by a
+ * thread that does not exist in the child.
+ */
+static void spawn_worker(int ctl, int conn_fd, int err_fd)
+{
+	int threads = thread_count();
+	if (threads != 1) {
+		reply(ctl, "E %d the engine host has %d threads (an extension started threads at module "
+			   "start-up); forking it is unsafe: use backend = \"php-cgi\"",
+		      EDEADLK, threads);
+		return;
+	}
+	pid_t isola = getppid();
+	long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0UL);
+	if (pid < 0) {
+		reply(ctl, "E %d clone: %s", errno, strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != isola) {
+			_exit(1);
+		}
+		close(ctl);
+		if (err_fd != 2) {
+			dup2(err_fd, 2);
+			close(err_fd);
+		}
+		/* PHP must never read the control socket or Isola's stdin through php://stdin. */
+		int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null_fd >= 0) {
+			dup2(null_fd, 0);
+			if (null_fd != 0) {
+				close(null_fd);
+			}
+		}
+		worker_main(conn_fd);
+		_exit(0);
+	}
+	reply(ctl, "P %ld", pid);
+}
+
+int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (ini_entries && *ini_entries) {
+		isola_sapi.ini_entries = strdup(ini_entries);
+	}
+	if (ini_path && *ini_path) {
+		isola_sapi.php_ini_path_override = strdup(ini_path);
+	}
+	zend_signal_startup();
+	sapi_startup(&isola_sapi);
+	if (isola_sapi.startup(&isola_sapi) == FAILURE) {
+		reply(ctl, "E PHP module start-up failed (see the lines above)");
+		fflush(stderr);
+		_exit(1);
+	}
+	reply(ctl, "R %s opcache=%d threads=%d", PHP_VERSION, opcache_enabled(), thread_count());
+	for (;;) {
+		char buf[16];
+		char cbuf[CMSG_SPACE(2 * sizeof(int))];
+		struct iovec iov = {buf, sizeof(buf)};
+		struct msghdr mh = {0};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			_exit(0);
+		}
+		int fds[2] = {-1, -1};
+		int nfds = 0;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+				size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				int *p = (int *)CMSG_DATA(cm);
+				for (size_t i = 0; i < k; i++) {
+					if (nfds < 2) {
+						fds[nfds++] = p[i];
+					} else {
+						close(p[i]);
+					}
+				}
+			}
+		}
+		if (buf[0] == 'S' && nfds == 2) {
+			/* The fds arrived close-on-exec; the worker keeps them across no exec. */
+			spawn_worker(ctl, fds[0], fds[1]);
+		} else {
+			reply(ctl, "E %d unknown command", EINVAL);
+		}
+		for (int i = 0; i < nfds; i++) {
+			close(fds[i]);
+		}
+	}
+}

@@ -1,0 +1,461 @@
+//! Isola's side of the native backend: the zygote's life, spawning workers through it, and
+//! watching each worker through a pidfd.
+//!
+//! Workers are Isola's children (the engine host forks them with CLONE_PARENT), but not
+//! tokio's: the runtime only reaps what it spawned, so a worker's exit stays a zombie until
+//! its [`PidfdProcess`] collects it, and a pidfd cannot name a recycled pid. The pool is the
+//! only caller of [`PidfdProcess::signal`] and [`PidfdProcess::wait`].
+//!
+//! The zygote is started lazily, by the first spawn, and again by the first spawn after it
+//! died; the pool's spawn back-off paces those restarts, and workers already forked keep
+//! serving meanwhile.
+//!
+//! Never: decides when workers start or stop, or touches a worker's connection after the
+//! start-up probe.
+use isola_pool::backend::{self as seam, Backend, BoxFuture, Process, SpawnError, Spawned};
+use nix::sys::signal::Signal;
+use nix::sys::socket::{
+    recv, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+};
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+
+/// What the engine host is started with.
+#[derive(Debug, Clone)]
+pub struct NativeRecipe {
+    /// The isola binary (resolved path), exec'd as `isola __php-zygote`.
+    pub exe: PathBuf,
+    /// ini settings applied like php-cgi's `-d name=value`.
+    pub ini: Vec<(String, String)>,
+    /// php.ini to read instead of the engine library's own (php-cgi's `-c`).
+    pub ini_file: Option<PathBuf>,
+    /// Environment of the zygote and so of every worker (on top of a cleared one with PATH).
+    pub env: Vec<(OsString, OsString)>,
+    /// Run the zygote and its workers as this uid and gid; the zygote drops privileges
+    /// before the engine starts, so opcache's memory and every worker belong to that user.
+    pub credentials: Option<(u32, u32)>,
+    /// RLIMIT_NOFILE of workers.
+    pub rlimit_files: Option<u64>,
+    /// RLIMIT_CORE of workers.
+    pub rlimit_core: Option<u64>,
+}
+
+/// The native backend: workers forked from a warm zygote.
+pub struct Native {
+    recipe: NativeRecipe,
+    zygote: tokio::sync::Mutex<Option<Zygote>>,
+    note: Mutex<Option<String>>,
+}
+
+struct Zygote {
+    pid: u32,
+    child: Child,
+    ctl: AsyncFd<OwnedFd>,
+}
+
+impl Native {
+    /// A backend that starts its zygote on first use.
+    pub fn new(recipe: NativeRecipe) -> Native {
+        Native {
+            recipe,
+            zygote: tokio::sync::Mutex::new(None),
+            note: Mutex::new(None),
+        }
+    }
+
+    /// Starts the zygote now (if it is not running) and describes it: whether the native
+    /// backend can serve here at all, before a pool depends on it.
+    pub async fn check(&self, timeout: Duration) -> Result<String, SpawnError> {
+        let mut guard = self.zygote.lock().await;
+        self.ensure(&mut guard, timeout).await?;
+        Ok(self.status_note().unwrap_or_default())
+    }
+
+    async fn ensure<'a>(
+        &self,
+        slot: &'a mut Option<Zygote>,
+        timeout: Duration,
+    ) -> Result<&'a mut Zygote, SpawnError> {
+        let dead = slot.as_mut().and_then(|z| match z.child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some((z.pid, status.to_string())),
+            Err(e) => Some((z.pid, e.to_string())),
+        });
+        if let Some((pid, why)) = dead {
+            tracing::warn!(pid, "PHP engine host exited ({why}); starting a new one");
+            *slot = None;
+        }
+        if slot.is_none() {
+            *slot = Some(self.start_zygote(timeout).await?);
+        }
+        slot.as_mut()
+            .ok_or_else(|| SpawnError::Unavailable("no engine host".into()))
+    }
+
+    async fn start_zygote(&self, timeout: Duration) -> Result<Zygote, SpawnError> {
+        let started = Instant::now();
+        let r = &self.recipe;
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )
+        .map_err(|e| SpawnError::Socket {
+            path: "engine host control socket".into(),
+            source: e.into(),
+        })?;
+        // The zygote blocks on its end; only ours is non-blocking.
+        set_blocking(&theirs);
+        let ini: String = r.ini.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let mut cmd = Command::new(&r.exe);
+        cmd.arg("__php-zygote").arg("--ini-entries").arg(ini);
+        if let Some(f) = &r.ini_file {
+            cmd.arg("--ini-file").arg(f);
+        }
+        if let Some((uid, gid)) = r.credentials {
+            // Dropped inside the zygote, after exec: the isola binary need not be
+            // executable by the pool's user.
+            cmd.arg("--uid")
+                .arg(uid.to_string())
+                .arg("--gid")
+                .arg(gid.to_string());
+        }
+        cmd.env_clear()
+            .env("PATH", seam::WORKER_PATH)
+            .envs(r.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        seam::set_child_limits(&mut cmd, r.rlimit_files, r.rlimit_core);
+        let spawned = cmd.spawn();
+        drop(cmd);
+        let mut child = spawned.map_err(|source| SpawnError::Exec {
+            binary: r.exe.display().to_string(),
+            source,
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let tail = seam::StderrTail::default();
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(seam::log_stderr(stderr, pid, tail.clone()));
+        }
+        let ctl = register(ours, Interest::READABLE | Interest::WRITABLE).map_err(|e| {
+            SpawnError::Socket {
+                path: "engine host control socket".into(),
+                source: e,
+            }
+        })?;
+        let answer = match tokio::time::timeout(timeout, recv_msg(&ctl)).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => format!("E {e}"),
+            Err(_) => format!("E no answer within {timeout:?}"),
+        };
+        match answer.strip_prefix("R ") {
+            Some(ready) => {
+                let note = describe_ready(ready, pid);
+                tracing::info!(
+                    pid,
+                    ms = started.elapsed().as_millis() as u64,
+                    "PHP engine host ready: {note}"
+                );
+                if ready.contains("opcache=0") {
+                    tracing::warn!(
+                        pid,
+                        "opcache is off in the engine host: every worker compiles every script (load the opcache extension and set opcache.enable=1)"
+                    );
+                }
+                if let Ok(mut n) = self.note.lock() {
+                    *n = Some(note);
+                }
+                Ok(Zygote { pid, child, ctl })
+            }
+            None => {
+                let reason = answer.strip_prefix("E ").unwrap_or(&answer).to_string();
+                let _ = child.start_kill();
+                let status = child.wait().await;
+                let stderr = seam::failure_report(status.ok(), &tail).await;
+                Err(SpawnError::NotReady {
+                    pid,
+                    reason: format!("PHP engine host: {reason}"),
+                    stderr,
+                })
+            }
+        }
+    }
+}
+
+fn describe_ready(ready: &str, pid: u32) -> String {
+    let mut parts = ready.split_whitespace();
+    let version = parts.next().unwrap_or("?");
+    let opcache = if ready.contains("opcache=1") {
+        "on"
+    } else {
+        "off"
+    };
+    format!("PHP {version} (embed SAPI), opcache {opcache}, engine host pid {pid}")
+}
+
+/// Registers a descriptor we own with the reactor.
+#[allow(unsafe_code)]
+fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd takes the OwnedFd, so the descriptor stays open and names the
+    // same file for as long as it is registered.
+    unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(io::Error::from)
+}
+
+#[allow(unsafe_code)]
+fn set_blocking(fd: &OwnedFd) {
+    // SAFETY: fcntl(2) on a descriptor we own; flags only.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+}
+
+async fn recv_msg(ctl: &AsyncFd<OwnedFd>) -> io::Result<String> {
+    let mut buf = [0u8; 1024];
+    let n = ctl
+        .async_io(Interest::READABLE, |fd| {
+            recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io::Error::from)
+        })
+        .await?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the engine host exited",
+        ));
+    }
+    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+}
+
+impl Backend for Native {
+    fn spawn(&self, _n: u64, timeout: Duration) -> BoxFuture<'_, Result<Spawned, SpawnError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            // One spawn at a time per zygote: its answers come back in order.
+            let mut guard = self.zygote.lock().await;
+            let zygote = self.ensure(&mut guard, timeout).await?;
+            let (ours, theirs) =
+                std::os::unix::net::UnixStream::pair().map_err(|source| SpawnError::Socket {
+                    path: "worker socket pair".into(),
+                    source,
+                })?;
+            let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+                SpawnError::Socket {
+                    path: "worker stderr pipe".into(),
+                    source: e.into(),
+                }
+            })?;
+            let fds = [theirs.as_raw_fd(), err_w.as_raw_fd()];
+            let sent = zygote
+                .ctl
+                .async_io(Interest::WRITABLE, |fd| {
+                    let iov = [io::IoSlice::new(b"S")];
+                    sendmsg::<()>(
+                        fd.as_raw_fd(),
+                        &iov,
+                        &[ControlMessage::ScmRights(&fds)],
+                        MsgFlags::MSG_NOSIGNAL,
+                        None,
+                    )
+                    .map_err(io::Error::from)
+                })
+                .await;
+            drop(theirs);
+            drop(err_w);
+            let answer = match sent {
+                Ok(_) => match tokio::time::timeout(timeout, recv_msg(&zygote.ctl)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {timeout:?}"),
+                    )),
+                },
+                Err(e) => Err(e),
+            };
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    // The zygote is gone or stuck: the next spawn starts a new one.
+                    let zpid = zygote.pid;
+                    *guard = None;
+                    return Err(SpawnError::NotReady {
+                        pid: zpid,
+                        reason: format!("PHP engine host did not fork a worker: {e}"),
+                        stderr: String::new(),
+                    });
+                }
+            };
+            drop(guard);
+            let pid: u32 = match answer.strip_prefix("P ").map(str::parse) {
+                Some(Ok(pid)) => pid,
+                _ => {
+                    return Err(SpawnError::NotReady {
+                        pid: 0,
+                        reason: format!(
+                            "PHP engine host refused to fork: {}",
+                            answer.strip_prefix("E ").unwrap_or(&answer)
+                        ),
+                        stderr: String::new(),
+                    })
+                }
+            };
+            let mut process = PidfdProcess::open(pid).map_err(|e| SpawnError::NotReady {
+                pid,
+                reason: format!("pidfd_open: {e}"),
+                stderr: String::new(),
+            })?;
+            let tail = seam::StderrTail::default();
+            match tokio::net::unix::pipe::Receiver::from_owned_fd(err_r) {
+                Ok(rx) => {
+                    tokio::spawn(seam::log_stderr(rx, pid, tail.clone()));
+                }
+                Err(e) => tracing::warn!(pid, "worker stderr not read: {e}"),
+            }
+            let probed = async {
+                ours.set_nonblocking(true)?;
+                let mut stream = UnixStream::from_std(ours)?;
+                seam::probe_get_values(&mut stream).await?;
+                Ok::<_, io::Error>(stream)
+            };
+            let left = timeout.saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, probed).await {
+                Ok(Ok(stream)) => {
+                    tracing::debug!(
+                        pid,
+                        us = started.elapsed().as_micros() as u64,
+                        "native worker ready"
+                    );
+                    Ok(Spawned {
+                        pid,
+                        stream,
+                        process: Box::new(process),
+                    })
+                }
+                failed => {
+                    let reason = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {timeout:?}"),
+                    };
+                    let _ = process.signal(Signal::SIGKILL);
+                    let status = process.wait().await;
+                    let stderr = seam::failure_report(status.ok(), &tail).await;
+                    Err(SpawnError::NotReady {
+                        pid,
+                        reason,
+                        stderr,
+                    })
+                }
+            }
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn status_note(&self) -> Option<String> {
+        self.note.lock().ok().and_then(|n| n.clone())
+    }
+
+    fn honours_abort(&self) -> bool {
+        true
+    }
+}
+
+/// A worker known by a pidfd: waits and signals can never reach a recycled pid.
+pub struct PidfdProcess {
+    fd: AsyncFd<OwnedFd>,
+    status: Option<ExitStatus>,
+}
+
+impl PidfdProcess {
+    /// Opens a pidfd for `pid`, which must be a child of this process not yet reaped.
+    #[allow(unsafe_code)]
+    pub fn open(pid: u32) -> io::Result<PidfdProcess> {
+        // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the descriptor was just returned to us and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        Ok(PidfdProcess {
+            fd: register(fd, Interest::READABLE)?,
+            status: None,
+        })
+    }
+
+    fn try_reap(fd: &OwnedFd) -> io::Result<Option<ExitStatus>> {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        let st = waitid(
+            Id::PIDFd(fd.as_fd()),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        )
+        .map_err(io::Error::from)?;
+        let raw = match st {
+            WaitStatus::Exited(_, code) => (code & 0xff) << 8,
+            WaitStatus::Signaled(_, sig, core) => sig as i32 | if core { 0x80 } else { 0 },
+            _ => return Ok(None),
+        };
+        Ok(Some(ExitStatus::from_raw(raw)))
+    }
+}
+
+impl Process for PidfdProcess {
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>> {
+        Box::pin(async move {
+            loop {
+                if let Some(s) = self.status {
+                    return Ok(s);
+                }
+                let mut ready = self.fd.readable().await?;
+                if let Some(s) = Self::try_reap(ready.get_inner())? {
+                    drop(ready);
+                    self.status = Some(s);
+                    return Ok(s);
+                }
+                ready.clear_ready();
+            }
+        })
+    }
+
+    #[allow(unsafe_code)]
+    fn signal(&mut self, sig: Signal) -> io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        // SAFETY: pidfd_send_signal(2) on our pidfd, no siginfo, no flags.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.get_ref().as_raw_fd(),
+                sig as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // ESRCH: it exited already; wait() will collect it.
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
