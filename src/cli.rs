@@ -151,7 +151,7 @@ pub struct ServeArgs {
 
     /// How PHP runs (php.backend): auto (native where libphp is installed, else php-cgi),
     /// native or php-cgi [default: auto]
-    #[arg(long, value_name = "BACKEND")]
+    #[arg(long, value_name = "BACKEND", env = "ISOLA_BACKEND")]
     pub backend: Option<String>,
 
     /// php-cgi binary, a path or a name looked up in PATH (php.binary) [default: php-cgi]

@@ -378,7 +378,7 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
     None
 }
 
-/// Direct children of `pid`, from /proc.
+/// Worker processes of `pid` (its direct children but the native engine host), from /proc.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let mut kids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -387,7 +387,11 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         };
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
             // Fields after the command name, which is in parentheses and may hold spaces.
-            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+            if let Some((name, rest)) = stat.rsplit_once(')') {
+                // The native backend's engine host is a child too, but not a worker.
+                if name.ends_with("(isola-zygote") {
+                    continue;
+                }
                 let f: Vec<&str> = rest.split_whitespace().collect();
                 if f.get(1).and_then(|pp| pp.parse::<u32>().ok()) == Some(pid) {
                     kids.push(p);

@@ -92,9 +92,12 @@ fn bad_config_names_the_key_and_exits_nonzero() {
     let (code, err) = run("[server]\ndocroot = \"/no/such/dir\"\n");
     assert_eq!(code, Some(2));
     assert!(err.contains("server.docroot"), "{err}");
-    let (code, err) = run("[php]\nbinary = \"no-such-php-cgi\"\n");
+    let (code, err) = run("[php]\nbackend = \"php-cgi\"\nbinary = \"no-such-php-cgi\"\n");
     assert_eq!(code, Some(2));
     assert!(err.contains("apt-get install php-cgi"), "{err}");
+    let (code, err) = run("[php]\nbackend = \"fpm\"\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("php.backend"), "{err}");
     let (code, err) = run("[server]\nlisten = \"nonsense\"\n");
     assert_eq!(code, Some(2));
     assert!(err.contains("server.listen"), "{err}");
@@ -113,7 +116,14 @@ fn broken_php_setup_is_reported_at_start() {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_isola"))
         .env("STATE_DIRECTORY", dir.path().join("state"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--php"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            "php-cgi",
+            "--php",
+        ])
         .arg(&fake)
         .arg(dir.path())
         .output()

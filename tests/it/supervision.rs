@@ -306,7 +306,7 @@ fn failing_spawns_back_off_instead_of_looping_and_recover() {
     let php = bin_dir.path().join("php-cgi");
     std::fs::copy("/usr/bin/php-cgi", &php).unwrap();
     let cfg = site.path().join("isola.toml");
-    std::fs::write(&cfg, format!("[pool]\nmax_children = 1\nemergency_restart_threshold = 0\nqueue_timeout = \"20s\"\n[php]\nbinary = \"{}\"\n", php.display())).unwrap();
+    std::fs::write(&cfg, format!("[pool]\nmax_children = 1\nemergency_restart_threshold = 0\nqueue_timeout = \"20s\"\n[php]\nbackend = \"php-cgi\"\nbinary = \"{}\"\n", php.display())).unwrap();
     let docroot = site.path().to_path_buf();
     let s = Server::start_in(&docroot, &["--config", cfg.to_str().unwrap()], Some(site));
     // The binary disappears, then the only worker dies: replacements cannot start.

@@ -1139,6 +1139,7 @@ static void spawn_worker(int ctl, int conn_fd, int err_fd)
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "isola-php");
 		if (getppid() != isola) {
 			_exit(1);
 		}
@@ -1163,20 +1164,34 @@ static void spawn_worker(int ctl, int conn_fd, int err_fd)
 
 int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
 {
+	/* Start from the dispositions php-cgi starts with: the process that loaded us (Rust's
+	 * runtime) catches SIGSEGV and SIGBUS for its stack-overflow report, and its handler
+	 * swallows a first signal that is not a fault, so a crashing worker would live on. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP) {
+			signal(sig, SIG_DFL);
+		}
+	}
 	signal(SIGPIPE, SIG_IGN);
+	zend_signal_startup();
+	/* sapi_startup() clears ini_entries: set them after, as php-cgi and embed do. */
+	sapi_startup(&isola_sapi);
 	if (ini_entries && *ini_entries) {
 		isola_sapi.ini_entries = strdup(ini_entries);
 	}
 	if (ini_path && *ini_path) {
 		isola_sapi.php_ini_path_override = strdup(ini_path);
 	}
-	zend_signal_startup();
-	sapi_startup(&isola_sapi);
 	if (isola_sapi.startup(&isola_sapi) == FAILURE) {
 		reply(ctl, "E PHP module start-up failed (see the lines above)");
 		fflush(stderr);
 		_exit(1);
 	}
+	/* ps -o comm / top tell the engine host and its workers apart (they share argv). */
+	prctl(PR_SET_NAME, "isola-zygote");
 	reply(ctl, "R %s opcache=%d threads=%d", PHP_VERSION, opcache_enabled(), thread_count());
 	for (;;) {
 		char buf[16];

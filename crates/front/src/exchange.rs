@@ -62,6 +62,16 @@ pub async fn start(
 struct Sink {
     head: Option<oneshot::Sender<Result<Answer, UpstreamError>>>,
     body: Option<mpsc::Sender<StreamChunk>>,
+    /// Fired once when the client is found gone, to tell the worker (ABORT_REQUEST).
+    gone: Option<oneshot::Sender<()>>,
+}
+
+impl Sink {
+    fn client_gone(&mut self) {
+        if let Some(tx) = self.gone.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 enum Finish {
@@ -82,11 +92,14 @@ async fn drive(
     head: oneshot::Sender<Result<Answer, UpstreamError>>,
     rid: Arc<str>,
 ) {
+    let (gone_tx, gone_rx) = oneshot::channel();
+    let abortable = lease.honours_abort();
     let mut sink = Sink {
         head: Some(head),
         body: None,
+        gone: abortable.then_some(gone_tx),
     };
-    let fut = exchange(&mut lease, request, body, &mut sink, &rid);
+    let fut = exchange(&mut lease, request, body, &mut sink, gone_rx, &rid);
     let finish = match deadline {
         Some(d) => tokio::time::timeout_at(d, fut)
             .await
@@ -127,15 +140,35 @@ async fn exchange(
     request: BytesMut,
     body: Option<Spooled>,
     sink: &mut Sink,
+    mut gone: oneshot::Receiver<()>,
     rid: &str,
 ) -> Finish {
     let stream = lease.stream();
     let (mut rd, mut wr) = stream.split();
-    let writer = async move { write_stdin(&mut wr, request, body).await };
+    // The writer hands the write half back, for an ABORT_REQUEST after the body.
+    let writer = async move {
+        let r = write_stdin(&mut wr, request, body).await;
+        (r, wr)
+    };
     let reader = read_response(&mut rd, sink, rid);
     tokio::pin!(writer, reader);
     let mut written = false;
+    let mut wr_back: Option<tokio::net::unix::WriteHalf<'_>> = None;
+    let mut abort_due = false;
+    let mut gone_open = true;
     loop {
+        if abort_due {
+            if let Some(wr) = wr_back.as_mut() {
+                // The client left: the worker's next output sees it (connection_aborted(),
+                // ignore_user_abort), and the worker still ends with END_REQUEST.
+                abort_due = false;
+                let mut rec = BytesMut::new();
+                isola_fastcgi::encode_abort_request(&mut rec, REQUEST_ID);
+                if let Err(e) = wr.write_all(&rec).await {
+                    tracing::debug!(request_id = rid, "abort_request not sent: {e}");
+                }
+            }
+        }
         tokio::select! {
             biased;
             r = &mut reader => return match r {
@@ -143,8 +176,13 @@ async fn exchange(
                 Ok(()) => Finish::Unsynced,
                 Err(e) => Finish::Failed(e),
             },
-            w = &mut writer, if !written => {
+            g = &mut gone, if gone_open => {
+                gone_open = false;
+                abort_due = g.is_ok();
+            }
+            (w, half) = &mut writer, if !written => {
                 written = true;
+                wr_back = Some(half);
                 if let Err(e) = w {
                     // The worker stopped reading (it may have died, or finished without
                     // consuming its input): what it sent back decides the answer.
@@ -332,6 +370,7 @@ async fn send(sink: &mut Sink, data: Bytes) {
         if tx.send(StreamChunk::Data(data)).await.is_err() {
             // Client gone: keep reading the worker to its END_REQUEST so it can be reused.
             sink.body = None;
+            sink.client_gone();
         }
     }
 }
