@@ -32,9 +32,6 @@ pub enum Command {
 /// Arguments of the engine host; the server builds them, users never type them.
 #[derive(Debug, Args)]
 pub struct ZygoteArgs {
-    /// `name=value` lines, applied like php-cgi's `-d`
-    #[arg(long, default_value = "")]
-    pub ini_entries: String,
     /// php.ini to read instead of the engine's own
     #[arg(long)]
     pub ini_file: Option<String>,

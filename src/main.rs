@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         // only the calling thread.
         cli::Command::PhpZygote(z) => {
             let creds = z.uid.zip(z.gid);
-            let code = isola_engine::zygote::run(&z.ini_entries, z.ini_file.as_deref(), creds);
+            let code = isola_engine::zygote::run(z.ini_file.as_deref(), creds);
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
     }

@@ -388,8 +388,13 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
             // Fields after the command name, which is in parentheses and may hold spaces.
             if let Some((name, rest)) = stat.rsplit_once(')') {
-                // The native backend's engine host is a child too, but not a worker.
-                if name.ends_with("(isola-zygote") {
+                // The native backend's engine host is a child too, but not a worker (while it
+                // starts, before it names itself, only its arguments tell).
+                let engine_host = name.ends_with("(isola-zygote")
+                    || (!name.ends_with("(isola-php")
+                        && std::fs::read(format!("/proc/{p}/cmdline"))
+                            .is_ok_and(|c| c.windows(12).any(|w| w == b"__php-zygote")));
+                if engine_host {
                     continue;
                 }
                 let f: Vec<&str> = rest.split_whitespace().collect();

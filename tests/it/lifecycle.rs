@@ -74,6 +74,8 @@ fn bad_config_names_the_key_and_exits_nonzero() {
         std::fs::write(&cfg, text).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_isola"))
             .env("STATE_DIRECTORY", dir.path().join("state"))
+            // The config file must decide, not the suite's backend choice.
+            .env_remove("ISOLA_BACKEND")
             .args(["serve", "--config"])
             .arg(&cfg)
             .output()

@@ -9,6 +9,7 @@ mod harness;
 mod http;
 mod lifecycle;
 mod limits;
+mod native;
 mod nodes;
 mod pageviews;
 mod pool;

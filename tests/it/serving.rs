@@ -371,3 +371,13 @@ fn fifty_concurrent_requests_on_four_workers() {
     assert!(crate::harness::zombies_of(s.pid()).is_empty());
     assert!(s.stop().success());
 }
+
+#[test]
+fn user_ini_files_apply_per_directory() {
+    let s = Server::start(&["--workers", "1"]);
+    let r = get(s.addr, "/userini/show.php");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "77M", ".user.ini of the script's folder applies");
+    let r = get(s.addr, "/userini/.user.ini");
+    assert_eq!(r.status, 404, "and is never served");
+}

@@ -321,6 +321,13 @@ impl Admin {
         let _ = write!(h, "<h2>{}</h2><table>", esc(&site.name));
         for (k, v) in [
             ("docroot", j["docroot"].to_string()),
+            (
+                "PHP backend",
+                match p["backend_note"].as_str() {
+                    Some(note) => format!("{}: {note}", p["backend"].as_str().unwrap_or("")),
+                    None => p["backend"].as_str().unwrap_or("").to_string(),
+                },
+            ),
             ("accepted requests", p["accepted"].to_string()),
             (
                 "workers idle / busy / total",
@@ -844,6 +851,8 @@ fn site_json(site: &SiteStatus) -> serde_json::Value {
         "name": site.name,
         "docroot": st.docroot.display().to_string(),
         "pool": {
+            "backend": st.backend,
+            "backend_note": st.backend_note,
             "max_children": st.max_children,
             "accepted": st.accepted,
             "queue_len": st.queue_len,

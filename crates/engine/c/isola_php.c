@@ -99,11 +99,17 @@ typedef struct {
 } conn_t;
 
 static conn_t *conn;
+/* The worker's own pid: a process the script forked (pcntl_fork) shares the connection, and
+ * its exit must not end the parent's response with its own END_REQUEST. */
+static pid_t worker_pid;
 
 /* ---- low-level socket I/O ---- */
 
 static int write_all(int fd, const unsigned char *p, size_t n)
 {
+	if (getpid() != worker_pid) {
+		return 0;
+	}
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0) {
@@ -327,33 +333,40 @@ static int peer_aborted(conn_t *c)
 	if (c->aborted) {
 		return 1;
 	}
-	for (;;) {
-		if (c->in_len >= 8) {
-			size_t need = 8 + rec_len(c) + c->in[6];
-			if (c->in_len < need) {
-				/* partial record: read the rest below */
-			} else if (c->in[1] == FCGI_ABORT_REQUEST && rec_id(c) == c->req_id) {
-				consume_record(c);
-				c->aborted = 1;
-				return 1;
-			} else {
-				/* STDIN or anything else stays for read_post. */
-				return 0;
-			}
-		}
-		if (c->in_len == sizeof(c->in)) {
-			return 0;
-		}
+	if (c->in_len < sizeof(c->in)) {
 		ssize_t r = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
-		if (r < 0) {
-			return 0; /* EAGAIN: nothing said */
-		}
 		if (r == 0) {
 			c->aborted = 1;
 			return 1;
 		}
-		c->in_len += (size_t)r;
+		if (r > 0) {
+			c->in_len += (size_t)r;
+		}
 	}
+	/* Whole records already here (the body's end, a partly read STDIN record) stay for
+	 * read_post and the idle loop; an ABORT_REQUEST among them is taken out. */
+	size_t off = 0;
+	while (c->in_len - off >= 8) {
+		unsigned char *h = c->in + off;
+		size_t total = 8 + (((size_t)h[4] << 8) | h[5]) + h[6];
+		if (c->in_len - off < total) {
+			break;
+		}
+		if (h[1] == FCGI_ABORT_REQUEST && (uint16_t)((h[2] << 8) | h[3]) == c->req_id && off > 0) {
+			memmove(h, h + total, c->in_len - off - total);
+			c->in_len -= total;
+			c->aborted = 1;
+			return 1;
+		}
+		if (h[1] == FCGI_ABORT_REQUEST && (uint16_t)((h[2] << 8) | h[3]) == c->req_id) {
+			/* At the front: no partly consumed STDIN record precedes it. */
+			consume_record(c);
+			c->aborted = 1;
+			return 1;
+		}
+		off += total;
+	}
+	return 0;
 }
 
 /* ---- SAPI callbacks ---- */
@@ -961,6 +974,10 @@ static void run_request(conn_t *c)
 	}
 	exit_status = EG(exit_status);
 	php_request_shutdown(NULL);
+	if (getpid() != worker_pid) {
+		/* A process the script forked ends here: the connection is the parent's. */
+		_exit(exit_status);
+	}
 	/* Body bytes PHP did not read stay in the socket; the idle loop discards them. */
 	if (SG(request_info).path_translated) {
 		free(SG(request_info).path_translated);
@@ -1000,6 +1017,7 @@ static void worker_main(int fd)
 	}
 	c->fd = fd;
 	conn = c;
+	worker_pid = getpid();
 	int have_request = 0;
 	for (;;) {
 		int r = read_record(c);

@@ -117,9 +117,8 @@ impl Native {
         })?;
         // The zygote blocks on its end; only ours is non-blocking.
         set_blocking(&theirs);
-        let ini: String = r.ini.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let mut cmd = Command::new(&r.exe);
-        cmd.arg("__php-zygote").arg("--ini-entries").arg(ini);
+        cmd.arg("__php-zygote");
         if let Some(f) = &r.ini_file {
             cmd.arg("--ini-file").arg(f);
         }
@@ -156,10 +155,22 @@ impl Native {
                 source: e,
             }
         })?;
-        let answer = match tokio::time::timeout(timeout, recv_msg(&ctl)).await {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => format!("E {e}"),
-            Err(_) => format!("E no answer within {timeout:?}"),
+        let ini: String = std::iter::once("I".to_string())
+            .chain(r.ini.iter().map(|(k, v)| format!("{k}={v}\n")))
+            .collect();
+        let sent = ctl
+            .async_io(Interest::WRITABLE, |fd| {
+                nix::sys::socket::send(fd.as_raw_fd(), ini.as_bytes(), MsgFlags::MSG_NOSIGNAL)
+                    .map_err(io::Error::from)
+            })
+            .await;
+        let answer = match sent {
+            Err(e) => format!("E sending the ini entries: {e}"),
+            Ok(_) => match tokio::time::timeout(timeout, recv_msg(&ctl)).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => format!("E {e}"),
+                Err(_) => format!("E no answer within {timeout:?}"),
+            },
         };
         match answer.strip_prefix("R ") {
             Some(ready) => {

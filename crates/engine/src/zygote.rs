@@ -11,14 +11,17 @@ use std::io::Write;
 #[cfg(isola_native)]
 use std::os::fd::AsRawFd;
 
-/// Runs the zygote with `ini_entries` (`name=value` lines applied like `-d`) and an
-/// optional php.ini path; returns an exit code only when the engine could not be loaded.
-pub fn run(ini_entries: &str, ini_file: Option<&str>, credentials: Option<(u32, u32)>) -> i32 {
+/// Runs the zygote with an optional php.ini path; returns an exit code only when the
+/// engine could not be loaded. The ini entries (`name=value` lines applied like `-d`) are
+/// the first message on the control socket, not arguments: they may hold secrets (a store
+/// password in `session.save_path`) and every user can read a process's arguments.
+pub fn run(ini_file: Option<&str>, credentials: Option<(u32, u32)>) -> i32 {
     let loaded = match credentials {
         Some((uid, gid)) => drop_privileges(uid, gid),
         None => Ok(()),
     }
-    .and_then(|()| load_and_run(ini_entries, ini_file));
+    .and_then(|()| read_ini_entries())
+    .and_then(|ini| load_and_run(&ini, ini_file));
     match loaded {
         Ok(code) => code,
         Err(reason) => {
@@ -46,6 +49,24 @@ fn drop_privileges(uid: u32, gid: u32) -> Result<(), String> {
         return Err("isola exited while the engine host was starting".into());
     }
     Ok(())
+}
+
+/// Largest ini message accepted (the server sends kilobytes).
+const MAX_INI_MESSAGE: usize = 1 << 20;
+
+#[allow(unsafe_code)]
+fn read_ini_entries() -> Result<String, String> {
+    let mut buf = vec![0u8; MAX_INI_MESSAGE];
+    // SAFETY: recv(2) on the control socket (fd 0) into a buffer of the given length.
+    let n = unsafe { libc::recv(0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n <= 0 {
+        return Err("no configuration on the control socket".into());
+    }
+    buf.truncate(n as usize);
+    let text = String::from_utf8(buf).map_err(|_| "ini entries are not UTF-8".to_string())?;
+    text.strip_prefix('I')
+        .map(str::to_string)
+        .ok_or_else(|| "the first control message is not the ini entries".to_string())
 }
 
 #[allow(unsafe_code)]

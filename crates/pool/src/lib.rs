@@ -20,3 +20,6 @@ pub use pool::{
     ProcessManager, WorkerState, WorkerStatus,
 };
 pub use sizing::{AutoSize, BudgetSource};
+
+#[cfg(test)]
+mod tests;
