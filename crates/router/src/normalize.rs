@@ -248,12 +248,13 @@ pub(crate) fn is_php_copy(name: &[u8]) -> bool {
     while let [rest @ .., b'~'] = base {
         base = rest;
     }
-    let backup = base.len() != name.len();
     if let Some(inner) = base.strip_prefix(b".#") {
         base = inner;
     } else if let [b'#', inner @ .., b'#'] = base {
         base = inner;
     }
+    // A `~`, `#…#` or `.#` around the name: an editor's copy whatever the extensions.
+    let wrapped = base.len() != name.len();
     let mut exts = base.split(|&b| b == b'.');
     // The first piece is the name (empty for a dotfile, whose name is the next piece).
     let first = exts.next().unwrap_or_default();
@@ -268,13 +269,12 @@ pub(crate) fn is_php_copy(name: &[u8]) -> bool {
     if pos + 1 == exts.len() {
         // The PHP extension is the last one: a copy only if something was stripped from
         // around it (`~`, `#`, `.#`) or it carries a JetBrains tail.
-        return backup
-            || base.len() != name.len()
+        return wrapped
             || !PHP_SOURCE_EXTENSIONS
                 .iter()
                 .any(|e| e.eq_ignore_ascii_case(last));
     }
-    backup
+    wrapped
         || !COPY_SAFE_EXTENSIONS
             .iter()
             .any(|e| e.eq_ignore_ascii_case(last))
