@@ -196,3 +196,67 @@ fn precompressed_siblings_are_chosen_by_accept_encoding() {
         "each representation has its own ETag"
     );
 }
+
+/// Editor, backup and package-manager copies of a script are 404 however they are reached,
+/// and an `allow` pattern opens exactly the copies it names.
+#[test]
+fn php_backup_copies_are_never_served() {
+    let site = crate::harness::fixture_site();
+    let copies = [
+        "index.php~",
+        "#index.php#",
+        "index.php.swp",
+        "index.php.bak",
+        "index.php.old",
+        "index.php.orig",
+        "index.php.save",
+        "index.php.dpkg-dist",
+        "index.php.1",
+        "index.php.txt",
+        "index.php___jb_old___",
+        ".index.php.swp",
+        ".index.php.Xa81Zq",
+        "kept.php.bak",
+    ];
+    let source = "<?php echo 'hi'; // SOURCE-LEAKED\n";
+    for f in copies {
+        std::fs::write(site.path().join(f), source).unwrap();
+    }
+    std::fs::write(site.path().join("chart.php.png"), "PNG-BYTES").unwrap();
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(&cfg, "[server]\nallow = [\"/kept.php.bak\"]\n").unwrap();
+    let s = Server::start_in(site.path(), &["--config", cfg.to_str().unwrap()], None);
+    for target in [
+        "/index.php~",
+        "/index.php%7e",
+        "/index.php%7E",
+        "/%23index.php%23",
+        "/index.php.swp",
+        "/index.php.bak",
+        "/index.php.old",
+        "/index.php.orig",
+        "/index.php.save",
+        "/index.php.dpkg-dist",
+        "/index.php.1",
+        "/index.php.txt",
+        "/index.php___jb_old___",
+        "/.index.php.swp",
+        "/.index.php.Xa81Zq",
+        "/static/../index.php.bak",
+        "/hello.php/../index.php~",
+        "/dir/..%2findex.php.bak",
+    ] {
+        let r = get(s.addr, target);
+        assert_eq!(r.status, 404, "{target}: {}", r.text());
+        never_executed(&r);
+    }
+    let r = get(s.addr, "/kept.php.bak");
+    assert_eq!(r.status, 200, "allow overrides the rule");
+    assert!(r.text().contains("SOURCE-LEAKED"));
+    assert_eq!(get(s.addr, "/chart.php.png").text(), "PNG-BYTES");
+    assert_eq!(get(s.addr, "/style.css").status, 200);
+    assert!(get(s.addr, "/index.php")
+        .text()
+        .starts_with("FRONT-CONTROLLER"));
+    drop(site);
+}

@@ -275,6 +275,23 @@ fn predis(env: &Env) {
     assert_eq!(got, expected, "{backend:?}");
 }
 
+/// Whole SCAN-family iterations with phpredis and Predis while the data changes between
+/// calls: every element present throughout comes back, phpredis's cursor fits its signed
+/// long and ends on 0 (issue 15: cursors above 2^63 saturated and the loop lost keys).
+fn scan_iterations(env: &Env) {
+    let backend = env.backend;
+    let got = env.json("/store-libs/scan.php", &[]);
+    for cmd in ["scan", "hscan", "sscan", "zscan"] {
+        let all = if cmd == "scan" { 40 } else { 200 };
+        let p = &got[format!("phpredis_{cmd}")];
+        assert_eq!(p["found"], all, "{backend:?} phpredis {cmd}: {got}");
+        assert_eq!(p["end"], 0, "{backend:?} phpredis {cmd}: {got}");
+        assert_eq!(p["cursor_fits"], true, "{backend:?} phpredis {cmd}: {got}");
+        let p = &got[format!("predis_{cmd}")];
+        assert_eq!(p["found"], all, "{backend:?} Predis {cmd}: {got}");
+    }
+}
+
 fn predis_legacy(env: &Env) {
     let backend = env.backend;
     let got = env.json("/store-libs/predis.php?part=legacy", &[]);
@@ -423,6 +440,7 @@ fn laravel_queue(env: &Env) {
 on_both!(sessions_with_locking, sessions);
 on_both!(predis_commands, predis);
 on_both!(predis_legacy_commands, predis_legacy);
+on_both!(scan_iteration, scan_iterations);
 on_both!(symfony_cache_adapter, symfony_cache);
 on_both!(symfony_cache_tags_adapter, symfony_cache_tags);
 on_both!(symfony_lock_store, symfony_lock);

@@ -259,8 +259,10 @@ impl Router {
     ///    more): `/a.php` must be a regular file, which runs with PATH_INFO `/rest`; else
     ///    [`Deny::NotFound`].
     /// 5. A path ending in `.php` runs if it is a regular file and is 404 otherwise. Another
-    ///    regular file with a PHP-source extension (`.phtml`, `.inc`, `.PHP`, ...) is 404;
-    ///    anything else is [`Route::Static`].
+    ///    regular file with a PHP-source extension (`.phtml`, `.inc`, `.PHP`, ...) is 404, and
+    ///    so is an editor or backup copy of a script (`index.php~`, `index.php.bak`, ...; the
+    ///    exact rule is on `normalize::is_php_copy`) unless `allow` matches it; anything
+    ///    else is [`Route::Static`].
     /// 6. A directory without a trailing slash gets [`Route::Redirect`] (query kept, never
     ///    `//host`, CR/LF encoded); with one, its first existing index file; none is
     ///    [`Deny::Forbidden`].

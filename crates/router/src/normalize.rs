@@ -206,6 +206,80 @@ pub(crate) fn is_php_source(name: &[u8]) -> bool {
         .any(|e| e.eq_ignore_ascii_case(ext))
 }
 
+/// Final extensions that keep a `*.php.*` name servable: types a site really serves under
+/// a double extension (`chart.php.png` written by a script, `app.php.js` from a bundler)
+/// and that nothing which copies a file ever picks. Text types (`.txt`, `.bak`, `.orig`,
+/// ...) and compressed ones (`.gz`, `.zip`: a compressed copy of the source is still the
+/// source) are left out on purpose, so they fall under [`is_php_copy`].
+const COPY_SAFE_EXTENSIONS: [&[u8]; 26] = [
+    b"png", b"jpg", b"jpeg", b"gif", b"webp", b"avif", b"ico", b"bmp", b"svg", b"woff", b"woff2",
+    b"ttf", b"otf", b"eot", b"css", b"js", b"mjs", b"map", b"html", b"htm", b"json", b"pdf",
+    b"mp4", b"webm", b"mp3", b"ogg",
+];
+
+/// Whether `ext` is a PHP-source extension, or one with a JetBrains "safe write" tail
+/// (`php___jb_tmp___`, `php___jb_old___`).
+fn is_php_ext_token(ext: &[u8]) -> bool {
+    PHP_SOURCE_EXTENSIONS.iter().any(|e| {
+        ext.len() >= e.len()
+            && ext[..e.len()].eq_ignore_ascii_case(e)
+            && (ext.len() == e.len() || ext[e.len()..].starts_with(b"___jb_"))
+    })
+}
+
+/// Whether a file name looks like a copy of a PHP script that editors, deploy tools or
+/// package managers leave behind, which would send the script's source if served as it is.
+///
+/// The rule is by name only (the file's contents are never read), case-insensitive on the
+/// extension, and errs on refusing:
+/// - a trailing `~` (vim, emacs, nano, gedit backups: `index.php~`, `index.php~~`);
+/// - emacs autosave `#index.php#` and lock `.#index.php`;
+/// - a PHP extension followed by any other extension (`index.php.bak`, `.old`, `.orig`,
+///   `.rej`, `.save`, `.swp`/`.swo`/`.swn`, `.tmp`, `.dist`, `.dpkg-old`/`-dist`/`-new`,
+///   `.ucf-old`, `.rpmsave`/`.rpmnew`, `.1`, `.txt`, rsync's `.index.php.Ab12Cd`, ...),
+///   unless that last extension is in [`COPY_SAFE_EXTENSIONS`]: listing what copies look
+///   like could never be complete, listing what a site serves can;
+/// - JetBrains safe-write files `index.php___jb_tmp___` and `index.php___jb_old___`.
+///
+/// A segment before the first dot is the name, not an extension: `php.ini.bak` is not
+/// refused by this rule (it may be by `deny`).
+pub(crate) fn is_php_copy(name: &[u8]) -> bool {
+    let mut base = name;
+    while let [rest @ .., b'~'] = base {
+        base = rest;
+    }
+    if let Some(inner) = base.strip_prefix(b".#") {
+        base = inner;
+    } else if let [b'#', inner @ .., b'#'] = base {
+        base = inner;
+    }
+    // A `~`, `#…#` or `.#` around the name: an editor's copy whatever the extensions.
+    let wrapped = base.len() != name.len();
+    let mut exts = base.split(|&b| b == b'.');
+    // The first piece is the name (empty for a dotfile, whose name is the next piece).
+    let first = exts.next().unwrap_or_default();
+    if first.is_empty() {
+        exts.next();
+    }
+    let exts: Vec<&[u8]> = exts.collect();
+    let Some(pos) = exts.iter().position(|e| is_php_ext_token(e)) else {
+        return false;
+    };
+    let last = exts[exts.len() - 1];
+    if pos + 1 == exts.len() {
+        // The PHP extension is the last one: a copy only if something was stripped from
+        // around it (`~`, `#`, `.#`) or it carries a JetBrains tail.
+        return wrapped
+            || !PHP_SOURCE_EXTENSIONS
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(last));
+    }
+    wrapped
+        || !COPY_SAFE_EXTENSIONS
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(last))
+}
+
 /// Where nginx's `fastcgi_split_path_info ^(.+?\.php)(/.*)$` would cut a normalised path:
 /// the end of the first segment ending in `.php` that something follows (a segment, or the
 /// trailing slash). `None` when there is no such segment.

@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::normalize::{
-    self, is_php_script, is_php_source, last_segment, split_path_info, Visibility,
+    self, is_php_copy, is_php_script, is_php_source, last_segment, split_path_info, Visibility,
 };
 use crate::{Deny, Route, Router};
 
@@ -114,7 +114,7 @@ impl Router {
         match probe(&fs_path) {
             // `file/` is ENOTDIR to the kernel: not there.
             Probe::File if trailing => self.fallback(static_only),
-            Probe::File => self.static_file(fs_path),
+            Probe::File => self.static_file(fs_path, allowed),
             Probe::Dir => self.directory(fs_path, url, trailing, raw_path, raw_query, static_only),
             Probe::Missing => self.fallback(static_only),
             Probe::Other => Route::Deny(Deny::NotFound),
@@ -143,10 +143,12 @@ impl Router {
         PathBuf::from(s)
     }
 
-    /// A regular file reached by its own URL: PHP source stays hidden, the rest is static.
-    fn static_file(&self, fs_path: PathBuf) -> Route {
+    /// A regular file reached by its own URL: PHP source stays hidden, and so do editor and
+    /// backup copies of scripts ([`is_php_copy`]) unless `allow` names them, as it can a
+    /// dotfile; the rest is static.
+    fn static_file(&self, fs_path: PathBuf, allowed: bool) -> Route {
         let name = fs_path.file_name().map_or(&b""[..], OsStrExt::as_bytes);
-        if is_php_source(name) {
+        if is_php_source(name) || (!allowed && is_php_copy(name)) {
             return Route::Deny(Deny::NotFound);
         }
         match self.real_path(&fs_path) {
@@ -224,7 +226,7 @@ impl Router {
                         static_only,
                     );
                 }
-                Probe::File => return self.static_file(candidate),
+                Probe::File => return self.static_file(candidate, false),
                 Probe::Denied => return Route::Deny(Deny::Forbidden),
                 Probe::Dir | Probe::Other | Probe::Missing => {}
             }
@@ -253,7 +255,7 @@ impl Router {
             ),
             // A non-PHP front controller (an SPA's index.html) is sent as it is; PHP source
             // under another extension is neither sent nor run.
-            Probe::File => self.static_file(fs_path),
+            Probe::File => self.static_file(fs_path, false),
             Probe::Denied => Route::Deny(Deny::Forbidden),
             Probe::Dir | Probe::Other | Probe::Missing => Route::Deny(Deny::NotFound),
         }

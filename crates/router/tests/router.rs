@@ -283,6 +283,125 @@ fn rule3_dotfiles_stay_hidden() {
     }
 }
 
+/// Every name editors, deploy tools and package managers leave beside a script.
+const PHP_COPIES: [&str; 33] = [
+    "index.php~",
+    "index.php~~",
+    "index.PHP~",
+    "page.phtml~",
+    "#index.php#",
+    ".#index.php",
+    ".index.php.swp",
+    ".index.php.swo",
+    ".index.php.swn",
+    "index.php.swp",
+    "index.php.bak",
+    "index.php.old",
+    "index.php.orig",
+    "index.php.rej",
+    "index.php.save",
+    "index.php.tmp",
+    "index.php.dist",
+    "index.php.dpkg-old",
+    "index.php.dpkg-dist",
+    "index.php.dpkg-new",
+    "index.php.ucf-old",
+    "index.php.rpmsave",
+    "index.php.rpmnew",
+    "index.php.1",
+    "index.php.txt",
+    "index.php.gz",
+    "index.php___jb_tmp___",
+    "index.php___jb_old___",
+    ".index.php.Ab12Cd",
+    "lib.inc.bak",
+    "old.php5.orig",
+    "a.b.php.BAK",
+    "index.php.png~",
+];
+
+#[test]
+fn rule3_php_copies_stay_hidden() {
+    let s = Site::new();
+    for f in PHP_COPIES {
+        write(&s.root.join(f), "<?php echo 'source';");
+        write(&s.root.join("sub").join(f), "<?php echo 'source';");
+    }
+    let r = s.router();
+    for f in PHP_COPIES {
+        let enc = f.replace('#', "%23").replace('~', "%7e");
+        for raw in [
+            format!("/{enc}"),
+            format!("/sub/{enc}"),
+            format!("/static/../{enc}"),
+            format!("/hello.php/../{enc}"),
+            format!("/sub/./%2e%2e/sub/{enc}"),
+        ] {
+            check(&r, &raw, NOT_FOUND);
+        }
+    }
+    // The exact requests.
+    for raw in [
+        "/index.php~",
+        "/index.php.bak",
+        "/index.php%7e",
+        "/index.php%7E",
+        "/static/../index.php.bak",
+        "/hello.php/../index.php~",
+    ] {
+        check(&r, raw, NOT_FOUND);
+    }
+    // Neither a copy nor PHP: still served; the script itself still runs.
+    for f in [
+        "foo~",
+        "readme.txt",
+        "app.js",
+        "chart.php.png",
+        "app.php.js",
+        "php.ini.bak",
+    ] {
+        write(&s.root.join(f), "x");
+    }
+    let r = s.router();
+    for f in [
+        "foo~",
+        "readme.txt",
+        "app.js",
+        "style.css",
+        "chart.php.png",
+        "app.php.js",
+        "php.ini.bak",
+    ] {
+        check(&r, &format!("/{f}"), s.file(f));
+    }
+    check(&r, "/index.php", s.front());
+    check(&r, "/hello.php", s.script("hello.php", ""));
+    // A copy that is not there is not a copy: the front controller answers as usual.
+    check(&r, "/missing.php.bak", s.front());
+}
+
+#[test]
+fn rule3_allow_opens_php_copies() {
+    let s = Site::new();
+    for f in [
+        "index.php.bak",
+        "index.php~",
+        ".index.php.swp",
+        "keep.php.dist",
+    ] {
+        write(&s.root.join(f), "<?php echo 'source';");
+    }
+    let mut c = s.config();
+    c.allow =
+        isola_router::PathPatterns::new(&["/index.php.bak", "/.index.php.swp", "*.dist"]).unwrap();
+    let r = Router::new(c);
+    check(&r, "/index.php.bak", s.file("index.php.bak"));
+    check(&r, "/.index.php.swp", s.file(".index.php.swp"));
+    check(&r, "/keep.php.dist", s.file("keep.php.dist"));
+    // Only what allow names.
+    check(&r, "/index.php~", NOT_FOUND);
+}
+
 #[test]
 fn rule3_well_known_is_static_only() {
     let s = Site::new();
@@ -349,7 +468,8 @@ fn rule5_regular_files() {
     let r = s.router();
     check(&r, "/info.txt", s.file("info.txt"));
     check(&r, "/style.css", s.file("style.css"));
-    check(&r, "/page.php.txt", s.file("page.php.txt"));
+    // A PHP name plus a text extension is a copy of the source: see rule3_php_copies.
+    check(&r, "/page.php.txt", NOT_FOUND);
     check(&r, "/hello.php", s.script("hello.php", ""));
     check(&r, "/index.php", s.front());
     for raw in [

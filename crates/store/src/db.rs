@@ -590,12 +590,27 @@ impl Db {
     }
 }
 
-/// Stable 64-bit hash used to order SCAN cursors (the same across runs and rehashes).
+/// Bits of [`scan_hash`]: cursors stay below 2^53.
+pub const SCAN_HASH_BITS: u32 = 53;
+
+/// Stable hash that orders SCAN, HSCAN, SSCAN and ZSCAN, and whose values are the cursors
+/// (the same across runs, rehashes and restarts).
+///
+/// Why a hash order rather than Redis's reverse-binary walk of its table: our containers
+/// are `HashMap`s whose bucket layout is not ours to index, and a fixed hash gives the same
+/// guarantee with no extra index: the cursor is "the next hash to visit", so an element
+/// present from the first call to the last is returned (once, whatever is added or removed
+/// in between), and equal hashes are never split across pages.
+///
+/// Why 53 bits: clients keep the cursor in a signed 64-bit integer (phpredis saturates a
+/// cursor at or above 2^63 to `i64::MAX` and then ends the iteration early), and some keep
+/// it in a double (JavaScript, Lua scripts); below 2^53 it survives both. Collisions at this
+/// width cost nothing but a slightly larger page.
 pub fn scan_hash(b: &[u8]) -> u64 {
     #[allow(deprecated)]
     let mut h = std::hash::SipHasher::new_with_keys(0x1501a, 0x5703e);
     b.hash(&mut h);
-    h.finish()
+    h.finish() >> (64 - SCAN_HASH_BITS)
 }
 
 /// Small xorshift generator: random picks need speed, not secrecy.

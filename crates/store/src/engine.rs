@@ -993,6 +993,103 @@ pub(crate) mod tests {
         }
     }
 
+    /// One SCAN-family call: (next cursor, returned elements; for HSCAN/ZSCAN only the
+    /// fields/members).
+    fn scan_call(e: &mut Engine, line: &str, pairs: bool) -> (u64, Vec<Vec<u8>>) {
+        let Outcome::Reply(Reply::Array(parts)) = run(e, 1, line) else {
+            panic!("{line}: not an array");
+        };
+        let [Reply::Bulk(cursor), Reply::Array(items)] = &parts[..] else {
+            panic!("{line}: {parts:?}");
+        };
+        let cursor: u64 = std::str::from_utf8(cursor).unwrap().parse().unwrap();
+        let items = items
+            .iter()
+            .step_by(if pairs { 2 } else { 1 })
+            .map(|r| match r {
+                Reply::Bulk(b) => b.to_vec(),
+                r => panic!("{line}: {r:?}"),
+            })
+            .collect();
+        (cursor, items)
+    }
+
+    /// Iterates a whole SCAN-family command with COUNT `count`, adding and removing other
+    /// elements between calls; returns every element seen.
+    fn iterate_while_churning(
+        e: &mut Engine,
+        cmd: &str,
+        count: usize,
+        pairs: bool,
+        churn: &dyn Fn(&mut Engine, usize),
+    ) -> std::collections::HashSet<Vec<u8>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0u64;
+        for round in 0.. {
+            let (next, items) = scan_call(e, &format!("{cmd} {cursor} COUNT {count}"), pairs);
+            assert!(next < 1 << 63, "{cmd}: cursor {next} does not fit an i64");
+            assert!(
+                next < 1 << crate::db::SCAN_HASH_BITS,
+                "{cmd}: cursor {next}"
+            );
+            seen.extend(items);
+            if next == 0 {
+                break;
+            }
+            assert!(round < 10_000, "{cmd}: never ends");
+            churn(e, round);
+            cursor = next;
+        }
+        seen
+    }
+
+    #[test]
+    fn scans_return_everything_present_throughout_with_small_cursors() {
+        for count in 1..=10 {
+            let mut e = engine(ManualClock::new(0));
+            for i in 0..300 {
+                reply(&mut e, 1, &format!("SET stay{i} v"));
+                reply(&mut e, 1, &format!("SET gone{i} v"));
+                reply(&mut e, 1, &format!("HSET h stay{i} v gone{i} v"));
+                reply(&mut e, 1, &format!("SADD s stay{i} gone{i}"));
+                reply(&mut e, 1, &format!("ZADD z {i} stay{i} {i} gone{i}"));
+            }
+            let churn = |e: &mut Engine, round: usize| {
+                // Grow and shrink every container between calls, so tables rehash; stop
+                // after a while, or COUNT 1 would never catch up with the growth.
+                if round >= 30 {
+                    return;
+                }
+                for j in 0..20 {
+                    let n = round * 20 + j;
+                    reply(e, 1, &format!("SET new{n} v"));
+                    reply(e, 1, &format!("HSET h new{n} v"));
+                    reply(e, 1, &format!("SADD s new{n}"));
+                    reply(e, 1, &format!("ZADD z {n} new{n}"));
+                }
+                for j in 0..3 {
+                    let n = (round * 3 + j) % 300;
+                    reply(e, 1, &format!("DEL gone{n}"));
+                    reply(e, 1, &format!("HDEL h gone{n}"));
+                    reply(e, 1, &format!("SREM s gone{n}"));
+                    reply(e, 1, &format!("ZREM z gone{n}"));
+                }
+            };
+            for (cmd, pairs) in [
+                ("SCAN", false),
+                ("HSCAN h", true),
+                ("SSCAN s", false),
+                ("ZSCAN z", true),
+            ] {
+                let seen = iterate_while_churning(&mut e, cmd, count, pairs, &churn);
+                for i in 0..300 {
+                    let k = format!("stay{i}").into_bytes();
+                    assert!(seen.contains(&k), "{cmd} COUNT {count}: stay{i} missing");
+                }
+            }
+        }
+    }
+
     #[test]
     fn command_info_flags_in_redis_order() {
         let mut e = engine(ManualClock::new(0));
