@@ -460,10 +460,17 @@ impl Server {
 
     /// The fixture site served with this isola.toml (written into the site).
     pub fn with_config(toml: &str) -> Server {
+        Self::with_config_and(toml, &[])
+    }
+
+    /// Like [`Server::with_config`], with extra flags.
+    pub fn with_config_and(toml: &str, args: &[&str]) -> Server {
         let site = fixture_site();
         let cfg = site.path().join("isola.toml");
         std::fs::write(&cfg, toml).unwrap();
         let docroot = site.path().to_path_buf();
-        Self::start_in(&docroot, &["--config", cfg.to_str().unwrap()], Some(site))
+        let mut all = vec!["--config", cfg.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Self::start_in(&docroot, &all, Some(site))
     }
 }

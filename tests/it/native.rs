@@ -12,21 +12,17 @@ fn skip() -> bool {
 }
 
 fn native(toml: &str) -> Server {
-    let site = crate::harness::fixture_site();
-    let cfg = site.path().join("isola.toml");
-    std::fs::write(&cfg, toml).unwrap();
-    let docroot = site.path().to_path_buf();
-    let s = Server::start_in(
-        &docroot,
-        &["--config", cfg.to_str().unwrap(), "--backend", "native"],
-        Some(site),
-    );
+    let s = Server::with_config_and(toml, &["--backend", "native"]);
     assert!(
         s.wait_for_log("PHP backend: native", Duration::from_secs(5)),
         "{}",
         s.stderr()
     );
     s
+}
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
 
 /// Processes of `pid` named `name` (the engine host sets its name).
@@ -183,11 +179,7 @@ fn a_dead_engine_host_is_replaced_and_serving_goes_on() {
     let s = native("[pool]\nmax_children = 2\n");
     let zygote = named_children(s.pid(), "isola-zygote");
     assert_eq!(zygote.len(), 1);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(zygote[0] as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(zygote[0], nix::sys::signal::Signal::SIGKILL);
     // Live workers keep serving without it.
     for _ in 0..5 {
         assert_eq!(get(s.addr, "/hello.php").status, 200);
@@ -241,11 +233,7 @@ fn reload_replaces_the_engine_host() {
     }
     let s = native("[pool]\nmax_children = 1\n");
     let before = named_children(s.pid(), "isola-zygote");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(s.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    signal(s.pid(), nix::sys::signal::Signal::SIGHUP);
     assert!(
         s.wait_for_log("reloaded", Duration::from_secs(10)),
         "{}",
