@@ -167,13 +167,7 @@ async fn choose_engine(php: &PhpConfig, store: &StoreLink) -> anyhow::Result<Eng
                 .context("cannot find the isola binary to start the PHP engine host")?;
             let native = Native::new(NativeRecipe {
                 exe,
-                ini: ini_entries(php, store)
-                    .into_iter()
-                    .map(|e| match e.split_once('=') {
-                        Some((k, v)) => (k.to_string(), v.to_string()),
-                        None => (e, String::new()),
-                    })
-                    .collect(),
+                ini: ini_entries(php, store),
                 ini_file: None,
                 env: worker_env(php, store),
                 credentials: php.credentials,

@@ -352,15 +352,9 @@ static int peer_aborted(conn_t *c)
 		if (c->in_len - off < total) {
 			break;
 		}
-		if (h[1] == FCGI_ABORT_REQUEST && (uint16_t)((h[2] << 8) | h[3]) == c->req_id && off > 0) {
+		if (h[1] == FCGI_ABORT_REQUEST && (uint16_t)((h[2] << 8) | h[3]) == c->req_id) {
 			memmove(h, h + total, c->in_len - off - total);
 			c->in_len -= total;
-			c->aborted = 1;
-			return 1;
-		}
-		if (h[1] == FCGI_ABORT_REQUEST && (uint16_t)((h[2] << 8) | h[3]) == c->req_id) {
-			/* At the front: no partly consumed STDIN record precedes it. */
-			consume_record(c);
 			c->aborted = 1;
 			return 1;
 		}

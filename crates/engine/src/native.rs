@@ -35,8 +35,8 @@ use tokio::process::{Child, Command};
 pub struct NativeRecipe {
     /// The isola binary (resolved path), exec'd as `isola __php-zygote`.
     pub exe: PathBuf,
-    /// ini settings applied like php-cgi's `-d name=value`.
-    pub ini: Vec<(String, String)>,
+    /// ini settings, `name=value` each, applied like php-cgi's `-d`.
+    pub ini: Vec<String>,
     /// php.ini to read instead of the engine library's own (php-cgi's `-c`).
     pub ini_file: Option<PathBuf>,
     /// Environment of the zygote and so of every worker (on top of a cleared one with PATH).
@@ -156,7 +156,7 @@ impl Native {
             }
         })?;
         let ini: String = std::iter::once("I".to_string())
-            .chain(r.ini.iter().map(|(k, v)| format!("{k}={v}\n")))
+            .chain(r.ini.iter().map(|e| format!("{e}\n")))
             .collect();
         let sent = ctl
             .async_io(Interest::WRITABLE, |fd| {
@@ -225,14 +225,11 @@ fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(io::Error::from)
 }
 
-#[allow(unsafe_code)]
 fn set_blocking(fd: &OwnedFd) {
-    // SAFETY: fcntl(2) on a descriptor we own; flags only.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
-        }
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
+        let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
+        let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags));
     }
 }
 
@@ -324,7 +321,7 @@ impl Backend for Native {
                     })
                 }
             };
-            let mut process = PidfdProcess::open(pid).map_err(|e| SpawnError::NotReady {
+            let process = PidfdProcess::open(pid).map_err(|e| SpawnError::NotReady {
                 pid,
                 reason: format!("pidfd_open: {e}"),
                 stderr: String::new(),
@@ -342,35 +339,7 @@ impl Backend for Native {
                 seam::probe_get_values(&mut stream).await?;
                 Ok::<_, io::Error>(stream)
             };
-            let left = timeout.saturating_sub(started.elapsed());
-            match tokio::time::timeout(left, probed).await {
-                Ok(Ok(stream)) => {
-                    tracing::debug!(
-                        pid,
-                        us = started.elapsed().as_micros() as u64,
-                        "native worker ready"
-                    );
-                    Ok(Spawned {
-                        pid,
-                        stream,
-                        process: Box::new(process),
-                    })
-                }
-                failed => {
-                    let reason = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => format!("no answer within {timeout:?}"),
-                    };
-                    let _ = process.signal(Signal::SIGKILL);
-                    let status = process.wait().await;
-                    let stderr = seam::failure_report(status.ok(), &tail).await;
-                    Err(SpawnError::NotReady {
-                        pid,
-                        reason,
-                        stderr,
-                    })
-                }
-            }
+            seam::await_ready(pid, Box::new(process), started, timeout, probed, &tail).await
         })
     }
 

@@ -249,38 +249,53 @@ impl PhpCgi {
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(log_stderr(stderr, pid, tail.clone()));
         }
-        match tokio::time::timeout(timeout, probe(&socket)).await {
-            Ok(Ok(stream)) => {
-                tracing::debug!(
-                    pid,
-                    ms = started.elapsed().as_millis() as u64,
-                    "worker ready"
-                );
-                Ok(Spawned {
-                    pid,
-                    stream,
-                    process: Box::new(PhpCgiProcess {
-                        child,
-                        socket,
-                        reaped: false,
-                    }),
-                })
-            }
-            failed => {
-                let reason = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("no answer within {timeout:?}"),
-                };
-                let _ = child.start_kill();
-                let status = child.wait().await;
-                let _ = std::fs::remove_file(&socket);
-                let stderr = failure_report(status.ok(), &tail).await;
-                Err(SpawnError::NotReady {
-                    pid,
-                    reason,
-                    stderr,
-                })
-            }
+        let process = Box::new(PhpCgiProcess {
+            child,
+            socket: socket.clone(),
+            reaped: false,
+        });
+        await_ready(pid, process, started, timeout, probe(&socket), &tail).await
+    }
+}
+
+/// The end of every spawn: waits (until `timeout` after `started`) for `probe` to hand
+/// over the worker's connection; when it fails, kills and reaps the worker and reports
+/// why, with its exit status and last stderr lines.
+pub async fn await_ready(
+    pid: u32,
+    mut process: Box<dyn Process>,
+    started: Instant,
+    timeout: Duration,
+    probe: impl Future<Output = io::Result<UnixStream>>,
+    tail: &StderrTail,
+) -> Result<Spawned, SpawnError> {
+    let left = timeout.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, probe).await {
+        Ok(Ok(stream)) => {
+            tracing::debug!(
+                pid,
+                us = started.elapsed().as_micros() as u64,
+                "worker ready"
+            );
+            Ok(Spawned {
+                pid,
+                stream,
+                process,
+            })
+        }
+        failed => {
+            let reason = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {timeout:?}"),
+            };
+            let _ = process.signal(Signal::SIGKILL);
+            let status = process.wait().await;
+            let stderr = failure_report(status.ok(), tail).await;
+            Err(SpawnError::NotReady {
+                pid,
+                reason,
+                stderr,
+            })
         }
     }
 }
