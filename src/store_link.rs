@@ -45,11 +45,12 @@ impl StoreLink {
                 data,
             } => {
                 let socket = runtime.join("store.sock");
+                let dir = usable_dir(data);
                 let store = isola_store::Store::bind(isola_store::StoreConfig {
                     unix_socket: Some(socket.clone()),
                     tcp: *listen,
                     requirepass: requirepass.clone(),
-                    aof: data.dir.as_ref().map(|dir| aof_config(dir, data)),
+                    aof: dir.as_deref().map(|dir| aof_config(dir, data)),
                     maxmemory: usize::try_from(data.maxmemory).unwrap_or(usize::MAX),
                     maxmemory_policy: isola_store::engine::MaxMemoryPolicy::parse(
                         &data.maxmemory_policy,
@@ -59,7 +60,7 @@ impl StoreLink {
                 })
                 .await
                 .context("store: cannot start the embedded store")?;
-                if let Some(dir) = &data.dir {
+                if let Some(dir) = &dir {
                     tracing::info!(dir = %dir.display(), appendonly = data.appendonly, "embedded store data directory");
                 }
                 share_with_workers(cfg, runtime, &socket)?;
@@ -186,6 +187,34 @@ impl StoreLink {
         if let Some((tx, task)) = running {
             let _ = tx.send(());
             let _ = task.await;
+        }
+    }
+}
+
+/// The data directory the embedded store will use. A directory Isola chose by itself that
+/// this user cannot write (`sudo -u www-data isola serve` keeps root's `HOME`) must not stop
+/// a server that was given no store settings at all: it runs without persistence and says
+/// so. A directory written in the config is used as given, and failing it stops the start.
+fn usable_dir(data: &isola_config::EmbeddedStore) -> Option<PathBuf> {
+    let dir = data.dir.clone()?;
+    if !data.dir_is_default {
+        return Some(dir);
+    }
+    let writable = std::fs::create_dir_all(&dir).and_then(|()| {
+        nix::unistd::access(
+            &dir,
+            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        )
+        .map_err(std::io::Error::from)
+    });
+    match writable {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                "embedded store: the default data directory is not usable ({e}); keeping data in memory only, set [store] dir to persist it"
+            );
+            None
         }
     }
 }

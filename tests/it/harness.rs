@@ -77,7 +77,14 @@ impl Server {
     }
 
     pub fn start_in(docroot: &Path, args: &[&str], site: Option<tempfile::TempDir>) -> Server {
-        Self::launch(Some(docroot), docroot, args, site)
+        Self::launch(Some(docroot), docroot, args, site, &[])
+    }
+
+    /// The fixture site with these flags and environment variables (after the harness's own).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let site = fixture_site();
+        let docroot = site.path().to_path_buf();
+        Self::launch(Some(&docroot), &docroot, args, Some(site), env)
     }
 
     /// `isola serve ARGS` with no docroot argument (the config names the sites); `dir` is
@@ -87,7 +94,7 @@ impl Server {
         args: &[&str],
         site: Option<tempfile::TempDir>,
     ) -> Server {
-        Self::launch(None, dir, args, site)
+        Self::launch(None, dir, args, site, &[])
     }
 
     fn launch(
@@ -95,10 +102,12 @@ impl Server {
         docroot: &Path,
         args: &[&str],
         site: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
     ) -> Server {
         let state = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_isola"));
         cmd.env("STATE_DIRECTORY", state.path());
+        cmd.envs(env.iter().copied());
         cmd.arg("serve");
         if let Some(d) = docroot_arg {
             cmd.arg(d);

@@ -65,6 +65,54 @@ fn workers_share_the_embedded_store() {
     assert!(s.stop().success());
 }
 
+/// `sudo -u www-data isola serve DIR` keeps root's HOME: a default data directory this user
+/// cannot create must leave a working store in memory with a warning, not a server that
+/// refuses to start.
+#[test]
+fn an_unusable_default_data_directory_keeps_the_store_in_memory() {
+    let blocker = tempfile::NamedTempFile::new().unwrap();
+    let state = blocker.path().join("state");
+    let s = Server::start_with_env(&[], &[("STATE_DIRECTORY", state.to_str().unwrap())]);
+    std::fs::write(s.docroot.join("counter.php"), COUNTER).unwrap();
+    let first = get(s.addr, "/counter.php").text();
+    let second = get(s.addr, "/counter.php").text();
+    assert!(first.starts_with("1 "), "{first}");
+    assert!(second.starts_with("2 "), "{second}");
+    assert!(
+        s.wait_for_log(
+            "keeping data in memory only",
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        s.stderr()
+    );
+    assert!(s.stop().success());
+}
+
+/// A data directory written in the config is a promise of persistence: failing it stops the
+/// start with the reason.
+#[test]
+fn an_unusable_configured_data_directory_refuses_to_start() {
+    let blocker = tempfile::NamedTempFile::new().unwrap();
+    let dir = blocker.path().join("state");
+    let site = fixture_site();
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(
+        &cfg,
+        format!("[store]\ndir = {:?}\n", dir.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg(site.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("store"), "{err}");
+}
+
 #[test]
 fn sessions_live_in_the_store() {
     let s = serve("[pool]\nmax_children = 2\n");

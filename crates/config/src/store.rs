@@ -21,6 +21,9 @@ pub enum AppendFsync {
 pub struct EmbeddedStore {
     /// Data directory (locked while running); `None` keeps everything in memory only.
     pub dir: Option<PathBuf>,
+    /// `dir` was chosen by Isola, not written in the config: when it cannot be used the store
+    /// runs in memory only with a warning instead of refusing to start.
+    pub dir_is_default: bool,
     /// Keep the append-only log.
     pub appendonly: bool,
     /// fsync policy.
@@ -247,6 +250,7 @@ fn embedded(s: &RawStore, errs: &mut Vec<String>) -> EmbeddedStore {
         errs.push("store.appendfsync, auto_aof_rewrite_*, aof_load_corrupt: only apply with appendonly = true".to_string());
     }
     EmbeddedStore {
+        dir_is_default: s.dir.is_none() && dir.is_some(),
         dir,
         appendonly,
         appendfsync,
@@ -418,6 +422,7 @@ mod tests {
                 requirepass: None,
                 data: Box::new(EmbeddedStore {
                     dir: Some(PathBuf::from("/srv/state")),
+                    dir_is_default: false,
                     appendonly: true,
                     appendfsync: AppendFsync::EverySec,
                     auto_aof_rewrite_percentage: 100,
