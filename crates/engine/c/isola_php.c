@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "php.h"
@@ -84,7 +86,9 @@ typedef struct {
 	size_t stdin_off, stdin_left;
 	int stdin_eof;
 	/* Write side: one record being filled (8-byte header reserved). */
-	unsigned char out[8 + OUT_CHUNK];
+	/* Room after the chunk for its padding, the empty STDOUT and the END_REQUEST, so that a
+	 * whole small response leaves in one write. */
+	unsigned char out[8 + OUT_CHUNK + 8 + 8 + 16];
 	size_t out_len;
 	uint16_t req_id;
 	int in_request;
@@ -99,29 +103,49 @@ typedef struct {
 } conn_t;
 
 static conn_t *conn;
-/* The worker's own pid: a process the script forked (pcntl_fork) shares the connection, and
- * its exit must not end the parent's response with its own END_REQUEST. */
-static pid_t worker_pid;
+/* Set in a process the script forked (pcntl_fork, through glibc's fork and its atfork
+ * handlers): it shares the connection, and its output or exit must not end the parent's
+ * response. Workers themselves are made by a raw clone, which runs no handler. A flag, not a
+ * getpid() per write: that was a system call for every record. */
+static volatile int forked_child;
+
+static void mark_forked_child(void)
+{
+	forked_child = 1;
+}
 
 /* ---- low-level socket I/O ---- */
 
-static int write_all(int fd, const unsigned char *p, size_t n)
+static int writev_all(int fd, struct iovec *iov, int cnt)
 {
-	if (getpid() != worker_pid) {
+	if (forked_child) {
 		return 0;
 	}
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+	while (cnt > 0) {
+		ssize_t w = writev(fd, iov, cnt);
 		if (w < 0) {
 			if (errno == EINTR) {
 				continue;
 			}
 			return -1;
 		}
-		p += w;
-		n -= (size_t)w;
+		while (cnt > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+	return writev_all(fd, &iov, 1);
 }
 
 static void put_header(unsigned char *h, int type, uint16_t id, size_t len, size_t pad)
@@ -146,8 +170,12 @@ static int send_record(conn_t *c, int type, uint16_t id, const void *data, size_
 		return -1;
 	}
 	put_header(h, type, id, len, pad);
-	if (write_all(c->fd, h, 8) < 0 || (len && write_all(c->fd, data, len) < 0) ||
-	    (pad && write_all(c->fd, zeros, pad) < 0)) {
+	struct iovec iov[3] = {
+		{.iov_base = h, .iov_len = 8},
+		{.iov_base = (void *)data, .iov_len = len},
+		{.iov_base = (void *)zeros, .iov_len = pad},
+	};
+	if (writev_all(c->fd, iov, 3) < 0) {
 		c->broken = 1;
 		c->aborted = 1;
 		return -1;
@@ -170,6 +198,48 @@ static int flush_out(conn_t *c)
 	put_header(c->out, FCGI_STDOUT, c->req_id, len, pad);
 	memset(c->out + 8 + len, 0, pad);
 	if (write_all(c->fd, c->out, 8 + len + pad) < 0) {
+		c->broken = 1;
+		c->aborted = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static size_t put_end_request(unsigned char *p, uint32_t app_status, int protocol_status,
+			      uint16_t id)
+{
+	put_header(p, FCGI_END_REQUEST, id, 8, 0);
+	p[8] = (unsigned char)(app_status >> 24);
+	p[9] = (unsigned char)(app_status >> 16);
+	p[10] = (unsigned char)(app_status >> 8);
+	p[11] = (unsigned char)app_status;
+	p[12] = (unsigned char)protocol_status;
+	p[13] = p[14] = p[15] = 0;
+	return 16;
+}
+
+/* The buffered STDOUT content, the empty STDOUT that closes the stream and, with `end`, the
+ * END_REQUEST: one write where there were four, and one wake-up of Isola instead of several. */
+static int close_stdout(conn_t *c, int end, uint32_t app_status)
+{
+	size_t n = 0;
+	if (c->out_len > 0) {
+		size_t len = c->out_len;
+		size_t pad = (8 - (len % 8)) % 8;
+		put_header(c->out, FCGI_STDOUT, c->req_id, len, pad);
+		memset(c->out + 8 + len, 0, pad);
+		n = 8 + len + pad;
+	}
+	c->out_len = 0;
+	if (c->broken) {
+		return -1;
+	}
+	put_header(c->out + n, FCGI_STDOUT, c->req_id, 0, 0);
+	n += 8;
+	if (end) {
+		n += put_end_request(c->out + n, app_status, FCGI_REQUEST_COMPLETE, c->req_id);
+	}
+	if (write_all(c->fd, c->out, n) < 0) {
 		c->broken = 1;
 		c->aborted = 1;
 		return -1;
@@ -800,8 +870,7 @@ PHP_FUNCTION(fastcgi_finish_request)
 		sapi_send_headers();
 		SG(headers_sent) = 1;
 	}
-	flush_out(c);
-	send_record(c, FCGI_STDOUT, c->req_id, NULL, 0);
+	close_stdout(c, 0, 0);
 	c->finished = 1;
 	RETURN_TRUE;
 }
@@ -921,12 +990,11 @@ static void init_request_info(conn_t *c)
 
 static void send_end_request(conn_t *c, uint32_t app_status, int protocol_status, uint16_t id)
 {
-	unsigned char body[8] = {
-		(unsigned char)(app_status >> 24), (unsigned char)(app_status >> 16),
-		(unsigned char)(app_status >> 8), (unsigned char)app_status,
-		(unsigned char)protocol_status, 0, 0, 0,
-	};
-	send_record(c, FCGI_END_REQUEST, id, body, 8);
+	unsigned char rec[16];
+	put_end_request(rec, app_status, protocol_status, id);
+	if (c->broken || write_all(c->fd, rec, sizeof(rec)) < 0) {
+		c->broken = 1;
+	}
 }
 
 static void run_request(conn_t *c)
@@ -968,7 +1036,7 @@ static void run_request(conn_t *c)
 	}
 	exit_status = EG(exit_status);
 	php_request_shutdown(NULL);
-	if (getpid() != worker_pid) {
+	if (forked_child) {
 		/* A process the script forked ends here: the connection is the parent's. */
 		_exit(exit_status);
 	}
@@ -978,10 +1046,10 @@ static void run_request(conn_t *c)
 		SG(request_info).path_translated = NULL;
 	}
 	if (!c->finished) {
-		flush_out(c);
-		send_record(c, FCGI_STDOUT, c->req_id, NULL, 0);
+		close_stdout(c, 1, (uint32_t)exit_status);
+	} else {
+		send_end_request(c, (uint32_t)exit_status, FCGI_REQUEST_COMPLETE, c->req_id);
 	}
-	send_end_request(c, (uint32_t)exit_status, FCGI_REQUEST_COMPLETE, c->req_id);
 	c->in_request = 0;
 	free(c->pbuf);
 	free(c->params);
@@ -1011,7 +1079,6 @@ static void worker_main(int fd)
 	}
 	c->fd = fd;
 	conn = c;
-	worker_pid = getpid();
 	int have_request = 0;
 	for (;;) {
 		int r = read_record(c);
@@ -1202,6 +1269,7 @@ int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
 		fflush(stderr);
 		_exit(1);
 	}
+	pthread_atfork(NULL, NULL, mark_forked_child);
 	/* ps -o comm / top tell the engine host and its workers apart (they share argv). */
 	prctl(PR_SET_NAME, "isola-zygote");
 	reply(ctl, "R %s opcache=%d threads=%d", PHP_VERSION, opcache_enabled(), thread_count());
