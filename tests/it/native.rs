@@ -268,3 +268,85 @@ fn status_names_the_backend_and_the_engine() {
     assert!(html.contains("PHP backend"), "{html}");
     drop(s);
 }
+
+#[test]
+fn a_stopped_engine_host_is_replaced_without_holding_requests() {
+    if skip() {
+        return;
+    }
+    let s = native("[pool]\nmax_children = 2\n");
+    let zygote = named_children(s.pid(), "isola-zygote");
+    assert_eq!(zygote.len(), 1);
+    signal(zygote[0], nix::sys::signal::Signal::SIGSTOP);
+    // A worker dies: its replacement waits for a fork that never comes, while the other
+    // worker keeps serving.
+    assert_eq!(get(s.addr, "/segv.php").status, 502);
+    for _ in 0..5 {
+        assert_eq!(get(s.addr, "/hello.php").status, 200);
+    }
+    assert!(
+        s.wait_for_log("did not fork a worker", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
+    let t = Instant::now();
+    loop {
+        let now = named_children(s.pid(), "isola-zygote");
+        if now.len() == 1 && now != zygote && children_of(s.pid()).len() == 2 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "engine hosts {now:?}, workers {:?}: {}",
+            children_of(s.pid()),
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", zygote[0])).exists(),
+        "the stopped engine host was killed and reaped"
+    );
+    assert!(zombies_of(s.pid()).is_empty(), "{:?}", zombies_of(s.pid()));
+    assert!(s.stop().success());
+}
+
+#[test]
+fn opcache_reset_in_one_worker_leaves_its_siblings_serving() {
+    if skip() {
+        return;
+    }
+    let s = native(
+        "[pool]\nmax_children = 2\n[php]\nini = { \"opcache.file_update_protection\" = 0 }\n",
+    );
+    for _ in 0..4 {
+        assert_eq!(get(s.addr, "/hello.php").status, 200);
+    }
+    let r = get(s.addr, "/opcache_reset.php");
+    assert_eq!(r.status, 200);
+    assert!(r.text().starts_with("reset"), "{}", r.text());
+    let pids = children_of(s.pid());
+    // Both workers compile and serve again from the emptied cache, none crashed.
+    for _ in 0..20 {
+        let r = get(s.addr, "/hello.php");
+        assert_eq!(r.status, 200);
+        assert!(
+            r.text().starts_with("hello from /hello.php"),
+            "{}",
+            r.text()
+        );
+    }
+    let j = get(s.addr, "/opcache.php").json();
+    assert_eq!(j["enabled"], true, "{j}");
+    assert!(
+        j["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.ends_with("/hello.php"))),
+        "the cache fills again: {j}"
+    );
+    assert_eq!(children_of(s.pid()), pids, "no worker was replaced");
+    assert!(s.stop().success());
+}

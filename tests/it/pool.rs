@@ -259,3 +259,69 @@ fn ondemand_pool_starts_workers_for_requests_and_retires_idle_ones() {
     }
     assert_eq!(wait_workers(admin, Duration::from_secs(6), |n| n == 0), 0);
 }
+
+/// PHP's own limit, as under php-fpm: `max_execution_time` counts CPU time on Linux
+/// (ITIMER_PROF), stops a busy script with a fatal error (500 with display_errors off) and
+/// leaves its worker serving; a script that waits is not stopped by it.
+#[test]
+fn max_execution_time_stops_a_busy_script_and_keeps_the_worker() {
+    let s = Server::with_config("[pool]\nmax_children = 1\n");
+    let before = pid_of(&get(s.addr, "/sleep.php?ms=1").text());
+    let t = Instant::now();
+    let r = get(s.addr, "/busy.php?limit=1&sec=20");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stopped by the limit, not at the end: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        s.wait_for_log("Maximum execution time", Duration::from_secs(5)),
+        "{}",
+        s.stderr()
+    );
+    let after = get(s.addr, "/sleep.php?ms=1");
+    assert_eq!(after.status, 200);
+    assert_eq!(before, pid_of(&after.text()), "the same worker serves on");
+    let r = get(s.addr, "/nap.php?ms=1500");
+    assert_eq!(r.status, 200, "waiting is not CPU time: {}", r.text());
+    assert!(r.text().starts_with("awake"), "{}", r.text());
+}
+
+/// A worker stopped from outside (SIGSTOP) in the middle of a request is like a hung one:
+/// answered 504 at request_terminate_timeout, killed (SIGKILL reaches a stopped process),
+/// reaped and replaced.
+#[test]
+fn a_stopped_worker_is_killed_at_request_terminate_timeout() {
+    let s = Server::with_config("[pool]\nmax_children = 1\nrequest_terminate_timeout = \"1s\"\n");
+    let before = pid_of(&get(s.addr, "/sleep.php?ms=1").text());
+    let addr = s.addr;
+    let slow = std::thread::spawn(move || {
+        let t = Instant::now();
+        (get(addr, "/sleep.php?ms=400").status, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let pid: i32 = before.parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let (status, took) = slow.join().unwrap();
+    assert_eq!(status, 504, "{}", s.stderr());
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let after = get(s.addr, "/sleep.php?ms=1");
+    assert_eq!(after.status, 200, "{}", s.stderr());
+    assert_ne!(
+        before,
+        pid_of(&after.text()),
+        "the stopped worker was replaced"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the stopped worker is gone and reaped"
+    );
+    assert!(crate::harness::zombies_of(s.pid()).is_empty());
+    assert!(s.stop().success());
+}

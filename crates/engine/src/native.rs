@@ -30,6 +30,9 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 
+/// How long the engine host may take to answer a fork command.
+const FORK_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What the engine host is started with.
 #[derive(Debug, Clone)]
 pub struct NativeRecipe {
@@ -284,12 +287,15 @@ impl Backend for Native {
                 .await;
             drop(theirs);
             drop(err_w);
+            // A fork answers in about a millisecond; a zygote silent for longer is stopped or
+            // wedged, and every spawn queued behind this lock would wait for it too.
+            let fork_timeout = timeout.min(FORK_ANSWER_TIMEOUT);
             let answer = match sent {
-                Ok(_) => match tokio::time::timeout(timeout, recv_msg(&zygote.ctl)).await {
+                Ok(_) => match tokio::time::timeout(fork_timeout, recv_msg(&zygote.ctl)).await {
                     Ok(r) => r,
                     Err(_) => Err(io::Error::new(
                         io::ErrorKind::TimedOut,
-                        format!("no answer within {timeout:?}"),
+                        format!("no answer within {fork_timeout:?}"),
                     )),
                 },
                 Err(e) => Err(e),
@@ -297,8 +303,13 @@ impl Backend for Native {
             let answer = match answer {
                 Ok(a) => a,
                 Err(e) => {
-                    // The zygote is gone or stuck: the next spawn starts a new one.
+                    // The zygote is gone or stuck: dropping it kills it, and the next spawn
+                    // starts a new one.
                     let zpid = zygote.pid;
+                    tracing::warn!(
+                        pid = zpid,
+                        "PHP engine host did not fork a worker ({e}); replacing it"
+                    );
                     *guard = None;
                     return Err(SpawnError::NotReady {
                         pid: zpid,
