@@ -58,6 +58,8 @@ pub struct Native {
     recipe: NativeRecipe,
     zygote: tokio::sync::Mutex<Option<Zygote>>,
     note: Mutex<Option<String>>,
+    /// The last engine host started, readable without the spawn lock (0: none yet).
+    host_pid: std::sync::atomic::AtomicU32,
 }
 
 struct Zygote {
@@ -73,6 +75,7 @@ impl Native {
             recipe,
             zygote: tokio::sync::Mutex::new(None),
             note: Mutex::new(None),
+            host_pid: Default::default(),
         }
     }
 
@@ -192,6 +195,8 @@ impl Native {
                 if let Ok(mut n) = self.note.lock() {
                     *n = Some(note);
                 }
+                self.host_pid
+                    .store(pid, std::sync::atomic::Ordering::Relaxed);
                 Ok(Zygote { pid, child, ctl })
             }
             None => {
@@ -360,6 +365,13 @@ impl Backend for Native {
 
     fn status_note(&self) -> Option<String> {
         self.note.lock().ok().and_then(|n| n.clone())
+    }
+
+    fn host_pids(&self) -> Vec<u32> {
+        match self.host_pid.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => Vec::new(),
+            pid => vec![pid],
+        }
     }
 
     fn honours_abort(&self) -> bool {

@@ -74,6 +74,11 @@ pub trait Backend: Send + Sync + 'static {
     fn honours_abort(&self) -> bool {
         false
     }
+    /// Processes the backend keeps besides its workers (the native engine host), whose
+    /// memory `max_children = "auto"` takes out of the budget once.
+    fn host_pids(&self) -> Vec<u32> {
+        Vec::new()
+    }
 }
 
 /// A worker process as the pool sees it.

@@ -290,8 +290,8 @@ impl Pool {
     pub async fn start(config: PoolConfig, backend: Arc<dyn Backend>) -> Result<Pool, PoolError> {
         let max_children = match &config.auto_size {
             Some(a) => {
-                let n = a.limit(a.estimate);
-                tracing::info!("max_children auto: {}", a.explain(a.estimate, false));
+                let n = a.limit(a.estimate, 0);
+                tracing::info!("max_children auto: {}", a.explain(a.estimate, 0, false));
                 n
             }
             None => config.max_children,
@@ -835,14 +835,20 @@ impl Inner {
         let Some(cost) = crate::sizing::p90(&mut costs) else {
             return;
         };
-        let new = auto.limit(cost);
+        let host: u64 = self
+            .backend
+            .host_pids()
+            .into_iter()
+            .filter_map(crate::sizing::pss_bytes)
+            .sum();
+        let new = auto.limit(cost, host);
         let old = self
             .max_children
             .swap(new, std::sync::atomic::Ordering::Relaxed);
         if new != old {
             tracing::info!(
                 "max_children auto: {} (was {old})",
-                auto.explain(cost, true)
+                auto.explain(cost, host, true)
             );
         }
     }

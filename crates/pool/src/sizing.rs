@@ -41,28 +41,41 @@ pub struct AutoSize {
 }
 
 impl AutoSize {
-    /// How many workers of `per_worker` bytes fit, clamped to [1, ceiling].
-    pub fn limit(&self, per_worker: u64) -> usize {
-        let usable = self.budget.saturating_sub(self.reserve);
-        let n = usable / per_worker.max(1);
+    /// How many workers of `per_worker` bytes fit beside a backend's own processes of
+    /// `host` bytes (the native engine host: counted once, not per worker), clamped to
+    /// [1, ceiling].
+    pub fn limit(&self, per_worker: u64, host: u64) -> usize {
+        let n = self.usable(host) / per_worker.max(1);
         (n.min(usize::MAX as u64) as usize).clamp(1, self.ceiling.max(1))
     }
 
+    fn usable(&self, host: u64) -> u64 {
+        self.budget
+            .saturating_sub(self.reserve)
+            .saturating_sub(host)
+    }
+
     /// "budget 300 MiB (memory_budget) - reserve 0 MiB = 300 MiB / worker 50 MiB → 6".
-    pub fn explain(&self, per_worker: u64, measured: bool) -> String {
-        let usable = self.budget.saturating_sub(self.reserve);
+    pub fn explain(&self, per_worker: u64, host: u64, measured: bool) -> String {
+        let usable = self.usable(host);
         let raw = usable / per_worker.max(1);
-        let n = self.limit(per_worker);
+        let n = self.limit(per_worker, host);
         let clamp = if raw as usize != n {
             format!(" (clamped to [1, {}])", self.ceiling)
         } else {
             String::new()
         };
+        let host = if host > 0 {
+            format!(" - engine host {} MiB", host.div_ceil(1 << 20))
+        } else {
+            String::new()
+        };
         format!(
-            "budget {} MiB ({}) - reserve {} MiB = {} MiB / worker {} MiB ({}) → {}{}",
+            "budget {} MiB ({}) - reserve {} MiB{} = {} MiB / worker {} MiB ({}) → {}{}",
             self.budget >> 20,
             self.source,
             self.reserve >> 20,
+            host,
             usable >> 20,
             per_worker.div_ceil(1 << 20),
             if measured {
@@ -145,20 +158,35 @@ mod tests {
 
     #[test]
     fn limits() {
-        assert_eq!(auto(300, 0, 100).limit(50 << 20), 6);
-        assert_eq!(auto(300, 100, 100).limit(50 << 20), 4);
-        assert_eq!(auto(300, 0, 4).limit(50 << 20), 4, "ceiling");
-        assert_eq!(auto(10, 0, 100).limit(50 << 20), 1, "at least one worker");
-        assert_eq!(auto(10, 20, 100).limit(50 << 20), 1, "reserve above budget");
-        assert_eq!(auto(300, 0, 100).limit(0), 100, "no division by zero");
+        assert_eq!(auto(300, 0, 100).limit(50 << 20, 0), 6);
+        assert_eq!(auto(300, 100, 100).limit(50 << 20, 0), 4);
+        assert_eq!(
+            auto(300, 0, 100).limit(50 << 20, 60 << 20),
+            4,
+            "engine host"
+        );
+        assert_eq!(auto(300, 0, 4).limit(50 << 20, 0), 4, "ceiling");
+        assert_eq!(
+            auto(10, 0, 100).limit(50 << 20, 0),
+            1,
+            "at least one worker"
+        );
+        assert_eq!(
+            auto(10, 20, 100).limit(50 << 20, 0),
+            1,
+            "reserve above budget"
+        );
+        assert_eq!(auto(300, 0, 100).limit(0, 0), 100, "no division by zero");
     }
 
     #[test]
     fn explanation_shows_the_arithmetic() {
-        let e = auto(300, 0, 100).explain(50 << 20, true);
+        let e = auto(300, 0, 100).explain(50 << 20, 0, true);
         assert_eq!(e, "budget 300 MiB (memory_budget) - reserve 0 MiB = 300 MiB / worker 50 MiB (measured PSS, p90) → 6");
+        let e = auto(300, 0, 100).explain(20 << 20, 40 << 20, true);
+        assert_eq!(e, "budget 300 MiB (memory_budget) - reserve 0 MiB - engine host 40 MiB = 260 MiB / worker 20 MiB (measured PSS, p90) → 13");
         assert!(auto(300, 0, 4)
-            .explain(50 << 20, false)
+            .explain(50 << 20, 0, false)
             .ends_with("→ 4 (clamped to [1, 4])"));
     }
 
