@@ -129,9 +129,15 @@ fn php_backend(
         Engine::Native(n) => n.clone(),
         Engine::PhpCgi { note } => Arc::new(PhpCgi {
             binary: php.binary.clone(),
-            args: ini_entries(php, store)
-                .into_iter()
-                .flat_map(|e| [OsString::from("-d"), OsString::from(e)])
+            args: php
+                .ini_file
+                .iter()
+                .flat_map(|f| [OsString::from("-c"), f.into()])
+                .chain(
+                    ini_entries(php, store)
+                        .into_iter()
+                        .flat_map(|e| [OsString::from("-d"), OsString::from(e)]),
+                )
                 .collect(),
             env: worker_env(php, store),
             runtime_dir: runtime.to_path_buf(),
@@ -168,7 +174,7 @@ async fn choose_engine(php: &PhpConfig, store: &StoreLink) -> anyhow::Result<Eng
             let native = Native::new(NativeRecipe {
                 exe,
                 ini: ini_entries(php, store),
-                ini_file: None,
+                ini_file: php.ini_file.clone(),
                 env: worker_env(php, store),
                 credentials: php.credentials,
                 rlimit_files: php.rlimit_files,

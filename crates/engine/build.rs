@@ -77,6 +77,14 @@ fn main() {
             println!("cargo:rustc-env=ISOLA_SHIM_SO={}", so.display());
             println!("cargo:rustc-env=ISOLA_PHP_BUILD_VERSION={version}");
             println!("cargo:rustc-env=ISOLA_LIBPHP_PATH={}", libphp.display());
+            // Where this PHP build looks for php.ini: the native backend reads php-cgi's
+            // files beside it (Debian: /etc/php/8.2/cgi next to .../cli).
+            if let Some(p) = php_config(&tool, "--ini-path") {
+                println!("cargo:rustc-env=ISOLA_PHP_INI_PATH={p}");
+            }
+            if let Some(d) = php_config(&tool, "--ini-dir") {
+                println!("cargo:rustc-env=ISOLA_PHP_INI_DIR={d}");
+            }
         }
         // Without a working C compiler the binary is still built: the native backend then
         // reports itself unavailable and php-cgi serves.

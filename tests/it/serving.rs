@@ -381,3 +381,45 @@ fn user_ini_files_apply_per_directory() {
     let r = get(s.addr, "/userini/.user.ini");
     assert_eq!(r.status, 404, "and is never served");
 }
+
+const INI_PHP: &str = r#"<?php
+echo json_encode([
+    'loaded' => php_ini_loaded_file(),
+    'scanned' => php_ini_scanned_files(),
+    'scan_env' => getenv('PHP_INI_SCAN_DIR'),
+    'memory_limit' => ini_get('memory_limit'),
+]);
+"#;
+
+/// Both backends read php-cgi's php.ini by default (Debian: /etc/php/8.2/cgi), so a site
+/// keeps its settings when the backend changes; `[php] ini_file` replaces it on both, like
+/// php-cgi's `-c`.
+#[test]
+fn php_ini_is_php_cgi_s_by_default_and_ini_file_replaces_it() {
+    let s = Server::start(&[]);
+    std::fs::write(s.docroot.join("ini.php"), INI_PHP).unwrap();
+    let j = get(s.addr, "/ini.php").json();
+    if std::path::Path::new("/etc/php/8.2/cgi/php.ini").is_file() {
+        assert_eq!(j["loaded"], "/etc/php/8.2/cgi/php.ini", "{j}");
+        assert!(
+            j["scanned"]
+                .as_str()
+                .is_some_and(|f| f.contains("/etc/php/8.2/cgi/conf.d/")),
+            "{j}"
+        );
+    }
+    assert_eq!(
+        j["scan_env"], false,
+        "workers' environment stays clean: {j}"
+    );
+    drop(s);
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("site.ini");
+    std::fs::write(&ini, "memory_limit = 77M\n").unwrap();
+    let s = Server::with_config(&format!("[php]\nini_file = {:?}\n", ini.to_str().unwrap()));
+    std::fs::write(s.docroot.join("ini.php"), INI_PHP).unwrap();
+    let j = get(s.addr, "/ini.php").json();
+    assert_eq!(j["loaded"], ini.to_str().unwrap(), "{j}");
+    assert_eq!(j["memory_limit"], "77M", "{j}");
+    assert!(s.stop().success());
+}

@@ -336,6 +336,8 @@ pub struct RawPhp {
     pub binary: Option<String>,
     /// php.ini settings passed to every worker as `-d name=value`.
     pub ini: Option<BTreeMap<String, toml::Value>>,
+    /// php.ini to read instead of the default one (php-cgi's `-c`).
+    pub ini_file: Option<String>,
     /// Environment variables of every worker.
     pub env: Option<BTreeMap<String, String>>,
     /// Run workers as this user (Isola started as root).

@@ -200,6 +200,8 @@ pub struct PhpConfig {
     pub binary: PathBuf,
     /// ini settings, rendered as strings.
     pub ini: BTreeMap<String, String>,
+    /// php.ini read instead of the backend's default one.
+    pub ini_file: Option<PathBuf>,
     /// Worker environment.
     pub env: BTreeMap<String, String>,
 }
@@ -707,6 +709,19 @@ impl RawConfig {
             Some(NumOrStr::Str(u)) if u == "unlimited" => Some(u64::MAX),
             v => Some(size(&mut errs, "php.rlimit_core", v.clone(), 0)),
         };
+        let ini_file = php.ini_file.as_deref().and_then(|f| {
+            match std::fs::File::open(f).and_then(|h| h.metadata()) {
+                Ok(m) if m.is_file() => std::fs::canonicalize(f).ok(),
+                Ok(_) => {
+                    errs.push(format!("php.ini_file: {f:?} is not a file"));
+                    None
+                }
+                Err(e) => {
+                    errs.push(format!("php.ini_file: {f:?}: {e}"));
+                    None
+                }
+            }
+        });
         let env = php.env.unwrap_or_default();
         for key in env.keys() {
             if key.is_empty() || key.contains(['=', '\0']) {
@@ -873,6 +888,7 @@ impl RawConfig {
                 rlimit_core,
                 binary,
                 ini,
+                ini_file,
                 env,
             },
             log: LogConfig {

@@ -40,6 +40,9 @@
 #include "php_ini.h"
 #include "php_main.h"
 #include "php_variables.h"
+
+/* Exported by libphp (main/php_ini.c) without a declaration in its headers. */
+extern PHPAPI char *php_ini_opened_path;
 #include "SAPI.h"
 #include "ext/standard/info.h"
 #include "main/php_output.h"
@@ -1269,10 +1272,15 @@ int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
 		fflush(stderr);
 		_exit(1);
 	}
+	if (getenv("ISOLA_UNSET_INI_SCAN_DIR")) {
+		unsetenv("PHP_INI_SCAN_DIR");
+		unsetenv("ISOLA_UNSET_INI_SCAN_DIR");
+	}
 	pthread_atfork(NULL, NULL, mark_forked_child);
 	/* ps -o comm / top tell the engine host and its workers apart (they share argv). */
 	prctl(PR_SET_NAME, "isola-zygote");
-	reply(ctl, "R %s opcache=%d threads=%d", PHP_VERSION, opcache_enabled(), thread_count());
+	reply(ctl, "R %s opcache=%d threads=%d ini=%s", PHP_VERSION, opcache_enabled(), thread_count(),
+	      php_ini_opened_path ? php_ini_opened_path : "");
 	for (;;) {
 		char buf[16];
 		char cbuf[CMSG_SPACE(2 * sizeof(int))];

@@ -125,7 +125,8 @@ impl Native {
         set_blocking(&theirs);
         let mut cmd = Command::new(&r.exe);
         cmd.arg("__php-zygote");
-        if let Some(f) = &r.ini_file {
+        let cgi = php_cgi_ini_layout();
+        if let Some(f) = r.ini_file.as_ref().or(cgi.ini.as_ref()) {
             cmd.arg("--ini-file").arg(f);
         }
         if let Some((uid, gid)) = r.credentials {
@@ -143,6 +144,14 @@ impl Native {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(dir) = &cgi.scan_dir {
+            if !r.env.iter().any(|(k, _)| k == "PHP_INI_SCAN_DIR") {
+                // Read by PHP at module start-up only; the engine host removes both again so
+                // that workers' environment is the configured one.
+                cmd.env("PHP_INI_SCAN_DIR", dir)
+                    .env("ISOLA_UNSET_INI_SCAN_DIR", "1");
+            }
+        }
         seam::set_child_limits(&mut cmd, r.rlimit_files, r.rlimit_core);
         let spawned = cmd.spawn();
         drop(cmd);
@@ -222,7 +231,33 @@ fn describe_ready(ready: &str, pid: u32) -> String {
     } else {
         "off"
     };
-    format!("PHP {version} (embed SAPI), opcache {opcache}, engine host pid {pid}")
+    let ini = match ready.split_once(" ini=") {
+        Some((_, path)) if !path.is_empty() => path,
+        _ => "none",
+    };
+    format!("PHP {version} (embed SAPI), opcache {opcache}, php.ini {ini}, engine host pid {pid}")
+}
+
+/// php-cgi's configuration files where this PHP build keeps one per SAPI (Debian's
+/// `/etc/php/8.2/cgi/php.ini` and `conf.d/` beside `cli/`), so that a site moving between the
+/// php-cgi and the native backend keeps its php.ini. `None` parts fall back to the engine
+/// library's own (`/etc/php/8.2/embed/`).
+struct IniLayout {
+    ini: Option<PathBuf>,
+    scan_dir: Option<PathBuf>,
+}
+
+fn php_cgi_ini_layout() -> IniLayout {
+    let sibling = |path: Option<&str>, tail: &str| -> Option<PathBuf> {
+        let base = path?.strip_suffix(tail)?;
+        Some(PathBuf::from(format!("{base}/cgi")))
+    };
+    let ini =
+        sibling(option_env!("ISOLA_PHP_INI_PATH"), "/cli").filter(|d| d.join("php.ini").is_file());
+    let scan_dir = sibling(option_env!("ISOLA_PHP_INI_DIR"), "/cli/conf.d")
+        .map(|d| d.join("conf.d"))
+        .filter(|d| d.is_dir());
+    IniLayout { ini, scan_dir }
 }
 
 /// Registers a descriptor we own with the reactor.
