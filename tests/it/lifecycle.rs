@@ -100,6 +100,9 @@ fn bad_config_names_the_key_and_exits_nonzero() {
     let (code, err) = run("[php]\nbackend = \"fpm\"\n");
     assert_eq!(code, Some(2));
     assert!(err.contains("php.backend"), "{err}");
+    let (code, err) = run("[php]\nini_file = \"/no/such/php.ini\"\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("php.ini_file"), "{err}");
     let (code, err) = run("[server]\nlisten = \"nonsense\"\n");
     assert_eq!(code, Some(2));
     assert!(err.contains("server.listen"), "{err}");
