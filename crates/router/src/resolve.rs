@@ -267,10 +267,15 @@ impl Router {
         if self.config.follow_symlinks_outside && self.no_exec_real.is_empty() {
             return Ok(None);
         }
-        let real = match fs::canonicalize(fs_path) {
-            Ok(real) => real,
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(Deny::Forbidden),
-            Err(_) => return Err(Deny::NotFound),
+        let real = match self.real_without_links(fs_path) {
+            Some(real) => real,
+            None => match fs::canonicalize(fs_path) {
+                Ok(real) => real,
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    return Err(Deny::Forbidden)
+                }
+                Err(_) => return Err(Deny::NotFound),
+            },
         };
         if !self.config.follow_symlinks_outside
             && !real.starts_with(&self.real_root)
@@ -279,6 +284,40 @@ impl Router {
             return Err(Deny::NotFound);
         }
         Ok(Some(real))
+    }
+
+    /// The real path of `fs_path` when no component below its base (the document root or
+    /// an alias folder, whose real paths are known) is a symbolic link: that base's real
+    /// path plus the rest, found with one `lstat` per component below the base where
+    /// `realpath` reads every component from `/`. `None` sends the caller to the full
+    /// resolution: a link on the way, a component that is not there, or a path not built
+    /// from a base.
+    fn real_without_links(&self, fs_path: &Path) -> Option<PathBuf> {
+        let p = fs_path.as_os_str().as_bytes();
+        let under = |base: &OsStr| {
+            let rest = p.strip_prefix(base.as_bytes())?;
+            matches!(rest.first(), None | Some(b'/')).then_some(rest)
+        };
+        let (base, real, rest) = self
+            .aliases
+            .iter()
+            .find_map(|a| Some((&a.base, &a.real, under(&a.base)?)))
+            .or_else(|| Some((&self.base, &self.real_root, under(&self.base)?)))?;
+        let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+        if rest.is_empty() {
+            return Some(real.clone());
+        }
+        let mut cur = PathBuf::from(base);
+        for comp in rest.split(|&b| b == b'/') {
+            if comp.is_empty() || comp == b"." || comp == b".." {
+                return None;
+            }
+            cur.push(OsStr::from_bytes(comp));
+            if fs::symlink_metadata(&cur).ok()?.file_type().is_symlink() {
+                return None;
+            }
+        }
+        Some(real.join(OsStr::from_bytes(rest)))
     }
 
     /// Whether a script lies below a no-exec prefix, by its URL path or by its real path

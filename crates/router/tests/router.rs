@@ -684,6 +684,28 @@ fn rule9_symlinks() {
     check(&r, "/link_out_dir/", s.file("link_out_dir/index.html"));
 }
 
+/// Nothing about links is remembered between requests: a file or a directory replaced by a
+/// link leading out is refused on the very next request, and a link removed again serves.
+#[test]
+fn rule9_links_are_checked_again_on_every_request() {
+    let s = Site::new();
+    let r = s.router();
+    check(&r, "/info.txt", s.file("info.txt"));
+    std::fs::rename(s.root.join("info.txt"), s.root.join("info.keep")).unwrap();
+    symlink(s.outside.join("secret.txt"), s.root.join("info.txt")).unwrap();
+    check(&r, "/info.txt", NOT_FOUND);
+    std::fs::remove_file(s.root.join("info.txt")).unwrap();
+    std::fs::rename(s.root.join("info.keep"), s.root.join("info.txt")).unwrap();
+    check(&r, "/info.txt", s.file("info.txt"));
+    // A directory on the way swapped for a link leading out.
+    std::fs::create_dir(s.root.join("sub")).unwrap();
+    std::fs::write(s.root.join("sub/secret.txt"), "in").unwrap();
+    check(&r, "/sub/secret.txt", s.file("sub/secret.txt"));
+    std::fs::rename(s.root.join("sub"), s.root.join("sub.keep")).unwrap();
+    symlink(&s.outside, s.root.join("sub")).unwrap();
+    check(&r, "/sub/secret.txt", NOT_FOUND);
+}
+
 #[test]
 fn rule9_docroot_given_through_a_symlink() {
     let s = Site::new();
