@@ -312,6 +312,34 @@ fn access_log_combined_on_stdout() {
     assert!(s.stop().success());
 }
 
+/// Lines are written in batches; a stop (SIGTERM) right after the last answer still writes
+/// every line.
+#[test]
+fn access_log_loses_no_line_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let s = serve(
+        &format!(
+            "[pool]\nmax_children = 2\n[log]\naccess_file = \"{}\"\n",
+            log.display()
+        ),
+        &[],
+    );
+    let n = 300;
+    for i in 0..n {
+        let path = if i % 2 == 0 {
+            "/hello.php"
+        } else {
+            "/style.css"
+        };
+        assert_eq!(get(s.addr, path).status, 200);
+    }
+    assert!(s.stop().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), n, "{text}");
+    assert!(text.lines().all(|l| l.contains(" id=")), "whole lines");
+}
+
 #[test]
 fn access_log_json_in_a_file_reopened_on_sigusr1() {
     let dir = tempfile::tempdir().unwrap();
