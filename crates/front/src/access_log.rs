@@ -88,8 +88,10 @@ impl Drop for Inner {
 pub(crate) struct Entry {
     pub time: SystemTime,
     pub client: IpAddr,
-    pub method: String,
-    pub uri: String,
+    /// Request parts are kept as hyper parsed them (cheap reference-counted clones); they are
+    /// turned into text only when the line is formatted.
+    pub method: http::Method,
+    pub uri: http::Uri,
     pub protocol: &'static str,
     pub status: u16,
     pub bytes: u64,
@@ -99,9 +101,23 @@ pub(crate) struct Entry {
     pub wait: Option<Duration>,
     pub worker: Option<u32>,
     pub request_id: Arc<str>,
-    pub host: Option<String>,
-    pub referer: Option<String>,
-    pub user_agent: Option<String>,
+    pub host: Option<http::HeaderValue>,
+    pub referer: Option<http::HeaderValue>,
+    pub user_agent: Option<http::HeaderValue>,
+}
+
+/// The request target as the client sent it: path and query, or the whole URI for an
+/// absolute-form or authority-form target without one.
+fn target(uri: &http::Uri) -> std::borrow::Cow<'_, str> {
+    match uri.path_and_query() {
+        Some(pq) => pq.as_str().into(),
+        None => uri.to_string().into(),
+    }
+}
+
+fn text(v: &Option<http::HeaderValue>) -> Option<String> {
+    v.as_ref()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 enum Sink {
@@ -258,30 +274,33 @@ fn combined(e: &Entry) -> String {
     s
 }
 
+/// ` rt=1.234`: seconds with millisecond resolution, truncated like nginx's
+/// `$request_time`, without float formatting; `-` when unknown.
+fn seconds(s: &mut String, key: &str, d: Option<Duration>) {
+    s.push_str(key);
+    match d {
+        Some(d) => {
+            let _ = write!(s, "{}.{:03}", d.as_secs(), d.subsec_millis());
+        }
+        None => s.push('-'),
+    }
+}
+
 fn combined_into(e: &Entry, s: &mut String) {
     let _ = write!(s, "{} - - [", e.client);
     clf_time_into(e.time, s);
     s.push_str("] \"");
-    escape_into(&e.method, s);
+    escape_into(e.method.as_str().as_bytes(), s);
     s.push(' ');
-    escape_into(&e.uri, s);
+    escape_into(target(&e.uri).as_bytes(), s);
     let _ = write!(s, " {}\" {} {} \"", e.protocol, e.status, e.bytes);
-    escape_into(e.referer.as_deref().unwrap_or("-"), s);
+    escape_into(e.referer.as_ref().map_or(b"-", |v| v.as_bytes()), s);
     s.push_str("\" \"");
-    escape_into(e.user_agent.as_deref().unwrap_or("-"), s);
-    let _ = write!(s, "\" rt={:.3}", e.duration.as_secs_f64());
-    match e.upstream {
-        Some(u) => {
-            let _ = write!(s, " ut={:.3}", u.as_secs_f64());
-        }
-        None => s.push_str(" ut=-"),
-    }
-    match e.wait {
-        Some(w) => {
-            let _ = write!(s, " wt={:.3}", w.as_secs_f64());
-        }
-        None => s.push_str(" wt=-"),
-    }
+    escape_into(e.user_agent.as_ref().map_or(b"-", |v| v.as_bytes()), s);
+    s.push('"');
+    seconds(s, " rt=", Some(e.duration));
+    seconds(s, " ut=", e.upstream);
+    seconds(s, " wt=", e.wait);
     match e.worker {
         Some(p) => {
             let _ = write!(s, " pid={p}");
@@ -300,8 +319,8 @@ fn json_line(e: &Entry) -> String {
     let mut v = json!({
         "time": rfc3339(e.time),
         "client": e.client.to_string(),
-        "method": e.method,
-        "uri": e.uri,
+        "method": e.method.as_str(),
+        "uri": target(&e.uri),
         "protocol": e.protocol,
         "status": e.status,
         "bytes": e.bytes,
@@ -311,9 +330,9 @@ fn json_line(e: &Entry) -> String {
         "wait_ms": e.wait.map(ms),
         "worker": e.worker,
         "request_id": &*e.request_id,
-        "host": e.host,
-        "referer": e.referer,
-        "user_agent": e.user_agent,
+        "host": text(&e.host),
+        "referer": text(&e.referer),
+        "user_agent": text(&e.user_agent),
     });
     if let Some(o) = v.as_object_mut() {
         o.retain(|_, v| !v.is_null());
@@ -323,18 +342,19 @@ fn json_line(e: &Entry) -> String {
     line
 }
 
-/// Quotes, backslashes and control bytes as `\xHH`, as nginx does; the rest as it is,
-/// copied in runs rather than byte by byte.
-fn escape_into(v: &str, out: &mut String) {
+/// Quotes, backslashes, control and non-ASCII bytes as `\xHH`, as nginx does; the rest
+/// as it is, copied in runs rather than byte by byte.
+fn escape_into(v: &[u8], out: &mut String) {
     let mut start = 0;
-    for (i, b) in v.bytes().enumerate() {
+    for (i, &b) in v.iter().enumerate() {
         if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
-            out.push_str(&v[start..i]);
+            // Everything before `i` since `start` is printable ASCII, so valid UTF-8.
+            out.push_str(std::str::from_utf8(&v[start..i]).unwrap_or_default());
             let _ = write!(out, "\\x{b:02X}");
             start = i + 1;
         }
     }
-    out.push_str(&v[start..]);
+    out.push_str(std::str::from_utf8(&v[start..]).unwrap_or_default());
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
@@ -416,8 +436,8 @@ mod tests {
         Entry {
             time: UNIX_EPOCH + Duration::from_millis(1_795_417_801_123),
             client: "192.0.2.7".parse().unwrap(),
-            method: "GET".into(),
-            uri: "/a?q=\"x\"".into(),
+            method: http::Method::GET,
+            uri: http::Uri::from_static("/a?q=%22x%22"),
             protocol: "HTTP/1.1",
             status: 200,
             bytes: 1234,
@@ -427,9 +447,9 @@ mod tests {
             wait: Some(Duration::ZERO),
             worker: Some(4242),
             request_id: "abc123".into(),
-            host: Some("example.com".into()),
+            host: Some(http::HeaderValue::from_static("example.com")),
             referer: None,
-            user_agent: Some("curl/8.0\n".into()),
+            user_agent: Some(http::HeaderValue::from_bytes(b"curl/8.0 \"x\"\t\xff").unwrap()),
         }
     }
 
@@ -447,7 +467,7 @@ mod tests {
     fn combined_line_escapes_what_the_client_sent() {
         assert_eq!(
             combined(&entry()),
-            "192.0.2.7 - - [23/Nov/2026:07:10:01 +0000] \"GET /a?q=\\x22x\\x22 HTTP/1.1\" 200 1234 \"-\" \"curl/8.0\\x0A\" rt=0.012 ut=0.010 wt=0.000 pid=4242 id=abc123\n"
+            "192.0.2.7 - - [23/Nov/2026:07:10:01 +0000] \"GET /a?q=%22x%22 HTTP/1.1\" 200 1234 \"-\" \"curl/8.0 \\x22x\\x22\\x09\\xFF\" rt=0.012 ut=0.010 wt=0.000 pid=4242 id=abc123\n"
         );
     }
 
@@ -458,7 +478,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json_line(&e)).unwrap();
         assert_eq!(v["status"], 200);
         assert_eq!(v["bytes"], 1234);
-        assert_eq!(v["uri"], "/a?q=\"x\"");
+        assert_eq!(v["uri"], "/a?q=%22x%22");
         assert_eq!(v["duration_ms"], 12.345);
         assert_eq!(v["worker"], 4242);
         assert_eq!(v["request_id"], "abc123");

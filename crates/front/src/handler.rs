@@ -237,17 +237,12 @@ pub(crate) struct Upstream {
 /// Request facts the access log needs after the request itself is consumed.
 struct LogFields {
     time: SystemTime,
-    method: String,
-    uri: String,
+    method: http::Method,
+    uri: http::Uri,
     protocol: &'static str,
-    host: Option<String>,
-    referer: Option<String>,
-    user_agent: Option<String>,
-}
-
-fn header_string(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    h.get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    host: Option<HeaderValue>,
+    referer: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
 }
 
 pub(crate) async fn handle(
@@ -280,15 +275,12 @@ pub(crate) async fn handle(
     let method = req.method().clone();
     let fields = app.options.access_log.as_ref().map(|_| LogFields {
         time: SystemTime::now(),
-        method: method.to_string(),
-        uri: req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.uri().to_string(), |pq| pq.as_str().to_string()),
+        method: method.clone(),
+        uri: req.uri().clone(),
         protocol: version_str(req.version()),
-        host: header_string(req.headers(), header::HOST),
-        referer: header_string(req.headers(), header::REFERER),
-        user_agent: header_string(req.headers(), header::USER_AGENT),
+        host: req.headers().get(header::HOST).cloned(),
+        referer: req.headers().get(header::REFERER).cloned(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
     });
     let mut accept_encoding = HeaderMap::new();
     if app.options.compression.is_some() {

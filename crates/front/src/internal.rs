@@ -220,8 +220,10 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
         log.write(&Entry {
             time,
             client: loopback.ip(),
-            method: method.to_string(),
-            uri: target.to_owned(),
+            method: method.clone(),
+            uri: target
+                .parse()
+                .unwrap_or_else(|_| http::Uri::from_static("/")),
             protocol: "HTTP/1.1",
             status,
             bytes,
@@ -231,9 +233,9 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
             wait: up.wait,
             worker: up.pid,
             request_id: rid.clone(),
-            host: host.to_str().ok().map(str::to_owned),
+            host: Some(host.clone()),
             referer: None,
-            user_agent: Some(format!("Isola ({})", kind.as_str())),
+            user_agent: http::HeaderValue::from_str(&format!("Isola ({})", kind.as_str())).ok(),
         });
     }
     outcome
