@@ -108,7 +108,11 @@ pub struct StoreCliArgs {
     /// embedded store of the running server]
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
-    /// A command and its arguments, e.g. `LLEN isola:queue:mail`
+    /// Database to select, as redis-cli's -n [default: the URL's, else 0]; Isola's own keys
+    /// (queues, locks) are in `[store] isola_db`, 15 unless configured
+    #[arg(short = 'n', long, value_name = "DB")]
+    pub db: Option<u16>,
+    /// A command and its arguments, e.g. `-n 15 LLEN isola:queue:mail`
     pub command: Vec<String>,
 }
 

@@ -14,7 +14,9 @@
 //! Keys, for a queue `q` and a node `n`: `isola:queue:q` (pending, FIFO: producers RPUSH,
 //! consumers take from the head), `isola:processing:q:n`, `isola:delayed:q` (a sorted set
 //! by due time), `isola:dead:q`, `isola:nodes:q` (nodes that may hold processing lists),
-//! `isola:node:n` (heartbeat with an expiry).
+//! `isola:node:n` (heartbeat with an expiry). They live in `[store] isola_db`, not in the
+//! application's database, and a heartbeat that finds its key gone (an app's `FLUSHALL`, a
+//! store restarted empty) registers the node again and says so.
 //!
 //! Producers push raw payloads. Isola wraps a job in an envelope (id, attempt, enqueue
 //! time, last error) the first time it takes it, and keeps the envelope across retries; a
@@ -360,6 +362,7 @@ async fn keeper(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_beat = None::<tokio::time::Instant>;
+    let mut registered = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -374,7 +377,7 @@ async fn keeper(
         };
         let r: Result<(), ClientError> = async {
             if last_beat.map_or(true, |t: tokio::time::Instant| t.elapsed() >= HEARTBEAT) {
-                beat(c, &ctx.node).await?;
+                beat(c, &ctx.node, &queues, &mut registered).await?;
                 last_beat = Some(tokio::time::Instant::now());
             }
             if !started {
@@ -405,16 +408,32 @@ async fn keeper(
     }
 }
 
-async fn beat(c: &mut Conn, node: &str) -> Result<(), ClientError> {
+/// Renews this node's heartbeat. Registering (the first beat, or one that finds the key
+/// gone) also lists the node under every queue, so that others recover its jobs if it dies.
+async fn beat(
+    c: &mut Conn,
+    node: &str,
+    queues: &[QueueConfig],
+    registered: &mut bool,
+) -> Result<(), ClientError> {
     let ttl = NODE_TTL.as_millis().to_string();
-    c.ok(&[
-        "SET",
-        &key("node", node),
-        &std::process::id().to_string(),
-        "PX",
-        &ttl,
-    ])
-    .await?;
+    let pid = std::process::id().to_string();
+    let heart = key("node", node);
+    if *registered {
+        let kept = c.ok(&["SET", &heart, &pid, "PX", &ttl, "XX"]).await?;
+        if kept != Value::Nil {
+            return Ok(());
+        }
+        tracing::warn!(
+            key = %heart,
+            "queues: this node's heartbeat was gone from the store (flushed, restarted empty, or this node stalled for {NODE_TTL:?}); registering it again"
+        );
+    }
+    c.ok(&["SET", &heart, &pid, "PX", &ttl]).await?;
+    for q in queues {
+        c.ok(&["SADD", &key("nodes", &q.name), node]).await?;
+    }
+    *registered = true;
     Ok(())
 }
 
@@ -575,7 +594,6 @@ async fn consume(ctx: Ctx, q: QueueConfig, counters: Arc<QueueCounters>, n: usiz
     let proc = format!("{}:{}", key("processing", &q.name), ctx.node);
     let mut failures = 0;
     let mut conn: Option<Conn> = None;
-    let mut registered = false;
     let mut recovered = ctx.recovered.clone();
     let mut stop = ctx.stop.clone();
     tokio::select! {
@@ -593,14 +611,6 @@ async fn consume(ctx: Ctx, q: QueueConfig, counters: Arc<QueueCounters>, n: usiz
                 None => continue,
             },
         };
-        if !registered {
-            let r = c.ok(&["SADD", &key("nodes", &q.name), &ctx.node]).await;
-            if r.is_err() {
-                conn = None;
-                continue;
-            }
-            registered = true;
-        }
         // Jobs are taken only when one could start, but no worker is claimed while waiting
         // for one: an idle consumer must not hold back the others (or the web).
         if wait_until(&ctx, &q, || ctx.has_room(&q).then_some(()))

@@ -1,6 +1,6 @@
 //! `[store]` at run time: starts the embedded store (or points at a real Redis) and tells
-//! every PHP worker where it is (`ISOLA_STORE`) and, with sessions on, makes PHP keep its
-//! sessions there (`session.save_handler = redis`).
+//! every PHP worker where it is (`ISOLA_STORE`, and `ISOLA_DB` for Isola's own database)
+//! and, with sessions on, makes PHP keep its sessions there (`session.save_handler = redis`).
 use anyhow::Context;
 use isola_config::{Config, StoreBackend};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,8 @@ pub struct StoreLink {
     /// php.ini additions (`-d`), after the user's own.
     pub ini: Vec<(String, String)>,
     running: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>>,
-    /// Where Isola itself reaches the store (queues, schedule locks); `None` when off.
+    /// Where Isola itself reaches the store (queues, schedule locks), in `store.isola_db`;
+    /// `None` when off.
     pub endpoint: Option<isola_store_client::Endpoint>,
     /// The embedded store's figures, sampled every second.
     figures: std::sync::Arc<std::sync::Mutex<Option<isola_admin::StoreFigures>>>,
@@ -110,7 +111,10 @@ impl StoreLink {
                 (url, session, Some((tx, task)))
             }
         };
-        let mut env = vec![("ISOLA_STORE".to_string(), url.clone())];
+        let mut env = vec![
+            ("ISOLA_STORE".to_string(), url.clone()),
+            ("ISOLA_DB".to_string(), cfg.store.isola_db.to_string()),
+        ];
         if let StoreBackend::Embedded {
             requirepass: Some(p),
             ..
@@ -139,8 +143,16 @@ impl StoreLink {
             } => format!("{url}?password={p}"),
             _ => url.clone(),
         };
-        let endpoint = isola_store_client::Endpoint::parse(&own_url)
+        let mut endpoint = isola_store_client::Endpoint::parse(&own_url)
             .with_context(|| format!("store: {url}"))?;
+        if endpoint.db == cfg.store.isola_db {
+            tracing::warn!(
+                db = endpoint.db,
+                "store: the application's database is also store.isola_db; its KEYS, SCAN and FLUSHDB see Isola's queues and locks"
+            );
+        }
+        // Isola's own keys live apart from what PHP sees by default (the URL's database).
+        endpoint.db = cfg.store.isola_db;
         Ok(StoreLink {
             env,
             ini,

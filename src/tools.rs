@@ -189,7 +189,10 @@ fn store_url(args: &StoreCliArgs) -> anyhow::Result<String> {
 /// `isola store-cli [COMMAND ARGS...]`
 pub fn store_cli(args: StoreCliArgs) -> anyhow::Result<()> {
     let url = store_url(&args)?;
-    let ep = Endpoint::parse(&url)?;
+    let mut ep = Endpoint::parse(&url)?;
+    if let Some(db) = args.db {
+        ep.db = db;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

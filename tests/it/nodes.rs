@@ -104,7 +104,9 @@ fn a_killed_nodes_running_job_is_recovered_by_its_restart_and_by_another_node() 
     assert!(started[0].starts_with("long 1 "), "{started:?}");
     a.kill9();
     // The job is in a's processing list; a's restart puts it back and runs it again.
-    assert!(redis.cmd("LLEN isola:processing:jobs:a").contains(":1"));
+    assert!(redis
+        .cmd_in(15, "LLEN isola:processing:jobs:a")
+        .contains(":1"));
     let (a, _) = node(&site, &redis, "a", "");
     let started = site.wait_lines("started.log", 2, Duration::from_secs(10));
     assert!(

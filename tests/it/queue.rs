@@ -13,6 +13,7 @@ $url = getenv('ISOLA_STORE');
 $r = new Redis();
 if (str_starts_with($url, 'unix://')) { $r->connect(substr($url, 7)); }
 else { $u = parse_url($url); $r->connect($u['host'], $u['port'] ?? 6379); }
+$r->select((int)getenv('ISOLA_DB'));
 $q = 'isola:queue:' . ($_GET['q'] ?? 'jobs');
 if (isset($_GET['p'])) { $r->rPush($q, $_GET['p']); echo "1\n"; exit; }
 $p = $r->multi(Redis::PIPELINE);
@@ -114,6 +115,20 @@ pub fn queue(admin: SocketAddr, name: &str) -> serde_json::Value {
         .cloned()
         .unwrap_or_else(|| panic!("no queue {name} in {all}"))
 }
+
+/// Runs `?do` on the store in database `?db`, as an app would.
+const STORE_CMD: &str = r#"<?php
+$r = new Redis();
+$r->connect(substr(getenv('ISOLA_STORE'), strlen('unix://')));
+$r->select((int)($_GET['db'] ?? 0));
+switch ($_GET['do']) {
+    case 'keys': $k = $r->keys('*'); sort($k); echo implode(' ', $k); break;
+    case 'dbsize': echo $r->dbSize(); break;
+    case 'scan': $it = null; $n = 0;
+        while (($ks = $r->scan($it)) !== false) { $n += count($ks); } echo $n; break;
+    case 'flushall': echo $r->flushAll() ? 'flushed' : 'failed'; break;
+}
+"#;
 
 const QUEUE: &str = r#"
 [[queue]]
@@ -407,6 +422,8 @@ fn the_command_line_lists_pushes_retries_and_drops_and_reaches_the_store() {
             c,
             "--admin",
             &a,
+            "-n",
+            "15",
             "LLEN",
             "isola:dead:jobs",
         ],
@@ -430,7 +447,13 @@ fn the_command_line_lists_pushes_retries_and_drops_and_reaches_the_store() {
     );
 
     let (code, out, _) = isola(&["queue", "--admin", &a, "retry", "jobs"], "");
-    assert_eq!((code, out.trim()), (0, "1 job(s) back in jobs"));
+    let dead = isola(&["queue", "--admin", &a, "show", "jobs"], "").1;
+    assert_eq!(
+        (code, out.trim()),
+        (0, "1 job(s) back in jobs"),
+        "{dead}\n{}",
+        s.stderr()
+    );
     let (code, out, err) = isola(&["queue", "--admin", &a, "drop", "nope"], "");
     assert_ne!(code, 0, "{out}");
     assert!(
@@ -593,4 +616,56 @@ fn a_reload_that_changes_a_queue_lets_its_running_job_finish_first() {
         "first attempts only: {started:?}"
     );
     assert_eq!(queue(admin, "jobs")["failed"], 0);
+}
+
+#[test]
+fn isola_keys_stay_out_of_the_app_database_and_come_back_after_its_flushall() {
+    let site = Site::new();
+    std::fs::write(site.path().join("store.php"), STORE_CMD).unwrap();
+    let (s, _) = site.serve(&format!("[pool]\nmax_children = 3\n{QUEUE}"));
+    let keys = |db: u16| get(s.addr, &format!("/store.php?do=keys&db={db}")).text();
+    let wait_keys = |db: u16, want: &[&str]| {
+        let t = Instant::now();
+        loop {
+            let k = keys(db);
+            if want.iter().all(|w| k.contains(w)) || t.elapsed() > Duration::from_secs(15) {
+                return k;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let ours = ["isola:node:", "isola:nodes:jobs", "isola:nodes:defer"];
+    let k = wait_keys(15, &ours);
+    assert!(
+        ours.iter().all(|w| k.contains(w)),
+        "db 15: {k}\n{}",
+        s.stderr()
+    );
+    // What an app sees of its own database: nothing it did not write.
+    assert_eq!(keys(0), "");
+    assert_eq!(get(s.addr, "/store.php?do=dbsize").text(), "0");
+    assert_eq!(get(s.addr, "/store.php?do=scan").text(), "0");
+    assert_eq!(get(s.addr, "/enqueue.php?p=before").status, 200);
+    assert_eq!(
+        site.wait_lines("done.log", 1, Duration::from_secs(20))
+            .len(),
+        1
+    );
+
+    // An app's FLUSHALL reaches every database: the node notices and registers again.
+    assert_eq!(get(s.addr, "/store.php?do=flushall").text(), "flushed");
+    assert!(
+        s.wait_for_log("registering it again", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
+    let k = wait_keys(15, &ours[..2]);
+    assert!(ours[..2].iter().all(|w| k.contains(w)), "db 15: {k}");
+    assert_eq!(get(s.addr, "/enqueue.php?p=after").status, 200);
+    let done = site.wait_lines("done.log", 2, Duration::from_secs(20));
+    assert!(
+        done.len() == 2 && done[1].starts_with("after "),
+        "{done:?}\n{}",
+        s.stderr()
+    );
 }

@@ -42,9 +42,22 @@ impl RealRedis {
         format!("unix://{}", self.sock.display())
     }
 
-    /// Runs one command (inline form) and returns the raw reply.
-    pub fn cmd(&self, line: &str) -> String {
-        cmd_at(&self.sock, line)
+    /// Runs one command in database `db` (where Isola keeps its own keys: 15).
+    pub fn cmd_in(&self, db: u16, line: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(format!("SELECT {db}\r\n{line}\r\n").as_bytes())
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        // The SELECT's +OK, then a reply of one line (the only kind tests ask for).
+        while !(got.starts_with(b"+OK\r\n") && got.len() > 5 && got.ends_with(b"\r\n")) {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "redis closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got[5..]).into_owned()
     }
 }
 
@@ -75,16 +88,6 @@ fn spawn(dir: &Path, sock: &Path) -> Child {
         std::thread::sleep(Duration::from_millis(20));
     }
     child
-}
-
-pub fn cmd_at(sock: &Path, line: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-    let mut buf = vec![0u8; 65536];
-    let n = s.read(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 impl Drop for RealRedis {

@@ -63,6 +63,8 @@ pub struct RawStore {
     pub sessions: Option<bool>,
     /// This server's name among several sharing one store (default: host name and port).
     pub node_id: Option<String>,
+    /// Database of Isola's own keys (queues, node heartbeats, tick locks); default 15.
+    pub isola_db: Option<i64>,
     /// Embedded store: directory of the append-only log (default: `$STATE_DIRECTORY`, else
     /// `/var/lib/isola` as root, else `$XDG_STATE_HOME/isola` or `~/.local/state/isola`).
     pub dir: Option<String>,

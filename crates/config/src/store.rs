@@ -79,7 +79,14 @@ pub struct StoreSettings {
     pub sessions: Option<bool>,
     /// This server's name among several sharing the store (`None`: host name and port).
     pub node_id: Option<String>,
+    /// Database of Isola's own keys (queues, node heartbeats, tick locks), apart from the
+    /// application's so that its `KEYS`, `SCAN`, `DBSIZE` and `FLUSHDB` never meet them.
+    pub isola_db: u16,
 }
+
+/// Default for [`StoreSettings::isola_db`]: the last of Redis's 16 databases, the one apps
+/// are least likely to use.
+pub const DEFAULT_ISOLA_DB: u16 = 15;
 
 pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
     let listen = s
@@ -165,10 +172,23 @@ pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
             ));
         }
     }
+    let isola_db = match s.isola_db {
+        None => DEFAULT_ISOLA_DB,
+        Some(n) => match u16::try_from(n) {
+            Ok(n) if !matches!(backend, StoreBackend::Embedded { .. }) || n < 16 => n,
+            _ => {
+                errs.push(format!(
+                    "store.isola_db: {n} is not a database; the embedded store has 0 to 15"
+                ));
+                DEFAULT_ISOLA_DB
+            }
+        },
+    };
     StoreSettings {
         backend,
         sessions: s.sessions,
         node_id: s.node_id,
+        isola_db,
     }
 }
 
@@ -403,6 +423,39 @@ mod tests {
         ] {
             assert!(all.contains(want), "{want} missing from {all}");
         }
+    }
+
+    #[test]
+    fn isola_db() {
+        let mut errs = Vec::new();
+        let d = validate(RawStore::default(), &mut errs);
+        assert_eq!(d.isola_db, DEFAULT_ISOLA_DB);
+        let d = validate(
+            RawStore {
+                url: Some("redis://10.0.0.5/0".into()),
+                isola_db: Some(40),
+                ..RawStore::default()
+            },
+            &mut errs,
+        );
+        assert_eq!(d.isola_db, 40, "a real Redis may have more databases");
+        assert!(errs.is_empty(), "{errs:?}");
+        for bad in [16, -1] {
+            validate(
+                RawStore {
+                    isola_db: Some(bad),
+                    ..RawStore::default()
+                },
+                &mut errs,
+            );
+        }
+        assert_eq!(
+            errs,
+            [
+                "store.isola_db: 16 is not a database; the embedded store has 0 to 15",
+                "store.isola_db: -1 is not a database; the embedded store has 0 to 15"
+            ]
+        );
     }
 
     #[test]

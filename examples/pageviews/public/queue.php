@@ -4,18 +4,21 @@
 // read-then-write is never raced.
 require __DIR__ . '/../connect.php';
 $r = store();
+// Isola keeps its queues in a database of their own (ISOLA_DB), apart from the app's keys.
+$q = store();
+$q->select((int) getenv('ISOLA_DB'));
 if (isset($_GET['reset'])) {
-    $r->del('isola:queue:pageviews');   // views left over from an interrupted run
+    $q->del('isola:queue:pageviews');   // views left over from an interrupted run
 }
 admin($r, 'pageviews:queue');
 if (isset($_GET['pending'])) {
     // Views recorded but not counted yet: waiting, or being counted right now.
     $processing = 0;
-    foreach ($r->sMembers('isola:nodes:pageviews') ?: [] as $node) {
-        $processing += $r->lLen("isola:processing:pageviews:$node");
+    foreach ($q->sMembers('isola:nodes:pageviews') ?: [] as $node) {
+        $processing += $q->lLen("isola:processing:pageviews:$node");
     }
-    exit(($r->lLen('isola:queue:pageviews') + $processing) . "\n");
+    exit(($q->lLen('isola:queue:pageviews') + $processing) . "\n");
 }
 
-$r->rPush('isola:queue:pageviews', (string) time());
+$q->rPush('isola:queue:pageviews', (string) time());
 echo "queued\n";
