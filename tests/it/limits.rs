@@ -68,3 +68,46 @@ fn slowloris_cannot_starve_real_clients() {
     );
     assert_eq!(get(addr, "/hello.php").status, 200);
 }
+
+/// A request whose body nothing reads (a 404, 405, 413...) still gets its answer, and the
+/// connection serves the next request: closing with unread bytes would make the kernel
+/// reset the connection and lose the answer.
+#[test]
+fn an_early_answer_to_a_request_with_a_body_reaches_the_client() {
+    use crate::http::{connect, read_response};
+    use std::io::BufReader;
+    let s = Server::with_config("[server]\nmax_body_size = \"1M\"\n[log]\naccess = false\n");
+    let body = vec![b'x'; 3 << 20];
+    for (method, target, want) in [
+        ("POST", "/missing.php", 404),
+        ("POST", "/style.css", 405),
+        ("PUT", "/.env", 404),
+        ("POST", "/hello.php", 413),
+    ] {
+        let mut c = connect(s.addr);
+        let len = if want == 413 { body.len() } else { 1 << 20 };
+        write!(
+            c,
+            "{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n"
+        )
+        .unwrap();
+        // The answer is sent before the body arrives, as for a client on a slow uplink.
+        std::thread::sleep(Duration::from_millis(100));
+        c.write_all(&body[..len])
+            .unwrap_or_else(|e| panic!("{method} {target}: body refused: {e}"));
+        c.write_all(b"GET /hello.php HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap_or_else(|e| panic!("{method} {target}: connection closed: {e}"));
+        let mut r = BufReader::new(c);
+        assert_eq!(
+            read_response(&mut r, false).status,
+            want,
+            "{method} {target}"
+        );
+        let next = read_response(&mut r, false);
+        assert_eq!(next.status, 200, "after {method} {target}");
+        assert!(
+            next.text().starts_with("hello from"),
+            "after {method} {target}"
+        );
+    }
+}

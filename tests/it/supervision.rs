@@ -58,6 +58,27 @@ fn crash_loop_backs_off_and_recovers() {
     }
 }
 
+/// Crashes come from requests: a burst of them must not leave innocent requests without
+/// a worker while replacements are delayed.
+#[test]
+fn a_crash_loop_keeps_half_the_pool_serving() {
+    let s = Server::with_config(
+        "[pool]\nmax_children = 4\nemergency_restart_threshold = 3\nqueue_timeout = \"500ms\"\n[log]\naccess = false\n",
+    );
+    for _ in 0..16 {
+        assert_eq!(get(s.addr, "/segv.php").status, 502);
+    }
+    assert!(s.stderr().contains("crash loop"), "{}", s.stderr());
+    for i in 0..10 {
+        assert_eq!(
+            get(s.addr, "/hello.php").status,
+            200,
+            "request {i}: {}",
+            s.stderr()
+        );
+    }
+}
+
 #[test]
 fn saturation_is_logged_once_per_interval_not_per_request() {
     let s = Server::with_config("[pool]\nmax_children = 1\nqueue_size = 0\n");

@@ -360,55 +360,28 @@ async fn respond(
     rid: &Arc<str>,
     up: &mut Upstream,
 ) -> Result<Response<ResponseBody>, StatusCode> {
-    check_request(&req)?;
-    let site = app.pick(req.headers().get(header::HOST))?;
-    let (path, query) = match req.uri().path_and_query() {
-        Some(pq) => (pq.path(), pq.query()),
-        None => return Err(StatusCode::BAD_REQUEST),
+    let routed = check_request(&req).and_then(|()| {
+        let site = app.pick(req.headers().get(header::HOST))?;
+        let (path, query) = match req.uri().path_and_query() {
+            Some(pq) => (pq.path(), pq.query()),
+            None => return Err(StatusCode::BAD_REQUEST),
+        };
+        Ok((site, site.router.resolve(path, query)))
+    });
+    let (site, route) = match routed {
+        Ok(r) => r,
+        Err(status) => {
+            spool::discard(req);
+            return Err(status);
+        }
     };
-    match site.router.resolve(path, query) {
-        Route::Deny(d) => Err(match d {
-            Deny::BadRequest => StatusCode::BAD_REQUEST,
-            Deny::Forbidden => StatusCode::FORBIDDEN,
-            Deny::NotFound => StatusCode::NOT_FOUND,
-        }),
-        Route::Redirect { location } => {
-            let mut resp = error_page::page(StatusCode::MOVED_PERMANENTLY);
-            let loc = HeaderValue::from_str(&location).map_err(|_| StatusCode::BAD_REQUEST)?;
-            resp.headers_mut().insert(header::LOCATION, loc);
-            Ok(resp)
-        }
-        Route::Static { path } => {
-            if req.method() != Method::GET && req.method() != Method::HEAD {
-                let mut resp = error_page::page(StatusCode::METHOD_NOT_ALLOWED);
-                resp.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                return Ok(resp);
-            }
-            let mut resp = static_file::serve(&path, req.method(), req.headers())
-                .await
-                .map_err(|e| {
-                    tracing::warn!(request_id = &**rid, path = %path.display(), "static file: {e}");
-                    match e.kind() {
-                        std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                        std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-                        _ => StatusCode::INTERNAL_SERVER_ERROR,
-                    }
-                })?;
-            let cacheable = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
-            if let (true, Some(url)) = (cacheable, site.router.url_of(&path)) {
-                if let Some(v) = site.cache_control.lookup(&url) {
-                    resp.headers_mut().insert(header::CACHE_CONTROL, v.clone());
-                }
-            }
-            Ok(resp)
-        }
+    let answer = match route {
         Route::Script {
             script_filename,
             script_name,
             path_info,
         } => {
-            run_script(
+            return run_script(
                 shared,
                 app,
                 site,
@@ -422,7 +395,57 @@ async fn respond(
             )
             .await
         }
+        Route::Deny(d) => Err(match d {
+            Deny::BadRequest => StatusCode::BAD_REQUEST,
+            Deny::Forbidden => StatusCode::FORBIDDEN,
+            Deny::NotFound => StatusCode::NOT_FOUND,
+        }),
+        Route::Redirect { location } => {
+            let mut resp = error_page::page(StatusCode::MOVED_PERMANENTLY);
+            match HeaderValue::from_str(&location) {
+                Ok(loc) => {
+                    resp.headers_mut().insert(header::LOCATION, loc);
+                    Ok(resp)
+                }
+                Err(_) => Err(StatusCode::BAD_REQUEST),
+            }
+        }
+        Route::Static { path } => serve_static(site, &req, &path, rid).await,
+    };
+    // No PHP read the body: it is thrown away so the client gets this answer.
+    spool::discard(req);
+    answer
+}
+
+async fn serve_static(
+    site: &Site,
+    req: &Request<Incoming>,
+    path: &std::path::Path,
+    rid: &str,
+) -> Result<Response<ResponseBody>, StatusCode> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = error_page::page(StatusCode::METHOD_NOT_ALLOWED);
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(resp);
     }
+    let mut resp = static_file::serve(path, req.method(), req.headers())
+        .await
+        .map_err(|e| {
+            tracing::warn!(request_id = rid, path = %path.display(), "static file: {e}");
+            match e.kind() {
+                std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            }
+        })?;
+    let cacheable = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
+    if let (true, Some(url)) = (cacheable, site.router.url_of(path)) {
+        if let Some(v) = site.cache_control.lookup(&url) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, v.clone());
+        }
+    }
+    Ok(resp)
 }
 
 /// What hyper accepts but HTTP forbids (RFC 9112 3.2, 9110 7.2): a missing Host on
@@ -471,6 +494,7 @@ async fn run_script(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > site.limits.max_body_size) {
+        spool::discard(Request::from_parts(parts, incoming));
         return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let has_body =

@@ -6,7 +6,7 @@
 //! memory stays bounded whatever the upload size.
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -47,6 +47,37 @@ pub struct SpoolLimits<'a> {
     pub memory_threshold: usize,
     pub idle_timeout: Duration,
     pub tmp_dir: &'a Path,
+}
+
+/// Most bytes of an unread body [`discard`] reads, and how long it tries.
+const DISCARD_MAX: u64 = 64 << 20;
+const DISCARD_TIME: Duration = Duration::from_secs(10);
+
+/// Reads and throws away a request body that an early answer (400, 403, 404, 405, 413...)
+/// left unread, on its own task while the answer goes out. Closing a connection with
+/// unread bytes makes the kernel send a reset, and the client then loses the answer it
+/// was sent; reading the rest first is nginx's discarded body and lingering close. Bounded
+/// in bytes and time; a body announced with `Expect: 100-continue` was never sent, and an
+/// HTTP/2 stream is reset on its own without harming the connection, so neither is read.
+pub fn discard(req: hyper::Request<Incoming>) {
+    let unsent = req.headers().contains_key(http::header::EXPECT);
+    if unsent || req.version() >= http::Version::HTTP_2 || req.body().is_end_stream() {
+        return;
+    }
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        let mut left = DISCARD_MAX;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                match left.checked_sub(n) {
+                    Some(l) => left = l,
+                    None => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+    });
 }
 
 /// Reads `body` whole.

@@ -735,25 +735,35 @@ impl Inner {
     }
 
     /// Starts workers until the pool is back to `max_children`, with backoff while spawns
-    /// fail.
+    /// fail, and down to half of it in a crash loop.
     fn fill(self: &Arc<Self>) {
         let ids: Vec<u64> = {
             let mut st = self.lock();
-            if st.shutting_down || st.retry_scheduled {
-                return;
-            }
-            if let Some(until) = st.backoff_until.filter(|&t| t > Instant::now()) {
-                st.retry_scheduled = true;
-                let inner = self.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep_until(until.into()).await;
-                    inner.lock().retry_scheduled = false;
-                    inner.fill();
-                });
+            if st.shutting_down {
                 return;
             }
             let have = st.workers.len() + st.starting;
-            let room = self.max_children().saturating_sub(have);
+            let mut limit = self.max_children();
+            if let Some(until) = st.backoff_until.filter(|&t| t > Instant::now()) {
+                if !st.retry_scheduled {
+                    st.retry_scheduled = true;
+                    let inner = self.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(until.into()).await;
+                        inner.lock().retry_scheduled = false;
+                        inner.fill();
+                    });
+                }
+                // Spawns that fail are all delayed: the next one would fail too. Crashes
+                // are caused by requests, and delaying every replacement would turn one bad
+                // script into 503s for everyone else: a crash loop keeps half the pool.
+                let floor = limit.div_ceil(2);
+                if st.failures_in_a_row > 0 || have >= floor {
+                    return;
+                }
+                limit = floor;
+            }
+            let room = limit.saturating_sub(have);
             let waiting = st.waiters.iter().filter(|w| !w.is_closed()).count();
             let idle = st.idle.len();
             let want = match self.config.pm {
