@@ -1,6 +1,7 @@
 //! Edges where PHP servers commonly go wrong: early-complete responses, streams cut by a
 //! crash, headers the server must not invent, clients that leave, `Expect: 100-continue`,
-//! long names, symlinks out of the docroot, and header injection through a redirect.
+//! long names, symlinks out of the docroot, header injection through a redirect, and answers
+//! that must not depend on what ran before.
 use crate::harness::{fixture_site, Server};
 use crate::http::{self, get};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -241,4 +242,116 @@ fn pipelined_requests_are_answered_in_order() {
         "{}",
         d.text()
     );
+}
+
+/// What ran before a request never changes its answer. A script with a PATH_INFO into a
+/// no-exec folder is asked after each kind of failing or hostile request (a crash, a fatal
+/// error, an exit, too many input variables, a broken upload, a client leaving mid-body
+/// or mid-response, smuggling shapes, denied paths with bodies), on a fresh connection and
+/// on the same keep-alive one, and must answer exactly as it did first.
+#[test]
+fn a_request_answers_the_same_whatever_ran_before_it() {
+    let s = Server::with_config(
+        "[server]\nno_exec = [\"uploads/\"]\nmax_body_size = \"1M\"\n[pool]\nmax_children = 2\nmax_requests = 7\nemergency_restart_threshold = 2\nqueue_timeout = \"1s\"\n[log]\naccess = false\n",
+    );
+    let fine_req = b"GET /env.php/uploads/evil.phtml HTTP/1.1\r\nHost: x\r\n\r\n";
+    let seen = |r: &http::Response| {
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), s.stderr());
+        let j = r.json();
+        let sv = &j["server"];
+        serde_json::json!([
+            sv["SCRIPT_NAME"],
+            sv["SCRIPT_FILENAME"],
+            sv["PATH_INFO"],
+            sv["PATH_TRANSLATED"],
+            sv["REQUEST_METHOD"],
+            sv["CONTENT_LENGTH"],
+            j["get"],
+            j["post"],
+            j["cookie"],
+            j["files"],
+            j["input_len"],
+        ])
+    };
+    let first = seen(&http::raw(s.addr, fine_req));
+    let vars: String = (0..3000).map(|i| format!("v{i}=1&")).collect();
+    let post = |target: &str, ctype: &str, body: &[u8]| {
+        let mut r = format!(
+            "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    };
+    let upload = http::multipart(
+        "b0",
+        &[("f", Some("a.php"), b"<?php echo 1;"), ("t", None, b"x")],
+    );
+    let get_ = |target: &str, extra: &str| {
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").into_bytes()
+    };
+    // (request, whether the client leaves before the answer, after reading this many bytes)
+    let hostile: Vec<(Vec<u8>, Option<usize>)> = vec![
+        (get_("/segv.php", ""), None),
+        (get_("/fatal.php", ""), None),
+        (get_("/segv.php", ""), None),
+        (get_("/crash_mid_stream.php", ""), Some(1000)),
+        (get_("/exit.php", ""), None),
+        (post("/env.php", "application/x-www-form-urlencoded", vars.as_bytes()), None),
+        (post("/env.php", "multipart/form-data; boundary=b0", &upload), None),
+        (post("/env.php", "multipart/form-data; boundary=b0", b"--b0\r\ngarbage"), None),
+        (post("/env.php/uploads/evil.phtml", "text/plain", &[b'y'; 70000]), None),
+        (post("/missing.php", "text/plain", &[b'z'; 5000]), None),
+        (post("/uploads/evil.jpg", "text/plain", &[b'z'; 5000]), None),
+        (get_(&format!("/env.php?{}", "a[]=1&".repeat(1500)), ""), None),
+        (get_("/env.php", &format!("Cookie: {}\r\n", "c=d; ".repeat(800))), None),
+        (get_("/env.php/%2e%2e/%2e%2e/etc/passwd", ""), None),
+        (get_("/uploads/evil.phtml", ""), None),
+        (b"GET /env.php HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), None),
+        (b"POST /env.php HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(), None),
+        (b"POST /env.php HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nonly this".to_vec(), Some(0)),
+        (get_("/big.php", ""), Some(100)),
+        (get_("/stream.php", ""), Some(10)),
+        (get_("/sleep.php?ms=300", ""), Some(0)),
+    ];
+    for round in 0..2 {
+        for (i, (req, leave)) in hostile.iter().enumerate() {
+            let line = req.split(|&b| b == b'\r').next().unwrap_or_default();
+            let what = format!(
+                "round {round}, after request {i}: {}",
+                String::from_utf8_lossy(&line[..line.len().min(60)])
+            );
+            let mut c = http::connect(s.addr);
+            let _ = c.write_all(req);
+            match leave {
+                Some(n) => {
+                    let mut buf = vec![0; *n];
+                    let _ = c.read_exact(&mut buf);
+                    drop(c);
+                    assert_eq!(seen(&http::raw(s.addr, fine_req)), first, "{what}");
+                }
+                None => {
+                    // The same connection when it stays open, else a fresh one.
+                    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let mut r = BufReader::new(c);
+                    let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        http::read_response(&mut r, false).status
+                    }));
+                    assert!(answered.is_ok(), "{what}: no answer");
+                    let mut c = r.into_inner();
+                    let again = match c.write_all(fine_req) {
+                        Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            http::read_response(&mut BufReader::new(&mut c), false)
+                        }))
+                        .ok(),
+                        Err(_) => None,
+                    };
+                    let again = again.unwrap_or_else(|| http::raw(s.addr, fine_req));
+                    assert_eq!(seen(&again), first, "{what}");
+                    assert_eq!(seen(&http::raw(s.addr, fine_req)), first, "{what}");
+                }
+            }
+        }
+    }
 }
