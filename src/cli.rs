@@ -159,6 +159,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub php: Option<String>,
 
+    /// Worker mode (php.worker): this script, relative to the docroot, boots once per
+    /// worker and serves requests in a loop with frankenphp_handle_request()
+    #[arg(long, value_name = "FILE")]
+    pub worker: Option<String>,
+
     /// Admin listener for /status, /metrics and /health, IP:PORT (admin.listen)
     /// [default: off]
     #[arg(long, value_name = "ADDR")]

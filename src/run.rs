@@ -61,6 +61,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(b) = &args.backend {
         raw.php.backend = Some(b.clone());
     }
+    if let Some(w) = &args.worker {
+        raw.php.worker = Some(w.clone());
+    }
     if let Some(p) = &args.php {
         raw.php.binary = Some(if p.contains('/') {
             cwd.join(p).to_string_lossy().into_owned()
@@ -425,10 +428,34 @@ async fn build_site(
             }
         }
     }
-    let pool = match Pool::start(pool_cfg, php_backend(&sc.php, &dir, store, &engine)).await {
-        Ok(p) => p,
+    let worker = match start_worker_pool(sc, &pool_cfg, &engine).await {
+        Ok(w) => w,
         Err(e) => {
             stop_pools(job_pools.into_iter().map(|(_, p)| p), Duration::ZERO).await;
+            return Err(e);
+        }
+    };
+    let classic_cfg = match worker {
+        // The worker script takes the traffic; other scripts start workers on demand.
+        Some(_) => PoolConfig {
+            pm: ProcessManager::OnDemand {
+                idle_timeout: Duration::from_secs(10),
+            },
+            ..pool_cfg
+        },
+        None => pool_cfg,
+    };
+    let pool = match Pool::start(classic_cfg, php_backend(&sc.php, &dir, store, &engine)).await {
+        Ok(p) => p,
+        Err(e) => {
+            stop_pools(
+                job_pools
+                    .into_iter()
+                    .map(|(_, p)| p)
+                    .chain(worker.map(|(_, p)| p)),
+                Duration::ZERO,
+            )
+            .await;
             return Err(e).with_context(|| format!("php.binary {}", sc.php.binary.display()));
         }
     };
@@ -456,8 +483,45 @@ async fn build_site(
         cache_control,
         pool,
         job_pools,
+        worker,
         limits,
     })
+}
+
+/// `[php] worker`: a pool whose processes boot the worker script once and serve its
+/// requests in a loop, forked by the site's engine host.
+async fn start_worker_pool(
+    sc: &SiteConfig,
+    pool_cfg: &PoolConfig,
+    engine: &Engine,
+) -> anyhow::Result<Option<(PathBuf, Pool)>> {
+    let Some((script, name)) = &sc.php.worker else {
+        return Ok(None);
+    };
+    let Engine::Native(native) = engine else {
+        anyhow::bail!("php.worker: worker mode needs the native backend, which is unavailable here (see the log line above)");
+    };
+    let docroot = sc.docroot.to_string_lossy();
+    let script_str = script.to_string_lossy();
+    let max_requests = pool_cfg.max_requests.to_string();
+    let mut boot = vec![
+        ("SCRIPT_FILENAME", &*script_str),
+        ("SCRIPT_NAME", name.as_str()),
+        ("DOCUMENT_ROOT", &*docroot),
+    ];
+    if pool_cfg.max_requests > 0 {
+        boot.push(("MAX_REQUESTS", &max_requests));
+    }
+    let backend = Arc::new(isola_engine::NativeWorker::new(native.clone(), &boot));
+    let cfg = PoolConfig {
+        label: PathBuf::from(format!("{} worker {name}", sc.docroot.display())),
+        ..pool_cfg.clone()
+    };
+    let pool = Pool::start(cfg, backend)
+        .await
+        .with_context(|| format!("php.worker {}", script.display()))?;
+    tracing::info!(script = %script.display(), "worker mode: {name} boots once per worker");
+    Ok(Some((script.clone(), pool)))
 }
 
 /// Resolves `max_children = "auto"`: the configured budget, else what this machine or its

@@ -22,3 +22,4 @@ mod store;
 mod store_libs;
 mod supervision;
 mod tls;
+mod worker;

@@ -340,6 +340,9 @@ pub struct RawPhp {
     pub ini: Option<BTreeMap<String, toml::Value>>,
     /// php.ini to read instead of the default one (php-cgi's `-c`).
     pub ini_file: Option<String>,
+    /// Worker mode: this script (relative to the docroot) boots once per worker and serves
+    /// its requests in a loop (`frankenphp_handle_request`); native backend only.
+    pub worker: Option<String>,
     /// Environment variables of every worker.
     pub env: Option<BTreeMap<String, String>>,
     /// Run workers as this user (Isola started as root).

@@ -204,6 +204,9 @@ pub struct PhpConfig {
     pub ini_file: Option<PathBuf>,
     /// Worker environment.
     pub env: BTreeMap<String, String>,
+    /// Worker mode: the worker script (canonical absolute path inside the docroot) and
+    /// its name as a URL path (`/public/index.php`).
+    pub worker: Option<(PathBuf, String)>,
 }
 
 /// `[php] backend`.
@@ -722,6 +725,38 @@ impl RawConfig {
                 }
             }
         });
+        let worker = php.worker.as_deref().and_then(|w| {
+            let rel = w.trim_start_matches('/');
+            let bad = rel.split('/').any(|seg| seg == ".." || seg.is_empty() || seg.starts_with('.'))
+                || !rel.ends_with(".php");
+            if bad {
+                errs.push(format!(
+                    "php.worker: {w:?} must be a .php file inside the docroot, without dot segments"
+                ));
+                return None;
+            }
+            if backend == PhpBackend::PhpCgi {
+                errs.push(
+                    "php.worker: worker mode runs on the native backend, not php.backend = \"php-cgi\""
+                        .to_string(),
+                );
+                return None;
+            }
+            match docroot.join(rel).canonicalize() {
+                Ok(p) if p.is_file() && p.starts_with(&docroot) => Some((p, format!("/{rel}"))),
+                Ok(_) => {
+                    errs.push(format!(
+                        "php.worker: {w:?} is not a file inside the docroot {}",
+                        docroot.display()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    errs.push(format!("php.worker: {w:?} in {}: {e}", docroot.display()));
+                    None
+                }
+            }
+        });
         let env = php.env.unwrap_or_default();
         for key in env.keys() {
             if key.is_empty() || key.contains(['=', '\0']) {
@@ -890,6 +925,7 @@ impl RawConfig {
                 ini,
                 ini_file,
                 env,
+                worker,
             },
             log: LogConfig {
                 format,

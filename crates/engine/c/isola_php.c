@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -97,6 +98,7 @@ typedef struct {
 	int in_request;
 	int aborted;  /* the peer sent ABORT_REQUEST or the socket broke */
 	int finished; /* fastcgi_finish_request(): the response stream is closed */
+	int waiting;  /* between requests: a worker script may be stopped here */
 	int broken;   /* a write failed: no END_REQUEST can be sent either */
 	/* Params of the current request. */
 	char *pbuf;
@@ -111,6 +113,17 @@ static conn_t *conn;
  * response. Workers themselves are made by a raw clone, which runs no handler. A flag, not a
  * getpid() per write: that was a system call for every record. */
 static volatile int forked_child;
+
+/* This process runs a worker script (worker mode). */
+static int worker_mode;
+/* $_SERVER['MAX_REQUESTS'] of every request, as FrankenPHP's docs have scripts read it. */
+static char *worker_max_requests;
+/* Set by SIGTERM (Isola retiring a worker, or stopping). In worker mode SIGTERM is blocked
+ * but while waiting between requests, so a handler always finishes its request first. */
+static volatile sig_atomic_t stop_requested;
+static sigset_t wait_mask;
+/* Set in END_REQUEST's appStatus when the worker ends after this request. */
+#define APP_STATUS_LAST 0x80000000u
 
 static void mark_forked_child(void)
 {
@@ -266,9 +279,19 @@ static int read_record(conn_t *c)
 				return 1;
 			}
 		}
+		if (c->waiting && worker_mode) {
+			/* SIGTERM is let through only while blocked here. */
+			struct pollfd pfd = {c->fd, POLLIN, 0};
+			if (ppoll(&pfd, 1, NULL, &wait_mask) < 0) {
+				if (errno == EINTR && !stop_requested) {
+					continue;
+				}
+				return -1;
+			}
+		}
 		ssize_t r = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
 		if (r < 0) {
-			if (errno == EINTR) {
+			if (errno == EINTR && !stop_requested) {
 				continue;
 			}
 			return -1;
@@ -639,6 +662,13 @@ static void isola_register_variables(zval *track)
 			}
 		}
 	}
+	if (worker_mode) {
+		php_register_variable_safe("FRANKENPHP_WORKER", "1", 1, track);
+		if (worker_max_requests) {
+			php_register_variable_safe("MAX_REQUESTS", worker_max_requests, strlen(worker_max_requests),
+						   track);
+		}
+	}
 	/* cgi.fix_pathinfo=1: PHP_SELF = SCRIPT_NAME + PATH_INFO. */
 	const char *script_name = SG(request_info).request_uri ? SG(request_info).request_uri : "";
 	const char *path_info = PARAM("PATH_INFO");
@@ -883,11 +913,19 @@ ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_finish, 0, 0, _IS_BOOL, 0)
 ZEND_END_ARG_INFO()
 
+static ZEND_FUNCTION(frankenphp_handle_request);
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_handle_request, 0, 1, _IS_BOOL, 0)
+	ZEND_ARG_TYPE_INFO(0, handler, IS_CALLABLE, 0)
+ZEND_END_ARG_INFO()
+
 static const zend_function_entry isola_functions[] = {
 	ZEND_FE(apache_request_headers, arginfo_headers)
 	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_headers)
 	ZEND_FE(apache_response_headers, arginfo_headers)
 	ZEND_FE(fastcgi_finish_request, arginfo_finish)
+	ZEND_FE(frankenphp_handle_request, arginfo_handle_request)
+	ZEND_FALIAS(isola_handle_request, frankenphp_handle_request, arginfo_handle_request)
 	ZEND_FE_END
 };
 
@@ -965,6 +1003,9 @@ static sapi_module_struct isola_sapi = {
 
 /* ---- one request ---- */
 
+static void begin_request(conn_t *c);
+static void end_response(conn_t *c, uint32_t app_status);
+
 /* php-cgi's init_request_info for a server that splits PATH_INFO itself (Isola does):
  * SCRIPT_FILENAME is the script; PHP_SELF is SCRIPT_NAME + PATH_INFO. */
 static void init_request_info(conn_t *c)
@@ -1000,19 +1041,20 @@ static void send_end_request(conn_t *c, uint32_t app_status, int protocol_status
 	}
 }
 
+/* Runs the request's script; the caller destroys `fh`, also after a bailout. */
+static void run_primary(zend_file_handle *fh, const char *path)
+{
+	zend_stream_init_filename(fh, path);
+	fh->primary_script = 1;
+	php_execute_script(fh);
+}
+
 static void run_request(conn_t *c)
 {
 	zend_file_handle fh;
 	int exit_status = 0;
 
-	c->in_request = 1;
-	c->aborted = 0;
-	c->finished = 0;
-	c->stdin_eof = 0;
-	c->stdin_left = 0;
-	c->out_len = 0;
-	SG(server_context) = c;
-	init_request_info(c);
+	begin_request(c);
 
 	int have_fh = 0;
 	EG(exit_status) = 0;
@@ -1027,10 +1069,8 @@ static void run_request(conn_t *c)
 				SG(sapi_headers).http_response_code = 404;
 				PUTS("No input file specified.\n");
 			} else {
-				zend_stream_init_filename(&fh, path);
-				fh.primary_script = 1;
 				have_fh = 1;
-				php_execute_script(&fh);
+				run_primary(&fh, path);
 			}
 		}
 	} zend_end_try();
@@ -1044,21 +1084,7 @@ static void run_request(conn_t *c)
 		_exit(exit_status);
 	}
 	/* Body bytes PHP did not read stay in the socket; the idle loop discards them. */
-	if (SG(request_info).path_translated) {
-		free(SG(request_info).path_translated);
-		SG(request_info).path_translated = NULL;
-	}
-	if (!c->finished) {
-		close_stdout(c, 1, (uint32_t)exit_status);
-	} else {
-		send_end_request(c, (uint32_t)exit_status, FCGI_REQUEST_COMPLETE, c->req_id);
-	}
-	c->in_request = 0;
-	free(c->pbuf);
-	free(c->params);
-	c->pbuf = NULL;
-	c->params = NULL;
-	c->plen = c->pcap = c->nparams = 0;
+	end_response(c, (uint32_t)exit_status);
 }
 
 /* GET_VALUES: answers the three standard names with this worker's one-at-a-time limits. */
@@ -1072,21 +1098,24 @@ static void answer_get_values(conn_t *c)
 	send_record(c, FCGI_GET_VALUES_RESULT, 0, ans, sizeof(ans));
 }
 
-static void worker_main(int fd)
+/*
+ * Reads records until one request's params are complete (1, params parsed into c), answers
+ * management records on the way, and drops what belongs to no live request (the rest of a
+ * body PHP did not read). 0 when the connection ended or a stop was asked for; a malformed
+ * params stream ends the process, as the connection cannot be trusted any more.
+ */
+static int next_request(conn_t *c)
 {
-	static conn_t c0;
-	conn_t *c = &c0;
-	int flags = fcntl(fd, F_GETFL);
-	if (flags >= 0) {
-		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-	}
-	c->fd = fd;
-	conn = c;
 	int have_request = 0;
 	for (;;) {
+		if (stop_requested) {
+			return 0;
+		}
+		c->waiting = 1;
 		int r = read_record(c);
+		c->waiting = 0;
 		if (r <= 0) {
-			_exit(0);
+			return 0;
 		}
 		int type = c->in[1];
 		uint16_t id = rec_id(c);
@@ -1114,16 +1143,10 @@ static void worker_main(int fd)
 		} else if (type == FCGI_PARAMS && have_request && id == c->req_id) {
 			if (len == 0) {
 				consume_record(c);
-				have_request = 0;
 				if (parse_params(c) < 0) {
-					/* Malformed params: the connection cannot be trusted any more. */
 					_exit(1);
 				}
-				run_request(c);
-				if (c->broken) {
-					_exit(0);
-				}
-				continue;
+				return 1;
 			}
 			if (c->plen + len > MAX_PARAMS_BYTES) {
 				_exit(1);
@@ -1152,6 +1175,315 @@ static void worker_main(int fd)
 			_exit(0);
 		}
 	}
+}
+
+static conn_t *worker_conn(int fd)
+{
+	static conn_t c0;
+	int flags = fcntl(fd, F_GETFL);
+	if (flags >= 0) {
+		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	}
+	c0.fd = fd;
+	conn = &c0;
+	return &c0;
+}
+
+/* Frees what one request's params and request info held. */
+static void release_request(conn_t *c)
+{
+	if (SG(request_info).path_translated) {
+		free(SG(request_info).path_translated);
+		SG(request_info).path_translated = NULL;
+	}
+	c->in_request = 0;
+	free(c->pbuf);
+	free(c->params);
+	c->pbuf = NULL;
+	c->params = NULL;
+	c->plen = c->pcap = c->nparams = 0;
+}
+
+static void worker_main(int fd)
+{
+	conn_t *c = worker_conn(fd);
+	while (next_request(c)) {
+		run_request(c);
+		if (c->broken) {
+			_exit(0);
+		}
+	}
+	_exit(0);
+}
+
+/* ---- worker mode: a script that boots once and serves requests in a loop ---- */
+
+/*
+ * The script runs inside one long PHP request (its boot); each request it handles gets the
+ * request-scoped parts of a start-up and shutdown around its handler (superglobals, output,
+ * headers, the POST body and uploads, session and filter), adapted from FrankenPHP's
+ * worker mode, whose contract (frankenphp_handle_request) scripts are written against.
+ */
+/* The boot request is still active (no request handled yet). */
+static int boot_active;
+
+static const char *MODULES_TO_RELOAD[] = {"filter", "session", NULL};
+
+static void reload_modules(int startup)
+{
+	for (const char **name = MODULES_TO_RELOAD; *name; name++) {
+		zend_module_entry *m = zend_hash_str_find_ptr(&module_registry, *name, strlen(*name));
+		if (!m) {
+			continue;
+		}
+		if (startup && m->request_startup_func) {
+			m->request_startup_func(m->type, m->module_number);
+		} else if (!startup && m->request_shutdown_func) {
+			m->request_shutdown_func(m->type, m->module_number);
+		}
+	}
+}
+
+/* Every superglobal but $_ENV imported again from the new request. */
+static void reset_super_globals(void)
+{
+	zend_try {
+		zval *files = &PG(http_globals)[TRACK_VARS_FILES];
+		zval_ptr_dtor_nogc(files);
+		memset(files, 0, sizeof(*files));
+	}
+	zend_end_try();
+	zend_string *env = ZSTR_KNOWN(ZEND_STR_AUTOGLOBAL_ENV);
+	zend_string *server = ZSTR_KNOWN(ZEND_STR_AUTOGLOBAL_SERVER);
+	zend_string *request = ZSTR_KNOWN(ZEND_STR_AUTOGLOBAL_REQUEST);
+	zend_auto_global *ag;
+	ZEND_HASH_MAP_FOREACH_PTR(CG(auto_globals), ag) {
+		if (ag->name == env) {
+			continue;
+		}
+		if (ag->name == server || ag->name == request || (!ag->jit && ag->auto_global_callback)) {
+			/* $_SERVER and $_REQUEST are built on first use by the compiler (jit), which
+			 * a running script never passes again: they are rebuilt here. */
+			ag->armed = ag->auto_global_callback(ag->name);
+		} else if (!ag->jit) {
+			ag->armed = 0;
+		}
+	}
+	ZEND_HASH_FOREACH_END();
+}
+
+/* The request-scoped half of php_request_shutdown(): the response goes out, the request's
+ * memory (body, uploads, headers) is released; the script's own state stays. */
+static void worker_request_shutdown(void)
+{
+	zend_try { php_output_end_all(); }
+	zend_end_try();
+	reload_modules(0);
+	zend_try { php_output_deactivate(); }
+	zend_end_try();
+	zend_try { sapi_deactivate(); }
+	zend_end_try();
+	zend_set_memory_limit(PG(memory_limit));
+}
+
+/* The request-scoped half of php_request_startup(). */
+static int worker_request_startup(void)
+{
+	int ok = SUCCESS;
+	zend_try {
+		php_output_activate();
+		PG(header_is_being_sent) = 0;
+		PG(connection_status) = PHP_CONNECTION_NORMAL;
+		sapi_activate();
+		if (PG(expose_php)) {
+			sapi_add_header(SAPI_PHP_VERSION_HEADER, sizeof(SAPI_PHP_VERSION_HEADER) - 1, 1);
+		}
+		if (PG(output_handler) && PG(output_handler)[0]) {
+			zval oh;
+			ZVAL_STRING(&oh, PG(output_handler));
+			php_output_start_user(&oh, 0, PHP_OUTPUT_HANDLER_STDFLAGS);
+			zval_ptr_dtor(&oh);
+		} else if (PG(output_buffering)) {
+			php_output_start_user(NULL, PG(output_buffering) > 1 ? PG(output_buffering) : 0,
+					      PHP_OUTPUT_HANDLER_STDFLAGS);
+		} else if (PG(implicit_flush)) {
+			php_output_set_implicit_flush(1);
+		}
+		reset_super_globals();
+		reload_modules(1);
+	}
+	zend_catch { ok = FAILURE; }
+	zend_end_try();
+	SG(sapi_started) = 1;
+	return ok;
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* SIGTERM becomes "stop": the wait for a request ends, the script's loop returns and its
+ * own shutdown code runs, as FrankenPHP's does. */
+static void catch_stop(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &wait_mask);
+	sigdelset(&wait_mask, SIGTERM);
+}
+
+static int wait_for_request(conn_t *c)
+{
+	return next_request(c) && !stop_requested;
+}
+
+/* Ends the response of the request the worker is serving (STDOUT's end, END_REQUEST). */
+static void end_response(conn_t *c, uint32_t app_status)
+{
+	if (!c->finished) {
+		close_stdout(c, 1, app_status);
+	} else {
+		send_end_request(c, app_status, FCGI_REQUEST_COMPLETE, c->req_id);
+	}
+	release_request(c);
+}
+
+static void begin_request(conn_t *c)
+{
+	c->in_request = 1;
+	c->aborted = 0;
+	c->finished = 0;
+	c->stdin_eof = 0;
+	c->stdin_left = 0;
+	c->out_len = 0;
+	SG(server_context) = c;
+	init_request_info(c);
+}
+
+static ZEND_FUNCTION(frankenphp_handle_request)
+{
+	zend_fcall_info fci;
+	zend_fcall_info_cache fcc;
+	ZEND_PARSE_PARAMETERS_START(1, 1)
+	Z_PARAM_FUNC(fci, fcc)
+	ZEND_PARSE_PARAMETERS_END();
+	conn_t *c = conn;
+	if (!worker_mode || !c) {
+		zend_throw_exception(zend_ce_exception,
+				     "frankenphp_handle_request() called while not in worker mode", 0);
+		RETURN_THROWS();
+	}
+	if (c->in_request) {
+		zend_throw_exception(zend_ce_exception,
+				     "frankenphp_handle_request() called from inside a request handler", 0);
+		RETURN_THROWS();
+	}
+	if (boot_active) {
+		/* The boot's own request context ends where serving begins. */
+		worker_request_shutdown();
+		release_request(c);
+		boot_active = 0;
+	}
+	zend_unset_timeout();
+	int have = wait_for_request(c);
+	if (have) {
+		begin_request(c);
+	} else {
+		/* Stopping: the script's code after its loop runs in an empty request. */
+		SG(server_context) = c;
+		SG(request_info).request_method = NULL;
+		SG(request_info).query_string = NULL;
+		SG(request_info).content_length = 0;
+		SG(request_info).content_type = NULL;
+		SG(request_info).cookie_data = NULL;
+	}
+	if (worker_request_startup() == FAILURE || !have) {
+		if (have) {
+			end_response(c, 255);
+		}
+		RETURN_FALSE;
+	}
+	zend_set_timeout(INI_INT("max_execution_time"), 0);
+	zval retval;
+	ZVAL_UNDEF(&retval);
+	fci.retval = &retval;
+	if (zend_call_function(&fci, &fcc) == SUCCESS) {
+		zval_ptr_dtor(&retval);
+	}
+	if (EG(exception) && !zend_is_unwind_exit(EG(exception)) && !zend_is_graceful_exit(EG(exception))) {
+		/* An uncaught exception is a fatal error of this request: it is reported as PHP
+		 * reports one (500 with display_errors off) and the worker boots again. */
+		zend_exception_error(EG(exception), E_ERROR);
+		zend_bailout();
+	}
+	zend_unset_timeout();
+	/* exit() in the handler: the script unwinds and the process ends after this. */
+	uint32_t last = EG(exception) ? APP_STATUS_LAST : 0;
+	worker_request_shutdown();
+	end_response(c, ((uint32_t)EG(exit_status) & 0xff) | last);
+	RETURN_TRUE;
+}
+
+/*
+ * The worker process's life in worker mode: boot the script with `boot` (FastCGI-encoded
+ * params: SCRIPT_FILENAME, DOCUMENT_ROOT...) as its request, let it loop, and end when it
+ * returns. A request in progress when the script stops (exit() or a fatal error in the
+ * handler) still gets its response; the process then ends and the pool forks a fresh one.
+ */
+static void worker_script_main(int fd, const unsigned char *boot, size_t boot_len)
+{
+	conn_t *c = worker_conn(fd);
+	zend_file_handle fh;
+	int have_fh = 0;
+	worker_mode = 1;
+	catch_stop();
+	c->pbuf = malloc(boot_len ? boot_len : 1);
+	if (!c->pbuf) {
+		_exit(1);
+	}
+	memcpy(c->pbuf, boot, boot_len);
+	c->plen = c->pcap = boot_len;
+	if (parse_params(c) < 0) {
+		_exit(1);
+	}
+	if (PARAM("MAX_REQUESTS")) {
+		worker_max_requests = strdup(PARAM("MAX_REQUESTS"));
+	}
+	/* The boot is no FastCGI request: its output is dropped, its log lines go to stderr. */
+	c->finished = 1;
+	SG(server_context) = c;
+	init_request_info(c);
+	boot_active = 1;
+	const char *path = SG(request_info).path_translated;
+	zend_first_try {
+		if (php_request_startup() == SUCCESS && path) {
+			have_fh = 1;
+			run_primary(&fh, path);
+		}
+	} zend_end_try();
+	if (have_fh) {
+		zend_destroy_file_handle(&fh);
+	}
+	int served = !boot_active;
+	uint32_t status = (uint32_t)EG(exit_status);
+	php_request_shutdown(NULL);
+	if (forked_child) {
+		_exit((int)status);
+	}
+	if (c->in_request) {
+		end_response(c, (status ? status & 0xff : 255) | APP_STATUS_LAST);
+	}
+	/* 0: the script ended after serving (its loop returned, exit() in a handler); 1: it
+	 * never reached its loop, which the pool reads as a failed start. */
+	_exit(served ? 0 : 1);
 }
 
 /* ---- zygote ---- */
@@ -1204,7 +1536,7 @@ static int opcache_enabled(void)
  * The zygote is single-threaded (checked before every fork), so no lock can be held by a
  * thread that does not exist in the child.
  */
-static void spawn_worker(int ctl, int conn_fd, int err_fd)
+static void spawn_worker(int ctl, int conn_fd, int err_fd, const unsigned char *boot, size_t boot_len)
 {
 	int threads = thread_count();
 	if (threads != 1) {
@@ -1237,6 +1569,9 @@ static void spawn_worker(int ctl, int conn_fd, int err_fd)
 			if (null_fd != 0) {
 				close(null_fd);
 			}
+		}
+		if (boot) {
+			worker_script_main(conn_fd, boot, boot_len);
 		}
 		worker_main(conn_fd);
 		_exit(0);
@@ -1281,8 +1616,9 @@ int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
 	prctl(PR_SET_NAME, "isola-zygote");
 	reply(ctl, "R %s opcache=%d threads=%d ini=%s", PHP_VERSION, opcache_enabled(), thread_count(),
 	      php_ini_opened_path ? php_ini_opened_path : "");
+	/* A command: "S" (a classic worker) or "W" and a worker script's boot params. */
+	static unsigned char buf[65536];
 	for (;;) {
-		char buf[16];
 		char cbuf[CMSG_SPACE(2 * sizeof(int))];
 		struct iovec iov = {buf, sizeof(buf)};
 		struct msghdr mh = {0};
@@ -1312,9 +1648,9 @@ int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
 				}
 			}
 		}
-		if (buf[0] == 'S' && nfds == 2) {
+		if ((buf[0] == 'S' || buf[0] == 'W') && nfds == 2) {
 			/* The fds arrived close-on-exec; the worker keeps them across no exec. */
-			spawn_worker(ctl, fds[0], fds[1]);
+			spawn_worker(ctl, fds[0], fds[1], buf[0] == 'W' ? buf + 1 : NULL, (size_t)n - 1);
 		} else {
 			reply(ctl, "E %d unknown command", EINVAL);
 		}

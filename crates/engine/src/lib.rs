@@ -13,7 +13,7 @@
 pub mod native;
 pub mod zygote;
 
-pub use native::{Native, NativeRecipe};
+pub use native::{Native, NativeRecipe, NativeWorker};
 
 /// Whether this binary carries the engine host, and if not, why.
 pub fn built_in() -> Result<(), &'static str> {

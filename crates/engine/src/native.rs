@@ -292,8 +292,13 @@ async fn recv_msg(ctl: &AsyncFd<OwnedFd>) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
 }
 
-impl Backend for Native {
-    fn spawn(&self, _n: u64, timeout: Duration) -> BoxFuture<'_, Result<Spawned, SpawnError>> {
+impl Native {
+    /// Forks a worker with `command`: `S` (classic), or `W` and a worker script's boot params.
+    fn fork_worker<'a>(
+        &'a self,
+        timeout: Duration,
+        command: &'a [u8],
+    ) -> BoxFuture<'a, Result<Spawned, SpawnError>> {
         Box::pin(async move {
             let started = Instant::now();
             // One spawn at a time per zygote: its answers come back in order.
@@ -314,7 +319,7 @@ impl Backend for Native {
             let sent = zygote
                 .ctl
                 .async_io(Interest::WRITABLE, |fd| {
-                    let iov = [io::IoSlice::new(b"S")];
+                    let iov = [io::IoSlice::new(command)];
                     sendmsg::<()>(
                         fd.as_raw_fd(),
                         &iov,
@@ -392,6 +397,12 @@ impl Backend for Native {
             };
             seam::await_ready(pid, Box::new(process), started, timeout, probed, &tail).await
         })
+    }
+}
+
+impl Backend for Native {
+    fn spawn(&self, _n: u64, timeout: Duration) -> BoxFuture<'_, Result<Spawned, SpawnError>> {
+        self.fork_worker(timeout, b"S")
     }
 
     fn name(&self) -> &'static str {
@@ -495,5 +506,52 @@ impl Process for PidfdProcess {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// Workers of the same engine host that run a worker script: it boots once per process and
+/// serves requests in a loop (`frankenphp_handle_request`). They share the host, and so its
+/// opcache, with the site's classic workers.
+pub struct NativeWorker {
+    native: std::sync::Arc<Native>,
+    command: Vec<u8>,
+}
+
+impl NativeWorker {
+    /// Workers of `native` that boot with these CGI params (SCRIPT_FILENAME, DOCUMENT_ROOT,
+    /// MAX_REQUESTS...) as the worker script's own request.
+    pub fn new(native: std::sync::Arc<Native>, boot: &[(&str, &str)]) -> NativeWorker {
+        let mut command = b"W".to_vec();
+        for (k, v) in boot {
+            isola_fastcgi::params::put_pair(&mut command, k.as_bytes(), v.as_bytes());
+        }
+        NativeWorker { native, command }
+    }
+}
+
+impl Backend for NativeWorker {
+    fn spawn(&self, _n: u64, timeout: Duration) -> BoxFuture<'_, Result<Spawned, SpawnError>> {
+        self.native.fork_worker(timeout, &self.command)
+    }
+
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn status_note(&self) -> Option<String> {
+        self.native.status_note()
+    }
+
+    fn host_pids(&self) -> Vec<u32> {
+        // Counted once, by the site's classic pool.
+        Vec::new()
+    }
+
+    fn honours_abort(&self) -> bool {
+        true
+    }
+
+    fn worker_mode(&self) -> bool {
+        true
     }
 }

@@ -26,6 +26,9 @@ pub const REQUEST_ID: u16 = 1;
 const MAX_HEAD: usize = 64 * 1024;
 /// Chunks buffered between the worker and a slow client before the worker is paused.
 const STREAM_DEPTH: usize = 16;
+/// Set in END_REQUEST's appStatus (exit statuses use the low byte) by a worker that ends
+/// after this request: a worker script that stopped. It must not be handed another one.
+const APP_STATUS_LAST: u32 = 1 << 31;
 
 /// Why no response came from the worker.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,8 @@ impl Sink {
 enum Finish {
     /// END_REQUEST read and nothing left half-written: the worker can serve again.
     Clean,
+    /// As `Clean`, but the worker said it ends now.
+    Last,
     /// END_REQUEST read but our STDIN was not fully written: the connection holds
     /// unread request bytes, so the worker cannot be reused.
     Unsynced,
@@ -108,6 +113,7 @@ async fn drive(
     };
     let outcome = match finish {
         Finish::Clean => Outcome::Reusable,
+        Finish::Last => Outcome::Ending,
         Finish::Unsynced => Outcome::Broken,
         Finish::Failed(err) => {
             let timed_out = matches!(err, UpstreamError::Timeout);
@@ -172,8 +178,9 @@ async fn exchange(
         tokio::select! {
             biased;
             r = &mut reader => return match r {
-                Ok(()) if written => Finish::Clean,
-                Ok(()) => Finish::Unsynced,
+                Ok(End::Last) if written => Finish::Last,
+                Ok(_) if written => Finish::Clean,
+                Ok(_) => Finish::Unsynced,
                 Err(e) => Finish::Failed(e),
             },
             g = &mut gone, if gone_open => {
@@ -188,7 +195,7 @@ async fn exchange(
                     // consuming its input): what it sent back decides the answer.
                     tracing::debug!(request_id = rid, "writing request to worker: {e}");
                     return match reader.await {
-                        Ok(()) => Finish::Unsynced,
+                        Ok(_) => Finish::Unsynced,
                         Err(e) => Finish::Failed(e),
                     };
                 }
@@ -253,11 +260,19 @@ struct BodyState {
     closed: bool,
 }
 
+/// How a worker ended its response.
+enum End {
+    /// Ready for another request.
+    Open,
+    /// Ending after this one ([`APP_STATUS_LAST`]).
+    Last,
+}
+
 async fn read_response<R: tokio::io::AsyncRead + Unpin>(
     rd: &mut R,
     sink: &mut Sink,
     rid: &str,
-) -> Result<(), UpstreamError> {
+) -> Result<End, UpstreamError> {
     let mut decoder = ResponseDecoder::new(REQUEST_ID);
     let mut buf = BytesMut::with_capacity(32 * 1024);
     let mut head_buf = BytesMut::new();
@@ -296,7 +311,11 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(
                     }
                     tracing::trace!(request_id = rid, app_status, "end of request");
                     finish_body(head.take(), &mut state, sink).await;
-                    return Ok(());
+                    return Ok(if app_status & APP_STATUS_LAST != 0 {
+                        End::Last
+                    } else {
+                        End::Open
+                    });
                 }
             }
         }

@@ -37,6 +37,8 @@ pub struct Site {
     pub pool: Pool,
     /// Pools of queues that have their own (`[[queue]] pool = "own"`), by queue name.
     pub job_pools: Vec<(String, Pool)>,
+    /// Worker mode: the worker script and the pool of processes that run it in a loop.
+    pub worker: Option<(PathBuf, Pool)>,
     /// Its request limits.
     pub limits: Limits,
 }
@@ -49,10 +51,25 @@ impl Site {
             .map_or(&self.pool, |(_, p)| p)
     }
 
+    /// The pool that runs `script`: the worker pool for the worker script (unless a queue
+    /// has its own pool), else as [`Site::pool_for`].
+    pub fn pool_for_script(&self, queue: Option<&str>, script: &std::path::Path) -> &Pool {
+        match &self.worker {
+            Some((w, pool)) if queue.is_none() && w == script => pool,
+            _ => self.pool_for(queue),
+        }
+    }
+
     /// Every pool of the site, labelled: the web pool as `label`, queue pools as
-    /// `label queue:NAME`.
+    /// `label queue:NAME`, the worker pool as `label worker`.
     pub fn all_pools(&self, label: &str) -> Vec<(String, Pool)> {
         let mut v = vec![(label.to_string(), self.pool.clone())];
+        if let Some((_, p)) = &self.worker {
+            v.push((
+                format!("{label} worker").trim_start().to_string(),
+                p.clone(),
+            ));
+        }
         for (q, p) in &self.job_pools {
             v.push((format!("{label} queue:{q}"), p.clone()));
         }
@@ -624,7 +641,7 @@ pub(crate) async fn exec_script(
         script: script_filename.clone(),
         background,
     };
-    let pool = site.pool_for(queue).clone();
+    let pool = site.pool_for_script(queue, &script_filename).clone();
     let queue = queue.map(str::to_string);
     let shared_now = shared.clone();
     let app_addr = app as *const App as usize;
@@ -640,7 +657,10 @@ pub(crate) async fn exec_script(
             let now = shared_now.app();
             if Arc::as_ptr(&now) as usize != app_addr {
                 if let Ok(new_site) = now.pick(host.as_ref()) {
-                    acquired = new_site.pool_for(queue.as_deref()).acquire(job).await;
+                    acquired = new_site
+                        .pool_for_script(queue.as_deref(), &job.script)
+                        .acquire(job)
+                        .await;
                 }
             }
         }

@@ -79,6 +79,12 @@ pub trait Backend: Send + Sync + 'static {
     fn host_pids(&self) -> Vec<u32> {
         Vec::new()
     }
+    /// Whether workers run a worker script (worker mode): a worker that ends by itself
+    /// with status 0 between requests is then a script whose loop returned (its own
+    /// MAX_REQUESTS, `exit()` in a handler), replaced without counting as a crash.
+    fn worker_mode(&self) -> bool {
+        false
+    }
 }
 
 /// A worker process as the pool sees it.

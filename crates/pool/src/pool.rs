@@ -119,6 +119,9 @@ pub enum PoolError {
 pub enum Outcome {
     /// The request ended cleanly (END_REQUEST seen); the worker can serve again.
     Reusable,
+    /// The request ended cleanly and the worker ends after it (its worker script
+    /// stopped): never handed out again, replaced.
+    Ending,
     /// The connection is in an unknown or broken state: stop the worker and replace it.
     Broken,
     /// The request ran past its time limit: kill the worker and replace it.
@@ -599,6 +602,13 @@ impl Inner {
                     self.dispatch(id, stream);
                 }
             }
+            Outcome::Ending => {
+                drop(stream);
+                if let Some(w) = self.lock().workers.get_mut(&id) {
+                    w.requests += 1;
+                }
+                self.retire(id, "its worker script ended");
+            }
             Outcome::Broken => {
                 drop(stream);
                 self.stop(id, "its connection broke during a request");
@@ -698,8 +708,21 @@ impl Inner {
             // Killed by what we sent (SIGKILL also follows an ignored SIGTERM).
             (Some(got), Some(s)) => got != s && got != nix::sys::signal::Signal::SIGKILL,
             (Some(_), None) => true,
-            // Exited by itself: fine when asked to stop, a crash otherwise.
-            (None, _) => sent.is_none() && w.state != WorkerState::Retiring,
+            // Exited by itself: fine when asked to stop, or a worker script that ended
+            // between requests; a crash otherwise.
+            (None, _) => {
+                // The script ends a request it serves before it ends itself.
+                let script_ended = self.backend.worker_mode()
+                    && status.as_ref().is_ok_and(|s| s.code() == Some(0));
+                if script_ended && sent.is_none() {
+                    tracing::info!(
+                        pid = w.pid,
+                        requests = w.requests,
+                        "worker script ended; starting a fresh one"
+                    );
+                }
+                sent.is_none() && w.state != WorkerState::Retiring && !script_ended
+            }
         };
         if !crashed {
             tracing::debug!(pid = w.pid, requests = w.requests, "worker exited ({how})");

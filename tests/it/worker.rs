@@ -1,0 +1,340 @@
+//! Worker mode (`[php] worker`, native backend): a script boots once per worker process and
+//! serves requests in a loop with `frankenphp_handle_request()`, FrankenPHP's contract;
+//! each request still gets fresh superglobals, body, uploads, headers and status, and a
+//! failing request costs itself only.
+use crate::harness::{fixture_site, Server};
+use crate::http::{self, get, request};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The suite's second pass runs with ISOLA_BACKEND=php-cgi: worker mode is native only.
+fn skip() -> bool {
+    std::env::var("ISOLA_BACKEND").is_ok_and(|b| b == "php-cgi")
+}
+
+const WORKER: &str = r#"<?php
+// Booted once per process: what lives here persists between requests.
+$booted = getmypid();
+$count = 0;
+$handle = function_exists('isola_handle_request') && isset($_SERVER['ALIAS']) ? 'isola_handle_request' : 'frankenphp_handle_request';
+$handler = static function () use (&$count, $booted) {
+    $count++;
+    header('X-Count: ' . $count);
+    switch ($_GET['do'] ?? '') {
+        case 'exit': echo 'bye'; exit(0);
+        case 'throw': throw new RuntimeException('boom');
+        case 'fatal': undefined_function();
+        case 'segv': posix_kill(getmypid(), SIGSEGV); sleep(5);
+        case 'status': http_response_code(418); header('X-Only-Once: yes'); break;
+        case 'session':
+            session_start();
+            $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
+            break;
+    }
+    $files = [];
+    foreach ($_FILES as $k => $f) { $files[$k] = ['size' => $f['size'], 'tmp' => $f['tmp_name']]; }
+    echo json_encode([
+        'count' => $count, 'pid' => getmypid(), 'booted' => $booted, 'get' => $_GET, 'post' => $_POST,
+        'cookie' => $_COOKIE, 'request' => $_REQUEST, 'files' => $files,
+        'input' => file_get_contents('php://input'), 'worker' => $_SERVER['FRANKENPHP_WORKER'] ?? null,
+        'uri' => $_SERVER['REQUEST_URI'], 'max' => $_SERVER['MAX_REQUESTS'] ?? null,
+        'time' => $_SERVER['REQUEST_TIME_FLOAT'], 'session' => $_SESSION['n'] ?? null,
+        'headers' => headers_list(), 'ob' => ob_get_level(),
+    ]);
+};
+while ($handle($handler)) {
+    gc_collect_cycles();
+}
+file_put_contents(__DIR__ . '/ended.log', "$booted $count\n", FILE_APPEND | LOCK_EX);
+"#;
+
+const CLASSIC: &str = r#"<?php
+try {
+    frankenphp_handle_request(fn () => null);
+} catch (Exception $e) {
+    echo 'classic ', getmypid(), ': ', $e->getMessage();
+}
+"#;
+
+fn serve(toml: &str) -> (Server, tempfile::TempDir) {
+    let site = fixture_site();
+    std::fs::write(site.path().join("worker.php"), WORKER).unwrap();
+    std::fs::write(site.path().join("classic.php"), CLASSIC).unwrap();
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(&cfg, format!("[php]\nworker = \"worker.php\"\n{toml}")).unwrap();
+    let s = Server::start_in(
+        site.path(),
+        &["--config", cfg.to_str().unwrap(), "--backend", "native"],
+        None,
+    );
+    (s, site)
+}
+
+fn json(addr: std::net::SocketAddr, target: &str) -> serde_json::Value {
+    let r = get(addr, target);
+    assert_eq!(r.status, 200, "{target}: {}", r.text());
+    r.json()
+}
+
+fn ended(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("ended.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn each_request_gets_fresh_state_in_a_process_that_booted_once() {
+    if skip() {
+        return;
+    }
+    let (s, _site) = serve("[pool]\nmax_children = 1\n");
+    let a = json(s.addr, "/worker.php?a=1");
+    let b = json(s.addr, "/worker.php?b=2");
+    assert_eq!(
+        (a["count"].as_i64(), b["count"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(a["pid"], b["pid"]);
+    assert_eq!(a["booted"], a["pid"]);
+    assert_eq!(
+        (a["worker"].as_str(), a["max"].as_str()),
+        (Some("1"), Some("1000"))
+    );
+    assert_eq!(b["get"], serde_json::json!({"b": "2"}));
+    assert_eq!(b["request"], serde_json::json!({"b": "2"}));
+    assert!(b["time"].as_f64() > a["time"].as_f64(), "{a} {b}");
+
+    // A form post, a cookie, a raw body: each seen by its own request only.
+    let r = request(
+        s.addr,
+        "POST",
+        "/worker.php?q=3",
+        &[
+            "Content-Type: application/x-www-form-urlencoded",
+            "Cookie: c=v",
+        ],
+        b"x=1&y=2",
+    );
+    let p = r.json();
+    assert_eq!(p["post"], serde_json::json!({"x": "1", "y": "2"}));
+    assert_eq!(p["cookie"], serde_json::json!({"c": "v"}));
+    assert_eq!(
+        p["request"],
+        serde_json::json!({"q": "3", "x": "1", "y": "2"})
+    );
+    assert_eq!(p["input"], "x=1&y=2");
+    let after = json(s.addr, "/worker.php");
+    for k in ["get", "post", "cookie", "request", "files"] {
+        assert_eq!(after[k], serde_json::json!([]), "{k} leaked: {after}");
+    }
+    assert_eq!(after["input"], "");
+
+    // An upload: its temporary file is gone once the request is over.
+    let body = http::multipart("XyZ", &[("f", Some("a.txt"), b"hello upload")]);
+    let r = request(
+        s.addr,
+        "POST",
+        "/worker.php",
+        &["Content-Type: multipart/form-data; boundary=XyZ"],
+        &body,
+    );
+    let u = r.json();
+    assert_eq!(u["files"]["f"]["size"], 12, "{u}");
+    let tmp = u["files"]["f"]["tmp"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!Path::new(&tmp).exists(), "{tmp} left behind");
+
+    // Status and headers belong to one response.
+    let r = get(s.addr, "/worker.php?do=status");
+    assert_eq!((r.status, r.header("x-only-once")), (418, Some("yes")));
+    let r = get(s.addr, "/worker.php");
+    assert_eq!((r.status, r.header("x-only-once")), (200, None));
+    assert_eq!(
+        r.json()["headers"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        r.header("x-count"),
+        r.json()["count"].as_i64().map(|n| n.to_string()).as_deref()
+    );
+
+    // Two clients never see each other's session.
+    let first = get(s.addr, "/worker.php?do=session");
+    let cookie = first.cookie();
+    assert_eq!(first.json()["session"], 1);
+    let again = request(
+        s.addr,
+        "GET",
+        "/worker.php?do=session",
+        &[&format!("Cookie: {cookie}")],
+        b"",
+    );
+    assert_eq!(again.json()["session"], 2);
+    let other = get(s.addr, "/worker.php?do=session");
+    assert_eq!(
+        other.json()["session"],
+        1,
+        "a second client saw the first one's session"
+    );
+
+    // Other scripts still run classically, in processes of their own.
+    let c = get(s.addr, "/classic.php").text();
+    assert!(c.contains("called while not in worker mode"), "{c}");
+    assert!(!c.contains(&a["pid"].to_string()), "{c}");
+}
+
+#[test]
+fn a_failing_request_costs_itself_only_and_the_worker_boots_again() {
+    if skip() {
+        return;
+    }
+    let (s, _site) = serve("[pool]\nmax_children = 1\n");
+    let first = json(s.addr, "/worker.php");
+    let r = get(s.addr, "/worker.php?do=exit");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "bye"),
+        "output before exit() is sent"
+    );
+    let mut pids = vec![first["pid"].clone()];
+    for (what, status) in [("throw", 500), ("fatal", 500), ("segv", 502)] {
+        let fresh = json(s.addr, "/worker.php");
+        assert_eq!(
+            fresh["count"], 1,
+            "after the previous failure: a fresh boot: {fresh}"
+        );
+        assert!(!pids.contains(&fresh["pid"]), "{fresh}");
+        pids.push(fresh["pid"].clone());
+        assert_eq!(
+            get(s.addr, &format!("/worker.php?do={what}")).status,
+            status,
+            "{what}"
+        );
+    }
+    assert_eq!(json(s.addr, "/worker.php")["count"], 1);
+    let err = s.stderr();
+    assert!(err.contains("Uncaught RuntimeException: boom"), "{err}");
+    // exit(), an exception and a fatal error end the script, not a crash; the segfault is one.
+    assert!(err.contains("worker script ended"), "{err}");
+    assert_eq!(err.matches("died").count(), 1, "{err}");
+    assert!(
+        err.contains("worker died during a request (killed by SIGSEGV)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn max_requests_ends_the_loop_so_the_script_finishes_its_own_way() {
+    if skip() {
+        return;
+    }
+    let (s, site) = serve("[pool]\nmax_children = 1\nmax_requests = 3\n");
+    let pids: Vec<_> = (0..7).map(|_| json(s.addr, "/worker.php")).collect();
+    assert_eq!(
+        pids.iter()
+            .map(|p| p["count"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3, 1, 2, 3, 1]
+    );
+    assert_eq!(pids[0]["max"], "3");
+    let t = Instant::now();
+    while ended(site.path()).len() < 2 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines = ended(site.path());
+    assert_eq!(
+        lines,
+        [
+            format!("{} 3", pids[0]["pid"]),
+            format!("{} 3", pids[3]["pid"])
+        ],
+        "the code after the loop ran once the handler returned false"
+    );
+    assert!(!s.stderr().contains("died"), "{}", s.stderr());
+    // Stopping the server ends the loop of the last worker the same way.
+    let last = pids[6]["pid"].clone();
+    s.stop();
+    assert_eq!(ended(site.path()).last(), Some(&format!("{last} 1")));
+}
+
+#[test]
+fn a_worker_script_broken_by_an_edit_gets_503s_then_recovers_once_fixed() {
+    if skip() {
+        return;
+    }
+    let (s, site) = serve("[pool]\nmax_children = 1\nqueue_timeout = \"1s\"\n[php.ini]\n\"opcache.revalidate_freq\" = 0\n");
+    assert_eq!(json(s.addr, "/worker.php")["count"], 1);
+    let script = site.path().join("worker.php");
+    std::fs::write(&script, "<?php syntax error here").unwrap();
+    assert_eq!(get(s.addr, "/worker.php?do=exit").text(), "bye");
+    let r = get(s.addr, "/worker.php");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(s.stderr().contains("PHP Parse error"), "{}", s.stderr());
+    std::fs::write(&script, WORKER).unwrap();
+    let t = Instant::now();
+    loop {
+        let r = get(s.addr, "/worker.php");
+        if r.status == 200 {
+            assert_eq!(r.json()["count"], 1);
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "not recovered: {}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn isola_handle_request_is_the_same_function() {
+    if skip() {
+        return;
+    }
+    let (s, _site) = serve("[php.env]\nALIAS = \"1\"\n");
+    let a = json(s.addr, "/worker.php");
+    let b = json(s.addr, "/worker.php");
+    assert_eq!(
+        (a["count"].as_i64(), b["count"].as_i64()),
+        (Some(1), Some(2))
+    );
+}
+
+#[test]
+fn a_worker_script_outside_the_docroot_or_on_php_cgi_is_a_config_error() {
+    if skip() {
+        return;
+    }
+    let site = fixture_site();
+    for (toml, want) in [
+        (
+            "[php]\nworker = \"../etc/passwd.php\"\n",
+            "php.worker: \"../etc/passwd.php\" must be a .php file inside the docroot",
+        ),
+        (
+            "[php]\nworker = \"missing.php\"\n",
+            "php.worker: \"missing.php\" in",
+        ),
+        (
+            "[php]\nworker = \"hello.php\"\nbackend = \"php-cgi\"\n",
+            "php.worker: worker mode runs on the native backend",
+        ),
+    ] {
+        let cfg = site.path().join("isola.toml");
+        std::fs::write(&cfg, toml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_isola"))
+            .env("STATE_DIRECTORY", site.path().join("state"))
+            .env_remove("ISOLA_BACKEND")
+            .args(["serve", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {err}");
+        assert!(err.contains(want), "{toml}: {err}");
+    }
+}
