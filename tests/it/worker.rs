@@ -26,6 +26,7 @@ $handler = static function () use (&$count, $booted) {
         case 'fatal': undefined_function();
         case 'segv': posix_kill(getmypid(), SIGSEGV); sleep(5);
         case 'status': http_response_code(418); header('X-Only-Once: yes'); break;
+        case 'leak': static $kept = []; $kept[] = str_repeat('x', 4 << 20); break;
         case 'session':
             session_start();
             $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
@@ -337,4 +338,35 @@ fn a_worker_script_outside_the_docroot_or_on_php_cgi_is_a_config_error() {
         assert_eq!(out.status.code(), Some(2), "{toml}: {err}");
         assert!(err.contains(want), "{toml}: {err}");
     }
+}
+
+#[test]
+fn a_leaking_worker_is_retired_between_requests_without_failing_one() {
+    if skip() {
+        return;
+    }
+    let (s, site) = serve("[pool]\nmax_children = 1\nmax_worker_memory = \"48M\"\n[php.ini]\nmemory_limit = \"512M\"\n");
+    let pids: std::collections::BTreeSet<String> = (0..30)
+        .map(|i| {
+            let r = get(s.addr, "/worker.php?do=leak");
+            assert_eq!(r.status, 200, "request {i}: {}", s.stderr());
+            r.json()["pid"].to_string()
+        })
+        .collect();
+    assert!(
+        pids.len() >= 3,
+        "the leak was never stopped: {pids:?}\n{}",
+        s.stderr()
+    );
+    assert!(
+        s.stderr().contains("max_worker_memory exceeded"),
+        "{}",
+        s.stderr()
+    );
+    // Each retired worker left its loop and ran its own shutdown code.
+    let t = Instant::now();
+    while ended(site.path()).len() + 1 < pids.len() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ended(site.path()).len() + 1, pids.len(), "{}", s.stderr());
 }
