@@ -65,7 +65,14 @@ fn serve(toml: &str) -> (Server, tempfile::TempDir) {
     std::fs::write(&cfg, format!("[php]\nworker = \"worker.php\"\n{toml}")).unwrap();
     let s = Server::start_in(
         site.path(),
-        &["--config", cfg.to_str().unwrap(), "--backend", "native"],
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--backend",
+            "native",
+            "--admin",
+            "127.0.0.1:0",
+        ],
         None,
     );
     (s, site)
@@ -304,6 +311,26 @@ fn isola_handle_request_is_the_same_function() {
         (a["count"].as_i64(), b["count"].as_i64()),
         (Some(1), Some(2))
     );
+    // /status tells the worker pool from the classic one.
+    let status = get(s.admin_addr().unwrap(), "/status").json();
+    let modes: Vec<_> = status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["pool"]["mode"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        modes
+            .iter()
+            .any(|(n, m)| n.ends_with("worker") && m == "worker"),
+        "{modes:?}"
+    );
+    assert!(modes.iter().any(|(_, m)| m == "classic"), "{modes:?}");
 }
 
 #[test]

@@ -328,6 +328,7 @@ impl Admin {
                     None => p["backend"].as_str().unwrap_or("").to_string(),
                 },
             ),
+            ("mode", p["mode"].as_str().unwrap_or("").to_string()),
             ("accepted requests", p["accepted"].to_string()),
             (
                 "workers idle / busy / total",
@@ -853,6 +854,7 @@ fn site_json(site: &SiteStatus) -> serde_json::Value {
         "pool": {
             "backend": st.backend,
             "backend_note": st.backend_note,
+            "mode": st.mode,
             "max_children": st.max_children,
             "accepted": st.accepted,
             "queue_len": st.queue_len,

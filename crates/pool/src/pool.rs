@@ -205,6 +205,8 @@ pub struct PoolStatus {
     pub crash_loop_backoff: bool,
     /// Which backend starts the workers (`php-cgi`, `native`).
     pub backend: &'static str,
+    /// `classic` (a fresh request per script run) or `worker` (a worker script's loop).
+    pub mode: &'static str,
     /// What the backend says about itself (engine version, fallback reason...).
     pub backend_note: Option<String>,
     /// Failed spawns since the last successful one (0 when healthy).
@@ -424,6 +426,11 @@ impl Pool {
         s.queue_size = self.inner.config.queue_size;
         s.docroot = self.inner.config.label.clone();
         s.backend = self.inner.backend.name();
+        s.mode = if self.inner.backend.worker_mode() {
+            "worker"
+        } else {
+            "classic"
+        };
         s.backend_note = self.inner.backend.status_note();
         s.queue_len = st.waiters.iter().filter(|w| !w.is_closed()).count();
         s.workers = st
