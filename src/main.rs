@@ -17,6 +17,23 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `arena_eager_commit`: on Linux it commits whole arenas up front, which made
+/// the front's resident memory 8 MiB larger for no measurable speed.
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Runs before `main` and before the first allocation (an ELF constructor): mimalloc
+/// reserves its first arena with the options in force then.
+#[allow(unsafe_code)]
+#[used]
+#[link_section = ".init_array"]
+static ALLOCATOR_OPTIONS: extern "C" fn() = {
+    extern "C" fn set() {
+        // SAFETY: a process-wide allocator option, set while only this thread exists.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+    }
+    set
+};
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
