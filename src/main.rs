@@ -8,6 +8,7 @@ mod run;
 mod schedule;
 mod store_link;
 mod tools;
+mod watch;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -591,6 +591,8 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
     let handle = front.handle();
     let pid_file = PidFile::create(cfg.server.pid_file.as_deref())?;
     let signals = Signals::install()?;
+    // In force before the server says it is up: an edit right after start is seen.
+    let watches = crate::watch::start(&handle, &cfg.sites);
 
     println!(
         "Isola {} serving {} at http://{}/",
@@ -679,6 +681,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         runtime.to_path_buf(),
         store.clone(),
         jobs.clone(),
+        watches,
     ));
     let listeners = Listeners {
         plain: listener,
@@ -743,6 +746,7 @@ async fn reload_on_hup(
     runtime: PathBuf,
     store: std::sync::Arc<StoreLink>,
     jobs: Jobs,
+    mut watches: crate::watch::Watches,
 ) {
     let mut generation = 0;
     // The schedules live with the configuration in force, and stop with this task.
@@ -833,6 +837,10 @@ async fn reload_on_hup(
         drop(std::mem::replace(
             &mut schedules,
             crate::schedule::start(&handle, &new.schedules, tick_lock.as_ref()),
+        ));
+        drop(std::mem::replace(
+            &mut watches,
+            crate::watch::start(&handle, &new.sites),
         ));
         let mut q = jobs.running.lock().await;
         if q.as_ref().is_some_and(|q| q.config != new.queues) {

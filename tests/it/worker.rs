@@ -15,9 +15,10 @@ fn skip() -> bool {
 const WORKER: &str = r#"<?php
 // Booted once per process: what lives here persists between requests.
 $booted = getmypid();
+$version = is_file(__DIR__ . '/booted_version.php') ? require __DIR__ . '/booted_version.php' : null;
 $count = 0;
 $handle = function_exists('isola_handle_request') && isset($_SERVER['ALIAS']) ? 'isola_handle_request' : 'frankenphp_handle_request';
-$handler = static function () use (&$count, $booted) {
+$handler = static function () use (&$count, $booted, $version) {
     $count++;
     header('X-Count: ' . $count);
     switch ($_GET['do'] ?? '') {
@@ -40,7 +41,7 @@ $handler = static function () use (&$count, $booted) {
         'input' => file_get_contents('php://input'), 'worker' => $_SERVER['FRANKENPHP_WORKER'] ?? null,
         'uri' => $_SERVER['REQUEST_URI'], 'max' => $_SERVER['MAX_REQUESTS'] ?? null,
         'time' => $_SERVER['REQUEST_TIME_FLOAT'], 'session' => $_SESSION['n'] ?? null,
-        'headers' => headers_list(), 'ob' => ob_get_level(),
+        'headers' => headers_list(), 'ob' => ob_get_level(), 'version' => $version,
     ]);
 };
 while ($handle($handler)) {
@@ -396,4 +397,70 @@ fn a_leaking_worker_is_retired_between_requests_without_failing_one() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(ended(site.path()).len() + 1, pids.len(), "{}", s.stderr());
+}
+
+#[test]
+fn an_edit_to_the_code_a_worker_loaded_is_served_without_a_restart() {
+    if skip() {
+        return;
+    }
+    let (s, site) = serve("[pool]\nmax_children = 2\n");
+    std::fs::write(site.path().join("booted_version.php"), "<?php return 'A';").unwrap();
+    // Writing the file is itself an edit: wait until the workers booted with it.
+    let until = |want: &str| {
+        let t = Instant::now();
+        loop {
+            let r = json(s.addr, "/worker.php");
+            if r["version"] == want {
+                return r;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "still {r} after 5 s\n{}",
+                s.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let a = until("A");
+    std::fs::write(site.path().join("booted_version.php"), "<?php return 'B';").unwrap();
+    let b = until("B");
+    assert_ne!(a["pid"], b["pid"], "a fresh worker booted the new code");
+    assert!(
+        s.stderr()
+            .contains("booted_version.php changed; replacing the workers"),
+        "{}",
+        s.stderr()
+    );
+    // A static file is not code: no reboot. (A worker may have booted B before the watch
+    // replaced the workers: let that replacement settle first.)
+    std::thread::sleep(Duration::from_millis(500));
+    let before = json(s.addr, "/worker.php")["pid"].clone();
+    std::fs::write(site.path().join("style.css"), "body {}").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        pids.insert(json(s.addr, "/worker.php")["pid"].to_string());
+    }
+    assert!(
+        pids.contains(&before.to_string()),
+        "{pids:?} {before}\n{}",
+        s.stderr()
+    );
+}
+
+#[test]
+fn worker_watch_off_keeps_the_booted_code() {
+    if skip() {
+        return;
+    }
+    let (s, site) = serve("worker_watch = false\n[pool]\nmax_children = 1\n");
+    let a = json(s.addr, "/worker.php");
+    std::fs::write(site.path().join("booted_version.php"), "<?php return 'B';").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let b = json(s.addr, "/worker.php");
+    assert_eq!(
+        (a["pid"].clone(), b["version"].clone()),
+        (b["pid"].clone(), serde_json::Value::Null)
+    );
 }

@@ -343,6 +343,9 @@ pub struct RawPhp {
     /// Worker mode: this script (relative to the docroot) boots once per worker and serves
     /// its requests in a loop (`frankenphp_handle_request`); native backend only.
     pub worker: Option<String>,
+    /// Worker mode: replace the workers when a PHP file (or config) below the docroot
+    /// changes (default true).
+    pub worker_watch: Option<bool>,
     /// Environment variables of every worker.
     pub env: Option<BTreeMap<String, String>>,
     /// Run workers as this user (Isola started as root).

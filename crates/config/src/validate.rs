@@ -207,6 +207,8 @@ pub struct PhpConfig {
     /// Worker mode: the worker script (canonical absolute path inside the docroot) and
     /// its name as a URL path (`/public/index.php`).
     pub worker: Option<(PathBuf, String)>,
+    /// Worker mode: replace the workers when code below the docroot changes.
+    pub worker_watch: bool,
 }
 
 /// `[php] backend`.
@@ -926,6 +928,7 @@ impl RawConfig {
                 ini_file,
                 env,
                 worker,
+                worker_watch: php.worker_watch.unwrap_or(true),
             },
             log: LogConfig {
                 format,

@@ -1465,6 +1465,13 @@ static void worker_script_main(int fd, const unsigned char *boot, size_t boot_le
 	const char *path = SG(request_info).path_translated;
 	zend_first_try {
 		if (php_request_startup() == SUCCESS && path) {
+			/* A worker boots after its code changed (the edit watch, a reload): opcache
+			 * must look at the files now, not when its revalidate_freq says. Includes
+			 * happen at boot only, so the stats cost nothing per request. */
+			zend_string *freq = zend_string_init("opcache.revalidate_freq",
+							     sizeof("opcache.revalidate_freq") - 1, 0);
+			zend_alter_ini_entry_chars(freq, "0", 1, ZEND_INI_USER, ZEND_INI_STAGE_RUNTIME);
+			zend_string_release(freq);
 			have_fh = 1;
 			run_primary(&fh, path);
 		}

@@ -90,6 +90,22 @@ impl FrontHandle {
         Some(site.pool_for(queue).headroom())
     }
 
+    /// Replaces the worker-mode workers of the sites served from `docroot` (their code
+    /// changed); returns how many pools that reached.
+    pub fn recycle_workers(&self, docroot: &std::path::Path, why: &str) -> usize {
+        let app = self.shared.app();
+        let mut n = 0;
+        for site in app.sites.iter() {
+            if let Some((_, pool)) = &site.worker {
+                if site.router.config().docroot == docroot {
+                    pool.recycle_all(why);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// The access log in force, to reopen it (SIGUSR1).
     pub fn access_log(&self) -> Option<crate::AccessLog> {
         self.shared.app().options.access_log.clone()

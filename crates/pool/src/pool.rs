@@ -246,6 +246,9 @@ struct State {
     workers: HashMap<u64, Worker>,
     /// Spawns under way (count towards max_children).
     starting: usize,
+    /// Workers started before this are replaced after their current request (and at once
+    /// when idle): [`Pool::recycle_all`].
+    recycle_before: Option<(Instant, String)>,
     next_id: u64,
     failures_in_a_row: u32,
     retry_scheduled: bool,
@@ -291,6 +294,27 @@ impl Inner {
 }
 
 impl Pool {
+    /// Replaces every worker with a fresh one: idle workers now, busy ones once their
+    /// request is done, so no request fails (worker mode after a code change: the new
+    /// processes boot the new code).
+    pub fn recycle_all(&self, why: &str) {
+        let idle: Vec<u64> = {
+            let mut st = self.inner.lock();
+            if st.shutting_down {
+                return;
+            }
+            st.recycle_before = Some((Instant::now(), why.to_string()));
+            std::mem::take(&mut st.idle)
+                .into_iter()
+                .map(|(id, _stream)| id)
+                .collect()
+        };
+        for id in idle {
+            self.inner.retire(id, why);
+        }
+        self.inner.fill();
+    }
+
     /// Starts `config.max_children` workers; fails when any of them cannot start.
     pub async fn start(config: PoolConfig, backend: Arc<dyn Backend>) -> Result<Pool, PoolError> {
         let max_children = match &config.auto_size {
@@ -588,6 +612,7 @@ impl Inner {
                 let retire = {
                     let mut st = self.lock();
                     let shutting_down = st.shutting_down;
+                    let recycle_before = st.recycle_before.clone();
                     match st.workers.get_mut(&id) {
                         Some(w) => {
                             if !fresh {
@@ -596,7 +621,7 @@ impl Inner {
                             if shutting_down {
                                 Some("pool stopping".to_string())
                             } else {
-                                self.recycle_reason(w)
+                                self.recycle_reason(w, recycle_before.as_ref())
                             }
                         }
                         None => return,
@@ -645,8 +670,15 @@ impl Inner {
     }
 
     /// Why a worker that just finished a request should not serve another, if it should not.
-    fn recycle_reason(&self, w: &Worker) -> Option<String> {
+    fn recycle_reason(
+        &self,
+        w: &Worker,
+        recycle_before: Option<&(Instant, String)>,
+    ) -> Option<String> {
         let c = &self.config;
+        if let Some((_, why)) = recycle_before.filter(|(t, _)| w.born < *t) {
+            return Some(why.clone());
+        }
         if c.max_requests > 0 && w.requests >= c.max_requests {
             return Some(format!("max_requests reached ({})", w.requests));
         }
