@@ -464,3 +464,52 @@ fn worker_watch_off_keeps_the_booted_code() {
         (b["pid"].clone(), serde_json::Value::Null)
     );
 }
+
+/// examples/symfony-worker: a Symfony HttpKernel app from Debian's packages, booted once.
+#[test]
+fn the_symfony_example_serves_from_one_booted_kernel() {
+    if skip() {
+        return;
+    }
+    let public = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/symfony-worker/public");
+    let s = Server::start_in(
+        &public,
+        &[
+            "--worker",
+            "index.php",
+            "--workers",
+            "1",
+            "--backend",
+            "native",
+        ],
+        None,
+    );
+    let a = json(s.addr, "/hello/ann?x=1");
+    let b = json(s.addr, "/hello/bob");
+    assert_eq!(
+        (a["hello"].as_str(), b["hello"].as_str()),
+        (Some("ann"), Some("bob"))
+    );
+    assert_eq!(a["query"], serde_json::json!({"x": "1"}));
+    assert_eq!(b["query"], serde_json::json!([]));
+    assert_eq!(
+        (a["served"].as_i64(), b["served"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(a["booted"], b["booted"]);
+    let r = request(
+        s.addr,
+        "POST",
+        "/form",
+        &["Content-Type: application/x-www-form-urlencoded"],
+        b"a=1",
+    );
+    assert_eq!(r.json()["form"], serde_json::json!({"a": "1"}));
+    let r = get(s.addr, "/nope");
+    assert_eq!((r.status, r.text().as_str()), (404, "Not Found\n"));
+    assert_eq!(
+        json(s.addr, "/hello/cy")["served"],
+        5,
+        "the 404 did not cost the worker"
+    );
+}
