@@ -332,6 +332,31 @@ fn isola_handle_request_is_the_same_function() {
         "{modes:?}"
     );
     assert!(modes.iter().any(|(_, m)| m == "classic"), "{modes:?}");
+    let workers = &status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pool"]["mode"] == "worker")
+        .unwrap()["workers"];
+    let served: Vec<_> = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["mode"].clone(), w["requests"].clone()))
+        .collect();
+    assert!(
+        served.contains(&("worker".into(), 2.into())),
+        "requests since the worker booted: {workers}"
+    );
+    let metrics = get(s.admin_addr().unwrap(), "/metrics").text();
+    assert!(
+        metrics.contains("backend=\"native\",mode=\"worker\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("backend=\"native\",mode=\"classic\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -456,6 +456,19 @@ impl Admin {
         }
         let _ = writeln!(
             m,
+            "# HELP isola_pool_info A pool's PHP backend and mode (classic, or worker: a worker script's loop).\n# TYPE isola_pool_info gauge"
+        );
+        for site in sites {
+            let _ = writeln!(
+                m,
+                "isola_pool_info{{site=\"{}\",backend=\"{}\",mode=\"{}\"}} 1",
+                label(&site.name),
+                site.pool.backend,
+                site.pool.mode,
+            );
+        }
+        let _ = writeln!(
+            m,
             "# HELP isola_workers Worker processes by state.\n# TYPE isola_workers gauge"
         );
         for site in sites {
@@ -878,6 +891,7 @@ fn site_json(site: &SiteStatus) -> serde_json::Value {
         "workers": st.workers.iter().map(|w| serde_json::json!({
             "pid": w.pid,
             "state": state_name(w.state),
+            "mode": st.mode,
             "requests": w.requests,
             "rss_bytes": w.rss,
             "age_seconds": w.age.as_secs(),
