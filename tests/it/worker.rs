@@ -27,6 +27,7 @@ $handler = static function () use (&$count, $booted, $version) {
         case 'fatal': undefined_function();
         case 'segv': posix_kill(getmypid(), SIGSEGV); sleep(5);
         case 'status': http_response_code(418); header('X-Only-Once: yes'); break;
+        case 'finish': echo 'early'; frankenphp_finish_request(); echo 'dropped'; usleep(300000); return;
         case 'leak': static $kept = []; $kept[] = str_repeat('x', 4 << 20); break;
         case 'session':
             session_start();
@@ -154,6 +155,16 @@ fn each_request_gets_fresh_state_in_a_process_that_booted_once() {
     let tmp = u["files"]["f"]["tmp"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_millis(100));
     assert!(!Path::new(&tmp).exists(), "{tmp} left behind");
+
+    // frankenphp_finish_request(): the client has its response while the handler runs on.
+    let t = Instant::now();
+    let r = get(s.addr, "/worker.php?do=finish");
+    assert_eq!(r.text(), "early");
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
 
     // Status and headers belong to one response.
     let r = get(s.addr, "/worker.php?do=status");

@@ -924,6 +924,7 @@ static const zend_function_entry isola_functions[] = {
 	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_headers)
 	ZEND_FE(apache_response_headers, arginfo_headers)
 	ZEND_FE(fastcgi_finish_request, arginfo_finish)
+	ZEND_FALIAS(frankenphp_finish_request, fastcgi_finish_request, arginfo_finish)
 	ZEND_FE(frankenphp_handle_request, arginfo_handle_request)
 	ZEND_FALIAS(isola_handle_request, frankenphp_handle_request, arginfo_handle_request)
 	ZEND_FE_END
