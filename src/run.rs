@@ -517,7 +517,9 @@ async fn start_worker_pool(
         label: PathBuf::from(format!("{} worker {name}", sc.docroot.display())),
         ..pool_cfg.clone()
     };
-    let pool = Pool::start(cfg, backend)
+    // A worker script that cannot boot now (an error in it, a service it needs down) does
+    // not stop the server: its requests get 503 while it is retried.
+    let pool = Pool::start_tolerant(cfg, backend)
         .await
         .with_context(|| format!("php.worker {}", script.display()))?;
     tracing::info!(script = %script.display(), "worker mode: {name} boots once per worker");

@@ -561,3 +561,45 @@ fn the_symfony_example_serves_from_one_booted_kernel() {
         "the 404 did not cost the worker"
     );
 }
+
+#[test]
+fn a_worker_script_that_cannot_boot_at_start_gets_503s_at_once_and_recovers() {
+    if skip() {
+        return;
+    }
+    let site = fixture_site();
+    let script = site.path().join("worker.php");
+    std::fs::write(&script, "<?php throw new Exception('database down');").unwrap();
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(
+        &cfg,
+        "[php]\nworker = \"worker.php\"\nworker_watch = false\n",
+    )
+    .unwrap();
+    let s = Server::start_in(
+        site.path(),
+        &["--config", cfg.to_str().unwrap(), "--backend", "native"],
+        None,
+    );
+    let t = Instant::now();
+    let r = get(s.addr, "/worker.php");
+    assert_eq!(r.status, 503);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "answered at once: {:?}",
+        t.elapsed()
+    );
+    assert!(s.stderr().contains("database down"), "{}", s.stderr());
+    // The rest of the site serves meanwhile.
+    assert_eq!(get(s.addr, "/hello.php").status, 200);
+    std::fs::write(&script, WORKER).unwrap();
+    let t = Instant::now();
+    while get(s.addr, "/worker.php").status != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "not recovered: {}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -103,6 +103,9 @@ pub enum AcquireError {
     /// The pool is stopping.
     #[error("pool is shutting down")]
     ShuttingDown,
+    /// No worker runs and starting one keeps failing (it is retried with back-off).
+    #[error("no worker: they fail to start")]
+    NoWorker,
 }
 
 /// Why the pool could not start.
@@ -317,6 +320,25 @@ impl Pool {
 
     /// Starts `config.max_children` workers; fails when any of them cannot start.
     pub async fn start(config: PoolConfig, backend: Arc<dyn Backend>) -> Result<Pool, PoolError> {
+        Self::start_with(config, backend, false).await
+    }
+
+    /// Like [`Pool::start`], but workers that cannot start are retried with back-off
+    /// instead of failing the start: for a worker script, whose boot may fail for reasons
+    /// that pass (a service it needs is down) or get fixed by an edit, while the site's
+    /// other scripts serve. Requests meanwhile get 503 at once.
+    pub async fn start_tolerant(
+        config: PoolConfig,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Pool, PoolError> {
+        Self::start_with(config, backend, true).await
+    }
+
+    async fn start_with(
+        config: PoolConfig,
+        backend: Arc<dyn Backend>,
+        tolerant: bool,
+    ) -> Result<Pool, PoolError> {
         let max_children = match &config.auto_size {
             Some(a) => {
                 let n = a.limit(a.estimate, 0);
@@ -360,16 +382,30 @@ impl Pool {
                 }
             }
         }
-        if let Some(e) = first_error {
-            for (_, mut s) in ok {
-                let _ = s.process.signal(Signal::SIGKILL);
-                let _ = s.process.wait().await;
+        match first_error {
+            Some(e) if !tolerant => {
+                for (_, mut s) in ok {
+                    let _ = s.process.signal(Signal::SIGKILL);
+                    let _ = s.process.wait().await;
+                }
+                return Err(PoolError::Spawn(e));
             }
-            return Err(PoolError::Spawn(e));
+            Some(e) => {
+                let delay = {
+                    let mut st = inner.lock();
+                    st.failures_in_a_row = 1;
+                    let delay = backoff(1);
+                    st.backoff_until = Some(Instant::now() + delay);
+                    delay
+                };
+                tracing::error!("worker failed to start: {e}; retrying in {delay:?}");
+            }
+            None => {}
         }
         for (id, s) in ok {
             inner.register(id, s);
         }
+        inner.fill();
         tokio::spawn(maintain(Arc::downgrade(&inner)));
         Ok(Pool { inner })
     }
@@ -389,6 +425,18 @@ impl Pool {
                 }
                 inner.stop(id, "its connection closed while idle");
                 continue;
+            }
+            let retry_after_deadline = st
+                .backoff_until
+                .is_some_and(|t| t > Instant::now() + inner.config.queue_timeout);
+            if st.workers.is_empty()
+                && st.starting == 0
+                && st.failures_in_a_row > 0
+                && retry_after_deadline
+            {
+                // Starts keep failing and the next try comes after this request's time is
+                // up: waiting cannot help.
+                return Err(AcquireError::NoWorker);
             }
             if st.waiters.len() >= inner.config.queue_size {
                 st.waiters.retain(|w| !w.is_closed());
@@ -414,7 +462,8 @@ impl Pool {
                 inner.mark_busy(lease.id, job);
                 Ok(lease)
             }
-            Ok(Err(_)) => Err(AcquireError::ShuttingDown),
+            Ok(Err(_)) if inner.lock().shutting_down => Err(AcquireError::ShuttingDown),
+            Ok(Err(_)) => Err(AcquireError::NoWorker),
             Err(_) => {
                 inner.lock().stats.queue_timeouts += 1;
                 Err(AcquireError::Timeout)
@@ -875,6 +924,11 @@ impl Inner {
                             st.failures_in_a_row = st.failures_in_a_row.saturating_add(1);
                             let delay = backoff(st.failures_in_a_row);
                             st.backoff_until = Some(Instant::now() + delay);
+                            if st.workers.is_empty() && st.starting == 0 {
+                                // Nothing can serve the waiting requests: they get their
+                                // 503 now rather than at queue_timeout.
+                                st.waiters.clear();
+                            }
                             delay
                         };
                         inner.changed.notify_waiters();

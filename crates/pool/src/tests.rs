@@ -403,3 +403,48 @@ async fn dynamic_keeps_spares_between_min_and_max() {
     // Three idle now, max_spare = 2: one is retired at the next pass.
     eventually("trimmed to max_spare", || live_pids(&pool).len() == 2).await;
 }
+
+#[tokio::test]
+async fn a_tolerant_pool_starts_without_workers_answers_no_worker_at_once_then_recovers() {
+    let fake = Arc::new(Fake::default());
+    // The first start and its first retry fail.
+    fake.fail_next.store(2, Ordering::SeqCst);
+    let pool = Pool::start_tolerant(config(1), Arc::new(FakeBackend(fake.clone())))
+        .await
+        .unwrap();
+    assert!(live_pids(&pool).is_empty());
+    // Waiting for the retry that fails is answered when it fails, not at queue_timeout.
+    let t = Instant::now();
+    assert!(matches!(
+        pool.acquire(job()).await,
+        Err(AcquireError::NoWorker)
+    ));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The next retry succeeds: a worker serves.
+    eventually("a worker started", || live_pids(&pool).len() == 1).await;
+    assert!(pool.acquire(job()).await.is_ok());
+}
+
+#[tokio::test]
+async fn recycle_all_replaces_idle_workers_now_and_busy_ones_after_their_request() {
+    let (pool, _) = start(config(2)).await;
+    let before = live_pids(&pool);
+    let busy = pool.acquire(job()).await.unwrap();
+    let busy_pid = busy.pid();
+    pool.recycle_all("code changed");
+    eventually("the idle worker replaced", || {
+        let now = live_pids(&pool);
+        now.len() == 2 && now.iter().filter(|p| before.contains(p)).count() == 1
+    })
+    .await;
+    assert!(
+        live_pids(&pool).contains(&busy_pid),
+        "a busy worker finishes its request"
+    );
+    busy.release(Outcome::Reusable);
+    eventually("the busy one replaced after its request", || {
+        let now = live_pids(&pool);
+        now.len() == 2 && !now.iter().any(|p| before.contains(p))
+    })
+    .await;
+}
