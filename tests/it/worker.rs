@@ -28,6 +28,7 @@ $handler = static function () use (&$count, $booted, $version) {
         case 'segv': posix_kill(getmypid(), SIGSEGV); sleep(5);
         case 'status': http_response_code(418); header('X-Only-Once: yes'); break;
         case 'finish': echo 'early'; frankenphp_finish_request(); echo 'dropped'; usleep(300000); return;
+        case 'hang': sleep(30); break;
         case 'leak': static $kept = []; $kept[] = str_repeat('x', 4 << 20); break;
         case 'session':
             session_start();
@@ -602,4 +603,19 @@ fn a_worker_script_that_cannot_boot_at_start_gets_503s_at_once_and_recovers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn a_handler_past_request_terminate_timeout_is_killed_and_the_next_request_reboots() {
+    if skip() {
+        return;
+    }
+    let (s, _site) = serve("[pool]\nmax_children = 1\nrequest_terminate_timeout = \"1s\"\n");
+    let a = json(s.addr, "/worker.php");
+    let t = Instant::now();
+    assert_eq!(get(s.addr, "/worker.php?do=hang").status, 504);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let b = json(s.addr, "/worker.php");
+    assert_ne!(a["pid"], b["pid"]);
+    assert_eq!(b["count"], 1, "a fresh boot");
 }
