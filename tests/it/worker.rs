@@ -15,7 +15,7 @@ fn skip() -> bool {
 const WORKER: &str = r#"<?php
 // Booted once per process: what lives here persists between requests.
 $booted = getmypid();
-$version = is_file(__DIR__ . '/booted_version.php') ? require __DIR__ . '/booted_version.php' : null;
+$version = getenv('GEN') ?: (is_file(__DIR__ . '/booted_version.php') ? require __DIR__ . '/booted_version.php' : null);
 $count = 0;
 $handle = function_exists('isola_handle_request') && isset($_SERVER['ALIAS']) ? 'isola_handle_request' : 'frankenphp_handle_request';
 $handler = static function () use (&$count, $booted, $version) {
@@ -618,4 +618,61 @@ fn a_handler_past_request_terminate_timeout_is_killed_and_the_next_request_reboo
     let b = json(s.addr, "/worker.php");
     assert_ne!(a["pid"], b["pid"]);
     assert_eq!(b["count"], 1, "a fresh boot");
+}
+
+/// SIGHUP reboots every worker-mode worker with the new configuration, under load, and no
+/// request fails.
+#[test]
+fn a_reload_reboots_the_workers_without_failing_a_request() {
+    if skip() {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (s, site) =
+        serve("worker_watch = false\nenv = { GEN = \"1\" }\n[pool]\nmax_children = 2\n");
+    let until = |want: &str| {
+        let t = Instant::now();
+        while json(s.addr, "/worker.php")["version"] != want {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "never {want}: {}",
+                s.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("1");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let addr = s.addr;
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    statuses.push(get(addr, "/worker.php").status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(
+        site.path().join("isola.toml"),
+        "[php]\nworker = \"worker.php\"\nworker_watch = false\nenv = { GEN = \"2\" }\n[pool]\nmax_children = 2\n",
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    until("2");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let statuses: Vec<u16> = load.into_iter().flat_map(|l| l.join().unwrap()).collect();
+    assert!(statuses.len() > 20, "{}", statuses.len());
+    assert!(statuses.iter().all(|&c| c == 200), "{statuses:?}");
+    // The old workers left their loops and ran their shutdown code.
+    assert!(ended(site.path()).len() >= 2, "{:?}", ended(site.path()));
 }
