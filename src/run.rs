@@ -320,6 +320,8 @@ async fn build(
 
 /// The index of the site answering `host` (exact name, then `*.suffix`), the default site
 /// when `None`.
+/// The site a queue's `site` names, by the front's own rule ([`isola_front::HostMap`]), so
+/// a queue's pool is built for the site its jobs are admitted against.
 fn site_of(cfg: &Config, host: Option<&str>) -> anyhow::Result<usize> {
     let Some(h) = host else {
         return Ok(match cfg.unknown_host {
@@ -327,20 +329,8 @@ fn site_of(cfg: &Config, host: Option<&str>) -> anyhow::Result<usize> {
             _ => 0,
         });
     };
-    let exact = cfg
-        .sites
-        .iter()
-        .position(|s| s.names.iter().any(|n| n == h));
-    let wild = || {
-        cfg.sites.iter().position(|s| {
-            s.names.iter().any(|n| {
-                n.strip_prefix('*')
-                    .is_some_and(|suffix| h.ends_with(suffix))
-            })
-        })
-    };
-    exact
-        .or_else(wild)
+    isola_front::HostMap::new(cfg.sites.iter().map(|s| s.names.as_slice()))
+        .find(&h.trim_end_matches('.').to_ascii_lowercase())
         .with_context(|| format!("no site is named {h:?}"))
 }
 

@@ -153,13 +153,51 @@ pub struct Settings {
     pub options: Options,
 }
 
-/// Everything a request needs, shared by all connections.
-pub(crate) struct App {
-    pub sites: Vec<Site>,
+/// Host name → site index: the one rule for requests, queues and schedules. An exact name
+/// wins (the first site naming it), then the longest matching `*.suffix`.
+#[derive(Debug, Clone, Default)]
+pub struct HostMap {
     /// Exact names → site.
     by_name: std::collections::HashMap<String, usize>,
     /// `*.example.com` as (`.example.com`, site), longest suffix first.
     wildcards: Vec<(String, usize)>,
+}
+
+impl HostMap {
+    /// The names of each site, in site order (lowercase, `*.suffix` for wildcards).
+    pub fn new<'a>(sites: impl IntoIterator<Item = &'a [String]>) -> HostMap {
+        let mut map = HostMap::default();
+        for (i, names) in sites.into_iter().enumerate() {
+            for n in names {
+                match n.strip_prefix('*') {
+                    Some(suffix) => map.wildcards.push((suffix.to_owned(), i)),
+                    None => {
+                        map.by_name.entry(n.clone()).or_insert(i);
+                    }
+                }
+            }
+        }
+        // Stable: among equal suffixes the first site keeps precedence.
+        map.wildcards
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        map
+    }
+
+    /// The site named `host` (lowercase, without port or trailing dot), if any.
+    pub fn find(&self, host: &str) -> Option<usize> {
+        self.by_name.get(host).copied().or_else(|| {
+            self.wildcards
+                .iter()
+                .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+                .map(|(_, i)| *i)
+        })
+    }
+}
+
+/// Everything a request needs, shared by all connections.
+pub(crate) struct App {
+    pub sites: Vec<Site>,
+    hosts: HostMap,
     unknown_host: UnknownHost,
     pub options: Options,
     pub server_software: String,
@@ -174,23 +212,10 @@ impl App {
         } else {
             HeaderValue::from_static("isola")
         };
-        let mut by_name = std::collections::HashMap::new();
-        let mut wildcards = Vec::new();
-        for (i, site) in s.sites.iter().enumerate() {
-            for n in &site.names {
-                match n.strip_prefix('*') {
-                    Some(suffix) => wildcards.push((suffix.to_owned(), i)),
-                    None => {
-                        by_name.entry(n.clone()).or_insert(i);
-                    }
-                }
-            }
-        }
-        wildcards.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        let hosts = HostMap::new(s.sites.iter().map(|site| site.names.as_slice()));
         App {
             sites: s.sites,
-            by_name,
-            wildcards,
+            hosts,
             unknown_host: s.unknown_host,
             options: s.options,
             server_software,
@@ -205,14 +230,7 @@ impl App {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.parse::<http::uri::Authority>().ok())
             .map(|a| a.host().trim_end_matches('.').to_ascii_lowercase());
-        let found = name.as_deref().and_then(|n| {
-            self.by_name.get(n).copied().or_else(|| {
-                self.wildcards
-                    .iter()
-                    .find(|(suffix, _)| n.len() > suffix.len() && n.ends_with(suffix.as_str()))
-                    .map(|(_, i)| *i)
-            })
-        });
+        let found = name.as_deref().and_then(|n| self.hosts.find(n));
         let index = match (found, self.unknown_host) {
             (Some(i), _) | (None, UnknownHost::Site(i)) => i,
             (None, UnknownHost::Status(s)) => return Err(s),
@@ -872,5 +890,31 @@ mod tests {
             translate(h, ResponseBody::Empty, false).status(),
             StatusCode::BAD_GATEWAY
         );
+    }
+}
+
+#[cfg(test)]
+mod host_map_tests {
+    use super::HostMap;
+
+    #[test]
+    fn exact_names_win_then_the_longest_wildcard_whatever_the_order() {
+        let sites: Vec<Vec<String>> = vec![
+            vec!["*.example.com".into()],
+            vec!["*.shop.example.com".into()],
+            vec!["www.shop.example.com".into(), "a.test".into()],
+            vec!["a.test".into()],
+        ];
+        let m = HostMap::new(sites.iter().map(Vec::as_slice));
+        assert_eq!(m.find("www.shop.example.com"), Some(2));
+        assert_eq!(
+            m.find("cart.shop.example.com"),
+            Some(1),
+            "longest suffix, not file order"
+        );
+        assert_eq!(m.find("blog.example.com"), Some(0));
+        assert_eq!(m.find("example.com"), None);
+        assert_eq!(m.find("a.test"), Some(2), "the first site naming it");
+        assert_eq!(m.find("other.test"), None);
     }
 }

@@ -30,6 +30,6 @@ pub use access_log::{AccessFormat, AccessLog};
 pub use body::ResponseBody;
 pub use body::StreamChunk;
 pub use compress::Policy as CompressionPolicy;
-pub use handler::{CacheControl, Limits, Options, Settings, Site, UnknownHost};
+pub use handler::{CacheControl, HostMap, Limits, Options, Settings, Site, UnknownHost};
 pub use server::{serve, ConnLimits, Front, FrontHandle};
 pub use server::{serve_listeners, Listeners};
