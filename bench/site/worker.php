@@ -30,10 +30,27 @@ $app = (new Application(__DIR__))
     ->register(new Providers\ViewServiceProvider())
     ->boot();
 $kernel = $app->kernel();
+// The Symfony scenario's kernel (symfony.php builds it per request), when the packages exist.
+$symfony = is_file('/usr/share/php/Symfony/Component/HttpKernel/autoload.php')
+    ? require __DIR__ . '/symfony/kernel.php' : null;
+// The leak scenario keeps 256 KiB per request here, as a leaking app would.
+$leaked = [];
 
-$handler = static function () use ($kernel, &$loaded): void {
+$handler = static function () use ($kernel, $symfony, &$loaded, &$leaked): void {
     if (isset($_GET['hello'])) {
         echo "Hello, world!\n";
+        return;
+    }
+    if (isset($_GET['symfony']) && $symfony) {
+        $request = \Symfony\Component\HttpFoundation\Request::create('/blog/hello-from-the-benchmark');
+        $response = $symfony->handle($request);
+        $response->send();
+        $symfony->terminate($request, $response);
+        return;
+    }
+    if (isset($_GET['leak'])) {
+        $leaked[] = str_repeat('x', 256 << 10);
+        echo 'leaked ', count($leaked) * 256, " KiB\n";
         return;
     }
     $request = new Request('GET', '/blog/hello-from-the-benchmark', $_GET);
