@@ -4,31 +4,10 @@
 // let a framework do; `?hello` answers hello.php's page from the same loop.
 declare(strict_types=1);
 
-$loaded = 0;
-spl_autoload_register(static function (string $class) use (&$loaded): void {
-    $prefix = 'Bench\\Boot\\';
-    if (strncmp($class, $prefix, strlen($prefix)) !== 0) {
-        return;
-    }
-    $file = __DIR__ . '/boot/src/' . str_replace('\\', '/', substr($class, strlen($prefix))) . '.php';
-    if (is_file($file)) {
-        require $file;
-        $loaded++;
-    }
-});
-
-use Bench\Boot\Foundation\Application;
 use Bench\Boot\Http\Request;
-use Bench\Boot\Providers;
 
-$app = (new Application(__DIR__))
-    ->register(new Providers\ConfigServiceProvider('production'))
-    ->register(new Providers\LogServiceProvider())
-    ->register(new Providers\CacheServiceProvider())
-    ->register(new Providers\EventServiceProvider())
-    ->register(new Providers\RoutingServiceProvider())
-    ->register(new Providers\ViewServiceProvider())
-    ->boot();
+$app = require __DIR__ . '/boot/bootstrap.php';
+$loaded = &$GLOBALS['loaded'];
 $kernel = $app->kernel();
 // The Symfony scenario's kernel (symfony.php builds it per request), when the packages exist.
 $symfony = is_file('/usr/share/php/Symfony/Component/HttpKernel/autoload.php')
