@@ -297,7 +297,11 @@ fn a_worker_script_broken_by_an_edit_gets_503s_then_recovers_once_fixed() {
     assert_eq!(get(s.addr, "/worker.php?do=exit").text(), "bye");
     let r = get(s.addr, "/worker.php");
     assert_eq!(r.status, 503, "{}", r.text());
-    assert!(s.stderr().contains("PHP Parse error"), "{}", s.stderr());
+    assert!(
+        s.wait_for_log("PHP Parse error", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
     let recovered = || {
         std::fs::write(&script, WORKER).unwrap();
         let t = Instant::now();
@@ -320,7 +324,11 @@ fn a_worker_script_broken_by_an_edit_gets_503s_then_recovers_once_fixed() {
     std::fs::write(&script, "<?php posix_kill(getmypid(), SIGSEGV); sleep(5);").unwrap();
     assert_eq!(get(s.addr, "/worker.php?do=exit").text(), "bye");
     assert_eq!(get(s.addr, "/worker.php").status, 503);
-    assert!(s.stderr().contains("SIGSEGV"), "{}", s.stderr());
+    assert!(
+        s.wait_for_log("SIGSEGV", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
     recovered();
 }
 
@@ -590,7 +598,11 @@ fn a_worker_script_that_cannot_boot_at_start_gets_503s_at_once_and_recovers() {
         "answered at once: {:?}",
         t.elapsed()
     );
-    assert!(s.stderr().contains("database down"), "{}", s.stderr());
+    assert!(
+        s.wait_for_log("database down", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
     // The rest of the site serves meanwhile.
     assert_eq!(get(s.addr, "/hello.php").status, 200);
     std::fs::write(&script, WORKER).unwrap();

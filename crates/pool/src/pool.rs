@@ -655,9 +655,19 @@ impl Inner {
     }
 
     /// The end of a lease.
-    fn release(self: &Arc<Self>, id: u64, stream: UnixStream, outcome: Outcome, fresh: bool) {
+    fn release(
+        self: &Arc<Self>,
+        id: u64,
+        pid: u32,
+        stream: UnixStream,
+        outcome: Outcome,
+        fresh: bool,
+    ) {
         match outcome {
             Outcome::Reusable => {
+                // Measured before the lock: a /proc read per request must not serialise
+                // every other acquire and release behind it.
+                let rss = self.config.max_worker_memory.and_then(|_| rss_bytes(pid));
                 let retire = {
                     let mut st = self.lock();
                     let shutting_down = st.shutting_down;
@@ -670,7 +680,7 @@ impl Inner {
                             if shutting_down {
                                 Some("pool stopping".to_string())
                             } else {
-                                self.recycle_reason(w, recycle_before.as_ref())
+                                self.recycle_reason(w, recycle_before.as_ref(), rss)
                             }
                         }
                         None => return,
@@ -723,6 +733,7 @@ impl Inner {
         &self,
         w: &Worker,
         recycle_before: Option<&(Instant, String)>,
+        rss: Option<u64>,
     ) -> Option<String> {
         let c = &self.config;
         if let Some((_, why)) = recycle_before.filter(|(t, _)| w.born < *t) {
@@ -737,7 +748,7 @@ impl Inner {
             }
         }
         if let Some(limit) = c.max_worker_memory {
-            if let Some(rss) = rss_bytes(w.pid).filter(|&r| r > limit) {
+            if let Some(rss) = rss.filter(|&r| r > limit) {
                 return Some(format!(
                     "max_worker_memory exceeded (RSS {} MiB > {} MiB)",
                     rss >> 20,
@@ -1149,17 +1160,34 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
     }
 }
 
-/// Resident set size of a process, from /proc.
+/// Resident set size of a process, from `/proc/PID/statm` (the same figure as `VmRSS` in
+/// `status`, without the kernel formatting forty other lines: it is read after every
+/// request when `max_worker_memory` is set).
 fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+    let mut buf = [0u8; 128];
+    let n = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(format!("/proc/{pid}/statm")).ok()?;
+        f.read(&mut buf).ok()?
+    };
+    let pages: u64 = std::str::from_utf8(&buf[..n])
+        .ok()?
         .split_whitespace()
         .nth(1)?
         .parse()
         .ok()?;
-    Some(kib * 1024)
+    Some(pages * page_size())
+}
+
+fn page_size() -> u64 {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|p| u64::try_from(p).ok())
+            .unwrap_or(4096)
+    })
 }
 
 /// An idle FastCGI connection has nothing to read; EOF or stray bytes mean the worker
@@ -1291,7 +1319,8 @@ impl Lease {
     /// Ends the lease.
     pub fn release(mut self, outcome: Outcome) {
         if let Some(stream) = self.stream.take() {
-            self.inner.release(self.id, stream, outcome, self.fresh);
+            self.inner
+                .release(self.id, self.pid, stream, outcome, self.fresh);
         }
     }
 }
@@ -1305,7 +1334,8 @@ impl Drop for Lease {
                 Outcome::Reusable
             };
             let fresh = self.fresh || !self.touched;
-            self.inner.release(self.id, stream, outcome, fresh);
+            self.inner
+                .release(self.id, self.pid, stream, outcome, fresh);
         }
     }
 }
