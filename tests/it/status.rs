@@ -101,3 +101,49 @@ fn status_page_is_live_under_a_strict_policy_and_escapes_hostile_requests() {
     assert!(j.to_string().contains("onmouseover"), "{j}");
     assert_eq!(busy.join().unwrap(), 200);
 }
+
+#[test]
+fn status_admin_token_is_required_when_set() {
+    let (_s, admin) = Server::with_admin("[admin]\ntoken = \"0123456789abcdef0123\"\n");
+    let none = get(admin, "/status");
+    assert_eq!(none.status, 401);
+    assert!(none.header("www-authenticate").is_some());
+    assert_eq!(get(admin, "/metrics?token=wrong").status, 401);
+    assert_eq!(
+        get(admin, "/status/history?token=0123456789abcdef0123x").status,
+        401
+    );
+    let bearer = request(
+        admin,
+        "GET",
+        "/status",
+        &["Authorization: Bearer 0123456789abcdef0123"],
+        b"",
+    );
+    assert_eq!(bearer.status, 200);
+    assert_eq!(bearer.json()["sites"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        get(admin, "/status/history?token=0123456789abcdef0123").status,
+        200
+    );
+    // The script holds no figures: a page opened with ?token can load it.
+    assert_eq!(get(admin, "/status.js").status, 200);
+}
+
+#[test]
+fn status_admin_token_too_short_is_refused_at_start() {
+    let site = crate::harness::fixture_site();
+    let cfg = site.path().join("isola.toml");
+    std::fs::write(&cfg, "[admin]\ntoken = \"short\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_isola"))
+        .env("STATE_DIRECTORY", site.path().join("state"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("admin.token: use at least 16 characters"),
+        "{err}"
+    );
+}

@@ -45,6 +45,8 @@ pub struct ServerInfo {
     /// Where workers reach the store (as `ISOLA_STORE`, any password hidden); `None` when
     /// off.
     pub store_url: Option<String>,
+    /// The secret every admin request must carry (`[admin] token`); `None`: no check.
+    pub token: Option<String>,
 }
 
 /// One site's pool, as the admin shows it.
@@ -223,6 +225,18 @@ pub async fn serve(
         let svc = service_fn(move |req| {
             let admin = admin.clone();
             async move {
+                if !admin.authorized(&req) {
+                    let mut r = reply(
+                        StatusCode::UNAUTHORIZED,
+                        "text/plain; charset=utf-8",
+                        "unauthorized: send Authorization: Bearer TOKEN or ?token=TOKEN\n".into(),
+                    );
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"isola admin\""),
+                    );
+                    return Ok::<_, std::convert::Infallible>(r);
+                }
                 let resp = if req.uri().path().starts_with("/queues") {
                     admin.queues_route(req).await
                 } else {
@@ -250,6 +264,39 @@ impl Drop for AbortOnDrop {
 }
 
 impl Admin {
+    /// Whether `req` carries the token (always, without one configured). Compared in time
+    /// independent of where the first difference is.
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        // The page's script holds no figures, so a page opened with `?token` can load it.
+        let Some(want) = self
+            .info
+            .token
+            .as_ref()
+            .filter(|_| req.uri().path() != "/status.js")
+        else {
+            return true;
+        };
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let query = req
+            .uri()
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|p| p.strip_prefix("token="));
+        [bearer, query].into_iter().flatten().any(|got| {
+            got.len() == want.len()
+                && got
+                    .bytes()
+                    .zip(want.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+
     /// The figures now, summed over the sites, as one history sample.
     fn sample(&self) -> Sample {
         let t_ms = SystemTime::now()
@@ -1110,6 +1157,7 @@ mod tests {
                 started: SystemTime::now(),
                 listen: "127.0.0.1:1".into(),
                 store_url: None,
+                token: None,
             },
             history: History::default(),
         };

@@ -6,6 +6,9 @@
   const SVG = "http://www.w3.org/2000/svg";
   const W = 420, H = 120, PAD = 30;
   let lastOk = 0;
+  // A page opened as /status?token=... passes the token on to its polls.
+  const token = new URLSearchParams(location.search).get("token");
+  const tq = token ? "?token=" + encodeURIComponent(token) : "";
 
   function el(tag, text) {
     const e = document.createElement(tag);
@@ -163,8 +166,8 @@
   async function poll() {
     try {
       const [st, h] = await Promise.all([
-        fetch("/status", { headers: { Accept: "application/json" }, credentials: "same-origin" }).then((r) => r.json()),
-        fetch("/status/history", { credentials: "same-origin" }).then((r) => r.json()),
+        fetch("/status" + tq, { headers: { Accept: "application/json" }, credentials: "same-origin" }).then((r) => r.json()),
+        fetch("/status/history" + tq, { credentials: "same-origin" }).then((r) => r.json()),
       ]);
       drawSites(st);
       drawPlots(h);
