@@ -618,6 +618,7 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
             started: std::time::SystemTime::now(),
             listen: addr.to_string(),
             store_url: store.public_url(),
+            token: cfg.admin_token.clone(),
         };
         let mut rx = stop_rx.clone();
         let h = handle.clone();

@@ -18,6 +18,7 @@ mod redis;
 mod reload;
 mod routing;
 mod serving;
+mod status;
 mod store;
 mod store_libs;
 mod supervision;

@@ -1,8 +1,10 @@
 //! The admin listener: what operators and monitoring read, on an address separate from the
 //! public one (loopback by default).
 //!
-//! Owns: `/status` (JSON, or HTML for browsers and `?html`), `/metrics` (Prometheus text
-//! format), `/health`, and `/queues` (figures, and the actions operators take on job
+//! Owns: `/status` (JSON, or HTML for browsers and `?html`; the page updates itself with
+//! `/status.js`, served same-origin so a strict Content-Security-Policy holds),
+//! `/status/history` (the last 15 minutes, one sample a second, from one sampler task:
+//! [`history`]), `/metrics` (Prometheus text format), `/health`, and `/queues` (figures, and the actions operators take on job
 //! queues: enqueue, list, retry the dead, drop).
 //!
 //! Never: serves the application, changes the pool, or exposes request contents beyond
@@ -22,6 +24,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 
+pub mod history;
+use history::{History, Sample};
+
+/// The live status page's script: polls `/status` and `/status/history` and draws.
+const STATUS_JS: &str = include_str!("status.js");
+
+/// The HTML page's policy: nothing but same-origin script and fetches, inline styles.
+const STATUS_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// Facts about the server shown next to the pool's.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
@@ -34,6 +45,8 @@ pub struct ServerInfo {
     /// Where workers reach the store (as `ISOLA_STORE`, any password hidden); `None` when
     /// off.
     pub store_url: Option<String>,
+    /// The secret every admin request must carry (`[admin] token`); `None`: no check.
+    pub token: Option<String>,
 }
 
 /// One site's pool, as the admin shows it.
@@ -162,6 +175,7 @@ struct Admin {
     store: Option<StoreSource>,
     queues: Option<Arc<dyn QueueControl>>,
     info: ServerInfo,
+    history: History,
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
@@ -178,7 +192,21 @@ pub async fn serve(
         store,
         queues,
         info,
+        history: History::default(),
     });
+    // One sampler for the history, whatever the number of readers; it ends with `serve`.
+    let sampler = {
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                admin.history.push(admin.sample());
+            }
+        })
+    };
+    let _sampler = AbortOnDrop(sampler);
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
@@ -197,6 +225,18 @@ pub async fn serve(
         let svc = service_fn(move |req| {
             let admin = admin.clone();
             async move {
+                if !admin.authorized(&req) {
+                    let mut r = reply(
+                        StatusCode::UNAUTHORIZED,
+                        "text/plain; charset=utf-8",
+                        "unauthorized: send Authorization: Bearer TOKEN or ?token=TOKEN\n".into(),
+                    );
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"isola admin\""),
+                    );
+                    return Ok::<_, std::convert::Infallible>(r);
+                }
                 let resp = if req.uri().path().starts_with("/queues") {
                     admin.queues_route(req).await
                 } else {
@@ -214,7 +254,89 @@ pub async fn serve(
     }
 }
 
+/// Aborts the task when dropped (when `serve` returns).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Admin {
+    /// Whether `req` carries the token (always, without one configured). Compared in time
+    /// independent of where the first difference is.
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        // The page's script holds no figures, so a page opened with `?token` can load it.
+        let Some(want) = self
+            .info
+            .token
+            .as_ref()
+            .filter(|_| req.uri().path() != "/status.js")
+        else {
+            return true;
+        };
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let query = req
+            .uri()
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|p| p.strip_prefix("token="));
+        [bearer, query].into_iter().flatten().any(|got| {
+            got.len() == want.len()
+                && got
+                    .bytes()
+                    .zip(want.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+
+    /// The figures now, summed over the sites, as one history sample.
+    fn sample(&self) -> Sample {
+        let t_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut s = Sample {
+            t_ms,
+            ..Sample::default()
+        };
+        for site in (self.status)() {
+            let p = &site.pool;
+            s.accepted += p.accepted;
+            s.queue_full += p.queue_full;
+            s.queue_timeouts += p.queue_timeouts;
+            s.queue_len += p.queue_len as u64;
+            s.spawned += p.spawned;
+            s.crashed += p.crashed;
+            s.retired += p.retired;
+            for w in &p.workers {
+                match w.state {
+                    WorkerState::Busy => s.busy += 1,
+                    WorkerState::Idle => s.idle += 1,
+                    WorkerState::Starting | WorkerState::Retiring => {}
+                }
+                let rss = w.rss.unwrap_or(0);
+                s.worker_rss += rss;
+                s.worker_rss_max = s.worker_rss_max.max(rss);
+            }
+        }
+        if let Some(f) = self.store_figures() {
+            s.store_commands = f.commands_processed;
+            s.store_memory = f.used_memory;
+        }
+        for q in self.queue_figures() {
+            s.jobs_done += q.done;
+            s.jobs_failed += q.failed;
+        }
+        s
+    }
+
     fn route(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         let wants_html = req
             .uri()
@@ -245,10 +367,27 @@ impl Admin {
                     )
                 }
             }
-            "/status" if wants_html => reply(
+            "/status" if wants_html => {
+                let mut r = reply(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    self.html(&(self.status)()),
+                );
+                r.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(STATUS_CSP),
+                );
+                r
+            }
+            "/status/history" => reply(
                 StatusCode::OK,
-                "text/html; charset=utf-8",
-                self.html(&(self.status)()),
+                "application/json",
+                self.history.json().to_string(),
+            ),
+            "/status.js" => reply(
+                StatusCode::OK,
+                "text/javascript; charset=utf-8",
+                STATUS_JS.to_string(),
             ),
             "/status" => reply(
                 StatusCode::OK,
@@ -263,7 +402,7 @@ impl Admin {
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",
-                "not found: try /status, /metrics, /health\n".into(),
+                "not found: try /status, /status/history, /metrics, /health\n".into(),
             ),
         }
     }
@@ -295,13 +434,13 @@ impl Admin {
 
     fn html(&self, sites: &[SiteStatus]) -> String {
         let top = self.json(sites);
-        let mut h = String::from("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Isola status</title><style>body{font:14px system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}</style></head><body>");
+        let mut h = String::from("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Isola status</title><style>body{font:14px system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}#plots{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0}figcaption{font-weight:600}svg{background:#fafafa;border:1px solid #ddd}.stale{color:#b00}</style></head><body>");
         let _ = write!(
             h,
-            "<h1>Isola {}</h1><p>listen {} · uptime {} s</p>",
+            "<h1>Isola {}</h1><p>listen {} · uptime <span id=\"uptime\">{}</span> · <span id=\"fresh\">static page: live figures need JavaScript</span></p><div id=\"plots\"></div><div id=\"sites\">",
             esc(&self.info.version),
             esc(top["listen"].as_str().unwrap_or("")),
-            top["uptime_seconds"]
+            duration_ms(u128::from(top["uptime_seconds"].as_u64().unwrap_or(0)) * 1000)
         );
         for (site, j) in sites
             .iter()
@@ -309,9 +448,11 @@ impl Admin {
         {
             self.html_site(&mut h, site, j);
         }
+        h.push_str("</div><div id=\"queues\">");
         html_queues(&mut h, &top["queues"]);
+        h.push_str("</div><div id=\"store\">");
         html_store(&mut h, &top["store"]);
-        h.push_str("</body></html>\n");
+        h.push_str("</div><script src=\"/status.js\"></script></body></html>\n");
         h
     }
 
@@ -358,21 +499,24 @@ impl Admin {
                 esc(v.trim_matches('"'))
             );
         }
-        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th></tr>");
+        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th><th>id</th></tr>");
         for w in st.workers.iter() {
-            let cur = w.current.as_ref().map_or(String::new(), |j| {
-                format!("{} {} ({})", j.method, j.uri, j.script.display())
+            let (cur, id) = w.current.as_ref().map_or((String::new(), ""), |j| {
+                (
+                    format!("{} {} ({})", j.method, j.uri, j.script.display()),
+                    j.request_id.as_str(),
+                )
             });
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 w.pid,
                 state_name(w.state),
                 w.requests,
-                w.rss
-                    .map_or("-".to_string(), |r| format!("{} MiB", r >> 20)),
-                w.elapsed.as_millis(),
-                esc(&cur)
+                w.rss.map_or("-".to_string(), size),
+                duration_ms(w.elapsed.as_millis()),
+                esc(&cur),
+                esc(id)
             );
         }
         h.push_str("</table>");
@@ -822,23 +966,38 @@ fn html_queues(h: &mut String, queues: &serde_json::Value) {
     h.push_str("</table>");
 }
 
-/// The store's figures as a two-column table.
+/// The store's figures as a two-column table; the log's figures are rows of their own,
+/// sizes in KiB/MiB.
 fn html_store(h: &mut String, store: &serde_json::Value) {
     let Some(fields) = store.as_object() else {
         return;
     };
     h.push_str("<h2>Store</h2><table>");
-    for (k, v) in fields {
-        let v = match v {
+    let mut row = |k: &str, v: &serde_json::Value| {
+        let shown = match v {
             serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) if k.ends_with("_bytes") => {
+                n.as_u64().map_or_else(|| n.to_string(), size)
+            }
             other => other.to_string(),
         };
+        let name = k.trim_end_matches("_bytes").replace('_', " ");
         let _ = write!(
             h,
             "<tr><th>{}</th><td>{}</td></tr>",
-            esc(&k.replace('_', " ")),
-            esc(&v)
+            esc(&name),
+            esc(&shown)
         );
+    };
+    for (k, v) in fields {
+        match v.as_object() {
+            Some(inner) => {
+                for (ik, iv) in inner {
+                    row(&format!("{k} {ik}"), iv);
+                }
+            }
+            None => row(k, v),
+        }
     }
     h.push_str("</table>");
 }
@@ -926,5 +1085,107 @@ fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Full
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
+}
+
+/// Bytes for people: `512 B`, `3.0 KiB`, `41.2 MiB`, `1.50 GiB`.
+fn size(b: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let f = b as f64;
+    if f < KIB {
+        format!("{b} B")
+    } else if f < KIB * KIB {
+        format!("{:.1} KiB", f / KIB)
+    } else if f < KIB * KIB * KIB {
+        format!("{:.1} MiB", f / (KIB * KIB))
+    } else {
+        format!("{:.2} GiB", f / (KIB * KIB * KIB))
+    }
+}
+
+/// A duration for people: `830 ms`, `12.4 s`, `3 min 20 s`.
+fn duration_ms(ms: u128) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isola_pool::{JobInfo, WorkerStatus};
+
+    #[test]
+    fn hostile_request_and_site_names_are_escaped_in_the_page() {
+        let hostile = "/</svg><script>alert(1)</script>\"'<img src=x onerror=alert(2)>";
+        let pool = PoolStatus {
+            workers: vec![WorkerStatus {
+                pid: 7,
+                state: WorkerState::Busy,
+                requests: 1,
+                current: Some(JobInfo {
+                    request_id: "<b>id</b>".into(),
+                    method: "GET".into(),
+                    uri: hostile.into(),
+                    script: "/srv/<i>.php".into(),
+                    background: false,
+                }),
+                elapsed: Duration::from_millis(1500),
+                rss: Some(3 << 20),
+                age: Duration::from_secs(2),
+            }],
+            ..PoolStatus::default()
+        };
+        let site = SiteStatus {
+            name: "<h1>site</h1>".into(),
+            pool,
+        };
+        let admin = Admin {
+            status: Box::new(Vec::new),
+            store: None,
+            queues: None,
+            info: ServerInfo {
+                version: "0".into(),
+                started: SystemTime::now(),
+                listen: "127.0.0.1:1".into(),
+                store_url: None,
+                token: None,
+            },
+            history: History::default(),
+        };
+        let page = admin.html(&[site]);
+        assert!(page.contains(
+            "GET /&lt;/svg&gt;&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&lt;img src=x onerror=alert(2)&gt;"
+        ));
+        for bad in [
+            "<script>alert",
+            "</svg>",
+            "<img",
+            "<h1>site",
+            "<b>id",
+            "<i>",
+        ] {
+            assert!(!page.contains(bad), "{bad} in {page}");
+        }
+        assert!(page.contains("3.0 MiB") && page.contains("1.5 s"), "{page}");
+    }
+
+    #[test]
+    fn sizes_and_durations_read_as_people_write_them() {
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(3 * 1024), "3.0 KiB");
+        assert_eq!(size(41 << 20), "41.0 MiB");
+        assert_eq!(size(3 << 29), "1.50 GiB");
+        assert_eq!(duration_ms(830), "830 ms");
+        assert_eq!(duration_ms(12_400), "12.4 s");
+        assert_eq!(duration_ms(200_000), "3 min 20 s");
+    }
 }

@@ -194,6 +194,9 @@ pub struct RawTlsCert {
 pub struct RawAdmin {
     /// Address of the admin listener (status, metrics, health); off when unset.
     pub listen: Option<String>,
+    /// A secret every admin request must carry (`Authorization: Bearer ...` or
+    /// `?token=...`); none when unset.
+    pub token: Option<String>,
 }
 
 /// `[server]`

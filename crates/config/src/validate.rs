@@ -20,6 +20,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[admin] listen`: the admin listener's address, if enabled.
     pub admin_listen: Option<SocketAddr>,
+    /// `[admin] token`: the secret admin requests must carry, if set.
+    pub admin_token: Option<String>,
     /// `[[tls.cert]]`: certificate files, in order (the first is the default); empty
     /// exactly when `server.tls_listen` is unset.
     pub tls_certs: Vec<TlsCertFiles>,
@@ -807,6 +809,13 @@ impl RawConfig {
                 None
             }
         });
+        let admin_token = self.admin.token.filter(|t| {
+            let ok = t.len() >= 16 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+            if !ok {
+                errs.push("admin.token: use at least 16 characters of letters, digits and -._~+/= (e.g. the output of `openssl rand -hex 16`)".to_string());
+            }
+            ok
+        });
         if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
             errs.push("admin.listen: must differ from server.listen".to_string());
         }
@@ -938,6 +947,7 @@ impl RawConfig {
                 access_file,
             },
             admin_listen,
+            admin_token,
             tls_certs: if tls_listen.is_some() {
                 tls_certs
             } else {
