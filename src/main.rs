@@ -3,6 +3,7 @@
 
 mod cli;
 mod logging;
+mod notify;
 mod queue;
 mod run;
 mod schedule;

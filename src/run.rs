@@ -1,6 +1,7 @@
 //! `isola serve`: build the configuration, start the pool and the front, run until a stop
 //! signal, then stop both in order.
 use crate::cli::{LogFormatArg, ServeArgs};
+use crate::notify::Notifier;
 use crate::store_link::StoreLink;
 use anyhow::Context;
 use http::StatusCode;
@@ -207,13 +208,15 @@ async fn choose_engine(php: &PhpConfig, store: &StoreLink) -> anyhow::Result<Eng
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = load_config(&args)?;
     crate::logging::init(&cfg.log)?;
+    // Before the runtime's threads exist: this edits the environment.
+    let notifier = Arc::new(Notifier::from_env());
     let runtime = runtime_dir()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("isola")
         .build()
         .context("cannot start the async runtime")?;
-    let result = rt.block_on(serve_async(args, cfg, runtime.path()));
+    let result = rt.block_on(serve_async(args, cfg, runtime.path(), notifier));
     // Spawned connection tasks may still hold clones of the pool; give them no more time.
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(runtime);
@@ -534,7 +537,12 @@ fn auto_size(a: &isola_config::AutoChildren) -> anyhow::Result<isola_pool::AutoS
     })
 }
 
-async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Result<()> {
+async fn serve_async(
+    args: ServeArgs,
+    cfg: Config,
+    runtime: &Path,
+    notifier: Arc<Notifier>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("server.listen: cannot listen on {}", cfg.server.listen))?;
@@ -675,15 +683,32 @@ async fn serve_async(args: ServeArgs, cfg: Config, runtime: &Path) -> anyhow::Re
         store.clone(),
         jobs.clone(),
         watches,
+        notifier.clone(),
     ));
+    notifier.ready(&format!("serving {} at http://{addr}/", served(&cfg)));
+    let watchdog = notifier.watchdog_every().map(|every| {
+        let n = notifier.clone();
+        // A task of the runtime that serves requests: its pings stop when that runtime does.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                n.send("WATCHDOG=1");
+            }
+        })
+    });
     let listeners = Listeners {
         plain: listener,
         tls,
         redirect_http_to_https: cfg.server.redirect_http_to_https,
     };
-    isola_front::serve_listeners(listeners, front, stop_signal(signals.term, signals.int)).await;
+    let stop = stop_signal(signals.term, signals.int, &notifier);
+    isola_front::serve_listeners(listeners, front, stop).await;
     reloader.abort();
     reopener.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let _ = stop_tx.send(true);
     drop(stop_rx);
     // Jobs first: a job still running when the pools stop would fail for no fault of its own.
@@ -740,6 +765,7 @@ async fn reload_on_hup(
     store: std::sync::Arc<StoreLink>,
     jobs: Jobs,
     mut watches: crate::watch::Watches,
+    notifier: Arc<Notifier>,
 ) {
     let mut generation = 0;
     // The schedules live with the configuration in force, and stop with this task.
@@ -747,6 +773,8 @@ async fn reload_on_hup(
     let mut schedules = crate::schedule::start(&handle, &current.schedules, tick_lock.as_ref());
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
+        // READY=1 again when this iteration ends, whether the reload is taken or refused.
+        let mut reloading = Reloading::start(&notifier, &current);
         let new = match load_config(&args) {
             Ok(c) => c,
             Err(e) => {
@@ -853,7 +881,32 @@ async fn reload_on_hup(
             workers = new.sites.iter().map(|s| s.pool.max_children).sum::<usize>(),
             "reloaded: new requests use the new configuration"
         );
+        reloading.status = format!("serving {} (reloaded)", served(&new));
         current = new;
+    }
+}
+
+/// A reload under way, as the service manager sees it: `RELOADING=1` when it starts,
+/// `READY=1` with `status` when it is dropped.
+struct Reloading<'a> {
+    notifier: &'a Notifier,
+    status: String,
+}
+
+impl<'a> Reloading<'a> {
+    /// The status stays "the running configuration stays" unless the reload is taken.
+    fn start(notifier: &'a Notifier, current: &Config) -> Self {
+        notifier.reloading();
+        Reloading {
+            notifier,
+            status: format!("serving {} (reload refused, see the log)", served(current)),
+        }
+    }
+}
+
+impl Drop for Reloading<'_> {
+    fn drop(&mut self) {
+        self.notifier.ready(&self.status);
     }
 }
 
@@ -972,9 +1025,14 @@ impl Signals {
 }
 
 /// Resolves on SIGTERM or SIGINT. (SIGHUP is the reload task's.)
-async fn stop_signal(mut term: tokio::signal::unix::Signal, mut int: tokio::signal::unix::Signal) {
+async fn stop_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+    notifier: &Notifier,
+) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping gracefully"),
         _ = int.recv() => tracing::info!("SIGINT: stopping gracefully"),
     }
+    notifier.stopping();
 }

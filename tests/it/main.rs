@@ -11,6 +11,7 @@ mod lifecycle;
 mod limits;
 mod native;
 mod nodes;
+mod notify;
 mod pageviews;
 mod pool;
 mod queue;
