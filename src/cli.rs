@@ -16,6 +16,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve a folder of PHP files over HTTP.
     Serve(ServeArgs),
+    /// Check the configuration and what it points at (docroot, PHP, ini settings,
+    /// certificates, listen addresses, store folder) without serving: one line per problem,
+    /// exit status 0 when all is well, 2 otherwise.
+    Check(ServeArgs),
     /// Ask a running server to reload its configuration (SIGHUP): new workers start with the
     /// new settings, old ones finish their requests first; no request is dropped.
     Reload(ReloadArgs),
@@ -176,6 +180,10 @@ pub struct ServeArgs {
     /// Log format (log.format) [default: human]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormatArg>,
+
+    /// Check the configuration and exit (as `isola check`)
+    #[arg(long)]
+    pub check: bool,
 
     /// Log level or filter, e.g. "debug" or "info,isola::access=warn" (log.level)
     /// [default: info]

@@ -1,6 +1,7 @@
 //! The `isola` binary: command line, configuration, logging, signals, and the wiring of the
 //! front to the pool. No request handling or process supervision lives here.
 
+mod check;
 mod cli;
 mod logging;
 mod notify;
@@ -39,6 +40,8 @@ static ALLOCATOR_OPTIONS: extern "C" fn() = {
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
+        cli::Command::Serve(args) if args.check => ExitCode::from(check::run(&args)),
+        cli::Command::Check(args) => ExitCode::from(check::run(&args)),
         cli::Command::Serve(args) => match run::serve(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -34,7 +34,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (mut raw, base_dir) = match &args.config {
         Some(path) => {
@@ -104,7 +104,7 @@ fn runtime_dir() -> anyhow::Result<tempfile::TempDir> {
 }
 
 /// Every ini setting workers get, in order: the user's, the store's, Isola's forced ones.
-fn ini_entries(php: &PhpConfig, store: &StoreLink) -> Vec<String> {
+pub(crate) fn ini_entries(php: &PhpConfig, store: &StoreLink) -> Vec<String> {
     let mut out: Vec<String> = php.ini.iter().map(|(k, v)| format!("{k}={v}")).collect();
     // Isola's own values are URLs such as `tcp://host:6379?database=2&auth=p`: unquoted,
     // PHP's ini parser reads `=` and `&` as operators and keeps `tcp://host:6379?database`.
@@ -203,6 +203,25 @@ async fn choose_engine(php: &PhpConfig, store: &StoreLink) -> anyhow::Result<Eng
     Ok(Engine::PhpCgi {
         note: Some(format!("native backend unavailable: {reason}")),
     })
+}
+
+/// For `isola check`: starts the native engine for `php` once and describes it.
+pub(crate) async fn native_note(php: &PhpConfig, store: &StoreLink) -> anyhow::Result<String> {
+    let php = PhpConfig {
+        backend: PhpBackend::Native,
+        ..php.clone()
+    };
+    match choose_engine(&php, store).await? {
+        Engine::Native(n) => {
+            let note = n.check(ENGINE_START_TIMEOUT).await?;
+            Ok(if note.is_empty() {
+                "starts".to_string()
+            } else {
+                note
+            })
+        }
+        Engine::PhpCgi { .. } => anyhow::bail!("the engine did not start"),
+    }
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -747,7 +766,7 @@ fn tls_config_error(e: TlsError) -> ConfigError {
 }
 
 /// Loads the certificates of `[[tls.cert]]`.
-fn load_tls(cfg: &Config) -> Result<Tls, ConfigError> {
+pub(crate) fn load_tls(cfg: &Config) -> Result<Tls, ConfigError> {
     Tls::load(&cert_files(cfg)).map_err(tls_config_error)
 }
 

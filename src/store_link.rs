@@ -21,20 +21,23 @@ pub struct StoreLink {
 }
 
 impl StoreLink {
+    /// No store: workers get nothing added.
+    pub fn none() -> StoreLink {
+        StoreLink {
+            env: Vec::new(),
+            ini: Vec::new(),
+            running: std::sync::Mutex::new(None),
+            endpoint: None,
+            figures: Default::default(),
+        }
+    }
+
     /// Starts what `cfg.store` asks for; `runtime` holds the embedded store's socket.
     pub async fn start(cfg: &Config, runtime: &Path) -> anyhow::Result<StoreLink> {
         let figures: std::sync::Arc<std::sync::Mutex<Option<isola_admin::StoreFigures>>> =
             Default::default();
         let (url, session_path, running) = match &cfg.store.backend {
-            StoreBackend::Off => {
-                return Ok(StoreLink {
-                    env: Vec::new(),
-                    ini: Vec::new(),
-                    running: std::sync::Mutex::new(None),
-                    endpoint: None,
-                    figures: Default::default(),
-                })
-            }
+            StoreBackend::Off => return Ok(StoreLink::none()),
             StoreBackend::External { url } => {
                 let path = isola_config::parse_store_url(url)
                     .context("store.url: not a redis:// or unix:// URL")?;
