@@ -445,7 +445,7 @@ async fn respond(
                 Err(_) => Err(StatusCode::BAD_REQUEST),
             }
         }
-        Route::Static { path } => serve_static(site, &req, &path, rid).await,
+        Route::Static { path, file } => serve_static(site, &req, &path, file, rid).await,
     };
     // No PHP read the body: it is thrown away so the client gets this answer.
     spool::discard(req);
@@ -456,6 +456,7 @@ async fn serve_static(
     site: &Site,
     req: &Request<Incoming>,
     path: &std::path::Path,
+    file: isola_router::OpenFile,
     rid: &str,
 ) -> Result<Response<ResponseBody>, StatusCode> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -464,7 +465,7 @@ async fn serve_static(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Ok(resp);
     }
-    let mut resp = static_file::serve(path, req.method(), req.headers())
+    let mut resp = static_file::serve(path, file.take(), req.method(), req.headers())
         .await
         .map_err(|e| {
             tracing::warn!(request_id = rid, path = %path.display(), "static file: {e}");

@@ -16,9 +16,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Files up to this size are read in one go; larger ones are streamed in chunks of it.
 const CHUNK: usize = 256 * 1024;
 
-/// Answers `path` for `method` (GET or HEAD) given the request headers.
+/// Answers `path` for `method` (GET or HEAD) given the request headers; `opened` is the
+/// file already opened by the router, with its metadata, when it was.
 pub async fn serve(
     path: &Path,
+    opened: Option<(std::fs::File, std::fs::Metadata)>,
     method: &Method,
     req_headers: &HeaderMap,
 ) -> std::io::Result<Response<ResponseBody>> {
@@ -28,13 +30,19 @@ pub async fn serve(
     let may_have_siblings = ctype.to_str().is_ok_and(crate::compress::compressible_type)
         || path.extension().is_some_and(|e| e == "wasm");
     let (variant, encoding) = if may_have_siblings {
-        precompressed(path, req_headers)
+        precompressed(path, opened.as_ref().map(|(_, m)| m), req_headers)
     } else {
         (None, None)
     };
     let has_variants = encoding.is_some() || (may_have_siblings && has_precompressed(path));
-    let file = std::fs::File::open(variant.as_deref().unwrap_or(path))?;
-    let meta = file.metadata()?;
+    let (file, meta) = match (variant, opened) {
+        (None, Some(opened)) => opened,
+        (variant, _) => {
+            let file = std::fs::File::open(variant.as_deref().unwrap_or(path))?;
+            let meta = file.metadata()?;
+            (file, meta)
+        }
+    };
     let len = meta.len();
     let modified = meta.modified().ok();
     let mut etag = etag(len, modified);
@@ -124,6 +132,7 @@ const SIBLINGS: &[(&str, &str)] = &[("br", ".br"), ("gzip", ".gz")];
 /// regular file at least as new as the original (a stale sibling would serve old content).
 fn precompressed(
     path: &Path,
+    known: Option<&std::fs::Metadata>,
     req: &HeaderMap,
 ) -> (Option<std::path::PathBuf>, Option<&'static str>) {
     let Some(accept) = req
@@ -132,8 +141,12 @@ fn precompressed(
     else {
         return (None, None);
     };
-    let Ok(orig) = std::fs::metadata(path) else {
-        return (None, None);
+    let orig = match known {
+        Some(m) => m.clone(),
+        None => match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(_) => return (None, None),
+        },
     };
     for (enc, ext) in SIBLINGS {
         if !accepts(accept, enc) {
@@ -336,13 +349,13 @@ mod tests {
         std::fs::write(dir.path().join("app.css.gz"), "gz").unwrap();
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT_ENCODING, "gzip, br".parse().unwrap());
-        let (p, enc) = precompressed(&f, &h);
+        let (p, enc) = precompressed(&f, None, &h);
         assert_eq!(enc, Some("gzip"), "no .br sibling: gzip");
         assert!(p.unwrap().ends_with("app.css.gz"));
         std::fs::write(dir.path().join("app.css.br"), "br").unwrap();
-        assert_eq!(precompressed(&f, &h).1, Some("br"));
+        assert_eq!(precompressed(&f, None, &h).1, Some("br"));
         h.insert(header::ACCEPT_ENCODING, "identity".parse().unwrap());
-        assert_eq!(precompressed(&f, &h).1, None);
+        assert_eq!(precompressed(&f, None, &h).1, None);
         // A sibling older than the original is stale: not used.
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         let sib = std::fs::File::options()
@@ -351,7 +364,7 @@ mod tests {
             .unwrap();
         sib.set_modified(old).unwrap();
         h.insert(header::ACCEPT_ENCODING, "br".parse().unwrap());
-        assert_eq!(precompressed(&f, &h).1, None);
+        assert_eq!(precompressed(&f, None, &h).1, None);
     }
 
     #[test]

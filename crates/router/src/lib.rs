@@ -6,13 +6,15 @@
 //! never executes, and symlinks that leave the document root.
 //!
 //! Never: reads file contents, opens sockets, or knows HTTP types; its only I/O is
-//! `stat`/`canonicalize` on paths under the document root.
+//! `stat`/`canonicalize` on paths under the document root and the open of a chosen static
+//! file (`open`), whose descriptor goes with the route so the file served is the file checked.
 //!
 //! Layout: `normalize` is the pure byte work (decoding, `.`/`..`,
 //! hidden segments, PHP names, the redirect Location); `resolve` makes the filesystem
 //! decisions. The rules are listed on [`Router::resolve`].
 
 mod normalize;
+mod open;
 mod pattern;
 mod resolve;
 
@@ -20,6 +22,7 @@ pub use pattern::{PathPatterns, PatternError};
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Router settings.
 #[derive(Debug, Clone)]
@@ -74,6 +77,39 @@ pub enum Deny {
     NotFound,
 }
 
+/// The descriptor and metadata of a [`Route::Static`] file when the router opened it
+/// while deciding (the open that proved it lies under its base): reading it serves exactly
+/// the file that was checked, with no second open or `fstat`. Empty when the decision took
+/// the portable path; the caller then opens the path. Routes compare equal whatever it
+/// holds: it is not part of the decision.
+#[derive(Debug, Clone, Default)]
+pub struct OpenFile(Option<Arc<(std::fs::File, std::fs::Metadata)>>);
+
+impl OpenFile {
+    pub(crate) fn new(file: std::fs::File, meta: std::fs::Metadata) -> Self {
+        Self(Some(Arc::new((file, meta))))
+    }
+
+    /// No descriptor: the caller opens the path.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// The opened file and its metadata, if the router opened it and the route was not
+    /// cloned since (a clone shares the descriptor; the caller then opens the path).
+    pub fn take(self) -> Option<(std::fs::File, std::fs::Metadata)> {
+        self.0.and_then(|a| Arc::try_unwrap(a).ok())
+    }
+}
+
+impl PartialEq for OpenFile {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for OpenFile {}
+
 /// What serves a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -81,6 +117,8 @@ pub enum Route {
     Static {
         /// Absolute path of the file.
         path: PathBuf,
+        /// The file, when already opened.
+        file: OpenFile,
     },
     /// Run this script.
     Script {
@@ -106,6 +144,8 @@ pub struct Router {
     config: RouterConfig,
     /// `docroot` as bytes without a trailing slash; request paths are appended to it.
     base: OsString,
+    /// The document root's descriptor, for opens beneath it.
+    base_dir: Arc<open::BaseDir>,
     /// The canonical document root, for containment checks (the configured one when it
     /// cannot be canonicalised, e.g. it does not exist yet).
     real_root: PathBuf,
@@ -136,6 +176,8 @@ struct Alias {
     prefix: Vec<u8>,
     /// The folder's bytes without a trailing slash.
     base: OsString,
+    /// The folder's descriptor, for opens beneath it.
+    dir: Arc<open::BaseDir>,
     /// The canonical folder, for containment checks.
     real: PathBuf,
 }
@@ -163,9 +205,11 @@ impl Router {
                 while let [rest @ .., b'/'] = b {
                     b = rest;
                 }
+                let base = std::ffi::OsStr::from_bytes(b).to_owned();
                 Some(Alias {
                     prefix,
-                    base: std::ffi::OsStr::from_bytes(b).to_owned(),
+                    dir: Arc::new(open::BaseDir::new(base.clone())),
+                    base,
                     real: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()),
                 })
             })
@@ -211,6 +255,7 @@ impl Router {
         }
         Self {
             config,
+            base_dir: Arc::new(open::BaseDir::new(base.clone())),
             base,
             real_root,
             index,

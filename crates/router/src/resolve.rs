@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use crate::normalize::{
     self, is_php_copy, is_php_script, is_php_source, last_segment, split_path_info, Visibility,
 };
-use crate::{Deny, Route, Router};
+use crate::open::Opened;
+use crate::{Deny, OpenFile, Route, Router};
 
 /// What one `stat` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +112,18 @@ impl Router {
             };
         }
 
+        // The common case, a file reached by its own URL: one open beneath the root both
+        // finds it and proves containment. Anything else takes the `stat` path below.
+        if !trailing {
+            match self.open_beneath(&fs_path) {
+                Some(Opened::Found(file, meta)) if meta.is_file() => {
+                    return self.opened_file(fs_path, allowed, OpenFile::new(file, meta));
+                }
+                Some(Opened::Missing) => return self.fallback(static_only),
+                Some(Opened::Denied) => return Route::Deny(Deny::Forbidden),
+                _ => {}
+            }
+        }
         match probe(&fs_path) {
             // `file/` is ENOTDIR to the kernel: not there.
             Probe::File if trailing => self.fallback(static_only),
@@ -147,14 +160,59 @@ impl Router {
     /// backup copies of scripts ([`is_php_copy`]) unless `allow` names them, as it can a
     /// dotfile; the rest is static.
     fn static_file(&self, fs_path: PathBuf, allowed: bool) -> Route {
-        let name = fs_path.file_name().map_or(&b""[..], OsStrExt::as_bytes);
-        if is_php_source(name) || (!allowed && is_php_copy(name)) {
+        if Self::hidden_file(&fs_path, allowed) {
             return Route::Deny(Deny::NotFound);
         }
         match self.real_path(&fs_path) {
-            Ok(_) => Route::Static { path: fs_path },
+            Ok(_) => Route::Static {
+                path: fs_path,
+                file: OpenFile::none(),
+            },
             Err(deny) => Route::Deny(deny),
         }
+    }
+
+    /// As [`Router::static_file`], for a file opened beneath its base: containment is
+    /// already proven by the open.
+    fn opened_file(&self, fs_path: PathBuf, allowed: bool, file: OpenFile) -> Route {
+        if Self::hidden_file(&fs_path, allowed) {
+            return Route::Deny(Deny::NotFound);
+        }
+        Route::Static {
+            path: fs_path,
+            file,
+        }
+    }
+
+    /// PHP source, or an editor or backup copy of a script not named by `allow`.
+    fn hidden_file(fs_path: &Path, allowed: bool) -> bool {
+        let name = fs_path.file_name().map_or(&b""[..], OsStrExt::as_bytes);
+        is_php_source(name) || (!allowed && is_php_copy(name))
+    }
+
+    /// Opens `fs_path` beneath the document root or the alias folder it was built from.
+    /// `None` when it was built from neither (it always is: defensive).
+    fn open_beneath(&self, fs_path: &Path) -> Option<Opened> {
+        let (base, _, rest) = self.split_base(fs_path)?;
+        let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+        Some(base.open(OsStr::from_bytes(rest)))
+    }
+
+    /// The base `fs_path` was built from (an alias folder, else the document root): its
+    /// descriptor, its real path and the rest of `fs_path` after it (empty or from `/`).
+    fn split_base<'p>(
+        &self,
+        fs_path: &'p Path,
+    ) -> Option<(&crate::open::BaseDir, &PathBuf, &'p [u8])> {
+        let p = fs_path.as_os_str().as_bytes();
+        let under = |base: &OsStr| {
+            let rest = p.strip_prefix(base.as_bytes())?;
+            matches!(rest.first(), None | Some(b'/')).then_some(rest)
+        };
+        self.aliases
+            .iter()
+            .find_map(|a| Some((&*a.dir, &a.real, under(&a.base)?)))
+            .or_else(|| Some((&*self.base_dir, &self.real_root, under(&self.base)?)))
     }
 
     /// A regular file whose name ends in `.php`, about to run.
@@ -293,21 +351,13 @@ impl Router {
     /// resolution: a link on the way, a component that is not there, or a path not built
     /// from a base.
     fn real_without_links(&self, fs_path: &Path) -> Option<PathBuf> {
-        let p = fs_path.as_os_str().as_bytes();
-        let under = |base: &OsStr| {
-            let rest = p.strip_prefix(base.as_bytes())?;
-            matches!(rest.first(), None | Some(b'/')).then_some(rest)
-        };
-        let (base, real, rest) = self
-            .aliases
-            .iter()
-            .find_map(|a| Some((&a.base, &a.real, under(&a.base)?)))
-            .or_else(|| Some((&self.base, &self.real_root, under(&self.base)?)))?;
+        let (_, real, rest) = self.split_base(fs_path)?;
+        let base = &fs_path.as_os_str().as_bytes()[..fs_path.as_os_str().len() - rest.len()];
         let rest = rest.strip_prefix(b"/").unwrap_or(rest);
         if rest.is_empty() {
             return Some(real.clone());
         }
-        let mut cur = PathBuf::from(base);
+        let mut cur = PathBuf::from(OsStr::from_bytes(base));
         for comp in rest.split(|&b| b == b'/') {
             if comp.is_empty() || comp == b"." || comp == b".." {
                 return None;

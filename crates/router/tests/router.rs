@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use isola_router::{Deny, Route, Router, RouterConfig};
+use isola_router::{Deny, OpenFile, Route, Router, RouterConfig};
 use tempfile::TempDir;
 
 /// A document root plus a directory outside it that symlinks point into.
@@ -115,6 +115,7 @@ impl Site {
     fn file(&self, rel: &str) -> Route {
         Route::Static {
             path: self.root.join(rel),
+            file: OpenFile::none(),
         }
     }
 
@@ -203,7 +204,8 @@ fn rule1_non_utf8_names() {
     assert_eq!(
         r.resolve("/caf%E9.txt", None),
         Route::Static {
-            path: s.root.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"))
+            path: s.root.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
+            file: OpenFile::none(),
         }
     );
     // A script's SCRIPT_NAME must be a string.
@@ -706,6 +708,81 @@ fn rule9_links_are_checked_again_on_every_request() {
     check(&r, "/sub/secret.txt", NOT_FOUND);
 }
 
+/// The file a static route carries is the one that was checked, opened once: its content is
+/// what is on disk now (a file replaced by rename is the new one on the next request), and
+/// links inside the root, absolute links back into it and links out are decided as before.
+#[test]
+fn rule9_static_routes_carry_the_file_they_checked() {
+    use std::io::Read;
+    let s = Site::new();
+    let r = s.router();
+    let content = |raw: &str| -> Option<String> {
+        match r.resolve(raw, None) {
+            Route::Static { file, .. } => {
+                let (mut f, meta) = file.take()?;
+                assert!(meta.is_file());
+                let mut out = String::new();
+                f.read_to_string(&mut out).unwrap();
+                Some(out)
+            }
+            other => panic!("{raw}: {other:?}"),
+        }
+    };
+    assert_eq!(content("/info.txt").as_deref(), Some("info.txt"));
+    // A relative link inside the root is opened through the link.
+    assert_eq!(content("/link_in").as_deref(), Some("info.txt"));
+    // Replaced on disk by rename (how deploys and editors write): the new file, at once.
+    write(&s.root.join("info.new"), "new content");
+    fs::rename(s.root.join("info.new"), s.root.join("info.txt")).unwrap();
+    assert_eq!(content("/info.txt").as_deref(), Some("new content"));
+    // An absolute link that stays inside the root is served (decided by its real path).
+    symlink(s.root.join("style.css"), s.root.join("abs_in")).unwrap();
+    check(&r, "/abs_in", s.file("abs_in"));
+    // Climbing out with `..` inside a link is refused like any link out.
+    symlink("../outside/secret.txt", s.root.join("climb_out")).unwrap();
+    check(&r, "/climb_out", NOT_FOUND);
+    // A socket or FIFO is neither opened nor served.
+    mkfifo(&s.root.join("fifo"));
+    check(&r, "/fifo", NOT_FOUND);
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A deploy that swaps the symlink the document root is configured through (`current` →
+/// a new release) is served from the new release on the next request, although the
+/// router keeps a descriptor of the root.
+#[test]
+fn rule9_a_swapped_docroot_symlink_is_followed_at_once() {
+    let tmp = TempDir::new().unwrap();
+    let base = fs::canonicalize(tmp.path()).unwrap();
+    write(&base.join("r1/page.txt"), "release 1");
+    write(&base.join("r2/page.txt"), "release 2");
+    write(&base.join("r2/only2.txt"), "new file");
+    symlink("r1", base.join("current")).unwrap();
+    let r = Router::new(RouterConfig::new(base.join("current")));
+    let read = |raw: &str| -> Option<String> {
+        match r.resolve(raw, None) {
+            Route::Static { path, file } => Some(match file.take() {
+                Some((f, _)) => std::io::read_to_string(f).unwrap(),
+                None => fs::read_to_string(path).unwrap(),
+            }),
+            _ => None,
+        }
+    };
+    assert_eq!(read("/page.txt").as_deref(), Some("release 1"));
+    assert_eq!(read("/only2.txt"), None);
+    symlink("r2", base.join("next")).unwrap();
+    fs::rename(base.join("next"), base.join("current")).unwrap();
+    assert_eq!(read("/page.txt").as_deref(), Some("release 2"));
+    assert_eq!(read("/only2.txt").as_deref(), Some("new file"));
+}
+
 #[test]
 fn rule9_docroot_given_through_a_symlink() {
     let s = Site::new();
@@ -727,7 +804,8 @@ fn rule9_docroot_given_through_a_symlink() {
     assert_eq!(
         r.resolve("/info.txt", None),
         Route::Static {
-            path: alias.join("info.txt")
+            path: alias.join("info.txt"),
+            file: OpenFile::none(),
         }
     );
     check(&r, "/link_out_file", NOT_FOUND);
@@ -739,7 +817,7 @@ fn rule9_root_of_filesystem_as_docroot() {
     // `/` as the root must not produce `//etc` style paths or escape anywhere.
     let r = Router::new(RouterConfig::new("/"));
     match r.resolve("/etc/hostname", None) {
-        Route::Static { path } => assert_eq!(path, Path::new("/etc/hostname")),
+        Route::Static { path, .. } => assert_eq!(path, Path::new("/etc/hostname")),
         other => assert!(matches!(other, Route::Deny(_)), "{other:?}"),
     }
     check(&r, "/../etc", BAD_REQUEST);
@@ -821,6 +899,7 @@ fn aliases_serve_another_folder_by_the_same_rules() {
         "/ext/secret.txt",
         Route::Static {
             path: s.outside.join("secret.txt"),
+            file: OpenFile::none(),
         },
     );
     check(
@@ -838,6 +917,7 @@ fn aliases_serve_another_folder_by_the_same_rules() {
         "/ext/",
         Route::Static {
             path: s.outside.join("index.html"),
+            file: OpenFile::none(),
         },
     );
     check(&r, "/ext/.env", NOT_FOUND);
@@ -1034,7 +1114,7 @@ mod property {
             .run(&(raw_path(), any::<Option<String>>()), |(raw, query)| {
                 for (i, r) in routers.iter().enumerate() {
                     match r.resolve(&raw, query.as_deref()) {
-                        Route::Static { path } => {
+                        Route::Static { path, .. } => {
                             count(0);
                             inside(&real_root, &path);
                             let name = path.file_name().unwrap().as_bytes().to_ascii_lowercase();
