@@ -266,8 +266,11 @@ fn parse_block(
                             d.block = Some(children);
                             break;
                         }
-                        Some((Tok::Close, l)) => {
-                            return Err(err(*l, "unexpected \"}\""));
+                        Some((Tok::Close, _)) => {
+                            return Err(err(
+                                *line,
+                                &format!("directive \"{name}\" is not terminated by \";\""),
+                            ));
                         }
                     }
                 }

@@ -66,6 +66,24 @@ pub(crate) struct Doc {
     pub log: Table,
 }
 
+/// `[server]` keys in the order the README lists them.
+const SERVER_ORDER: &[&str] = &[
+    "listen",
+    "tls_listen",
+    "redirect_http_to_https",
+    "docroot",
+    "front_controller",
+    "index",
+    "no_exec",
+    "deny",
+    "allow",
+    "max_body_size",
+    "header_read_timeout",
+    "keepalive_timeout",
+    "trusted_proxies",
+    "server_tokens",
+];
+
 /// A TOML key: bare when it can be, quoted otherwise (`"opcache.enable"`).
 fn key(k: &str) -> String {
     if !k.is_empty()
@@ -99,7 +117,15 @@ impl Doc {
             let _ = writeln!(out, "# {h}");
         }
         if !self.server.is_empty() {
-            table(&mut out, "[server]", &self.server);
+            let mut server = self.server.clone();
+            let rank = |k: &str| {
+                SERVER_ORDER
+                    .iter()
+                    .position(|o| *o == k)
+                    .unwrap_or(SERVER_ORDER.len())
+            };
+            server.kvs.sort_by_key(|kv| rank(&kv.key));
+            table(&mut out, "[server]", &server);
         }
         if !self.compression.is_empty() {
             table(&mut out, "[server.compression]", &self.compression);

@@ -868,6 +868,12 @@ impl Ctx {
             }
             if regex {
                 return match regex_to_pattern(p) {
+                    // `location ~ \.php$ { return 404; }` after an index.php location
+                    // limits PHP to that script; Isola has no such order.
+                    Some(g) if g.starts_with('*') && g.contains("php") => self.skip(
+                        d,
+                        "Isola cannot limit PHP to some scripts by location order: every .php file in the docroot runs; name the ones to hide in server.deny",
+                    ),
                     Some(g) => match no_exec_dir(&g) {
                         Some(dir) => {
                             let mut list: Vec<toml::Value> = match self.doc.server.get("no_exec") {
