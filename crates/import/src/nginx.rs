@@ -157,7 +157,7 @@ fn tokenize(file: &str, text: &str) -> Result<Vec<(Tok, usize)>, ImportError> {
                         '{' if !s.ends_with('$') => break,
                         '{' => {
                             // `${name}`: a variable, not a block.
-                            while let Some(c) = chars.next() {
+                            for c in chars.by_ref() {
                                 s.push(c);
                                 if c == '}' {
                                     break;

@@ -381,7 +381,7 @@ fn time(v: &str) -> Option<toml::Value> {
         };
         ms = ms.checked_add(n.checked_mul(factor)?)?;
     }
-    Some(toml::Value::String(if ms % 1000 == 0 {
+    Some(toml::Value::String(if ms / 1000 * 1000 == ms {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
