@@ -1256,7 +1256,7 @@ impl Ctx {
                         self.doc.ini.set(name, v, &from);
                         if kind.starts_with("php_admin") && !admin_noted {
                             admin_noted = true;
-                            self.info_e(file, e, "translated to php.ini; Isola passes every setting as php -d, so unlike php_admin_value a script may still change it with ini_set() (use disable_functions or PHP_INI_SYSTEM settings where that matters)");
+                            self.info_e(file, e, "translated to php.ini, which Isola passes as -d: unlike php_admin_value, it does not stop a script from changing the setting with ini_set() (php_value and php_admin_value both become php.ini)");
                         }
                     }
                     "env" if !e.value.contains('$') => self.doc.env.set(name, e.value.as_str(), &from),
