@@ -33,17 +33,18 @@ pub fn run(args: &ImportArgs) -> u8 {
             v
         })
         .unwrap_or_default();
-    let include = |path: &str| -> Option<(String, String)> {
+    let include = |path: &str| -> Vec<(String, String)> {
         let p = Path::new(path);
         let candidates: Vec<PathBuf> = if p.is_absolute() {
             vec![p.to_path_buf()]
         } else {
             dirs.iter().map(|d| d.join(p)).collect()
         };
-        candidates.into_iter().find_map(|c| {
-            let text = std::fs::read_to_string(&c).ok()?;
-            Some((c.display().to_string(), text))
-        })
+        candidates
+            .iter()
+            .map(|c| matching(c))
+            .find(|found| !found.is_empty())
+            .unwrap_or_default()
     };
     fn source<'a>(
         name: &'a Option<String>,
@@ -86,4 +87,70 @@ pub fn run(args: &ImportArgs) -> u8 {
         if out.notes.len() - lost == 1 { "" } else { "s" },
     );
     0
+}
+
+/// The readable files `path` names: itself, or with `*` / `?` in its last component, the
+/// matching files of its folder in name order (as nginx's glob).
+fn matching(path: &Path) -> Vec<(String, String)> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|t| (p.display().to_string(), t))
+    };
+    let Some(pattern) = path.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    if !pattern.contains(['*', '?']) {
+        return read(path).into_iter().collect();
+    }
+    let Some(dir) = path.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && wildcard(pattern.as_bytes(), n.as_bytes()))
+        .collect();
+    names.sort();
+    names.iter().filter_map(|n| read(&dir.join(n))).collect()
+}
+
+/// `*` and `?` matching of one file name.
+fn wildcard(p: &[u8], s: &[u8]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| wildcard(rest, &s[i..])),
+        Some((b'?', rest)) => !s.is_empty() && wildcard(rest, &s[1..]),
+        Some((c, rest)) => s.first() == Some(c) && wildcard(rest, &s[1..]),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_one_file_name() {
+        assert!(wildcard(b"*", b"default"));
+        assert!(wildcard(b"*.conf", b"a.conf"));
+        assert!(!wildcard(b"*.conf", b"a.conf.bak"));
+        assert!(wildcard(b"site-?", b"site-1"));
+        assert!(!wildcard(b"site-?", b"site-"));
+    }
+
+    #[test]
+    fn includes_expand_in_name_order_without_dotfiles() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["b.conf", "a.conf", ".hidden.conf", "c.txt"] {
+            std::fs::write(dir.path().join(n), n).unwrap();
+        }
+        let found = matching(&dir.path().join("*.conf"));
+        let names: Vec<&str> = found.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(names, ["a.conf", "b.conf"]);
+        assert_eq!(matching(&dir.path().join("c.txt")).len(), 1);
+        assert!(matching(&dir.path().join("missing")).is_empty());
+    }
 }

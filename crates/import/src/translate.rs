@@ -12,9 +12,10 @@ use crate::nginx::Directive;
 use crate::render::{Doc, Table};
 use crate::{ImportError, Note, NoteKind};
 
-/// Reads an `include`d file: given the argument as written, its name and text, or `None`
-/// when it cannot be read.
-pub type IncludeReader<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
+/// Reads an `include`: given the argument as written (a path, or a wildcard such as
+/// `sites-enabled/*`), the name and text of every file it names, in order; none when
+/// nothing readable matches.
+pub type IncludeReader<'a> = &'a dyn Fn(&str) -> Vec<(String, String)>;
 
 /// Include files whose content Isola does itself: they are noted, not followed.
 const CGI_SNIPPETS: &[&str] = &["fastcgi_params", "fastcgi.conf", "fastcgi-php.conf"];
@@ -103,8 +104,7 @@ impl Ctx {
     }
 }
 
-/// Expands `include`s the reader can read (not the CGI snippets, not wildcards), up to 8
-/// levels deep.
+/// Expands `include`s the reader can read (not the CGI snippets), up to 8 levels deep.
 pub(crate) fn expand(
     list: Vec<Directive>,
     read: Option<IncludeReader<'_>>,
@@ -119,21 +119,18 @@ pub(crate) fn expand(
         }
         let target = match (d.name.as_str(), d.args.as_slice(), read) {
             ("include", [path], Some(read))
-                if depth < 8
-                    && !path.contains(['*', '?', '['])
-                    && !is_cgi_snippet(path)
-                    && !path.ends_with("mime.types") =>
+                if depth < 8 && !is_cgi_snippet(path) && !path.ends_with("mime.types") =>
             {
                 read(path)
             }
-            _ => None,
+            _ => Vec::new(),
         };
-        match target {
-            Some((name, text)) => {
-                let inner = crate::nginx::parse(&name, &text)?;
-                out.extend(expand(inner, read, depth + 1)?);
-            }
-            None => out.push(d),
+        if target.is_empty() {
+            out.push(d);
+        }
+        for (name, text) in target {
+            let inner = crate::nginx::parse(&name, &text)?;
+            out.extend(expand(inner, read, depth + 1)?);
         }
     }
     Ok(out)
@@ -312,6 +309,7 @@ fn split_top(cx: &mut Ctx, top: Vec<Directive>) -> (Vec<Directive>, Vec<Directiv
                     }
                 }
             }
+            ("include" | "error_log", _) => cx.server_directive(&d),
             ("events", Some(_)) => cx.info(&d, "nginx process setting; not needed"),
             ("user" | "worker_processes" | "pid" | "worker_rlimit_nofile" | "load_module", _) => {
                 cx.info(&d, "nginx process setting; not needed")
@@ -705,7 +703,8 @@ impl Ctx {
             }
             ("include", [path]) if is_cgi_snippet(path) => self.info(d, "not needed: Isola sets the CGI parameters itself"),
             ("include", [path]) if path.ends_with("mime.types") => self.info(d, "not needed: Isola has a complete MIME table"),
-            ("include", _) => self.skip(d, "not followed: the file could not be read (or is a wildcard); translate it by hand"),
+            ("include", [path]) if path.contains(['*', '?']) => self.info(d, "matches no readable file"),
+            ("include", _) => self.skip(d, "not followed: the file could not be read; translate it by hand"),
             ("return", [code, url]) if url.starts_with("https://") && code.starts_with('3') => {
                 self.doc.server.set("redirect_http_to_https", true, &from);
                 self.info(d, "translated as server.redirect_http_to_https, which needs the TLS listener")

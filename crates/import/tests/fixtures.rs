@@ -16,11 +16,19 @@ fn fixture(name: &str) -> String {
 }
 
 /// nginx `include`s as the binary reads them, from the fixtures folder.
-fn reader(path: &str) -> Option<(String, String)> {
-    let base = path.rsplit('/').next()?;
+fn reader(path: &str) -> Vec<(String, String)> {
+    if path == "/etc/nginx/sites-enabled/*" {
+        return vec![(
+            "nginx-debian-default".to_string(),
+            fixture("nginx-debian-default"),
+        )];
+    }
+    let base = path.rsplit('/').next().unwrap_or(path);
     let name = format!("nginx-snippets-{base}");
-    let text = std::fs::read_to_string(dir().join(&name)).ok()?;
-    Some((name, text))
+    match std::fs::read_to_string(dir().join(&name)) {
+        Ok(text) => vec![(name, text)],
+        Err(_) => Vec::new(),
+    }
 }
 
 fn run(nginx: Option<&str>, fpm: Option<&str>, server: Option<&str>) -> (Import, toml::Table) {
@@ -593,4 +601,65 @@ fn fpm_alone_and_pm_static() {
     let c = load(&text);
     assert_eq!(c.pool.max_children, 12);
     assert_eq!(c.pool.request_terminate_timeout, None);
+}
+
+#[test]
+fn debian_nginx_conf_with_its_sites_enabled_wildcard() {
+    let (out, t) = run(Some("nginx-debian-nginx.conf"), None, None);
+    assert_eq!(t["server"]["docroot"].as_str(), Some("/var/www/html"));
+    assert_eq!(t["server"]["listen"].as_str(), Some("0.0.0.0:80"));
+    assert_eq!(
+        t["log"]["access_file"].as_str(),
+        Some("/var/log/nginx/access.log")
+    );
+    assert!(out
+        .toml
+        .contains("#   nginx:   nginx-debian-nginx.conf, server #1"));
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| n.file == "nginx-debian-default" && n.line == 23));
+    assert!(
+        has_note(
+            &out,
+            NoteKind::Untranslated,
+            "nginx-debian-nginx.conf:33",
+            "ssl_protocols"
+        ),
+        "{:?}",
+        out.notes
+    );
+    load(&out.toml);
+}
+
+/// The example in docs/operations.md is what the import prints.
+#[test]
+fn docs_example_is_current() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+    )
+    .unwrap();
+    let section = &doc[doc.find("## Migrating from nginx + php-fpm").unwrap()..];
+    let block = |fence: &str| {
+        let start = section.find(fence).unwrap() + fence.len();
+        section[start..start + section[start..].find("```").unwrap()].to_string()
+    };
+    let (site, pool) = (block("```nginx\n"), block("```ini\n"));
+    let out = import(
+        Some(Source {
+            name: "site.conf",
+            text: &site,
+        }),
+        Some(Source {
+            name: "app.conf",
+            text: &pool,
+        }),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(block("```toml\n"), out.toml);
+    let notes: String = out.notes.iter().map(|n| format!("{n}\n")).collect();
+    let err = block("and on standard error:\n\n```\n");
+    assert!(err.starts_with(&notes), "docs:\n{err}\nnow:\n{notes}");
+    load(&out.toml);
 }
