@@ -658,6 +658,7 @@ impl Ctx {
                 self.skip(d, "certificate paths with variables have no Isola equivalent")
             }
             ("ssl", [v]) => self.ssl_on = v == "on",
+            ("http2", _) => self.info(d, "Isola speaks HTTP/2 over TLS (ALPN) and h2c without being told"),
             (n, _) if n.starts_with("ssl_") => self.skip(
                 d,
                 "Isola's TLS (rustls) is TLS 1.2 and 1.3 with its own safe cipher suites and session handling; not configurable",
@@ -707,7 +708,6 @@ impl Ctx {
             ("include", _) => self.skip(d, "not followed: the file could not be read; translate it by hand"),
             ("return", [code, url]) if url.starts_with("https://") && code.starts_with('3') => {
                 self.doc.server.set("redirect_http_to_https", true, &from);
-                self.info(d, "translated as server.redirect_http_to_https, which needs the TLS listener")
             }
             ("fastcgi_param", _) => self.fastcgi_param(d),
             (n, _) if n.starts_with("fastcgi_") => self.fastcgi(d),
@@ -1079,7 +1079,9 @@ impl Ctx {
                 self.other_listens(&plain, i, "server.listen");
             }
             None if self.tls.is_empty() => {
-                self.doc.server.set("listen", "0.0.0.0:80", "");
+                self.doc
+                    .server
+                    .set("listen", "0.0.0.0:80", "nginx's default listen");
                 self.notes.push(Note {
                     kind: NoteKind::Info,
                     file: self.names_from.split(':').next().unwrap_or_default().to_string(),
@@ -1130,15 +1132,23 @@ impl Ctx {
                 t.set("key", k.as_str(), kf);
                 self.doc.certs.push(t);
             }
-        } else if let Some(toml::Value::Boolean(true)) =
-            self.doc.server.get("redirect_http_to_https")
+        } else if let Some(kv) = self
+            .doc
+            .server
+            .kvs
+            .iter()
+            .find(|k| k.key == "redirect_http_to_https")
+            .cloned()
         {
             self.doc.server.remove("redirect_http_to_https");
-        }
-        if self.doc.server.get("redirect_http_to_https").is_some()
-            && self.doc.server.get("tls_listen").is_none()
-        {
-            self.doc.server.remove("redirect_http_to_https");
+            let (file, line) = kv.from.rsplit_once(':').unwrap_or((kv.from.as_str(), "0"));
+            self.note(
+                NoteKind::Untranslated,
+                file,
+                line.parse().unwrap_or(0),
+                "return 301 https://...".into(),
+                "server.redirect_http_to_https needs a TLS listener, and this server block has none",
+            );
         }
         match self.front.take() {
             Some((Some(script), from)) => {
@@ -1148,7 +1158,11 @@ impl Ctx {
             }
             Some((None, from)) => self.doc.server.set("front_controller", "", &from),
             // nginx without a fallback answers 404; Isola's default is a front controller.
-            None => self.doc.server.set("front_controller", "", ""),
+            None => self.doc.server.set(
+                "front_controller",
+                "",
+                "no try_files fallback: nginx answers 404",
+            ),
         }
         if !self.names.is_empty() {
             let mut site = Table::default();

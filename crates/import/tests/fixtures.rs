@@ -663,3 +663,40 @@ fn docs_example_is_current() {
     assert!(err.starts_with(&notes), "docs:\n{err}\nnow:\n{notes}");
     load(&out.toml);
 }
+
+#[test]
+fn https_redirect_without_tls_is_listed_not_written() {
+    let text = "server {\n listen 80;\n root /srv/www;\n location / { return 301 https://$host$request_uri; }\n}\n";
+    let out = import(
+        Some(Source {
+            name: "r.conf",
+            text,
+        }),
+        None,
+        &Options::default(),
+    )
+    .unwrap();
+    let t: toml::Table = out.toml.parse().unwrap();
+    assert!(
+        t["server"].get("redirect_http_to_https").is_none(),
+        "{}",
+        out.toml
+    );
+    assert!(
+        has_note(
+            &out,
+            NoteKind::Untranslated,
+            "r.conf:4",
+            "needs a TLS listener"
+        ),
+        "{:?}",
+        out.notes
+    );
+    assert!(
+        out.toml
+            .contains("# no try_files fallback: nginx answers 404"),
+        "{}",
+        out.toml
+    );
+    load(&out.toml);
+}
