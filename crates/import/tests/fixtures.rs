@@ -700,3 +700,30 @@ fn https_redirect_without_tls_is_listed_not_written() {
     );
     load(&out.toml);
 }
+
+/// Every prefix of every fixture (cut mid-string, mid-block, mid-line) is translated or
+/// refused with an error, never a panic; what translates still parses as TOML.
+#[test]
+fn truncated_inputs_never_panic() {
+    for entry in std::fs::read_dir(dir()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let text = fixture(&name);
+        let fpm = name.starts_with("fpm-");
+        for cut in (0..text.len())
+            .step_by(3)
+            .filter(|&i| text.is_char_boundary(i))
+        {
+            let src = Some(Source {
+                name: &name,
+                text: &text[..cut],
+            });
+            let (n, f) = if fpm { (None, src) } else { (src, None) };
+            if let Ok(out) = import(n, f, &Options::default()) {
+                assert!(
+                    out.toml.parse::<toml::Table>().is_ok(),
+                    "{name} cut at {cut}"
+                );
+            }
+        }
+    }
+}
