@@ -72,6 +72,8 @@ struct Ctx {
     /// The 403-vs-404 note was given.
     denied_404: bool,
     ssl_on: bool,
+    /// File and line of the translated server block.
+    server_loc: (String, usize),
 }
 
 fn at(d: &Directive) -> String {
@@ -221,6 +223,7 @@ pub(crate) fn translate(
         for d in &http_level {
             cx.server_directive(d);
         }
+        cx.server_loc = (servers[idx].file.clone(), servers[idx].line);
         let chosen = servers[idx].block.clone().unwrap_or_default();
         for d in &chosen {
             cx.server_directive(d);
@@ -1084,8 +1087,8 @@ impl Ctx {
                     .set("listen", "0.0.0.0:80", "nginx's default listen");
                 self.notes.push(Note {
                     kind: NoteKind::Info,
-                    file: self.names_from.split(':').next().unwrap_or_default().to_string(),
-                    line: 0,
+                    file: self.server_loc.0.clone(),
+                    line: self.server_loc.1,
                     directive: "listen".into(),
                     reason: "no listen directive: nginx's default, port 80 on every address, is written out".into(),
                 });
@@ -1163,6 +1166,26 @@ impl Ctx {
                 "",
                 "no try_files fallback: nginx answers 404",
             ),
+        }
+        if self.doc.server.get("docroot").is_none() {
+            let (file, line) = self.server_loc.clone();
+            self.note(
+                NoteKind::Untranslated,
+                &file,
+                line,
+                "root".into(),
+                "the server block has no root: nginx's default is its html folder (/usr/share/nginx/html on Debian), Isola's the folder of isola.toml; set server.docroot",
+            );
+            if !self.names.is_empty() {
+                self.names.clear();
+                self.note(
+                    NoteKind::Untranslated,
+                    &file,
+                    line,
+                    "server_name".into(),
+                    "not written: a [[site]] needs a docroot",
+                );
+            }
         }
         if !self.names.is_empty() {
             let mut site = Table::default();

@@ -727,3 +727,30 @@ fn truncated_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_server_without_root_is_listed() {
+    let text = "server {\n listen 8080;\n server_name a.example;\n}\n";
+    let out = import(
+        Some(Source {
+            name: "n.conf",
+            text,
+        }),
+        None,
+        &Options::default(),
+    )
+    .unwrap();
+    let t: toml::Table = out.toml.parse().unwrap();
+    assert!(t.get("site").is_none());
+    assert!(
+        has_note(&out, NoteKind::Untranslated, "n.conf:1", "has no root"),
+        "{:?}",
+        out.notes
+    );
+    assert!(
+        has_note(&out, NoteKind::Untranslated, "n.conf:1", "needs a docroot"),
+        "{:?}",
+        out.notes
+    );
+    RawConfig::from_toml(&out.toml, Path::new("x.toml")).unwrap();
+}
