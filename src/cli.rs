@@ -1,5 +1,5 @@
 //! Command-line interface. Flags override the config file.
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Isola: a PHP application server. One binary is the web server and the process manager
@@ -28,6 +28,10 @@ pub enum Command {
     /// Send commands to the store (embedded or Redis), like redis-cli; with no command,
     /// read commands from standard input, one per line.
     StoreCli(StoreCliArgs),
+    /// Translate an nginx site and a php-fpm pool into an isola.toml: the TOML on standard
+    /// output, then one line per directive not translated (`file:line: directive — reason`)
+    /// on standard error; exit status 0, or 2 when a file cannot be read or parsed.
+    Import(ImportArgs),
     /// The PHP engine host of the native backend, started by the server itself.
     #[command(name = "__php-zygote", hide = true)]
     PhpZygote(ZygoteArgs),
@@ -45,6 +49,23 @@ pub struct ZygoteArgs {
     /// Become this group before the engine starts
     #[arg(long, requires = "uid")]
     pub gid: Option<u32>,
+}
+
+/// `isola import`: the files to translate (either or both).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).multiple(true).args(["nginx", "fpm"])))]
+pub struct ImportArgs {
+    /// nginx site file (e.g. /etc/nginx/sites-enabled/default) or a whole nginx.conf;
+    /// includes are read relative to its folder and the folder above
+    #[arg(long, value_name = "FILE")]
+    pub nginx: Option<PathBuf>,
+    /// php-fpm pool file (e.g. /etc/php/8.2/fpm/pool.d/www.conf); the first pool is used
+    #[arg(long, value_name = "FILE")]
+    pub fpm: Option<PathBuf>,
+    /// The server block to translate: one of its server_name values, or its number
+    /// (1-based) [default: the first one that is not only a redirect to HTTPS]
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
 }
 
 /// Where a running server is: its admin listener, given or read from its config.

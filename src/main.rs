@@ -3,6 +3,7 @@
 
 mod check;
 mod cli;
+mod import;
 mod logging;
 mod notify;
 mod queue;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         cli::Command::Reload(args) => report(run::reload(&args.pid_file)),
         cli::Command::Queue(args) => report(tools::queue(args)),
         cli::Command::StoreCli(args) => report(tools::store_cli(args)),
+        cli::Command::Import(args) => ExitCode::from(import::run(&args)),
         // Dispatched before any runtime exists: the engine host forks, and a fork copies
         // only the calling thread.
         cli::Command::PhpZygote(z) => {

@@ -8,6 +8,7 @@ mod edges;
 mod front;
 mod harness;
 mod http;
+mod import;
 mod lifecycle;
 mod limits;
 mod native;
