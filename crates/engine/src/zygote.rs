@@ -114,6 +114,12 @@ fn load_and_run(ini: &str, file: Option<&str>) -> Result<i32, String> {
     // NUL-terminated strings that outlive the calls. RTLD_GLOBAL because PHP's shared
     // extensions resolve libphp's symbols from the global scope.
     unsafe {
+        // Debian's libphp8.2.so names itself libphp.so (its SONAME, hence the engine host's
+        // NEEDED entry), a file no package installs. Loaded first by the path it was built
+        // against, it satisfies that entry; if it fails, the next dlopen says why.
+        if let Ok(libphp) = CString::new(env!("ISOLA_LIBPHP_PATH")) {
+            libc::dlopen(libphp.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+        }
         let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
         if handle.is_null() {
             let err = libc::dlerror();
