@@ -8,7 +8,7 @@
 //! queues: enqueue, list, retry the dead, drop).
 //!
 //! Never: serves the application, changes the pool, or exposes request contents beyond
-//! method, URI and script of the requests running now (job payloads are shown on
+//! method, URI, script and client address of the requests running now (job payloads are shown on
 //! `/queues/NAME` only, which operators ask for by name).
 
 use bytes::Bytes;
@@ -93,6 +93,28 @@ pub struct StoreFigures {
     pub aof_size: u64,
 }
 
+/// Client request outcomes and latencies since start, as the front counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFigures {
+    /// Responses by status class: index 0 is 1xx, 4 is 5xx (sheds not included).
+    pub by_class: [u64; 5],
+    /// Requests answered 503 because no worker could take them.
+    pub shed: u64,
+    /// Upper bounds of the latency buckets, milliseconds.
+    pub latency_bounds_ms: &'static [u64],
+    /// Requests per bucket (not cumulative); one more than the bounds, the last unbounded.
+    pub latency: Vec<u64>,
+    /// Sum of the latencies, microseconds.
+    pub latency_us: u64,
+    /// Requests that reached a worker.
+    pub waited: u64,
+    /// Sum of their waits for a worker, microseconds.
+    pub wait_us: u64,
+}
+
+/// Where the request figures come from.
+pub type RequestSource = Box<dyn Fn() -> RequestFigures + Send + Sync>;
+
 /// Where the store's figures come from (`None` inside: not sampled yet).
 pub type StoreSource = Box<dyn Fn() -> Option<StoreFigures> + Send + Sync>;
 
@@ -172,6 +194,7 @@ const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
 struct Admin {
     status: StatusSource,
+    requests: Option<RequestSource>,
     store: Option<StoreSource>,
     queues: Option<Arc<dyn QueueControl>>,
     info: ServerInfo,
@@ -179,9 +202,11 @@ struct Admin {
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
+#[allow(clippy::too_many_arguments)] // one source per figure family, each optional
 pub async fn serve(
     listener: TcpListener,
     status: StatusSource,
+    requests: Option<RequestSource>,
     store: Option<StoreSource>,
     queues: Option<Arc<dyn QueueControl>>,
     info: ServerInfo,
@@ -189,6 +214,7 @@ pub async fn serve(
 ) {
     let admin = Arc::new(Admin {
         status,
+        requests,
         store,
         queues,
         info,
@@ -200,9 +226,12 @@ pub async fn serve(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            // The latency buckets at the previous sample: each sample's quantiles are of
+            // the requests finished since.
+            let mut prev_latency = Vec::new();
             loop {
                 tick.tick().await;
-                admin.history.push(admin.sample());
+                admin.history.push(admin.sample(&mut prev_latency));
             }
         })
     };
@@ -297,8 +326,9 @@ impl Admin {
         })
     }
 
-    /// The figures now, summed over the sites, as one history sample.
-    fn sample(&self) -> Sample {
+    /// The figures now, summed over the sites, as one history sample. `prev_latency` holds
+    /// the latency buckets of the previous sample and is updated to this one's.
+    fn sample(&self, prev_latency: &mut Vec<u64>) -> Sample {
         let t_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -315,6 +345,21 @@ impl Admin {
             s.spawned += p.spawned;
             s.crashed += p.crashed;
             s.retired += p.retired;
+            for (reason, n) in &p.retired_by {
+                match *reason {
+                    "requests" => s.retired_requests += n,
+                    "lifetime" => s.retired_lifetime += n,
+                    "memory" => s.retired_memory += n,
+                    _ => s.retired_other += n,
+                }
+            }
+            for (how, n) in &p.crashes_by_signal {
+                if how == "exit" {
+                    s.crashed_exit += n;
+                } else {
+                    s.crashed_signal += n;
+                }
+            }
             for w in &p.workers {
                 match w.state {
                     WorkerState::Busy => s.busy += 1,
@@ -333,6 +378,28 @@ impl Admin {
         for q in self.queue_figures() {
             s.jobs_done += q.done;
             s.jobs_failed += q.failed;
+        }
+        if let Some(r) = self.requests.as_ref().map(|f| f()) {
+            s.responses_2xx = r.by_class[1];
+            s.responses_3xx = r.by_class[2];
+            s.responses_4xx = r.by_class[3];
+            s.responses_5xx = r.by_class[4];
+            s.shed = r.shed;
+            s.waited = r.waited;
+            s.wait_us = r.wait_us;
+            // Counters only grow; a shape change (none is expected) restarts from zero.
+            let delta: Vec<u64> = if prev_latency.len() == r.latency.len() {
+                r.latency
+                    .iter()
+                    .zip(prev_latency.iter())
+                    .map(|(now, before)| now.saturating_sub(*before))
+                    .collect()
+            } else {
+                r.latency.clone()
+            };
+            s.latency_p50_us = history::quantile_us(r.latency_bounds_ms, &delta, 0.5);
+            s.latency_p99_us = history::quantile_us(r.latency_bounds_ms, &delta, 0.99);
+            *prev_latency = r.latency;
         }
         s
     }
@@ -499,23 +566,25 @@ impl Admin {
                 esc(v.trim_matches('"'))
             );
         }
-        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th><th>id</th></tr>");
+        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th><th>client</th><th>id</th></tr>");
         for w in st.workers.iter() {
-            let (cur, id) = w.current.as_ref().map_or((String::new(), ""), |j| {
+            let (cur, client, id) = w.current.as_ref().map_or((String::new(), "", ""), |j| {
                 (
                     format!("{} {} ({})", j.method, j.uri, j.script.display()),
+                    j.client.as_str(),
                     j.request_id.as_str(),
                 )
             });
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 w.pid,
                 state_name(w.state),
                 w.requests,
                 w.rss.map_or("-".to_string(), size),
                 duration_ms(w.elapsed.as_millis()),
                 esc(&cur),
+                esc(client),
                 esc(id)
             );
         }
@@ -784,6 +853,19 @@ impl Admin {
                 );
             }
         }
+        let _ = writeln!(m, "# HELP isola_workers_retired_total Workers retired, by reason (requests, lifetime, memory, code, spare, idle, script_ended, stopping).\n# TYPE isola_workers_retired_total counter");
+        for site in sites {
+            for (reason, n) in &site.pool.retired_by {
+                let _ = writeln!(
+                    m,
+                    "isola_workers_retired_total{{site=\"{}\",reason=\"{reason}\"}} {n}",
+                    label(&site.name)
+                );
+            }
+        }
+        if let Some(r) = self.requests.as_ref().map(|f| f()) {
+            request_metrics(&mut m, &r);
+        }
         let _ = writeln!(m, "# HELP isola_worker_crashes_total Worker deaths by signal.\n# TYPE isola_worker_crashes_total counter");
         for site in sites {
             for (sig, n) in &site.pool.crashes_by_signal {
@@ -796,6 +878,40 @@ impl Admin {
         }
         m
     }
+}
+
+/// The client request figures: responses by class, sheds, the latency histogram (cumulative
+/// buckets, as Prometheus wants them), the wait for a worker as a sum and a count.
+fn request_metrics(m: &mut String, r: &RequestFigures) {
+    let _ = writeln!(m, "# HELP isola_responses_total Client responses by status class (sheds not included).\n# TYPE isola_responses_total counter");
+    for (i, n) in r.by_class.iter().enumerate() {
+        let _ = writeln!(m, "isola_responses_total{{class=\"{}xx\"}} {n}", i + 1);
+    }
+    let _ = writeln!(m, "# HELP isola_requests_shed_total Client requests answered 503 because no worker could take them (queue full or queue_timeout).\n# TYPE isola_requests_shed_total counter\nisola_requests_shed_total {}", r.shed);
+    let _ = writeln!(m, "# HELP isola_request_duration_seconds Client request latency, head received to body sent.\n# TYPE isola_request_duration_seconds histogram");
+    let mut cumulative = 0u64;
+    for (i, n) in r.latency.iter().enumerate() {
+        cumulative += n;
+        let le = r
+            .latency_bounds_ms
+            .get(i)
+            .map_or_else(|| "+Inf".to_string(), |b| format!("{}", *b as f64 / 1000.0));
+        let _ = writeln!(
+            m,
+            "isola_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        m,
+        "isola_request_duration_seconds_sum {:.6}\nisola_request_duration_seconds_count {cumulative}",
+        r.latency_us as f64 / 1e6
+    );
+    let _ = writeln!(
+        m,
+        "# HELP isola_queue_wait_seconds Time client requests waited for a worker.\n# TYPE isola_queue_wait_seconds summary\nisola_queue_wait_seconds_sum {:.6}\nisola_queue_wait_seconds_count {}",
+        r.wait_us as f64 / 1e6,
+        r.waited
+    );
 }
 
 /// A Prometheus label value: backslash, quote and newline escaped.
@@ -1056,7 +1172,7 @@ fn site_json(site: &SiteStatus) -> serde_json::Value {
             "age_seconds": w.age.as_secs(),
             "elapsed_ms": w.elapsed.as_millis() as u64,
             "request": w.current.as_ref().map(|j| serde_json::json!({
-                "id": j.request_id, "method": j.method, "uri": j.uri, "script": j.script.display().to_string(),
+                "id": j.request_id, "method": j.method, "uri": j.uri, "script": j.script.display().to_string(), "client": j.client,
             })),
         })).collect::<Vec<_>>(),
     })
@@ -1137,6 +1253,7 @@ mod tests {
                     uri: hostile.into(),
                     script: "/srv/<i>.php".into(),
                     background: false,
+                    client: "<u>203.0.113.9</u>".into(),
                 }),
                 elapsed: Duration::from_millis(1500),
                 rss: Some(3 << 20),
@@ -1150,6 +1267,7 @@ mod tests {
         };
         let admin = Admin {
             status: Box::new(Vec::new),
+            requests: None,
             store: None,
             queues: None,
             info: ServerInfo {
@@ -1172,10 +1290,15 @@ mod tests {
             "<h1>site",
             "<b>id",
             "<i>",
+            "<u>",
         ] {
             assert!(!page.contains(bad), "{bad} in {page}");
         }
         assert!(page.contains("3.0 MiB") && page.contains("1.5 s"), "{page}");
+        assert!(
+            page.contains("<td>&lt;u&gt;203.0.113.9&lt;/u&gt;</td>"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -232,6 +232,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
             upstream: up.head,
             wait: up.wait,
             worker: up.pid,
+            traceparent: None,
             request_id: rid.clone(),
             host: Some(host.clone()),
             referer: None,
