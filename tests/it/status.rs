@@ -146,6 +146,9 @@ fn status_admin_token_is_required_when_set() {
     );
     // The script holds no figures: a page opened with ?token can load it.
     assert_eq!(get(admin, "/status.js").status, 200);
+    // Nor does the icon a browser asks for (an empty answer, not a 404 console error).
+    assert_eq!(get(admin, "/favicon.ico").status, 204);
+    assert_eq!(get(admin, "/nope").status, 401);
 }
 
 #[test]

@@ -296,12 +296,13 @@ impl Admin {
     /// Whether `req` carries the token (always, without one configured). Compared in time
     /// independent of where the first difference is.
     fn authorized<B>(&self, req: &Request<B>) -> bool {
-        // The page's script holds no figures, so a page opened with `?token` can load it.
+        // The page's script and the (empty) icon hold no figures, so a page opened with
+        // `?token` can load them: the browser asks for them without the token.
         let Some(want) = self
             .info
             .token
             .as_ref()
-            .filter(|_| req.uri().path() != "/status.js")
+            .filter(|_| !matches!(req.uri().path(), "/status.js" | "/favicon.ico"))
         else {
             return true;
         };
@@ -456,6 +457,8 @@ impl Admin {
                 "text/javascript; charset=utf-8",
                 STATUS_JS.to_string(),
             ),
+            // Browsers ask for it with every page; a 404 would show as a console error.
+            "/favicon.ico" => reply(StatusCode::NO_CONTENT, "image/x-icon", String::new()),
             "/status" => reply(
                 StatusCode::OK,
                 "application/json",
