@@ -45,6 +45,9 @@ pub struct Sample {
     pub worker_rss: u64,
     /// The largest single worker's resident memory, bytes.
     pub worker_rss_max: u64,
+    /// Proportional set size of every worker whose figure could be read, bytes: what the
+    /// workers cost together (RSS counts shared pages once per worker).
+    pub worker_pss: u64,
     /// Store commands run since start (counter; 0 without the embedded store).
     pub store_commands: u64,
     /// Bytes held by the store's keys and values.
@@ -137,7 +140,7 @@ impl History {
 }
 
 /// The number of values in a sample.
-const N: usize = 31;
+const N: usize = 32;
 
 /// The names of a sample's values in its JSON row, in order.
 pub const FIELDS: [&str; N] = [
@@ -172,6 +175,7 @@ pub const FIELDS: [&str; N] = [
     "retired_other",
     "crashed_signal",
     "crashed_exit",
+    "worker_pss",
 ];
 
 fn row(s: &Sample) -> [u64; N] {
@@ -207,6 +211,7 @@ fn row(s: &Sample) -> [u64; N] {
         s.retired_other,
         s.crashed_signal,
         s.crashed_exit,
+        s.worker_pss,
     ]
 }
 

@@ -368,6 +368,7 @@ impl Admin {
                     WorkerState::Starting | WorkerState::Retiring => {}
                 }
                 let rss = w.rss.unwrap_or(0);
+                s.worker_pss += w.pss.unwrap_or(0);
                 s.worker_rss += rss;
                 s.worker_rss_max = s.worker_rss_max.max(rss);
             }
@@ -569,7 +570,7 @@ impl Admin {
                 esc(v.trim_matches('"'))
             );
         }
-        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th><th>client</th><th>id</th></tr>");
+        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>PSS</th><th>elapsed</th><th>request</th><th>client</th><th>id</th></tr>");
         for w in st.workers.iter() {
             let (cur, client, id) = w.current.as_ref().map_or((String::new(), "", ""), |j| {
                 (
@@ -580,11 +581,12 @@ impl Admin {
             });
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 w.pid,
                 state_name(w.state),
                 w.requests,
                 w.rss.map_or("-".to_string(), size),
+                w.pss.map_or("-".to_string(), size),
                 duration_ms(w.elapsed.as_millis()),
                 esc(&cur),
                 esc(client),
@@ -865,6 +867,15 @@ impl Admin {
                     label(&site.name)
                 );
             }
+        }
+        let _ = writeln!(m, "# HELP isola_workers_pss_bytes Proportional set size of the site's workers together.\n# TYPE isola_workers_pss_bytes gauge");
+        for site in sites {
+            let pss: u64 = site.pool.workers.iter().filter_map(|w| w.pss).sum();
+            let _ = writeln!(
+                m,
+                "isola_workers_pss_bytes{{site=\"{}\"}} {pss}",
+                label(&site.name)
+            );
         }
         if let Some(r) = self.requests.as_ref().map(|f| f()) {
             request_metrics(&mut m, &r);
@@ -1172,6 +1183,7 @@ fn site_json(site: &SiteStatus) -> serde_json::Value {
             "mode": st.mode,
             "requests": w.requests,
             "rss_bytes": w.rss,
+            "pss_bytes": w.pss,
             "age_seconds": w.age.as_secs(),
             "elapsed_ms": w.elapsed.as_millis() as u64,
             "request": w.current.as_ref().map(|j| serde_json::json!({
@@ -1260,6 +1272,7 @@ mod tests {
                 }),
                 elapsed: Duration::from_millis(1500),
                 rss: Some(3 << 20),
+                pss: Some(5 << 19),
                 age: Duration::from_secs(2),
             }],
             ..PoolStatus::default()
@@ -1297,7 +1310,10 @@ mod tests {
         ] {
             assert!(!page.contains(bad), "{bad} in {page}");
         }
-        assert!(page.contains("3.0 MiB") && page.contains("1.5 s"), "{page}");
+        assert!(
+            page.contains("3.0 MiB") && page.contains("2.5 MiB") && page.contains("1.5 s"),
+            "{page}"
+        );
         assert!(
             page.contains("<td>&lt;u&gt;203.0.113.9&lt;/u&gt;</td>"),
             "{page}"

@@ -139,9 +139,10 @@
         { name: "memory", color: "#ef6c00", values: rate("retired_memory") },
         { name: "signal", color: "#c62828", values: rate("crashed_signal") },
       ]),
-      plot("Worker memory (RSS)", size, xs, [
-        { name: "total", color: "#1565c0", values: gauge("worker_rss") },
-        { name: "largest", color: "#ef6c00", values: gauge("worker_rss_max") },
+      plot("Worker memory", size, xs, [
+        { name: "PSS total", color: "#2e7d32", values: gauge("worker_pss") },
+        { name: "RSS total", color: "#1565c0", values: gauge("worker_rss") },
+        { name: "RSS largest", color: "#ef6c00", values: gauge("worker_rss_max") },
       ]),
       plot("Store", perS, xs, [{ name: "commands", color: "#1565c0", values: rate("store_commands") }]),
       plot("Store memory", size, xs, [{ name: "used", color: "#6a1b9a", values: gauge("store_memory") }]),
@@ -175,12 +176,13 @@
         return [
           w.pid, w.state, w.requests,
           w.rss_bytes == null ? "-" : size(w.rss_bytes),
+          w.pss_bytes == null ? "-" : size(w.pss_bytes),
           dur(w.elapsed_ms),
           r ? r.method + " " + r.uri + " (" + r.script + ")" : "",
           r ? r.client : "",
           r ? r.id : "",
         ];
-      }), ["pid", "state", "requests", "RSS", "elapsed", "request", "client", "id"]));
+      }), ["pid", "state", "requests", "RSS", "PSS", "elapsed", "request", "client", "id"]));
     });
     document.getElementById("sites").replaceChildren(...out);
     document.getElementById("uptime").textContent = dur(st.uptime_seconds * 1000);

@@ -178,6 +178,9 @@ pub struct WorkerStatus {
     pub elapsed: Duration,
     /// Resident memory, bytes, when it could be read.
     pub rss: Option<u64>,
+    /// Proportional set size (shared pages split among the processes that map them, so
+    /// the workers' figures add up to what they really cost), bytes, when it could be read.
+    pub pss: Option<u64>,
     /// Time since the worker started.
     pub age: Duration,
 }
@@ -523,10 +526,18 @@ impl Pool {
                 requests: w.requests,
                 current: w.current.clone(),
                 elapsed: w.since.elapsed(),
-                rss: rss_bytes(w.pid),
+                rss: None,
+                pss: None,
                 age: w.born.elapsed(),
             })
             .collect();
+        drop(st);
+        // Read outside the lock: /proc reads (smaps_rollup walks the process's mappings)
+        // must not hold up acquires and releases.
+        for w in &mut s.workers {
+            w.rss = rss_bytes(w.pid);
+            w.pss = crate::sizing::pss_bytes(w.pid);
+        }
         s.workers.sort_by_key(|w| w.pid);
         s
     }
