@@ -327,6 +327,34 @@ fn status_traceparent_is_kept_when_valid_and_made_when_not() {
             .unwrap();
         assert!(line.contains(&format!(" tp={tp}")), "{line}");
     }
+    // An internal request (here one a response defers) gets one of its own too.
+    std::fs::write(
+        s.docroot.join("tp_defer.php"),
+        "<?php header('Isola-Defer: /tp_later.php'); echo 'ok';",
+    )
+    .unwrap();
+    std::fs::write(
+        s.docroot.join("tp_later.php"),
+        "<?php file_put_contents(__DIR__ . '/tp-deferred', $_SERVER['HTTP_TRACEPARENT'] ?? 'none');",
+    )
+    .unwrap();
+    let r = request(
+        s.addr,
+        "GET",
+        "/tp_defer.php",
+        &[&format!("traceparent: {good}")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let marker = s.docroot.join("tp-deferred");
+    let t = Instant::now();
+    while !marker.exists() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let deferred = std::fs::read_to_string(&marker).unwrap();
+    assert!(is_valid(&deferred) && deferred != good, "{deferred}");
+    assert!(s.wait_for_log(&format!(" tp={deferred}"), Duration::from_secs(5)));
     assert!(s.stop().success());
 }
 

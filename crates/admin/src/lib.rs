@@ -202,7 +202,6 @@ struct Admin {
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
-#[allow(clippy::too_many_arguments)] // one source per figure family, each optional
 pub async fn serve(
     listener: TcpListener,
     status: StatusSource,

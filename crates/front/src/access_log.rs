@@ -32,7 +32,7 @@ const MAX_BUFFER: usize = 8 * 1024 * 1024;
 pub enum AccessFormat {
     /// `combined` (nginx, Apache), then `key=value` fields: `rt` (request time, s), `ut`
     /// (time until the worker's response head, s), `wt` (wait for a worker, s), `pid`, `id`,
-    /// `tp` (the W3C `traceparent` PHP saw; client requests only).
+    /// `tp` (the W3C `traceparent` PHP saw).
     Combined,
     /// One JSON object per line.
     Json,
@@ -102,8 +102,8 @@ pub(crate) struct Entry {
     pub wait: Option<Duration>,
     pub worker: Option<u32>,
     pub request_id: Arc<str>,
-    /// The `traceparent` passed to PHP (the client's, or a new one); `None` for internal
-    /// requests.
+    /// The `traceparent` passed to PHP (the client's, or a new one; internal requests get
+    /// a new one).
     pub traceparent: Option<Arc<str>>,
     pub host: Option<http::HeaderValue>,
     pub referer: Option<http::HeaderValue>,
