@@ -7,9 +7,13 @@
 //! [`history`]), `/metrics` (Prometheus text format), `/health`, and `/queues` (figures, and the actions operators take on job
 //! queues: enqueue, list, retry the dead, drop).
 //!
+//! The figures come from sources the binary hands in: pool snapshots, the front's request
+//! counters (outcomes, latency histogram, waits), the store's and the queues' figures; the
+//! history's sampler and `/metrics` read the same ones.
+//!
 //! Never: serves the application, changes the pool, or exposes request contents beyond
-//! method, URI, script and client address of the requests running now (job payloads are shown on
-//! `/queues/NAME` only, which operators ask for by name).
+//! method, URI, script and client address of the requests running now (job payloads are
+//! shown on `/queues/NAME` only, which operators ask for by name).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -1317,6 +1321,46 @@ mod tests {
             page.contains("<td>&lt;u&gt;203.0.113.9&lt;/u&gt;</td>"),
             "{page}"
         );
+    }
+
+    #[test]
+    fn each_sample_has_the_quantiles_of_its_own_interval() {
+        // The source's totals: first 100 fast requests (≤ 1 ms), then 10 slow ones added
+        // (in (1, 10] ms); the second sample must see only the slow ones.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let admin = Admin {
+            status: Box::new(Vec::new),
+            requests: Some(Box::new(|| {
+                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                RequestFigures {
+                    by_class: [0, 100 + 10 * n as u64, 0, 0, 0],
+                    latency_bounds_ms: &[1, 10],
+                    latency: vec![100, 10 * n as u64, 0],
+                    ..RequestFigures::default()
+                }
+            })),
+            store: None,
+            queues: None,
+            info: ServerInfo {
+                version: "0".into(),
+                started: SystemTime::now(),
+                listen: "127.0.0.1:1".into(),
+                store_url: None,
+                token: None,
+            },
+            history: History::default(),
+        };
+        let mut prev = Vec::new();
+        let first = admin.sample(&mut prev);
+        assert_eq!(first.responses_2xx, 100);
+        assert_eq!((first.latency_p50_us, first.latency_p99_us), (500, 990));
+        let second = admin.sample(&mut prev);
+        assert_eq!(second.responses_2xx, 110);
+        // 10 requests in (1, 10] ms: the median halfway, 5.5 ms.
+        assert_eq!(second.latency_p50_us, 5500);
+        assert_eq!(second.latency_p99_us, 9910);
+        let third = admin.sample(&mut prev);
+        assert_eq!(third.latency_p99_us, 9910, "10 more slow ones");
     }
 
     #[test]
