@@ -1,6 +1,7 @@
 // Headless Chromium (Debian's) on Isola's live status page while the server is under load:
 // the plots must redraw (a line's points change between two reads ~2 s apart), the
-// freshness text must advance, and nothing may log a console error, a page error or a
+// freshness text must advance, a hostile request path must show as text in a busy row and
+// inject nothing, and nothing may log a console error, a page error or a
 // Content-Security-Policy violation. Leaves status.png in the artifacts folder.
 //
 // Usage: node status.mjs ADMIN_URL ARTIFACTS_DIR
@@ -68,6 +69,13 @@ try {
   // Busy rows show the client address.
   const head = await page.evaluate(() => [...document.querySelectorAll("#sites th")].map((t) => t.textContent));
   if (!head.includes("client")) problems.push(`no client column: ${head.join(", ")}`);
+  // A busy row shows the hostile path the loader sends as text; it never becomes markup.
+  const shown = await page.waitForFunction(
+    () => [...document.querySelectorAll("#sites td")].some((td) => td.textContent.includes('"onmouseover="alert(1)')),
+    null, { timeout: 10000 }).then(() => true, () => false);
+  if (!shown) problems.push("the hostile request never showed in a busy row");
+  const injected = await page.evaluate(() => document.querySelectorAll("[onmouseover], #sites img, #sites script").length);
+  if (injected) problems.push(`${injected} element(s) injected by a request path`);
   const csps = await page.evaluate(() => window.__csp);
   for (const v of csps) problems.push(`CSP violation: ${v}`);
   await page.screenshot({ path: `${artifacts}/status.png`, fullPage: true });

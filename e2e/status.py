@@ -27,11 +27,19 @@ access = false
 """
 
 
+# A path built to break out of an HTML attribute; `<` and `>` never reach a request target
+# (the server answers 400), quotes do. The page must show it as text.
+HOSTILE = "/index.php/\"onmouseover=\"alert(1)'?slow=1"
+
+
 def load(base, stop):
-    """A request every 20 ms: mostly a script (2xx), some missing pages (404)."""
+    """A request every 20 ms: mostly a script (2xx), some missing pages (404), and every
+    50th a slow one with a hostile path, so a busy row shows it."""
     n = 0
     while not stop.is_set():
         path = "/missing.php" if n % 5 == 4 else f"/index.php?n={n}"
+        if n % 50 == 0:
+            path = HOSTILE
         try:
             urllib.request.urlopen(base + path, timeout=5).read()
         except urllib.error.HTTPError:
@@ -45,7 +53,9 @@ def load(base, stop):
 def run(work: Path):
     root = work / "site"
     root.mkdir()
-    (root / "index.php").write_text("<?php usleep(random_int(1000, 20000)); echo 'ok ', $_GET['n'] ?? '';\n")
+    (root / "index.php").write_text(
+        "<?php usleep(isset($_GET['slow']) ? 1500000 : random_int(1000, 20000));"
+        " echo 'ok ', $_GET['n'] ?? '';\n")
     admin_port = free_port()
     isola = Isola(work, ISOLA_TOML.replace("@ROOT@", str(root)).replace("@ADMIN@", str(admin_port)),
                   "status")
