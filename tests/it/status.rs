@@ -272,6 +272,11 @@ fn status_history_splits_outcomes_latency_and_recycling_and_agrees_with_metrics(
     assert!(metric(&m, "isola_workers_retired_total{site=") >= 1, "{m}");
     assert!(m.contains("reason=\"requests\""), "{m}");
     assert!(metric(&m, "isola_workers_pss_bytes{site=") > 0, "{m}");
+    let j = get(admin, "/status").json();
+    assert!(
+        j["pool"]["retired_by"]["requests"].as_u64() >= Some(1),
+        "{j}"
+    );
     assert_eq!(
         metric(&m, "isola_queue_wait_seconds_count"),
         field(&h, last, "waited")

@@ -1175,6 +1175,7 @@ fn site_json(site: &SiteStatus) -> serde_json::Value {
             "spawned": st.spawned,
             "crashed": st.crashed,
             "retired": st.retired,
+            "retired_by": st.retired_by,
             "max_children_reached": st.max_children_reached,
             "slow_requests": st.slow_requests,
             "crash_loop_backoff": st.crash_loop_backoff,
