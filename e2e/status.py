@@ -16,7 +16,7 @@ ISOLA_TOML = """
 docroot = "@ROOT@"
 
 [pool]
-max_children = 2
+max_children = 3
 
 [admin]
 listen = "127.0.0.1:@ADMIN@"
@@ -32,13 +32,14 @@ access = false
 HOSTILE = "/index.php/\"onmouseover=\"alert(1)'?slow=1"
 
 
-def load(base, stop):
-    """A request every 20 ms: mostly a script (2xx), some missing pages (404), and every
-    50th a slow one with a hostile path, so a busy row shows it."""
+def load(base, stop, hostile=False):
+    """A request every 20 ms: mostly a script (2xx), some missing pages (404); or, with
+    `hostile`, the slow hostile request again and again, so a busy row shows it (on its own
+    thread: the steady load must not pause while it runs)."""
     n = 0
     while not stop.is_set():
         path = "/missing.php" if n % 5 == 4 else f"/index.php?n={n}"
-        if n % 50 == 0:
+        if hostile:
             path = HOSTILE
         try:
             urllib.request.urlopen(base + path, timeout=5).read()
@@ -60,9 +61,11 @@ def run(work: Path):
     isola = Isola(work, ISOLA_TOML.replace("@ROOT@", str(root)).replace("@ADMIN@", str(admin_port)),
                   "status")
     stop = threading.Event()
-    loader = threading.Thread(target=load, args=(isola.base, stop), daemon=True)
+    loaders = [threading.Thread(target=load, args=(isola.base, stop, h), daemon=True)
+               for h in (False, True)]
     try:
-        loader.start()
+        for t in loaders:
+            t.start()
         admin = f"http://127.0.0.1:{admin_port}"
         log(f"status: browser on {admin}/status under load")
         e2e = Path(__file__).resolve().parent
@@ -74,5 +77,6 @@ def run(work: Path):
         check((ARTIFACTS / "status.png").exists(), "no status.png screenshot")
     finally:
         stop.set()
-        loader.join(10)
+        for t in loaders:
+            t.join(10)
         isola.stop()
