@@ -12,12 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import ARTIFACTS, Failure, log  # noqa: E402
 import dokuwiki  # noqa: E402
 import phpmyadmin  # noqa: E402
+import status  # noqa: E402
 import wordpress  # noqa: E402
 
 APPS = {
     "wordpress": wordpress.run,
     "dokuwiki": dokuwiki.run,
     "phpmyadmin": phpmyadmin.run,
+    "status": status.run,
 }
 
 

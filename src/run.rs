@@ -660,6 +660,21 @@ async fn serve_async(
                     })
                     .collect()
             }),
+            Some({
+                let h = handle.clone();
+                Box::new(move || {
+                    let r = h.request_stats();
+                    isola_admin::RequestFigures {
+                        by_class: r.by_class,
+                        shed: r.shed,
+                        latency_bounds_ms: &isola_front::LATENCY_BOUNDS_MS,
+                        latency: r.latency,
+                        latency_us: r.latency_us,
+                        waited: r.waited,
+                        wait_us: r.wait_us,
+                    }
+                }) as isola_admin::RequestSource
+            }),
             store.figures_source(),
             control,
             info,

@@ -753,8 +753,9 @@ const VARS: &[&str] = &[
     "HTTPS",
 ];
 
-/// Request ids are Isola's own addition (README: "What PHP sees").
-const IGNORED_HTTP: &[&str] = &["HTTP_X_REQUEST_ID"];
+/// Request ids and the trace context (made when the client sent none) are Isola's own
+/// additions (README: "What PHP sees").
+const IGNORED_HTTP: &[&str] = &["HTTP_X_REQUEST_ID", "HTTP_TRACEPARENT"];
 
 fn compare_env(
     theirs: &Response,

@@ -7,6 +7,9 @@
 //! from the same sources `/status` and `/metrics` read, so the numbers agree), grows past
 //! [`HISTORY_LEN`] samples, or computes rates (counters are kept as totals; the page
 //! derives per-second rates from consecutive samples, so a missed tick loses no count).
+//! The one exception is latency: a quantile of totals since start says nothing about the
+//! last second, so the sampler computes p50/p99 of each interval from the difference of
+//! the latency histogram's buckets between two samples ([`quantile_us`]).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -42,10 +45,45 @@ pub struct Sample {
     pub worker_rss: u64,
     /// The largest single worker's resident memory, bytes.
     pub worker_rss_max: u64,
+    /// Proportional set size of every worker whose figure could be read, bytes: what the
+    /// workers cost together (RSS counts shared pages once per worker).
+    pub worker_pss: u64,
     /// Store commands run since start (counter; 0 without the embedded store).
     pub store_commands: u64,
     /// Bytes held by the store's keys and values.
     pub store_memory: u64,
+    /// Client responses 2xx (counter; 1xx final statuses do not occur).
+    pub responses_2xx: u64,
+    /// Client responses 3xx (counter).
+    pub responses_3xx: u64,
+    /// Client responses 4xx (counter).
+    pub responses_4xx: u64,
+    /// Client responses 5xx other than sheds (counter).
+    pub responses_5xx: u64,
+    /// Client requests answered 503 because no worker could take them (counter).
+    pub shed: u64,
+    /// Median latency of the client requests finished since the previous sample,
+    /// microseconds, interpolated within a histogram bucket (0 when none finished).
+    pub latency_p50_us: u64,
+    /// 99th percentile latency, as `latency_p50_us`.
+    pub latency_p99_us: u64,
+    /// Client requests that reached a worker (counter).
+    pub waited: u64,
+    /// Sum of their waits for a worker, microseconds (counter: the mean wait over an
+    /// interval is the difference of this over the difference of `waited`).
+    pub wait_us: u64,
+    /// Workers retired by `max_requests` (counter).
+    pub retired_requests: u64,
+    /// Workers retired by `max_lifetime` (counter).
+    pub retired_lifetime: u64,
+    /// Workers retired by `max_worker_memory` (counter).
+    pub retired_memory: u64,
+    /// Workers retired for another reason: spare, idle, code change, stop (counter).
+    pub retired_other: u64,
+    /// Workers killed by a signal Isola did not send (counter).
+    pub crashed_signal: u64,
+    /// Workers that exited without being asked to (counter).
+    pub crashed_exit: u64,
     /// Jobs this node ran successfully (counter, every queue).
     pub jobs_done: u64,
     /// Failed job runs on this node (counter, every queue).
@@ -101,8 +139,11 @@ impl History {
     }
 }
 
+/// The number of values in a sample.
+const N: usize = 32;
+
 /// The names of a sample's values in its JSON row, in order.
-pub const FIELDS: [&str; 16] = [
+pub const FIELDS: [&str; N] = [
     "t_ms",
     "accepted",
     "queue_full",
@@ -119,9 +160,25 @@ pub const FIELDS: [&str; 16] = [
     "store_memory",
     "jobs_done",
     "jobs_failed",
+    "responses_2xx",
+    "responses_3xx",
+    "responses_4xx",
+    "responses_5xx",
+    "shed",
+    "latency_p50_us",
+    "latency_p99_us",
+    "waited",
+    "wait_us",
+    "retired_requests",
+    "retired_lifetime",
+    "retired_memory",
+    "retired_other",
+    "crashed_signal",
+    "crashed_exit",
+    "worker_pss",
 ];
 
-fn row(s: &Sample) -> [u64; 16] {
+fn row(s: &Sample) -> [u64; N] {
     [
         s.t_ms,
         s.accepted,
@@ -139,7 +196,51 @@ fn row(s: &Sample) -> [u64; 16] {
         s.store_memory,
         s.jobs_done,
         s.jobs_failed,
+        s.responses_2xx,
+        s.responses_3xx,
+        s.responses_4xx,
+        s.responses_5xx,
+        s.shed,
+        s.latency_p50_us,
+        s.latency_p99_us,
+        s.waited,
+        s.wait_us,
+        s.retired_requests,
+        s.retired_lifetime,
+        s.retired_memory,
+        s.retired_other,
+        s.crashed_signal,
+        s.crashed_exit,
+        s.worker_pss,
     ]
+}
+
+/// The `q` quantile (0..=1) of the requests counted in `counts`, microseconds: `counts[i]`
+/// requests took at most `bounds_ms[i]` and more than the bound before it; the last count,
+/// past every bound, is reported as the last bound (the histogram cannot tell more).
+/// Within a bucket the requests are assumed spread evenly, as Prometheus's
+/// `histogram_quantile` does. 0 when `counts` holds no request.
+pub fn quantile_us(bounds_ms: &[u64], counts: &[u64], q: f64) -> u64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = q.clamp(0.0, 1.0) * total as f64;
+    let mut below = 0u64;
+    let mut lower_us = 0.0;
+    for (i, &n) in counts.iter().enumerate() {
+        let Some(&bound) = bounds_ms.get(i) else {
+            return lower_us as u64;
+        };
+        let upper_us = bound as f64 * 1000.0;
+        if n > 0 && (below + n) as f64 >= rank {
+            let within = (rank - below as f64) / n as f64;
+            return (lower_us + within * (upper_us - lower_us)).round() as u64;
+        }
+        below += n;
+        lower_us = upper_us;
+    }
+    lower_us as u64
 }
 
 #[cfg(test)]
@@ -163,5 +264,44 @@ mod tests {
         assert_eq!(j["samples"].as_array().map(Vec::len), Some(HISTORY_LEN));
         assert_eq!(j["samples"][0][0], 50);
         assert_eq!(j["fields"].as_array().map(Vec::len), Some(FIELDS.len()));
+        assert_eq!(j["samples"][0].as_array().map(Vec::len), Some(FIELDS.len()));
+    }
+
+    #[test]
+    fn every_field_is_in_its_named_column() {
+        // Each field gets a distinct value; its column must hold it.
+        let mut s = Sample::default();
+        let r = row(&s);
+        assert!(r.iter().all(|&v| v == 0));
+        s.shed = 7;
+        s.latency_p99_us = 9;
+        s.crashed_exit = 11;
+        s.jobs_failed = 13;
+        let r = row(&s);
+        let col = |n: &str| FIELDS.iter().position(|f| *f == n).map(|i| r[i]);
+        assert_eq!(col("shed"), Some(7));
+        assert_eq!(col("latency_p99_us"), Some(9));
+        assert_eq!(col("crashed_exit"), Some(11));
+        assert_eq!(col("jobs_failed"), Some(13));
+        let mut names = FIELDS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FIELDS.len());
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_the_bucket_that_holds_the_rank() {
+        let bounds = [1, 10, 100];
+        // Nothing counted: no figure.
+        assert_eq!(quantile_us(&bounds, &[0, 0, 0, 0], 0.5), 0);
+        // 100 requests between 1 and 10 ms: the median is halfway, 5.5 ms.
+        assert_eq!(quantile_us(&bounds, &[0, 100, 0, 0], 0.5), 5500);
+        // 98 fast ones (≤ 1 ms), 2 between 10 and 100 ms: p50 in the first bucket, p99
+        // halfway through the third.
+        let c = [98, 0, 2, 0];
+        assert_eq!(quantile_us(&bounds, &c, 0.5), 510);
+        assert_eq!(quantile_us(&bounds, &c, 0.99), 55_000);
+        // Past every bound: the last bound is all the histogram can say.
+        assert_eq!(quantile_us(&bounds, &[0, 0, 0, 5], 0.99), 100_000);
     }
 }

@@ -7,9 +7,13 @@
 //! [`history`]), `/metrics` (Prometheus text format), `/health`, and `/queues` (figures, and the actions operators take on job
 //! queues: enqueue, list, retry the dead, drop).
 //!
+//! The figures come from sources the binary hands in: pool snapshots, the front's request
+//! counters (outcomes, latency histogram, waits), the store's and the queues' figures; the
+//! history's sampler and `/metrics` read the same ones.
+//!
 //! Never: serves the application, changes the pool, or exposes request contents beyond
-//! method, URI and script of the requests running now (job payloads are shown on
-//! `/queues/NAME` only, which operators ask for by name).
+//! method, URI, script and client address of the requests running now (job payloads are
+//! shown on `/queues/NAME` only, which operators ask for by name).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -93,6 +97,28 @@ pub struct StoreFigures {
     pub aof_size: u64,
 }
 
+/// Client request outcomes and latencies since start, as the front counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFigures {
+    /// Responses by status class: index 0 is 1xx, 4 is 5xx (sheds not included).
+    pub by_class: [u64; 5],
+    /// Requests answered 503 because no worker could take them.
+    pub shed: u64,
+    /// Upper bounds of the latency buckets, milliseconds.
+    pub latency_bounds_ms: &'static [u64],
+    /// Requests per bucket (not cumulative); one more than the bounds, the last unbounded.
+    pub latency: Vec<u64>,
+    /// Sum of the latencies, microseconds.
+    pub latency_us: u64,
+    /// Requests that reached a worker.
+    pub waited: u64,
+    /// Sum of their waits for a worker, microseconds.
+    pub wait_us: u64,
+}
+
+/// Where the request figures come from.
+pub type RequestSource = Box<dyn Fn() -> RequestFigures + Send + Sync>;
+
 /// Where the store's figures come from (`None` inside: not sampled yet).
 pub type StoreSource = Box<dyn Fn() -> Option<StoreFigures> + Send + Sync>;
 
@@ -172,6 +198,7 @@ const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
 struct Admin {
     status: StatusSource,
+    requests: Option<RequestSource>,
     store: Option<StoreSource>,
     queues: Option<Arc<dyn QueueControl>>,
     info: ServerInfo,
@@ -182,6 +209,7 @@ struct Admin {
 pub async fn serve(
     listener: TcpListener,
     status: StatusSource,
+    requests: Option<RequestSource>,
     store: Option<StoreSource>,
     queues: Option<Arc<dyn QueueControl>>,
     info: ServerInfo,
@@ -189,6 +217,7 @@ pub async fn serve(
 ) {
     let admin = Arc::new(Admin {
         status,
+        requests,
         store,
         queues,
         info,
@@ -200,9 +229,12 @@ pub async fn serve(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            // The latency buckets at the previous sample: each sample's quantiles are of
+            // the requests finished since.
+            let mut prev_latency = Vec::new();
             loop {
                 tick.tick().await;
-                admin.history.push(admin.sample());
+                admin.history.push(admin.sample(&mut prev_latency));
             }
         })
     };
@@ -267,12 +299,13 @@ impl Admin {
     /// Whether `req` carries the token (always, without one configured). Compared in time
     /// independent of where the first difference is.
     fn authorized<B>(&self, req: &Request<B>) -> bool {
-        // The page's script holds no figures, so a page opened with `?token` can load it.
+        // The page's script and the (empty) icon hold no figures, so a page opened with
+        // `?token` can load them: the browser asks for them without the token.
         let Some(want) = self
             .info
             .token
             .as_ref()
-            .filter(|_| req.uri().path() != "/status.js")
+            .filter(|_| !matches!(req.uri().path(), "/status.js" | "/favicon.ico"))
         else {
             return true;
         };
@@ -297,8 +330,9 @@ impl Admin {
         })
     }
 
-    /// The figures now, summed over the sites, as one history sample.
-    fn sample(&self) -> Sample {
+    /// The figures now, summed over the sites, as one history sample. `prev_latency` holds
+    /// the latency buckets of the previous sample and is updated to this one's.
+    fn sample(&self, prev_latency: &mut Vec<u64>) -> Sample {
         let t_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -315,6 +349,21 @@ impl Admin {
             s.spawned += p.spawned;
             s.crashed += p.crashed;
             s.retired += p.retired;
+            for (reason, n) in &p.retired_by {
+                match *reason {
+                    "requests" => s.retired_requests += n,
+                    "lifetime" => s.retired_lifetime += n,
+                    "memory" => s.retired_memory += n,
+                    _ => s.retired_other += n,
+                }
+            }
+            for (how, n) in &p.crashes_by_signal {
+                if how == "exit" {
+                    s.crashed_exit += n;
+                } else {
+                    s.crashed_signal += n;
+                }
+            }
             for w in &p.workers {
                 match w.state {
                     WorkerState::Busy => s.busy += 1,
@@ -322,6 +371,7 @@ impl Admin {
                     WorkerState::Starting | WorkerState::Retiring => {}
                 }
                 let rss = w.rss.unwrap_or(0);
+                s.worker_pss += w.pss.unwrap_or(0);
                 s.worker_rss += rss;
                 s.worker_rss_max = s.worker_rss_max.max(rss);
             }
@@ -333,6 +383,28 @@ impl Admin {
         for q in self.queue_figures() {
             s.jobs_done += q.done;
             s.jobs_failed += q.failed;
+        }
+        if let Some(r) = self.requests.as_ref().map(|f| f()) {
+            s.responses_2xx = r.by_class[1];
+            s.responses_3xx = r.by_class[2];
+            s.responses_4xx = r.by_class[3];
+            s.responses_5xx = r.by_class[4];
+            s.shed = r.shed;
+            s.waited = r.waited;
+            s.wait_us = r.wait_us;
+            // Counters only grow; a shape change (none is expected) restarts from zero.
+            let delta: Vec<u64> = if prev_latency.len() == r.latency.len() {
+                r.latency
+                    .iter()
+                    .zip(prev_latency.iter())
+                    .map(|(now, before)| now.saturating_sub(*before))
+                    .collect()
+            } else {
+                r.latency.clone()
+            };
+            s.latency_p50_us = history::quantile_us(r.latency_bounds_ms, &delta, 0.5);
+            s.latency_p99_us = history::quantile_us(r.latency_bounds_ms, &delta, 0.99);
+            *prev_latency = r.latency;
         }
         s
     }
@@ -389,6 +461,8 @@ impl Admin {
                 "text/javascript; charset=utf-8",
                 STATUS_JS.to_string(),
             ),
+            // Browsers ask for it with every page; a 404 would show as a console error.
+            "/favicon.ico" => reply(StatusCode::NO_CONTENT, "image/x-icon", String::new()),
             "/status" => reply(
                 StatusCode::OK,
                 "application/json",
@@ -499,23 +573,26 @@ impl Admin {
                 esc(v.trim_matches('"'))
             );
         }
-        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>elapsed</th><th>request</th><th>id</th></tr>");
+        h.push_str("</table><h3>Workers</h3><table><tr><th>pid</th><th>state</th><th>requests</th><th>RSS</th><th>PSS</th><th>elapsed</th><th>request</th><th>client</th><th>id</th></tr>");
         for w in st.workers.iter() {
-            let (cur, id) = w.current.as_ref().map_or((String::new(), ""), |j| {
+            let (cur, client, id) = w.current.as_ref().map_or((String::new(), "", ""), |j| {
                 (
                     format!("{} {} ({})", j.method, j.uri, j.script.display()),
+                    j.client.as_str(),
                     j.request_id.as_str(),
                 )
             });
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 w.pid,
                 state_name(w.state),
                 w.requests,
                 w.rss.map_or("-".to_string(), size),
+                w.pss.map_or("-".to_string(), size),
                 duration_ms(w.elapsed.as_millis()),
                 esc(&cur),
+                esc(client),
                 esc(id)
             );
         }
@@ -784,6 +861,28 @@ impl Admin {
                 );
             }
         }
+        let _ = writeln!(m, "# HELP isola_workers_retired_total Workers retired, by reason (requests, lifetime, memory, code, spare, idle, script_ended, stopping).\n# TYPE isola_workers_retired_total counter");
+        for site in sites {
+            for (reason, n) in &site.pool.retired_by {
+                let _ = writeln!(
+                    m,
+                    "isola_workers_retired_total{{site=\"{}\",reason=\"{reason}\"}} {n}",
+                    label(&site.name)
+                );
+            }
+        }
+        let _ = writeln!(m, "# HELP isola_workers_pss_bytes Proportional set size of the site's workers together.\n# TYPE isola_workers_pss_bytes gauge");
+        for site in sites {
+            let pss: u64 = site.pool.workers.iter().filter_map(|w| w.pss).sum();
+            let _ = writeln!(
+                m,
+                "isola_workers_pss_bytes{{site=\"{}\"}} {pss}",
+                label(&site.name)
+            );
+        }
+        if let Some(r) = self.requests.as_ref().map(|f| f()) {
+            request_metrics(&mut m, &r);
+        }
         let _ = writeln!(m, "# HELP isola_worker_crashes_total Worker deaths by signal.\n# TYPE isola_worker_crashes_total counter");
         for site in sites {
             for (sig, n) in &site.pool.crashes_by_signal {
@@ -796,6 +895,40 @@ impl Admin {
         }
         m
     }
+}
+
+/// The client request figures: responses by class, sheds, the latency histogram (cumulative
+/// buckets, as Prometheus wants them), the wait for a worker as a sum and a count.
+fn request_metrics(m: &mut String, r: &RequestFigures) {
+    let _ = writeln!(m, "# HELP isola_responses_total Client responses by status class (sheds not included).\n# TYPE isola_responses_total counter");
+    for (i, n) in r.by_class.iter().enumerate() {
+        let _ = writeln!(m, "isola_responses_total{{class=\"{}xx\"}} {n}", i + 1);
+    }
+    let _ = writeln!(m, "# HELP isola_requests_shed_total Client requests answered 503 because no worker could take them (queue full or queue_timeout).\n# TYPE isola_requests_shed_total counter\nisola_requests_shed_total {}", r.shed);
+    let _ = writeln!(m, "# HELP isola_request_duration_seconds Client request latency, head received to body sent.\n# TYPE isola_request_duration_seconds histogram");
+    let mut cumulative = 0u64;
+    for (i, n) in r.latency.iter().enumerate() {
+        cumulative += n;
+        let le = r
+            .latency_bounds_ms
+            .get(i)
+            .map_or_else(|| "+Inf".to_string(), |b| format!("{}", *b as f64 / 1000.0));
+        let _ = writeln!(
+            m,
+            "isola_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        m,
+        "isola_request_duration_seconds_sum {:.6}\nisola_request_duration_seconds_count {cumulative}",
+        r.latency_us as f64 / 1e6
+    );
+    let _ = writeln!(
+        m,
+        "# HELP isola_queue_wait_seconds Time client requests waited for a worker.\n# TYPE isola_queue_wait_seconds summary\nisola_queue_wait_seconds_sum {:.6}\nisola_queue_wait_seconds_count {}",
+        r.wait_us as f64 / 1e6,
+        r.waited
+    );
 }
 
 /// A Prometheus label value: backslash, quote and newline escaped.
@@ -1042,6 +1175,7 @@ fn site_json(site: &SiteStatus) -> serde_json::Value {
             "spawned": st.spawned,
             "crashed": st.crashed,
             "retired": st.retired,
+            "retired_by": st.retired_by,
             "max_children_reached": st.max_children_reached,
             "slow_requests": st.slow_requests,
             "crash_loop_backoff": st.crash_loop_backoff,
@@ -1053,10 +1187,11 @@ fn site_json(site: &SiteStatus) -> serde_json::Value {
             "mode": st.mode,
             "requests": w.requests,
             "rss_bytes": w.rss,
+            "pss_bytes": w.pss,
             "age_seconds": w.age.as_secs(),
             "elapsed_ms": w.elapsed.as_millis() as u64,
             "request": w.current.as_ref().map(|j| serde_json::json!({
-                "id": j.request_id, "method": j.method, "uri": j.uri, "script": j.script.display().to_string(),
+                "id": j.request_id, "method": j.method, "uri": j.uri, "script": j.script.display().to_string(), "client": j.client,
             })),
         })).collect::<Vec<_>>(),
     })
@@ -1137,9 +1272,11 @@ mod tests {
                     uri: hostile.into(),
                     script: "/srv/<i>.php".into(),
                     background: false,
+                    client: "<u>203.0.113.9</u>".into(),
                 }),
                 elapsed: Duration::from_millis(1500),
                 rss: Some(3 << 20),
+                pss: Some(5 << 19),
                 age: Duration::from_secs(2),
             }],
             ..PoolStatus::default()
@@ -1150,6 +1287,7 @@ mod tests {
         };
         let admin = Admin {
             status: Box::new(Vec::new),
+            requests: None,
             store: None,
             queues: None,
             info: ServerInfo {
@@ -1172,10 +1310,58 @@ mod tests {
             "<h1>site",
             "<b>id",
             "<i>",
+            "<u>",
         ] {
             assert!(!page.contains(bad), "{bad} in {page}");
         }
-        assert!(page.contains("3.0 MiB") && page.contains("1.5 s"), "{page}");
+        assert!(
+            page.contains("3.0 MiB") && page.contains("2.5 MiB") && page.contains("1.5 s"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td>&lt;u&gt;203.0.113.9&lt;/u&gt;</td>"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn each_sample_has_the_quantiles_of_its_own_interval() {
+        // The source's totals: first 100 fast requests (≤ 1 ms), then 10 slow ones added
+        // (in (1, 10] ms); the second sample must see only the slow ones.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let admin = Admin {
+            status: Box::new(Vec::new),
+            requests: Some(Box::new(|| {
+                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                RequestFigures {
+                    by_class: [0, 100 + 10 * n as u64, 0, 0, 0],
+                    latency_bounds_ms: &[1, 10],
+                    latency: vec![100, 10 * n as u64, 0],
+                    ..RequestFigures::default()
+                }
+            })),
+            store: None,
+            queues: None,
+            info: ServerInfo {
+                version: "0".into(),
+                started: SystemTime::now(),
+                listen: "127.0.0.1:1".into(),
+                store_url: None,
+                token: None,
+            },
+            history: History::default(),
+        };
+        let mut prev = Vec::new();
+        let first = admin.sample(&mut prev);
+        assert_eq!(first.responses_2xx, 100);
+        assert_eq!((first.latency_p50_us, first.latency_p99_us), (500, 990));
+        let second = admin.sample(&mut prev);
+        assert_eq!(second.responses_2xx, 110);
+        // 10 requests in (1, 10] ms: the median halfway, 5.5 ms.
+        assert_eq!(second.latency_p50_us, 5500);
+        assert_eq!(second.latency_p99_us, 9910);
+        let third = admin.sample(&mut prev);
+        assert_eq!(third.latency_p99_us, 9910, "10 more slow ones");
     }
 
     #[test]

@@ -74,7 +74,7 @@
       svg.appendChild(line);
       const last = s.values.length ? s.values[s.values.length - 1] : 0;
       const label = document.createElementNS(SVG, "text");
-      label.setAttribute("x", PAD + k * 130);
+      label.setAttribute("x", PAD + k * Math.floor((W - PAD) / series.length));
       label.setAttribute("y", H + 15);
       label.setAttribute("font-size", "11");
       label.setAttribute("fill", s.color);
@@ -98,16 +98,32 @@
       const dv = r[f[n]] - rows[i][f[n]];
       return dt > 0 && dv > 0 ? dv / dt : 0;
     });
+    // The mean of `sum` per unit of `count` over each interval (0 when count did not move).
+    const mean = (sum, count) => rows.slice(1).map((r, i) => {
+      const dn = r[f[count]] - rows[i][f[count]];
+      const ds = r[f[sum]] - rows[i][f[sum]];
+      return dn > 0 && ds > 0 ? ds / dn : 0;
+    });
+    const us = (n) => rows.slice(1).map((r) => r[f[n]] / 1000);
+    const ms = (v) => (v < 10 ? v.toFixed(2) : Math.round(v).toString()) + " ms";
     const num = (v) => (Math.round(v * 10) / 10).toString();
     const perS = (v) => num(v) + "/s";
     const box = document.getElementById("plots");
     const figs = [
-      plot("Requests/s", perS, xs, [
-        { name: "accepted", color: "#1565c0", values: rate("accepted") },
-        { name: "503 queue full", color: "#c62828", values: rate("queue_full") },
-        { name: "503 timeout", color: "#ef6c00", values: rate("queue_timeouts") },
+      plot("Requests/s by outcome", perS, xs, [
+        { name: "2xx", color: "#2e7d32", values: rate("responses_2xx") },
+        { name: "4xx", color: "#ef6c00", values: rate("responses_4xx") },
+        { name: "5xx", color: "#c62828", values: rate("responses_5xx") },
+        { name: "503 shed", color: "#6a1b9a", values: rate("shed") },
+      ]),
+      plot("Latency", ms, xs, [
+        { name: "p50", color: "#1565c0", values: us("latency_p50_us") },
+        { name: "p99", color: "#c62828", values: us("latency_p99_us") },
       ]),
       plot("Queue", num, xs, [{ name: "waiting", color: "#6a1b9a", values: gauge("queue_len") }]),
+      plot("Wait for a worker (mean)", ms, xs, [
+        { name: "wait", color: "#6a1b9a", values: mean("wait_us", "waited").map((v) => v / 1000) },
+      ]),
       plot("Workers", num, xs, [
         { name: "busy", color: "#c62828", values: gauge("busy") },
         { name: "idle", color: "#2e7d32", values: gauge("idle") },
@@ -117,9 +133,16 @@
         { name: "retired", color: "#2e7d32", values: rate("retired") },
         { name: "crashed", color: "#c62828", values: rate("crashed") },
       ]),
-      plot("Worker memory (RSS)", size, xs, [
-        { name: "total", color: "#1565c0", values: gauge("worker_rss") },
-        { name: "largest", color: "#ef6c00", values: gauge("worker_rss_max") },
+      plot("Why workers ended /s", perS, xs, [
+        { name: "requests", color: "#2e7d32", values: rate("retired_requests") },
+        { name: "lifetime", color: "#1565c0", values: rate("retired_lifetime") },
+        { name: "memory", color: "#ef6c00", values: rate("retired_memory") },
+        { name: "signal", color: "#c62828", values: rate("crashed_signal") },
+      ]),
+      plot("Worker memory", size, xs, [
+        { name: "PSS total", color: "#2e7d32", values: gauge("worker_pss") },
+        { name: "RSS total", color: "#1565c0", values: gauge("worker_rss") },
+        { name: "RSS largest", color: "#ef6c00", values: gauge("worker_rss_max") },
       ]),
       plot("Store", perS, xs, [{ name: "commands", color: "#1565c0", values: rate("store_commands") }]),
       plot("Store memory", size, xs, [{ name: "used", color: "#6a1b9a", values: gauge("store_memory") }]),
@@ -153,11 +176,13 @@
         return [
           w.pid, w.state, w.requests,
           w.rss_bytes == null ? "-" : size(w.rss_bytes),
+          w.pss_bytes == null ? "-" : size(w.pss_bytes),
           dur(w.elapsed_ms),
           r ? r.method + " " + r.uri + " (" + r.script + ")" : "",
+          r ? r.client : "",
           r ? r.id : "",
         ];
-      }), ["pid", "state", "requests", "RSS", "elapsed", "request", "id"]));
+      }), ["pid", "state", "requests", "RSS", "PSS", "elapsed", "request", "client", "id"]));
     });
     document.getElementById("sites").replaceChildren(...out);
     document.getElementById("uptime").textContent = dur(st.uptime_seconds * 1000);

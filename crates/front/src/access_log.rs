@@ -31,7 +31,8 @@ const MAX_BUFFER: usize = 8 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessFormat {
     /// `combined` (nginx, Apache), then `key=value` fields: `rt` (request time, s), `ut`
-    /// (time until the worker's response head, s), `wt` (wait for a worker, s), `pid`, `id`.
+    /// (time until the worker's response head, s), `wt` (wait for a worker, s), `pid`, `id`,
+    /// `tp` (the W3C `traceparent` PHP saw).
     Combined,
     /// One JSON object per line.
     Json,
@@ -101,6 +102,9 @@ pub(crate) struct Entry {
     pub wait: Option<Duration>,
     pub worker: Option<u32>,
     pub request_id: Arc<str>,
+    /// The `traceparent` passed to PHP (the client's, or a new one; internal requests get
+    /// a new one).
+    pub traceparent: Option<Arc<str>>,
     pub host: Option<http::HeaderValue>,
     pub referer: Option<http::HeaderValue>,
     pub user_agent: Option<http::HeaderValue>,
@@ -308,6 +312,9 @@ fn combined_into(e: &Entry, s: &mut String) {
         None => s.push_str(" pid=-"),
     }
     let _ = write!(s, " id={}", e.request_id);
+    if let Some(tp) = &e.traceparent {
+        let _ = write!(s, " tp={tp}");
+    }
     if !e.complete {
         s.push_str(" incomplete");
     }
@@ -330,6 +337,7 @@ fn json_line(e: &Entry) -> String {
         "wait_ms": e.wait.map(ms),
         "worker": e.worker,
         "request_id": &*e.request_id,
+        "traceparent": e.traceparent.as_deref(),
         "host": text(&e.host),
         "referer": text(&e.referer),
         "user_agent": text(&e.user_agent),
@@ -447,6 +455,7 @@ mod tests {
             wait: Some(Duration::ZERO),
             worker: Some(4242),
             request_id: "abc123".into(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             host: Some(http::HeaderValue::from_static("example.com")),
             referer: None,
             user_agent: Some(http::HeaderValue::from_bytes(b"curl/8.0 \"x\"\t\xff").unwrap()),
@@ -467,7 +476,7 @@ mod tests {
     fn combined_line_escapes_what_the_client_sent() {
         assert_eq!(
             combined(&entry()),
-            "192.0.2.7 - - [23/Nov/2026:07:10:01 +0000] \"GET /a?q=%22x%22 HTTP/1.1\" 200 1234 \"-\" \"curl/8.0 \\x22x\\x22\\x09\\xFF\" rt=0.012 ut=0.010 wt=0.000 pid=4242 id=abc123\n"
+            "192.0.2.7 - - [23/Nov/2026:07:10:01 +0000] \"GET /a?q=%22x%22 HTTP/1.1\" 200 1234 \"-\" \"curl/8.0 \\x22x\\x22\\x09\\xFF\" rt=0.012 ut=0.010 wt=0.000 pid=4242 id=abc123 tp=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n"
         );
     }
 
@@ -482,6 +491,10 @@ mod tests {
         assert_eq!(v["duration_ms"], 12.345);
         assert_eq!(v["worker"], 4242);
         assert_eq!(v["request_id"], "abc123");
+        assert_eq!(
+            v["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
         assert_eq!(v["client"], "192.0.2.7");
         assert!(v.get("upstream_ms").is_none());
         assert!(v.get("referer").is_none());
@@ -502,7 +515,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 5001);
         assert!(
-            text.lines().all(|l| l.ends_with("id=abc123")),
+            text.lines().all(|l| l.ends_with("-00f067aa0ba902b7-01")),
             "whole lines"
         );
     }

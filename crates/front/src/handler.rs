@@ -242,6 +242,8 @@ impl App {
 /// The configuration in force; replaced whole on reload.
 pub(crate) struct Shared {
     pub current: std::sync::RwLock<Arc<App>>,
+    /// Client request outcomes; here rather than in `App` so a reload keeps the counts.
+    pub stats: crate::stats::Stats,
 }
 
 impl Shared {
@@ -267,6 +269,9 @@ pub(crate) struct Upstream {
     pub pid: Option<u32>,
     pub wait: Option<Duration>,
     pub head: Option<Duration>,
+    /// Answered 503 because no worker could take the request (queue full, wait timed
+    /// out): counted apart from other 5xx.
+    pub shed: bool,
 }
 
 /// Request facts the access log needs after the request itself is consumed.
@@ -296,6 +301,14 @@ pub(crate) async fn handle(
         .and_then(|v| request_id::accept(v.as_bytes()))
         .unwrap_or_else(request_id::generate)
         .into();
+    // PHP always sees one (HTTP_TRACEPARENT): the client's when valid, else a new trace.
+    let traceparent: Arc<str> = crate::trace::accept(req.headers())
+        .unwrap_or_else(crate::trace::generate)
+        .into();
+    if let Ok(v) = HeaderValue::from_str(&traceparent) {
+        req.headers_mut()
+            .insert(HeaderName::from_static(crate::trace::HEADER), v);
+    }
     let client = proxy::client(
         peer.remote,
         peer.https,
@@ -363,6 +376,8 @@ pub(crate) async fn handle(
                     crate::internal::run(&shared, req).await;
                 });
             }
+            let duration = started.elapsed();
+            shared.stats.record(status, up.shed, duration, up.wait);
             if let (Some(log), Some(f)) = (log, fields) {
                 log.write(&Entry {
                     time: f.time,
@@ -373,11 +388,12 @@ pub(crate) async fn handle(
                     status,
                     bytes,
                     complete,
-                    duration: started.elapsed(),
+                    duration,
                     upstream: up.head,
                     wait: up.wait,
                     worker: up.pid,
                     request_id: rid,
+                    traceparent: Some(traceparent),
                     host: f.host,
                     referer: f.referer,
                     user_agent: f.user_agent,
@@ -659,6 +675,7 @@ pub(crate) async fn exec_script(
         uri: raw_target.to_string(),
         script: script_filename.clone(),
         background,
+        client: peer.remote.ip().to_string(),
     };
     let pool = site.pool_for_script(queue, &script_filename).clone();
     let queue = queue.map(str::to_string);
@@ -707,6 +724,7 @@ pub(crate) async fn exec_script(
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(request_id = &**rid, "no worker: {e}");
+            up.shed = matches!(e, AcquireError::QueueFull | AcquireError::Timeout);
             return Ok(error_page::unavailable(5));
         }
     };

@@ -105,6 +105,8 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
             .and_then(|n| HeaderValue::from_str(n).ok())
             .unwrap_or(HeaderValue::from_static("localhost"))
     });
+    // A trace of its own, so a script finds HTTP_TRACEPARENT whoever started it.
+    let traceparent: Arc<str> = crate::trace::generate().into();
     let mut builder = Request::builder();
     if body.is_some() {
         builder = builder.header(header::CONTENT_TYPE, "application/octet-stream");
@@ -119,6 +121,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
         )
         .header("x-isola-internal", kind.as_str())
         .header("x-request-id", &*rid)
+        .header(crate::trace::HEADER, &*traceparent)
         .body(());
     let parts = match built {
         Ok(r) => r.into_parts().0,
@@ -232,6 +235,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
             upstream: up.head,
             wait: up.wait,
             worker: up.pid,
+            traceparent: Some(traceparent),
             request_id: rid.clone(),
             host: Some(host.clone()),
             referer: None,

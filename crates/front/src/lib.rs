@@ -2,10 +2,11 @@
 //! connection.
 //!
 //! Owns: accepting connections and serving HTTP/1.1, h2c and HTTPS with hyper, connection
-//! limits and timeouts, request limits and validation, trusted proxies, request ids, routing
+//! limits and timeouts, request limits and validation, trusted proxies, request ids, W3C `traceparent` (`trace.rs`), routing
 //! through [`isola_router`], static file responses, the CGI/1.1 environment, the FastCGI
 //! exchange over a leased worker connection (request body streamed in, response streamed
-//! out), CGI response translation, compression, error pages, the access log.
+//! out), CGI response translation, compression, error pages, the access log, the counts of
+//! request outcomes and latencies (`stats.rs`).
 //!
 //! Never: starts, stops or picks worker processes (that is [`isola_pool`]), or reads
 //! configuration files.
@@ -24,7 +25,9 @@ mod request_id;
 mod server;
 mod spool;
 mod static_file;
+mod stats;
 pub mod tls;
+mod trace;
 
 pub use access_log::{AccessFormat, AccessLog};
 pub use body::ResponseBody;
@@ -33,3 +36,4 @@ pub use compress::Policy as CompressionPolicy;
 pub use handler::{CacheControl, HostMap, Limits, Options, Settings, Site, UnknownHost};
 pub use server::{serve, ConnLimits, Front, FrontHandle};
 pub use server::{serve_listeners, Listeners};
+pub use stats::{RequestStats, LATENCY_BOUNDS_MS};

@@ -68,6 +68,11 @@ impl FrontHandle {
             .collect()
     }
 
+    /// Client request outcomes and latencies since start (reloads keep counting).
+    pub fn request_stats(&self) -> crate::stats::RequestStats {
+        self.shared.stats.snapshot()
+    }
+
     /// Runs an internal request (a schedule's, a job's); resolves when it is done.
     pub async fn internal_request(
         &self,
@@ -136,6 +141,7 @@ impl Front {
         Self {
             shared: Arc::new(Shared {
                 current: std::sync::RwLock::new(Arc::new(app)),
+                stats: crate::stats::Stats::default(),
             }),
             connections: Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1))),
             limits,

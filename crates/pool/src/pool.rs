@@ -75,6 +75,9 @@ pub struct JobInfo {
     pub script: PathBuf,
     /// Background work (a queued job) rather than a client's request.
     pub background: bool,
+    /// The client's address (after trusted-proxy headers), as text; loopback for internal
+    /// requests.
+    pub client: String,
 }
 
 /// A pool's load, see [`Pool::headroom`].
@@ -175,6 +178,9 @@ pub struct WorkerStatus {
     pub elapsed: Duration,
     /// Resident memory, bytes, when it could be read.
     pub rss: Option<u64>,
+    /// Proportional set size (shared pages split among the processes that map them, so
+    /// the workers' figures add up to what they really cost), bytes, when it could be read.
+    pub pss: Option<u64>,
     /// Time since the worker started.
     pub age: Duration,
 }
@@ -216,6 +222,11 @@ pub struct PoolStatus {
     pub spawn_failures_in_a_row: u32,
     /// Workers retired by max_requests, max_worker_memory, max_lifetime or as spare.
     pub retired: u64,
+    /// Retirements by reason: `requests`, `lifetime`, `memory` (the recycling limits),
+    /// `code` (a code change or recycle), `spare` (trimmed idle workers), `idle`
+    /// (ondemand's idle_timeout), `script_ended` (a worker script's loop ended),
+    /// `stopping` (the pool stopping); they add up to `retired`.
+    pub retired_by: std::collections::BTreeMap<&'static str, u64>,
     /// Crashes by signal name (`SIGSEGV`...), or `exit` for an unexpected exit.
     pub crashes_by_signal: std::collections::BTreeMap<String, u64>,
     /// Requests refused because the queue was full.
@@ -313,7 +324,7 @@ impl Pool {
                 .collect()
         };
         for id in idle {
-            self.inner.retire(id, why);
+            self.inner.retire(id, "code", why);
         }
         self.inner.fill();
     }
@@ -515,10 +526,18 @@ impl Pool {
                 requests: w.requests,
                 current: w.current.clone(),
                 elapsed: w.since.elapsed(),
-                rss: rss_bytes(w.pid),
+                rss: None,
+                pss: None,
                 age: w.born.elapsed(),
             })
             .collect();
+        drop(st);
+        // Read outside the lock: /proc reads (smaps_rollup walks the process's mappings)
+        // must not hold up acquires and releases.
+        for w in &mut s.workers {
+            w.rss = rss_bytes(w.pid);
+            w.pss = crate::sizing::pss_bytes(w.pid);
+        }
         s.workers.sort_by_key(|w| w.pid);
         s
     }
@@ -678,7 +697,7 @@ impl Inner {
                                 w.requests += 1;
                             }
                             if shutting_down {
-                                Some("pool stopping".to_string())
+                                Some(("stopping", "pool stopping".to_string()))
                             } else {
                                 self.recycle_reason(w, recycle_before.as_ref(), rss)
                             }
@@ -686,9 +705,9 @@ impl Inner {
                         None => return,
                     }
                 };
-                if let Some(why) = retire {
+                if let Some((reason, why)) = retire {
                     drop(stream);
-                    self.retire(id, &why);
+                    self.retire(id, reason, &why);
                 } else {
                     self.dispatch(id, stream);
                 }
@@ -698,7 +717,7 @@ impl Inner {
                 if let Some(w) = self.lock().workers.get_mut(&id) {
                     w.requests += 1;
                 }
-                self.retire(id, "its worker script ended");
+                self.retire(id, "script_ended", "its worker script ended");
             }
             Outcome::Broken => {
                 drop(stream);
@@ -734,35 +753,40 @@ impl Inner {
         w: &Worker,
         recycle_before: Option<&(Instant, String)>,
         rss: Option<u64>,
-    ) -> Option<String> {
+    ) -> Option<(&'static str, String)> {
         let c = &self.config;
         if let Some((_, why)) = recycle_before.filter(|(t, _)| w.born < *t) {
-            return Some(why.clone());
+            return Some(("code", why.clone()));
         }
         if c.max_requests > 0 && w.requests >= c.max_requests {
-            return Some(format!("max_requests reached ({})", w.requests));
+            return Some(("requests", format!("max_requests reached ({})", w.requests)));
         }
         if let Some(max) = c.max_lifetime {
             if w.born.elapsed() >= max {
-                return Some(format!("max_lifetime reached ({max:?})"));
+                return Some(("lifetime", format!("max_lifetime reached ({max:?})")));
             }
         }
         if let Some(limit) = c.max_worker_memory {
             if let Some(rss) = rss.filter(|&r| r > limit) {
-                return Some(format!(
-                    "max_worker_memory exceeded (RSS {} MiB > {} MiB)",
-                    rss >> 20,
-                    limit >> 20
+                return Some((
+                    "memory",
+                    format!(
+                        "max_worker_memory exceeded (RSS {} MiB > {} MiB)",
+                        rss >> 20,
+                        limit >> 20
+                    ),
                 ));
             }
         }
         None
     }
 
-    /// Planned retirement (recycling, spare trimming): logged at info and counted.
-    fn retire(&self, id: u64, why: &str) {
+    /// Planned retirement (recycling, spare trimming): logged at info and counted, in total
+    /// and under `reason` (a short key for `/metrics`; `why` is the sentence for the log).
+    fn retire(&self, id: u64, reason: &'static str, why: &str) {
         let mut st = self.lock();
         st.stats.retired += 1;
+        *st.stats.retired_by.entry(reason).or_insert(0) += 1;
         if let Some(w) = st.workers.get_mut(&id) {
             tracing::info!(pid = w.pid, requests = w.requests, "retiring worker: {why}");
             w.state = WorkerState::Retiring;
@@ -1105,7 +1129,7 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
     loop {
         tick.tick().await;
         let Some(inner) = pool.upgrade() else { return };
-        let retire: Vec<(u64, String)> = {
+        let retire: Vec<(u64, (&'static str, String))> = {
             let mut st = inner.lock();
             if st.shutting_down {
                 return;
@@ -1127,16 +1151,19 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
                 let age = w.map_or(Duration::ZERO, |w| now.duration_since(w.born));
                 let why = if surplus > 0 {
                     surplus -= 1;
-                    Some(if over_limit > 0 {
-                        "more workers than max_children".to_string()
-                    } else {
-                        "more idle workers than max_spare".to_string()
-                    })
+                    Some((
+                        "spare",
+                        if over_limit > 0 {
+                            "more workers than max_children".to_string()
+                        } else {
+                            "more idle workers than max_spare".to_string()
+                        },
+                    ))
                 } else if matches!(inner.config.pm, ProcessManager::OnDemand { idle_timeout } if idle_for >= idle_timeout)
                 {
-                    Some(format!("idle for {:?}", idle_for))
+                    Some(("idle", format!("idle for {:?}", idle_for)))
                 } else if inner.config.max_lifetime.is_some_and(|m| age >= m) {
-                    Some("max_lifetime reached".to_string())
+                    Some(("lifetime", "max_lifetime reached".to_string()))
                 } else {
                     None
                 };
@@ -1151,8 +1178,8 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
             st.idle = keep;
             out
         };
-        for (id, why) in retire {
-            inner.retire(id, &why);
+        for (id, (reason, why)) in retire {
+            inner.retire(id, reason, &why);
         }
         inner.resize();
         inner.report();
