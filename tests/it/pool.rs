@@ -87,6 +87,58 @@ fn max_requests_recycles_workers() {
     assert_ne!(pids[5], pids[6]);
 }
 
+/// Sends a request and hangs up after `after`, without reading the answer.
+fn send_and_leave(addr: std::net::SocketAddr, target: &str, after: Duration) {
+    use std::io::Write;
+    let mut c = crate::http::connect(addr);
+    c.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    std::thread::sleep(after);
+}
+
+fn wait_for_file(path: &std::path::Path, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    path.exists()
+}
+
+/// With the default `run_abandoned = true`, a request whose client hangs up runs to its end
+/// all the same: while it waits in the queue, and while its script works before its first
+/// output (the exchange runs on the client's task until the client goes, then on its own).
+#[test]
+fn by_default_a_request_whose_client_hangs_up_still_runs_to_its_end() {
+    let s = Server::with_config("[pool]\nmax_children = 1\nqueue_timeout = \"10s\"\n");
+    let addr = s.addr;
+    // Hung up while its script runs, before any output.
+    send_and_leave(
+        addr,
+        "/late_touch.php?ms=600&tag=running",
+        Duration::from_millis(150),
+    );
+    assert!(
+        wait_for_file(&s.docroot.join("ran-running"), Duration::from_secs(10)),
+        "a running request was cut short when its client left"
+    );
+    // Hung up while queued behind a busy worker.
+    let busy = std::thread::spawn(move || get(addr, "/sleep.php?ms=800"));
+    std::thread::sleep(Duration::from_millis(200));
+    send_and_leave(addr, "/touch.php?tag=queued", Duration::from_millis(100));
+    assert_eq!(busy.join().unwrap().status, 200);
+    assert!(
+        wait_for_file(&s.docroot.join("ran-queued"), Duration::from_secs(10)),
+        "a queued request was dropped when its client left"
+    );
+    // And the worker serves on.
+    let r = get(addr, "/touch.php?tag=after");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "touched");
+}
+
 #[test]
 fn with_run_abandoned_off_a_client_that_leaves_the_queue_never_reaches_a_worker() {
     let s = Server::with_config(
@@ -95,14 +147,8 @@ fn with_run_abandoned_off_a_client_that_leaves_the_queue_never_reaches_a_worker(
     let addr = s.addr;
     let busy = std::thread::spawn(move || get(addr, "/sleep.php?ms=1200"));
     std::thread::sleep(Duration::from_millis(300));
-    {
-        use std::io::Write;
-        let mut c = crate::http::connect(addr);
-        c.write_all(b"GET /touch.php?tag=gone HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        // The client goes away while its request waits for the busy worker.
-    }
+    // The client goes away while its request waits for the busy worker.
+    send_and_leave(addr, "/touch.php?tag=gone", Duration::from_millis(200));
     assert_eq!(busy.join().unwrap().status, 200);
     assert_eq!(get(addr, "/touch.php?tag=stay").status, 200);
     assert!(s.docroot.join("ran-stay").exists());

@@ -10,6 +10,7 @@
 //! connection broke, the response was malformed or the time limit passed. A request that
 //! reached a worker is never re-sent anywhere else: it may not be idempotent.
 use crate::body::{ResponseBody, StreamChunk};
+use crate::detach::Detach;
 use crate::spool::Spooled;
 use bytes::{Bytes, BytesMut};
 use isola_fastcgi::{encode_stdin, parse_head, CgiHead, Event, ResponseDecoder};
@@ -48,7 +49,10 @@ pub enum UpstreamError {
 /// The response head and body.
 pub type Answer = (CgiHead, ResponseBody);
 
-/// Runs the exchange on its own task and returns once the head is known.
+/// Runs the exchange and returns once the head is known. The exchange runs on the
+/// caller's task; what is left of it when the head is known (a streamed body), or when the
+/// caller is dropped first, goes on on a task of its own, so the worker is always read to
+/// its END_REQUEST. A small response read whole costs no task at all.
 pub async fn start(
     lease: Lease,
     request: BytesMut,
@@ -56,9 +60,15 @@ pub async fn start(
     deadline: Option<Instant>,
     rid: Arc<str>,
 ) -> Result<Answer, UpstreamError> {
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(drive(lease, request, body, deadline, tx, rid));
-    rx.await.unwrap_or(Err(UpstreamError::WorkerGone))
+    let (tx, mut rx) = oneshot::channel();
+    let mut run = Detach::new(drive(lease, request, body, deadline, tx, rid));
+    tokio::select! {
+        biased;
+        // Done: the head (or the reason there is none) was sent before it ended.
+        () = &mut run => rx.try_recv().unwrap_or(Err(UpstreamError::WorkerGone)),
+        // The head is known and the body still streams: `run` moves to its own task.
+        head = &mut rx => head.unwrap_or(Err(UpstreamError::WorkerGone)),
+    }
 }
 
 /// Where the response goes: first the head (with the body handle), then body chunks.

@@ -709,12 +709,10 @@ pub(crate) async fn exec_script(
         Ok::<_, AcquireError>((wait, pid, running, exchanged))
     };
     let ran = if site.limits.run_abandoned {
-        // On its own task, the request runs even if its client goes away while it waits,
+        // Finished on its own task if the client goes away: the request runs even so,
         // as with php-fpm (whose listen queue keeps a request nginx gave up on). WordPress's
         // cron spawn relies on it: it sends `wp-cron.php` to the server itself and hangs up.
-        tokio::spawn(run)
-            .await
-            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+        crate::detach::Detach::new(run).await
     } else {
         // Dropped with the client's connection: a request nobody waits for never takes a
         // worker.

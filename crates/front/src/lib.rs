@@ -16,6 +16,7 @@ mod body;
 mod cgi_env;
 mod compress;
 mod conn;
+mod detach;
 mod error_page;
 mod exchange;
 mod handler;
