@@ -3,18 +3,12 @@
 // fails to load (4xx/5xx, network error, wrong MIME type) or any console error fails the run.
 //
 // Usage: node browser.mjs BASE_URL USER PASSWORD ARTIFACTS_DIR
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [base, user, password, artifacts] = process.argv.slice(2);
 const problems = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-  ],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();

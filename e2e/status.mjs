@@ -5,18 +5,12 @@
 // Content-Security-Policy violation. Leaves status.png in the artifacts folder.
 //
 // Usage: node status.mjs ADMIN_URL ARTIFACTS_DIR
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [admin, artifacts] = process.argv.slice(2);
 const problems = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-  ],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   const page = await context.newPage();

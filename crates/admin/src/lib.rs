@@ -1258,6 +1258,17 @@ mod tests {
     use super::*;
     use isola_pool::{JobInfo, WorkerStatus};
 
+    /// Server facts for an admin built in a test.
+    fn test_info() -> ServerInfo {
+        ServerInfo {
+            version: "0".into(),
+            started: SystemTime::now(),
+            listen: "127.0.0.1:1".into(),
+            store_url: None,
+            token: None,
+        }
+    }
+
     #[test]
     fn hostile_request_and_site_names_are_escaped_in_the_page() {
         let hostile = "/</svg><script>alert(1)</script>\"'<img src=x onerror=alert(2)>";
@@ -1290,13 +1301,7 @@ mod tests {
             requests: None,
             store: None,
             queues: None,
-            info: ServerInfo {
-                version: "0".into(),
-                started: SystemTime::now(),
-                listen: "127.0.0.1:1".into(),
-                store_url: None,
-                token: None,
-            },
+            info: test_info(),
             history: History::default(),
         };
         let page = admin.html(&[site]);
@@ -1342,13 +1347,7 @@ mod tests {
             })),
             store: None,
             queues: None,
-            info: ServerInfo {
-                version: "0".into(),
-                started: SystemTime::now(),
-                listen: "127.0.0.1:1".into(),
-                store_url: None,
-                token: None,
-            },
+            info: test_info(),
             history: History::default(),
         };
         let mut prev = Vec::new();

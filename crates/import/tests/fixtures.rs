@@ -116,6 +116,17 @@ fn has_note(out: &Import, kind: NoteKind, file_line: &str, text: &str) -> bool {
     })
 }
 
+/// Every (`file:line`, text) pair is listed as not translated.
+fn assert_untranslated(out: &Import, expected: &[(&str, &str)]) {
+    for (at, text) in expected {
+        assert!(
+            has_note(out, NoteKind::Untranslated, at, text),
+            "{at} {text}: {:?}",
+            out.notes
+        );
+    }
+}
+
 #[test]
 fn debian_default_site() {
     let (out, t) = run(Some("nginx-debian-default"), None, None);
@@ -288,21 +299,18 @@ fn laravel_front_controller_with_a_tuned_pool() {
     assert_eq!(env["APP_ENV"].as_str(), Some("production"));
     assert!(env.get("HOSTNAME").is_none());
     assert_eq!(t["php"]["rlimit_files"].as_integer(), Some(4096));
-    for (at, text) in [
-        ("fpm-tuned.conf:29", "cgi.fix_pathinfo"),
-        ("fpm-tuned.conf:32", "$HOSTNAME"),
-        ("fpm-tuned.conf:21", "clean environment"),
-        ("fpm-tuned.conf:18", "slowlog"),
-        ("fpm-tuned.conf:37", "another pool"),
-        ("nginx-laravel.conf:8", "add_header"),
-        ("nginx-laravel.conf:22", "error_page"),
-    ] {
-        assert!(
-            has_note(&out, NoteKind::Untranslated, at, text),
-            "{at} {text}: {:?}",
-            out.notes
-        );
-    }
+    assert_untranslated(
+        &out,
+        &[
+            ("fpm-tuned.conf:29", "cgi.fix_pathinfo"),
+            ("fpm-tuned.conf:32", "$HOSTNAME"),
+            ("fpm-tuned.conf:21", "clean environment"),
+            ("fpm-tuned.conf:18", "slowlog"),
+            ("fpm-tuned.conf:37", "another pool"),
+            ("nginx-laravel.conf:8", "add_header"),
+            ("nginx-laravel.conf:22", "error_page"),
+        ],
+    );
     assert!(has_note(
         &out,
         NoteKind::Info,
@@ -375,18 +383,15 @@ fn symfony_over_tls_with_the_certbot_redirect_block() {
         t["server"]["cache_control"][0]["value"].as_str(),
         Some("max-age=604800")
     );
-    for (at, text) in [
-        ("nginx-symfony-tls.conf:21", "ssl_protocols"),
-        ("nginx-symfony-tls.conf:45", "cannot limit PHP"),
-        ("nginx-symfony-tls.conf:42", "internal"),
-        ("nginx-symfony-tls.conf:58", "error_log"),
-    ] {
-        assert!(
-            has_note(&out, NoteKind::Untranslated, at, text),
-            "{at} {text}: {:?}",
-            out.notes
-        );
-    }
+    assert_untranslated(
+        &out,
+        &[
+            ("nginx-symfony-tls.conf:21", "ssl_protocols"),
+            ("nginx-symfony-tls.conf:45", "cannot limit PHP"),
+            ("nginx-symfony-tls.conf:42", "internal"),
+            ("nginx-symfony-tls.conf:58", "error_log"),
+        ],
+    );
     assert!(has_note(
         &out,
         NoteKind::Info,
@@ -463,17 +468,14 @@ fn dokuwiki_hand_written() {
     );
     assert_eq!(strs(&s["index"]), ["doku.php"]);
     assert_eq!(s["max_body_size"].as_str(), Some("4M"));
-    for (at, text) in [
-        ("nginx-dokuwiki.conf:14", "write server.deny by hand"),
-        ("nginx-dokuwiki.conf:26", "rewrite"),
-        ("nginx-dokuwiki.conf:22", "@dokuwiki"),
-    ] {
-        assert!(
-            has_note(&out, NoteKind::Untranslated, at, text),
-            "{at} {text}: {:?}",
-            out.notes
-        );
-    }
+    assert_untranslated(
+        &out,
+        &[
+            ("nginx-dokuwiki.conf:14", "write server.deny by hand"),
+            ("nginx-dokuwiki.conf:26", "rewrite"),
+            ("nginx-dokuwiki.conf:22", "@dokuwiki"),
+        ],
+    );
     load(&out.toml);
 }
 

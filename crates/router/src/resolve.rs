@@ -114,17 +114,20 @@ impl Router {
 
         // The common case, a file reached by its own URL: one open beneath the root both
         // finds it and proves containment. Anything else takes the `stat` path below.
-        if !trailing {
+        let opened = if trailing {
+            None
+        } else {
             match self.open_beneath(&fs_path) {
                 Some(Opened::Found(file, meta)) if meta.is_file() => {
                     return self.opened_file(fs_path, allowed, OpenFile::new(file, meta));
                 }
-                Some(Opened::Missing) => return self.fallback(static_only),
-                Some(Opened::Denied) => return Route::Deny(Deny::Forbidden),
-                _ => {}
+                Some(Opened::Found(_, meta)) if meta.is_dir() => Some(Probe::Dir),
+                Some(Opened::Missing) => Some(Probe::Missing),
+                Some(Opened::Denied) => Some(Probe::Denied),
+                _ => None,
             }
-        }
-        match probe(&fs_path) {
+        };
+        match opened.unwrap_or_else(|| probe(&fs_path)) {
             // `file/` is ENOTDIR to the kernel: not there.
             Probe::File if trailing => self.fallback(static_only),
             Probe::File => self.static_file(fs_path, allowed),
