@@ -17,7 +17,7 @@ mod validate;
 pub use queue::{JobTarget, QueueConfig, DEFER_QUEUE};
 pub use raw::{
     NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
-    RawPool, RawQueue, RawSchedule, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
+    RawPool, RawQueue, RawSchedule, RawSendfile, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
 };
 pub use schedule::{ScheduleConfig, When};
 pub use sites::{SiteConfig, UnknownHost};
@@ -28,7 +28,7 @@ pub use store::{
 pub use units::{parse_duration, parse_size};
 pub use validate::{
     AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpBackend,
-    PhpConfig, PmMode, PoolSettings, ServerConfig, TlsCertFiles,
+    PhpConfig, PmMode, PoolSettings, SendfileDir, ServerConfig, TlsCertFiles,
 };
 
 use std::path::{Path, PathBuf};

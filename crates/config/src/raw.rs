@@ -161,6 +161,8 @@ pub struct RawSite {
     pub cache_control: Option<Vec<RawCacheControl>>,
     /// URL prefixes served from other folders.
     pub alias: Option<Vec<RawAlias>>,
+    /// Folders a script may hand a file from (X-Sendfile, X-Accel-Redirect).
+    pub sendfile: Option<Vec<RawSendfile>>,
     /// Largest request body accepted by this site.
     pub max_body_size: Option<NumOrStr>,
     /// `[site.pool]`: this site's pool settings over `[pool]`.
@@ -243,6 +245,9 @@ pub struct RawServer {
     pub cache_control: Option<Vec<RawCacheControl>>,
     /// `[[server.alias]]`: URL prefixes served from other folders.
     pub alias: Option<Vec<RawAlias>>,
+    /// `[[server.sendfile]]`: folders a script may hand a file from (X-Sendfile,
+    /// X-Accel-Redirect); none when unset.
+    pub sendfile: Option<Vec<RawSendfile>>,
     /// `[server.compression]`
     pub compression: Option<RawCompression>,
     /// With `[[site]]`: what a Host no site names gets: `default` (the default site),
@@ -258,6 +263,17 @@ pub struct RawAlias {
     pub path: Option<String>,
     /// The folder served there.
     pub dir: Option<PathBuf>,
+}
+
+/// One `[[server.sendfile]]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSendfile {
+    /// The folder (absolute) files may be sent from.
+    pub dir: Option<PathBuf>,
+    /// Internal URL prefix for X-Accel-Redirect, e.g. `/protected`; never reachable by a
+    /// client. Without it, only X-Sendfile paths reach the folder.
+    pub path: Option<String>,
 }
 
 /// One `[[server.cache_control]]`.

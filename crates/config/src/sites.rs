@@ -35,6 +35,8 @@ pub struct SiteConfig {
     pub cache_control: Vec<CacheRule>,
     /// URL prefixes served from other folders.
     pub aliases: Vec<(String, PathBuf)>,
+    /// Folders a script may hand a file from.
+    pub sendfile: Vec<crate::SendfileDir>,
     /// Largest request body, bytes.
     pub max_body_size: u64,
     /// The site's pool.
@@ -65,6 +67,7 @@ impl SiteConfig {
             allow: s.allow.clone(),
             cache_control: s.cache_control.clone(),
             aliases: s.aliases.clone(),
+            sendfile: s.sendfile.clone(),
             max_body_size: s.max_body_size,
             pool: c.pool.clone(),
             php: c.php.clone(),
@@ -94,6 +97,7 @@ const SITE_SERVER_KEYS: &[&str] = &[
     "allow",
     "cache_control",
     "alias",
+    "sendfile",
     "max_body_size",
 ];
 
@@ -271,6 +275,7 @@ fn derive(top: &RawConfig, site: RawSite) -> Result<RawConfig, String> {
         allow: site.allow,
         cache_control: site.cache_control,
         alias: site.alias,
+        sendfile: site.sendfile,
         max_body_size: site.max_body_size,
         ..RawServer::default()
     };

@@ -100,8 +100,20 @@ pub struct ServerConfig {
     pub cache_control: Vec<CacheRule>,
     /// URL prefixes served from other folders: (`/wp-content`, canonical folder).
     pub aliases: Vec<(String, PathBuf)>,
+    /// Folders a script may hand a file from (X-Sendfile, X-Accel-Redirect).
+    pub sendfile: Vec<SendfileDir>,
     /// On-the-fly compression.
     pub compression: Compression,
+}
+
+/// One `[[server.sendfile]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendfileDir {
+    /// The folder as configured (absolute, no trailing slash), not canonicalised: a deploy
+    /// that swaps a symlink in it is followed, as for the document root.
+    pub dir: PathBuf,
+    /// Internal URL prefix for X-Accel-Redirect (`/protected`), if any.
+    pub path: Option<String>,
 }
 
 /// One `[[server.cache_control]]`, validated.
@@ -414,17 +426,12 @@ impl RawConfig {
         for (i, a) in s.alias.unwrap_or_default().into_iter().enumerate() {
             let key = format!("server.alias[{i}]");
             let path = a.path.unwrap_or_default();
-            let segments: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
-            if !path.starts_with('/')
-                || segments.is_empty()
-                || segments.iter().any(|x| x.starts_with('.'))
-                || path.contains(['\0', '%', '?', '#'])
-            {
+            let Some(folder) = url_folder(&path) else {
                 errs.push(format!(
                     "{key}.path: {path:?} must be a URL folder like \"/wp-content\" (not \"/\", no dot segments)"
                 ));
                 continue;
-            }
+            };
             let Some(dir) = a.dir else {
                 errs.push(format!(
                     "{key}.dir: missing; name the folder served at {path}"
@@ -432,13 +439,14 @@ impl RawConfig {
                 continue;
             };
             match base_dir.join(&dir).canonicalize() {
-                Ok(d) if d.is_dir() => aliases.push((format!("/{}", segments.join("/")), d)),
+                Ok(d) if d.is_dir() => aliases.push((folder, d)),
                 _ => errs.push(format!(
                     "{key}.dir: {} is not a folder",
                     base_dir.join(&dir).display()
                 )),
             }
         }
+        let sendfile = sendfile_dirs(s.sendfile.unwrap_or_default(), &mut errs);
         let c = s.compression.unwrap_or_default();
         let mut codings = Vec::new();
         for coding in c
@@ -911,6 +919,7 @@ impl RawConfig {
                 allow,
                 cache_control,
                 aliases,
+                sendfile,
                 compression,
             },
             pool: PoolSettings {
@@ -960,6 +969,75 @@ impl RawConfig {
             store,
         })
     }
+}
+
+/// A URL folder as `/seg/seg` (slashes collapsed, none trailing), or `None` when `path` is
+/// not one: no leading `/`, the root itself, a dot segment, or a byte that would be decoded
+/// or cut off (`%`, `?`, `#`, NUL).
+fn url_folder(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+    let bad = !path.starts_with('/')
+        || segments.is_empty()
+        || segments.iter().any(|x| x.starts_with('.'))
+        || path.contains(['\0', '%', '?', '#']);
+    (!bad).then(|| format!("/{}", segments.join("/")))
+}
+
+/// `[[server.sendfile]]`: each folder absolute and there, each internal prefix a URL folder
+/// named once.
+fn sendfile_dirs(raw: Vec<crate::RawSendfile>, errs: &mut Vec<String>) -> Vec<SendfileDir> {
+    let mut out: Vec<SendfileDir> = Vec::new();
+    for (i, e) in raw.into_iter().enumerate() {
+        let key = format!("server.sendfile[{i}]");
+        let path = match e.path {
+            None => None,
+            Some(p) => match url_folder(&p) {
+                Some(f) if out.iter().any(|o| o.path.as_ref() == Some(&f)) => {
+                    errs.push(format!("{key}.path: {p:?} is named by an earlier entry"));
+                    continue;
+                }
+                Some(f) => Some(f),
+                None => {
+                    errs.push(format!(
+                        "{key}.path: {p:?} must be a URL folder like \"/protected\" (not \"/\", no dot segments)"
+                    ));
+                    continue;
+                }
+            },
+        };
+        let Some(dir) = e.dir else {
+            errs.push(format!(
+                "{key}.dir: missing; name the folder files are sent from, e.g. \"/srv/private\""
+            ));
+            continue;
+        };
+        if !dir.is_absolute() {
+            errs.push(format!(
+                "{key}.dir: {} must be an absolute path (X-Sendfile names files by absolute path)",
+                dir.display()
+            ));
+            continue;
+        }
+        if !dir.is_dir() {
+            errs.push(format!("{key}.dir: {} is not a folder", dir.display()));
+            continue;
+        }
+        let mut bytes = std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str());
+        while let [rest @ .., b'/'] = bytes {
+            bytes = rest;
+        }
+        if bytes.is_empty() {
+            errs.push(format!(
+                "{key}.dir: / would let a script send any file; name a folder of its own"
+            ));
+            continue;
+        }
+        let dir = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+            bytes,
+        ));
+        out.push(SendfileDir { dir, path });
+    }
+    out
 }
 
 fn ini_value(v: &toml::Value) -> Option<String> {
@@ -1251,6 +1329,42 @@ mod tests {
         ] {
             assert!(e.contains(key), "{key} missing from {e}");
         }
+    }
+
+    #[test]
+    fn sendfile_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let c = validate(&format!(
+            "{PHP}[[server.sendfile]]\npath = \"/protected/\"\ndir = \"{d}/\"\n[[server.sendfile]]\ndir = \"{d}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.server.sendfile.len(), 2);
+        assert_eq!(c.server.sendfile[0].path.as_deref(), Some("/protected"));
+        assert_eq!(c.server.sendfile[0].dir, dir.path());
+        assert_eq!(c.server.sendfile[1].path, None);
+        assert_eq!(c.sites[0].sendfile, c.server.sendfile);
+        assert!(validate(PHP).unwrap().server.sendfile.is_empty(), "off by default");
+        let e = errors(&format!(
+            "{PHP}[[server.sendfile]]\npath = \"protected\"\ndir = \"{d}\"\n\
+             [[server.sendfile]]\ndir = \"public\"\n\
+             [[server.sendfile]]\ndir = \"{d}/missing\"\n\
+             [[server.sendfile]]\npath = \"/p\"\n\
+             [[server.sendfile]]\ndir = \"/\"\n\
+             [[server.sendfile]]\npath = \"/a\"\ndir = \"{d}\"\n\
+             [[server.sendfile]]\npath = \"/a/\"\ndir = \"{d}\"\n"
+        ));
+        for key in [
+            "server.sendfile[0].path",
+            "server.sendfile[1].dir: public must be an absolute path",
+            "server.sendfile[2].dir",
+            "server.sendfile[3].dir: missing",
+            "server.sendfile[4].dir: /",
+            "server.sendfile[6].path",
+        ] {
+            assert!(e.contains(key), "{key} missing from {e}");
+        }
+        assert!(!e.contains("server.sendfile[5]"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,14 @@ mod resolve;
 
 pub use pattern::{PathPatterns, PatternError};
 
+/// A request path (still percent-encoded, starting with `/`) decoded and normalised by the
+/// rules [`Router::resolve`] applies first (rules 1 and 2): the bytes it routes on, empty for
+/// the root, else `/seg(/seg)*` without a trailing slash. For checks made before routing, so
+/// they see the same path the router does.
+pub fn normalize_path(raw_path: &str) -> Result<Vec<u8>, Deny> {
+    normalize::normalize(raw_path).map(|n| n.bytes)
+}
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
