@@ -489,7 +489,14 @@ async fn build_site(
         run_abandoned: p.run_abandoned,
         tmp_dir: runtime.to_path_buf(),
     };
+    let sendfile = isola_front::Sendfile::new(
+        &sc.sendfile
+            .iter()
+            .map(|d| (d.dir.clone(), d.path.clone()))
+            .collect::<Vec<_>>(),
+    );
     Ok(Site {
+        sendfile,
         names: sc.names.clone(),
         router,
         cache_control,

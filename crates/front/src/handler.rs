@@ -41,6 +41,8 @@ pub struct Site {
     pub worker: Option<(PathBuf, Pool)>,
     /// Its request limits.
     pub limits: Limits,
+    /// Folders its scripts may hand files from (X-Sendfile, X-Accel-Redirect).
+    pub sendfile: crate::sendfile::Sendfile,
 }
 
 impl Site {
@@ -107,7 +109,7 @@ impl CacheControl {
         Ok(CacheControl { patterns, values })
     }
 
-    fn lookup(&self, url: &[u8]) -> Option<&HeaderValue> {
+    pub(crate) fn lookup(&self, url: &[u8]) -> Option<&HeaderValue> {
         self.values.get(self.patterns.first_match(url)?)
     }
 }
@@ -293,6 +295,10 @@ pub(crate) async fn handle(
 ) -> Response<ResponseBody> {
     // Only Isola's own internal requests carry this: a script may trust it.
     req.headers_mut().remove("x-isola-internal");
+    // Frameworks believe these to decide how to send a file; Isola sets them itself.
+    for h in crate::sendfile::REQUEST_HEADERS {
+        req.headers_mut().remove(*h);
+    }
     let started = Instant::now();
     let app = shared.app();
     let rid: Arc<str> = req
@@ -417,6 +423,10 @@ async fn respond(
             Some(pq) => (pq.path(), pq.query()),
             None => return Err(StatusCode::BAD_REQUEST),
         };
+        if site.sendfile.is_internal(path) {
+            // Reached only through X-Accel-Redirect (nginx's `internal`).
+            return Err(StatusCode::NOT_FOUND);
+        }
         Ok((site, site.router.resolve(path, query)))
     });
     let (site, route) = match routed {
@@ -584,7 +594,7 @@ async fn run_script(
         filename: script_filename,
         name: script_name,
         path_info,
-        env: &[],
+        env: site.sendfile.env(),
         timeout: None,
         background: false,
         queue: None,
@@ -730,7 +740,10 @@ pub(crate) async fn exec_script(
     up.pid = Some(pid);
     up.head = Some(running.elapsed());
     match exchanged {
-        Ok((head, body)) => Ok(translate(head, body, parts.method == Method::HEAD)),
+        Ok((head, body)) => {
+            let resp = translate(head, body, parts.method == Method::HEAD);
+            Ok(crate::sendfile::answer(site, &parts.method, &parts.headers, resp, rid).await)
+        }
         Err(e) => {
             let status = match e {
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,

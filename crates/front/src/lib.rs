@@ -3,7 +3,8 @@
 //!
 //! Owns: accepting connections and serving HTTP/1.1, h2c and HTTPS with hyper, connection
 //! limits and timeouts, request limits and validation, trusted proxies, request ids, W3C `traceparent` (`trace.rs`), routing
-//! through [`isola_router`], static file responses, the CGI/1.1 environment, the FastCGI
+//! through [`isola_router`], static file responses, files a script names (X-Sendfile,
+//! X-Accel-Redirect: `sendfile.rs`), the CGI/1.1 environment, the FastCGI
 //! exchange over a leased worker connection (request body streamed in, response streamed
 //! out), CGI response translation, compression, error pages, the access log, the counts of
 //! request outcomes and latencies (`stats.rs`).
@@ -23,6 +24,7 @@ mod handler;
 pub mod internal;
 mod proxy;
 mod request_id;
+mod sendfile;
 mod server;
 mod spool;
 mod static_file;
@@ -34,6 +36,7 @@ pub use access_log::{AccessFormat, AccessLog};
 pub use body::ResponseBody;
 pub use body::StreamChunk;
 pub use compress::Policy as CompressionPolicy;
+pub use sendfile::Sendfile;
 pub use handler::{CacheControl, HostMap, Limits, Options, Settings, Site, UnknownHost};
 pub use server::{serve, ConnLimits, Front, FrontHandle};
 pub use server::{serve_listeners, Listeners};
