@@ -20,6 +20,7 @@ mod queue;
 mod redis;
 mod reload;
 mod routing;
+mod sendfile;
 mod serving;
 mod status;
 mod store;

@@ -1032,9 +1032,8 @@ fn sendfile_dirs(raw: Vec<crate::RawSendfile>, errs: &mut Vec<String>) -> Vec<Se
             ));
             continue;
         }
-        let dir = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-            bytes,
-        ));
+        let dir =
+            PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes));
         out.push(SendfileDir { dir, path });
     }
     out
@@ -1344,7 +1343,10 @@ mod tests {
         assert_eq!(c.server.sendfile[0].dir, dir.path());
         assert_eq!(c.server.sendfile[1].path, None);
         assert_eq!(c.sites[0].sendfile, c.server.sendfile);
-        assert!(validate(PHP).unwrap().server.sendfile.is_empty(), "off by default");
+        assert!(
+            validate(PHP).unwrap().server.sendfile.is_empty(),
+            "off by default"
+        );
         let e = errors(&format!(
             "{PHP}[[server.sendfile]]\npath = \"protected\"\ndir = \"{d}\"\n\
              [[server.sendfile]]\ndir = \"public\"\n\

@@ -97,8 +97,11 @@ impl Sendfile {
             return false;
         }
         // A path the router refuses is refused anyway; only what it would route matters.
-        isola_router::normalize_path(raw_path)
-            .is_ok_and(|url| self.locations.iter().any(|l| l.below_prefix(&url).is_some()))
+        isola_router::normalize_path(raw_path).is_ok_and(|url| {
+            self.locations
+                .iter()
+                .any(|l| l.below_prefix(&url).is_some())
+        })
     }
 
     /// The file a header value names: X-Accel-Redirect's is an internal URL
@@ -187,6 +190,12 @@ fn encode(bytes: &[u8]) -> String {
     s
 }
 
+/// PHP's `default_mimetype` with or without the default charset: what every script's
+/// response carries unless it sets a type, so it says nothing about the file.
+fn is_php_default_type(v: &[u8]) -> bool {
+    v.eq_ignore_ascii_case(b"text/html; charset=UTF-8") || v.eq_ignore_ascii_case(b"text/html")
+}
+
 /// Headers of the script's response that describe its own body, not the file: the file's
 /// response has its own.
 fn describes_body(name: &HeaderName) -> bool {
@@ -271,8 +280,9 @@ pub(crate) async fn answer(
             continue;
         }
         if name == header::CONTENT_TYPE {
-            // The script's type (it knows what it sends); none on a 304 or on the 416 page.
-            if has_body {
+            // The script's type (it knows what it sends), unless it is the one PHP sends
+            // when a script sets none; none on a 304 or on the 416 page.
+            if has_body && !is_php_default_type(value.as_bytes()) {
                 out.insert(name, value);
             }
             continue;
@@ -324,7 +334,10 @@ mod tests {
         let (_t, s) = setup();
         let a = "x-accel-redirect";
         assert_eq!(file(&s, a, "/protected/a.pdf").as_deref(), Some("pdf"));
-        assert_eq!(file(&s, a, "/protected//sub/./b.txt?x=1").as_deref(), Some("b"));
+        assert_eq!(
+            file(&s, a, "/protected//sub/./b.txt?x=1").as_deref(),
+            Some("b")
+        );
         assert_eq!(file(&s, a, "/protected/sub%2Fb.txt").as_deref(), Some("b"));
         assert_eq!(file(&s, a, "/protected/100%25.txt").as_deref(), Some("pct"));
         for refused in [
@@ -394,7 +407,10 @@ mod tests {
     #[test]
     fn frameworks_are_told_to_send_real_paths_only_where_it_is_on() {
         let (_t, s) = setup();
-        assert_eq!(s.env(), &[("HTTP_X_SENDFILE_TYPE", "X-Sendfile".to_string())]);
+        assert_eq!(
+            s.env(),
+            &[("HTTP_X_SENDFILE_TYPE", "X-Sendfile".to_string())]
+        );
         assert!(Sendfile::default().env().is_empty());
     }
 }
