@@ -69,6 +69,15 @@ fn check_config(cfg: &Config) -> Vec<String> {
         for (prefix, dir) in &site.aliases {
             readable_dir(&mut out, &format!("{} {prefix}", key("alias")), dir, user);
         }
+        for d in &site.sendfile {
+            // The script names the file (Symfony checks it is readable), Isola sends it.
+            readable_dir(
+                &mut out,
+                &format!("{} {}", key("sendfile"), d.dir.display()),
+                &d.dir,
+                user,
+            );
+        }
     }
     // Sites inheriting `[php]` share its settings: check each distinct PHP once.
     let mut seen = BTreeSet::new();

@@ -411,3 +411,32 @@ fn symfony_binary_file_response_is_sent_by_isola() {
     assert_eq!(r.status, 404);
     assert!(!r.text().contains("OUTSIDE-SECRET"));
 }
+
+#[test]
+fn a_bad_sendfile_entry_stops_the_server_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    std::fs::write(
+        dir.path().join("isola.toml"),
+        "[server]\ndocroot = \"www\"\nlisten = \"127.0.0.1:0\"\n\
+         [[server.sendfile]]\ndir = \"relative\"\n\
+         [[server.sendfile]]\ndir = \"/nonexistent/private\"\n\
+         [[server.sendfile]]\ndir = \"/tmp\"\npath = \"protected\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_isola"))
+        .env("STATE_DIRECTORY", dir.path().join("state"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("isola.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for want in [
+        "server.sendfile[0].dir: relative must be an absolute path",
+        "server.sendfile[1].dir: /nonexistent/private is not a folder",
+        "server.sendfile[2].path: \"protected\" must be a URL folder",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from {err}");
+    }
+}

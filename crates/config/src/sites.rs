@@ -373,6 +373,30 @@ mod tests {
     }
 
     #[test]
+    fn sendfile_folders_are_a_site_key() {
+        let d = Dir::new();
+        let b = d.0.path().join("b");
+        let c = d
+            .validate(&format!(
+                "[[site]]\nserver_names = [\"a.test\"]\ndocroot = \"a\"\n\
+                 [[site]]\nserver_names = [\"b.test\"]\ndocroot = \"b\"\n\
+                 [[site.sendfile]]\ndir = \"{}\"\npath = \"/protected\"\n",
+                b.display()
+            ))
+            .unwrap();
+        assert!(c.sites[0].sendfile.is_empty());
+        assert_eq!(c.sites[1].sendfile.len(), 1);
+        assert_eq!(c.sites[1].sendfile[0].dir, b);
+        let e = d.errors(
+            "[[site]]\nserver_names = [\"a.test\"]\ndocroot = \"a\"\n[[site.sendfile]]\ndir = \"b\"\n",
+        );
+        assert!(
+            e.contains("site[0]") && e.contains("sendfile[0].dir"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn single_site_answers_every_host() {
         let d = Dir::new();
         let c = d.validate("[server]\ndocroot = \"a\"\n").unwrap();
