@@ -56,6 +56,7 @@ pub(crate) struct Doc {
     pub server: Table,
     pub compression: Table,
     pub aliases: Vec<Table>,
+    pub sendfile: Vec<Table>,
     pub cache_control: Vec<Table>,
     pub site: Option<Table>,
     pub certs: Vec<Table>,
@@ -132,6 +133,9 @@ impl Doc {
         }
         for a in &self.aliases {
             table(&mut out, "[[server.alias]]", a);
+        }
+        for a in &self.sendfile {
+            table(&mut out, "[[server.sendfile]]", a);
         }
         for c in &self.cache_control {
             table(&mut out, "[[server.cache_control]]", c);

@@ -776,6 +776,11 @@ impl Ctx {
             [name, ..] if CGI_PARAMS.contains(&name.as_str()) => {
                 self.info(d, "not needed: Isola sets this CGI parameter itself")
             }
+            [name, ..] if name == "HTTP_X_SENDFILE_TYPE" || name == "HTTP_X_ACCEL_MAPPING" => self
+                .info(
+                    d,
+                    "not needed: with [[server.sendfile]] Isola sets HTTP_X_SENDFILE_TYPE itself (X-Sendfile, no mapping)",
+                ),
             [name, value] if name == "PHP_VALUE" || name == "PHP_ADMIN_VALUE" => {
                 for line in value.split('\n') {
                     let Some((k, v)) = line.split_once('=') else {
@@ -900,6 +905,10 @@ impl Ctx {
             };
             return self.deny(d, pat);
         }
+        // location /protected/ { internal; alias /srv/private/; }: X-Accel-Redirect's target.
+        if names("internal") {
+            return self.internal(d, m, p, &children);
+        }
         // alias
         if let Some(alias) = children.iter().find(|c| c.name == "alias") {
             return self.alias(d, m, p, alias, &children);
@@ -953,6 +962,56 @@ impl Ctx {
             match c.name.as_str() {
                 "access_log" | "log_not_found" => self.skip(c, "no per-location logging in Isola"),
                 _ => self.skip(c, "inside an untranslated location"),
+            }
+        }
+    }
+
+    /// An `internal` prefix location: a `[[server.sendfile]]` folder with that prefix, the
+    /// folder from its `alias`, its `root` or the server's root.
+    fn internal(&mut self, d: &Directive, m: &str, p: &str, children: &[Directive]) {
+        let plain = !p.contains(['\\', '(', '[', '*', '+', '?', '|', '$', '^']);
+        if !matches!(m, "" | "^~") || !plain || p.trim_matches('/').is_empty() {
+            return self.skip(d, "an internal location other than a URL prefix");
+        }
+        let arg = |name: &str| {
+            children
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.args.first().cloned())
+        };
+        let path = format!("/{}", p.trim_matches('/'));
+        let root = arg("root").or_else(|| match self.doc.server.get("docroot") {
+            Some(toml::Value::String(r)) => Some(r.clone()),
+            _ => None,
+        });
+        let dir = match (arg("alias"), root) {
+            (Some(a), _) => a,
+            (None, Some(r)) => format!("{}{path}", r.trim_end_matches('/')),
+            (None, None) => return self.skip(d, "an internal location without alias or root"),
+        };
+        if dir.contains('$') || !dir.starts_with('/') {
+            return self.skip(
+                d,
+                "an internal location whose folder is not an absolute path",
+            );
+        }
+        let dir = if dir.len() > 1 {
+            dir.trim_end_matches('/').to_string()
+        } else {
+            dir
+        };
+        let mut t = Table::default();
+        t.set("path", path.as_str(), &at(d));
+        t.set("dir", dir.as_str(), &at(d));
+        self.doc.sendfile.push(t);
+        self.info(
+            d,
+            "X-Accel-Redirect (and X-Sendfile) below this prefix are sent from the folder; clients get 404",
+        );
+        for c in children {
+            match c.name.as_str() {
+                "internal" | "alias" | "root" => {}
+                _ => self.skip(c, "inside an internal location: no Isola equivalent"),
             }
         }
     }

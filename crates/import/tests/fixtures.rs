@@ -75,6 +75,9 @@ fn load(text: &str) -> Config {
     for a in raw.server.alias.iter_mut().flatten() {
         a.dir = mkdir(&a.dir);
     }
+    for a in raw.server.sendfile.iter_mut().flatten() {
+        a.dir = mkdir(&a.dir);
+    }
     for c in raw.tls.cert.iter_mut().flatten() {
         for f in [&mut c.cert, &mut c.key] {
             if let Some(p) = f {
@@ -540,6 +543,67 @@ fn includes_are_followed_when_readable_and_listed_when_not() {
         out.toml
     );
     load(&out.toml);
+}
+
+#[test]
+fn internal_locations_become_sendfile_folders() {
+    let text = "server {\n listen 80;\n root /srv/app/public;\n \
+                location /protected/ {\n  internal;\n  alias /srv/private/;\n }\n \
+                location ^~ /exports {\n  internal;\n  add_header X-Frame-Options DENY;\n }\n \
+                location ~ ^/x/(.*)$ {\n  internal;\n  alias /srv/x/$1;\n }\n \
+                location ~ \\.php$ {\n  fastcgi_pass unix:/run/php/php-fpm.sock;\n  \
+                fastcgi_param HTTP_X_SENDFILE_TYPE X-Accel-Redirect;\n  \
+                fastcgi_param HTTP_X_ACCEL_MAPPING /srv/private/=/protected/;\n }\n}\n";
+    let out = import(
+        Some(Source {
+            name: "app.conf",
+            text,
+        }),
+        None,
+        &Options::default(),
+    )
+    .unwrap();
+    let t: toml::Table = out.toml.parse().unwrap();
+    let sf = &t["server"]["sendfile"];
+    assert_eq!(sf[0]["path"].as_str(), Some("/protected"));
+    assert_eq!(sf[0]["dir"].as_str(), Some("/srv/private"));
+    assert_eq!(sf[1]["path"].as_str(), Some("/exports"));
+    assert_eq!(sf[1]["dir"].as_str(), Some("/srv/app/public/exports"));
+    assert_eq!(sf.as_array().unwrap().len(), 2);
+    assert!(has_note(
+        &out,
+        NoteKind::Info,
+        "app.conf:4",
+        "X-Accel-Redirect"
+    ));
+    assert!(has_note(
+        &out,
+        NoteKind::Untranslated,
+        "app.conf:10",
+        "internal location"
+    ));
+    assert!(has_note(
+        &out,
+        NoteKind::Untranslated,
+        "app.conf:12",
+        "other than a URL prefix"
+    ));
+    assert!(has_note(
+        &out,
+        NoteKind::Info,
+        "app.conf:18",
+        "HTTP_X_SENDFILE_TYPE itself"
+    ));
+    assert!(has_note(
+        &out,
+        NoteKind::Info,
+        "app.conf:19",
+        "HTTP_X_SENDFILE_TYPE itself"
+    ));
+    assert!(t.get("php").is_none(), "{}", out.toml);
+    let c = load(&out.toml);
+    assert_eq!(c.server.sendfile.len(), 2);
+    assert_eq!(c.server.sendfile[0].path.as_deref(), Some("/protected"));
 }
 
 #[test]
