@@ -440,3 +440,18 @@ fn a_bad_sendfile_entry_stops_the_server_naming_its_key() {
         assert!(err.contains(want), "{want:?} missing from {err}");
     }
 }
+
+#[test]
+fn a_script_that_goes_on_after_its_head_is_not_waited_for() {
+    let e = serve(CONFIG);
+    let started = Instant::now();
+    let r = send(&e, "accel", "/protected/report.pdf", "&linger=1", &[]);
+    let took = started.elapsed();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), REPORT, "neither the early nor the late output");
+    assert!(took < Duration::from_millis(700), "took {took:?}");
+    // The worker finishes its script and serves again.
+    for _ in 0..3 {
+        assert_eq!(get(e.s.addr, "/env.php").status, 200);
+    }
+}

@@ -15,3 +15,10 @@ header('Last-Modified: Thu, 01 Jan 1970 00:00:00 GMT');
 header('Content-Length: 8');
 header($h . ': ' . $_GET['f']);
 echo "PHP BODY";
+if (isset($_GET['linger'])) {
+    // The head is out and the script goes on: its later output is discarded too.
+    while (ob_get_level()) { ob_end_flush(); }
+    flush();
+    usleep(800000);
+    echo "LATE BODY";
+}
