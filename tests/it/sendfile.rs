@@ -111,6 +111,20 @@ fn accel_redirect_sends_the_file_with_the_scripts_headers() {
     for gone in ["x-accel-redirect", "x-sendfile"] {
         assert_eq!(r.header(gone), None, "{gone} is for Isola only");
     }
+    // The access log line says the body was the file.
+    let id = r.header("x-request-id").unwrap().to_string();
+    assert!(e
+        .s
+        .wait_for_log(&format!("id={id}"), Duration::from_secs(5)));
+    let line =
+        e.s.stdout_lines()
+            .into_iter()
+            .find(|l| l.contains(&format!("id={id}")))
+            .unwrap();
+    assert!(
+        line.contains(&format!("\" 200 {} ", REPORT.len())) && line.ends_with(" sendfile"),
+        "{line}"
+    );
     // Without a type from the script, the file's own.
     let r = send(&e, "accel", "/protected/docs/notes.txt", "", &[]);
     assert_eq!(r.text(), "0123456789abcdefghij");

@@ -32,7 +32,8 @@ const MAX_BUFFER: usize = 8 * 1024 * 1024;
 pub enum AccessFormat {
     /// `combined` (nginx, Apache), then `key=value` fields: `rt` (request time, s), `ut`
     /// (time until the worker's response head, s), `wt` (wait for a worker, s), `pid`, `id`,
-    /// `tp` (the W3C `traceparent` PHP saw).
+    /// `tp` (the W3C `traceparent` PHP saw), then `sendfile` when the body is a file the
+    /// script named and `incomplete` when the client left first.
     Combined,
     /// One JSON object per line.
     Json,
@@ -101,6 +102,8 @@ pub(crate) struct Entry {
     pub upstream: Option<Duration>,
     pub wait: Option<Duration>,
     pub worker: Option<u32>,
+    /// The body is a file the script named (X-Sendfile, X-Accel-Redirect).
+    pub sendfile: bool,
     pub request_id: Arc<str>,
     /// The `traceparent` passed to PHP (the client's, or a new one; internal requests get
     /// a new one).
@@ -315,6 +318,9 @@ fn combined_into(e: &Entry, s: &mut String) {
     if let Some(tp) = &e.traceparent {
         let _ = write!(s, " tp={tp}");
     }
+    if e.sendfile {
+        s.push_str(" sendfile");
+    }
     if !e.complete {
         s.push_str(" incomplete");
     }
@@ -336,6 +342,7 @@ fn json_line(e: &Entry) -> String {
         "upstream_ms": e.upstream.map(ms),
         "wait_ms": e.wait.map(ms),
         "worker": e.worker,
+        "sendfile": e.sendfile.then_some(true),
         "request_id": &*e.request_id,
         "traceparent": e.traceparent.as_deref(),
         "host": text(&e.host),
@@ -454,6 +461,7 @@ mod tests {
             upstream: Some(Duration::from_micros(10_000)),
             wait: Some(Duration::ZERO),
             worker: Some(4242),
+            sendfile: false,
             request_id: "abc123".into(),
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             host: Some(http::HeaderValue::from_static("example.com")),
@@ -498,6 +506,11 @@ mod tests {
         assert_eq!(v["client"], "192.0.2.7");
         assert!(v.get("upstream_ms").is_none());
         assert!(v.get("referer").is_none());
+        assert!(v.get("sendfile").is_none(), "only when true");
+        e.sendfile = true;
+        let v: serde_json::Value = serde_json::from_str(&json_line(&e)).unwrap();
+        assert_eq!(v["sendfile"], true);
+        assert!(combined(&e).ends_with(" sendfile\n"));
     }
 
     #[test]

@@ -274,6 +274,8 @@ pub(crate) struct Upstream {
     /// Answered 503 because no worker could take the request (queue full, wait timed
     /// out): counted apart from other 5xx.
     pub shed: bool,
+    /// The body is a file the script named (X-Sendfile, X-Accel-Redirect).
+    pub sendfile: bool,
 }
 
 /// Request facts the access log needs after the request itself is consumed.
@@ -398,6 +400,7 @@ pub(crate) async fn handle(
                     upstream: up.head,
                     wait: up.wait,
                     worker: up.pid,
+                    sendfile: up.sendfile,
                     request_id: rid,
                     traceparent: Some(traceparent),
                     host: f.host,
@@ -742,7 +745,10 @@ pub(crate) async fn exec_script(
     match exchanged {
         Ok((head, body)) => {
             let resp = translate(head, body, parts.method == Method::HEAD);
-            Ok(crate::sendfile::answer(site, &parts.method, &parts.headers, resp, rid).await)
+            let (resp, sent_file) =
+                crate::sendfile::answer(site, &parts.method, &parts.headers, resp, rid).await;
+            up.sendfile = sent_file;
+            Ok(resp)
         }
         Err(e) => {
             let status = match e {

@@ -235,6 +235,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
             upstream: up.head,
             wait: up.wait,
             worker: up.pid,
+            sendfile: up.sendfile,
             traceparent: Some(traceparent),
             request_id: rid.clone(),
             host: Some(host.clone()),

@@ -212,7 +212,8 @@ fn describes_body(name: &HeaderName) -> bool {
 }
 
 /// The script's response `resp` to the request (`method`, `req_headers`) if it names no
-/// file; else the file's response with the script's other headers. The script's body, if
+/// file; else the file's response with the script's other headers, and `true` when that
+/// response is the file (not a refusal), for the access log. The script's body, if
 /// any, is dropped unread: a streamed one tells the exchange the client is gone, so the
 /// worker is read to its end and released without waiting for the file to be sent.
 pub(crate) async fn answer(
@@ -221,7 +222,7 @@ pub(crate) async fn answer(
     req_headers: &HeaderMap,
     mut resp: Response<ResponseBody>,
     rid: &str,
-) -> Response<ResponseBody> {
+) -> (Response<ResponseBody>, bool) {
     let mut named = None;
     for h in HEADERS {
         if let Some(v) = resp.headers_mut().remove(*h) {
@@ -229,7 +230,7 @@ pub(crate) async fn answer(
         }
     }
     let Some((which, value)) = named else {
-        return resp;
+        return (resp, false);
     };
     let shown = String::from_utf8_lossy(value.as_bytes()).into_owned();
     if site.sendfile.locations.is_empty() {
@@ -237,13 +238,13 @@ pub(crate) async fn answer(
             request_id = rid,
             "{which}: {shown:?} ignored: no [[server.sendfile]] folder is configured"
         );
-        return resp;
+        return (resp, false);
     }
     let (path, opened, url) = match site.sendfile.target(which, value.as_bytes()) {
         Target::File(path, opened, url) => (path, opened, url),
         Target::Refused(why) => {
             tracing::warn!(request_id = rid, "{which}: {shown:?} refused: {why}");
-            return error_page::page(StatusCode::NOT_FOUND);
+            return (error_page::page(StatusCode::NOT_FOUND), false);
         }
     };
     // A download after a POST is sent as the answer to a GET would be (nginx does the same).
@@ -256,11 +257,12 @@ pub(crate) async fn answer(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(request_id = rid, path = %path.display(), "{which}: {e}");
-            return error_page::page(match e.kind() {
+            let status = match e.kind() {
                 std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
-            });
+            };
+            return (error_page::page(status), false);
         }
     };
     let status = file.status();
@@ -298,7 +300,7 @@ pub(crate) async fn answer(
             out.insert(header::CACHE_CONTROL, v.clone());
         }
     }
-    file
+    (file, true)
 }
 
 #[cfg(test)]
