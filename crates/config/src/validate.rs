@@ -426,11 +426,12 @@ impl RawConfig {
         for (i, a) in s.alias.unwrap_or_default().into_iter().enumerate() {
             let key = format!("server.alias[{i}]");
             let path = a.path.unwrap_or_default();
-            let Some(folder) = url_folder(&path) else {
-                errs.push(format!(
-                    "{key}.path: {path:?} must be a URL folder like \"/wp-content\" (not \"/\", no dot segments)"
-                ));
-                continue;
+            let folder = match url_folder(&key, &path, "/wp-content") {
+                Ok(f) => f,
+                Err(e) => {
+                    errs.push(e);
+                    continue;
+                }
             };
             let Some(dir) = a.dir else {
                 errs.push(format!(
@@ -971,16 +972,21 @@ impl RawConfig {
     }
 }
 
-/// A URL folder as `/seg/seg` (slashes collapsed, none trailing), or `None` when `path` is
-/// not one: no leading `/`, the root itself, a dot segment, or a byte that would be decoded
-/// or cut off (`%`, `?`, `#`, NUL).
-fn url_folder(path: &str) -> Option<String> {
+/// `{key}.path` as a URL folder `/seg/seg` (slashes collapsed, none trailing), or the
+/// problem (shown with `example`) when it is not one: no leading `/`, the root itself, a dot
+/// segment, or a byte that would be decoded or cut off (`%`, `?`, `#`, NUL).
+fn url_folder(key: &str, path: &str, example: &str) -> Result<String, String> {
     let segments: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
     let bad = !path.starts_with('/')
         || segments.is_empty()
         || segments.iter().any(|x| x.starts_with('.'))
         || path.contains(['\0', '%', '?', '#']);
-    (!bad).then(|| format!("/{}", segments.join("/")))
+    if bad {
+        return Err(format!(
+            "{key}.path: {path:?} must be a URL folder like \"{example}\" (not \"/\", no dot segments)"
+        ));
+    }
+    Ok(format!("/{}", segments.join("/")))
 }
 
 /// `[[server.sendfile]]`: each folder absolute and there, each internal prefix a URL folder
@@ -989,21 +995,17 @@ fn sendfile_dirs(raw: Vec<crate::RawSendfile>, errs: &mut Vec<String>) -> Vec<Se
     let mut out: Vec<SendfileDir> = Vec::new();
     for (i, e) in raw.into_iter().enumerate() {
         let key = format!("server.sendfile[{i}]");
-        let path = match e.path {
+        let path = match e.path.map(|p| url_folder(&key, &p, "/protected")) {
             None => None,
-            Some(p) => match url_folder(&p) {
-                Some(f) if out.iter().any(|o| o.path.as_ref() == Some(&f)) => {
-                    errs.push(format!("{key}.path: {p:?} is named by an earlier entry"));
-                    continue;
-                }
-                Some(f) => Some(f),
-                None => {
-                    errs.push(format!(
-                        "{key}.path: {p:?} must be a URL folder like \"/protected\" (not \"/\", no dot segments)"
-                    ));
-                    continue;
-                }
-            },
+            Some(Ok(f)) if out.iter().any(|o| o.path.as_ref() == Some(&f)) => {
+                errs.push(format!("{key}.path: {f:?} is named by an earlier entry"));
+                continue;
+            }
+            Some(Ok(f)) => Some(f),
+            Some(Err(e)) => {
+                errs.push(e);
+                continue;
+            }
         };
         let Some(dir) = e.dir else {
             errs.push(format!(

@@ -498,11 +498,7 @@ async fn serve_static(
         .await
         .map_err(|e| {
             tracing::warn!(request_id = rid, path = %path.display(), "static file: {e}");
-            match e.kind() {
-                std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            }
+            static_file::error_status(&e)
         })?;
     let cacheable = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
     if let (true, Some(url)) = (cacheable, site.router.url_of(path)) {

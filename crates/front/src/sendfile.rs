@@ -257,12 +257,7 @@ pub(crate) async fn answer(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(request_id = rid, path = %path.display(), "{which}: {e}");
-            let status = match e.kind() {
-                std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            return (error_page::page(status), false);
+            return (error_page::page(static_file::error_status(&e)), false);
         }
     };
     let status = file.status();

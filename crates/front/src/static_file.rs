@@ -117,6 +117,16 @@ pub async fn serve(
     Ok(resp)
 }
 
+/// The status for a file that could not be served: gone (404), not readable (403), else
+/// a server fault (500).
+pub(crate) fn error_status(e: &std::io::Error) -> StatusCode {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// Exactly `n` bytes of `file` from `offset`; a file that shrank meanwhile is an error (the
 /// length was promised in Content-Length).
 fn read_at(file: &std::fs::File, offset: u64, n: usize) -> std::io::Result<Bytes> {

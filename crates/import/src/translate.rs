@@ -438,6 +438,19 @@ fn location_args(args: &[String]) -> Option<(&str, &str)> {
     }
 }
 
+/// A `path` + `dir` table (`[[server.alias]]`, `[[server.sendfile]]`), the folder without
+/// its trailing slashes (`/` stays `/`); each key with the source line it came from.
+fn folder_table(path: &str, dir: &str, path_at: &str, dir_at: &str) -> Table {
+    let dir = match dir.trim_end_matches('/') {
+        "" => "/",
+        d => d,
+    };
+    let mut t = Table::default();
+    t.set("path", path, path_at);
+    t.set("dir", dir, dir_at);
+    t
+}
+
 /// A regex that names dotfiles: `/\.`, `/\.ht`, `(^|/)\.`, `/\.(?!well-known)`.
 fn is_dotfile_regex(re: &str) -> bool {
     let r = re.trim_start_matches('^');
@@ -995,14 +1008,7 @@ impl Ctx {
                 "an internal location whose folder is not an absolute path",
             );
         }
-        let dir = if dir.len() > 1 {
-            dir.trim_end_matches('/').to_string()
-        } else {
-            dir
-        };
-        let mut t = Table::default();
-        t.set("path", path.as_str(), &at(d));
-        t.set("dir", dir.as_str(), &at(d));
+        let t = folder_table(&path, &dir, &at(d), &at(d));
         self.doc.sendfile.push(t);
         self.info(
             d,
@@ -1052,14 +1058,7 @@ impl Ctx {
             _ => return self.skip(d, "no Isola equivalent for this alias"),
         };
         let path = format!("/{}", path.trim_matches('/'));
-        let dir = if dir.len() > 1 {
-            dir.trim_end_matches('/').to_string()
-        } else {
-            dir
-        };
-        let mut t = Table::default();
-        t.set("path", path.as_str(), &at(d));
-        t.set("dir", dir.as_str(), &at(alias));
+        let t = folder_table(&path, &dir, &at(d), &at(alias));
         self.doc.aliases.push(t);
         for c in children {
             match c.name.as_str() {
