@@ -109,8 +109,17 @@ impl CacheControl {
         Ok(CacheControl { patterns, values })
     }
 
-    pub(crate) fn lookup(&self, url: &[u8]) -> Option<&HeaderValue> {
+    fn lookup(&self, url: &[u8]) -> Option<&HeaderValue> {
         self.values.get(self.patterns.first_match(url)?)
+    }
+
+    /// Sets the rule's Cache-Control for a file reached by `url` on a response that may be
+    /// cached (2xx, 304): a 404 or 416 page is not the file.
+    pub(crate) fn apply(&self, url: &[u8], resp: &mut Response<ResponseBody>) {
+        let cacheable = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
+        if let (true, Some(v)) = (cacheable, self.lookup(url)) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, v.clone());
+        }
     }
 }
 
@@ -500,11 +509,8 @@ async fn serve_static(
             tracing::warn!(request_id = rid, path = %path.display(), "static file: {e}");
             static_file::error_status(&e)
         })?;
-    let cacheable = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
-    if let (true, Some(url)) = (cacheable, site.router.url_of(path)) {
-        if let Some(v) = site.cache_control.lookup(&url) {
-            resp.headers_mut().insert(header::CACHE_CONTROL, v.clone());
-        }
+    if let Some(url) = site.router.url_of(path) {
+        site.cache_control.apply(&url, &mut resp);
     }
     Ok(resp)
 }

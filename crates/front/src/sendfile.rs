@@ -289,11 +289,8 @@ pub(crate) async fn answer(
         }
         out.append(name, value);
     }
-    let cacheable = has_body || status == StatusCode::NOT_MODIFIED;
-    if let (false, true, Some(url)) = (cache_control, cacheable, url) {
-        if let Some(v) = site.cache_control.lookup(&url) {
-            out.insert(header::CACHE_CONTROL, v.clone());
-        }
+    if let (false, Some(url)) = (cache_control, url) {
+        site.cache_control.apply(&url, &mut file);
     }
     (file, true)
 }
