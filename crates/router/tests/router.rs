@@ -1158,3 +1158,18 @@ mod property {
         assert!(seen.iter().all(|&n| n >= 20), "{seen:?}");
     }
 }
+
+#[test]
+fn normalize_path_is_what_resolve_routes_on() {
+    use isola_router::normalize_path;
+    assert_eq!(normalize_path("/a//b/./c/").unwrap(), b"/a/b/c");
+    assert_eq!(
+        normalize_path("/%70rotected/x%2Fy").unwrap(),
+        b"/protected/x/y"
+    );
+    assert_eq!(normalize_path("/a/../b").unwrap(), b"/b");
+    assert_eq!(normalize_path("/").unwrap(), b"");
+    assert_eq!(normalize_path("/../x"), Err(Deny::BadRequest));
+    assert_eq!(normalize_path("/a%00b"), Err(Deny::BadRequest));
+    assert_eq!(normalize_path("/a%zz"), Err(Deny::BadRequest));
+}
