@@ -29,12 +29,16 @@ pub async fn serve(
     // wasm (shipped as .wasm.br by many toolchains). Images and archives cost no stat.
     let may_have_siblings = ctype.to_str().is_ok_and(crate::compress::compressible_type)
         || path.extension().is_some_and(|e| e == "wasm");
-    let (variant, encoding) = if may_have_siblings {
+    let siblings = if may_have_siblings {
         precompressed(path, opened.as_ref().map(|(_, m)| m), req_headers)
     } else {
-        (None, None)
+        Siblings::default()
     };
-    let has_variants = encoding.is_some() || (may_have_siblings && has_precompressed(path));
+    let (variant, encoding) = match siblings.chosen {
+        Some((p, enc)) => (Some(p), Some(enc)),
+        None => (None, None),
+    };
+    let has_variants = siblings.any;
     let (file, meta) = match (variant, opened) {
         (None, Some(opened)) => opened,
         (variant, _) => {
@@ -138,52 +142,82 @@ fn read_at(file: &std::fs::File, offset: u64, n: usize) -> std::io::Result<Bytes
 /// Precompressed siblings, best first: `file.css.br`, then `file.css.gz`.
 const SIBLINGS: &[(&str, &str)] = &[("br", ".br"), ("gzip", ".gz")];
 
-/// The sibling to send instead of `path`, when the client accepts its encoding and it is a
-/// regular file at least as new as the original (a stale sibling would serve old content).
-fn precompressed(
-    path: &Path,
-    known: Option<&std::fs::Metadata>,
-    req: &HeaderMap,
-) -> (Option<std::path::PathBuf>, Option<&'static str>) {
-    let Some(accept) = req
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return (None, None);
-    };
+/// What [`precompressed`] found next to a file.
+#[derive(Default)]
+struct Siblings {
+    /// Some sibling exists: the response varies by Accept-Encoding.
+    any: bool,
+    /// The sibling to send instead, and its coding.
+    chosen: Option<(std::path::PathBuf, &'static str)>,
+}
+
+/// How long "no sibling next to this file" is believed without looking again, while the
+/// file itself is unchanged (same inode, size and mtime). Until a sibling added later is
+/// seen, the file is compressed on the fly: the same content, never a stale one.
+const NO_SIBLINGS_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+/// Files remembered per thread; beyond it the memory starts over.
+const NO_SIBLINGS_MAX: usize = 4096;
+
+thread_local! {
+    /// Files found without siblings: (inode, size, mtime) then, and when. Most files have
+    /// none, and looking costs a failed path lookup per sibling per request.
+    static NO_SIBLINGS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, ((u64, u64, Option<SystemTime>), std::time::Instant)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The precompressed siblings of `path` (`known`: its metadata, when already read): whether
+/// any exists, and the one to send, when the client accepts its coding and it is a regular
+/// file at least as new as the original (a stale sibling would serve old content).
+fn precompressed(path: &Path, known: Option<&std::fs::Metadata>, req: &HeaderMap) -> Siblings {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Siblings::default();
     let orig = match known {
         Some(m) => m.clone(),
         None => match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(_) => return (None, None),
+            Err(_) => return found,
         },
     };
+    let identity = (orig.ino(), orig.len(), orig.modified().ok());
+    let now = std::time::Instant::now();
+    let remembered = NO_SIBLINGS.with_borrow(|m| {
+        m.get(path)
+            .is_some_and(|(id, at)| *id == identity && now.duration_since(*at) < NO_SIBLINGS_FOR)
+    });
+    if remembered {
+        return found;
+    }
+    let accept = req
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
     for (enc, ext) in SIBLINGS {
-        if !accepts(accept, enc) {
-            continue;
-        }
         let mut p = path.as_os_str().to_owned();
         p.push(ext);
         let p = std::path::PathBuf::from(p);
-        if let Ok(m) = std::fs::metadata(&p) {
-            let fresh = match (m.modified(), orig.modified()) {
-                (Ok(a), Ok(b)) => a >= b,
-                _ => true,
-            };
-            if m.is_file() && fresh {
-                return (Some(p), Some(enc));
-            }
+        let Ok(m) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if !m.is_file() {
+            continue;
+        }
+        found.any = true;
+        let fresh = match (m.modified(), orig.modified()) {
+            (Ok(a), Ok(b)) => a >= b,
+            _ => true,
+        };
+        if found.chosen.is_none() && fresh && accept.is_some_and(|a| accepts(a, enc)) {
+            found.chosen = Some((p, enc));
         }
     }
-    (None, None)
-}
-
-fn has_precompressed(path: &Path) -> bool {
-    SIBLINGS.iter().any(|(_, ext)| {
-        let mut p = path.as_os_str().to_owned();
-        p.push(ext);
-        std::path::Path::new(&p).is_file()
-    })
+    if !found.any {
+        NO_SIBLINGS.with_borrow_mut(|m| {
+            if m.len() >= NO_SIBLINGS_MAX {
+                m.clear();
+            }
+            m.insert(path.to_path_buf(), (identity, now));
+        });
+    }
+    found
 }
 
 /// Whether an Accept-Encoding value accepts `coding` (RFC 9110 12.5.3): listed (or `*`) with
@@ -359,13 +393,18 @@ mod tests {
         std::fs::write(dir.path().join("app.css.gz"), "gz").unwrap();
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT_ENCODING, "gzip, br".parse().unwrap());
-        let (p, enc) = precompressed(&f, None, &h);
-        assert_eq!(enc, Some("gzip"), "no .br sibling: gzip");
-        assert!(p.unwrap().ends_with("app.css.gz"));
+        let enc = |h: &HeaderMap| precompressed(&f, None, h).chosen.map(|(_, e)| e);
+        let (p, e) = precompressed(&f, None, &h).chosen.unwrap();
+        assert_eq!(e, "gzip", "no .br sibling: gzip");
+        assert!(p.ends_with("app.css.gz"));
         std::fs::write(dir.path().join("app.css.br"), "br").unwrap();
-        assert_eq!(precompressed(&f, None, &h).1, Some("br"));
+        assert_eq!(enc(&h), Some("br"));
         h.insert(header::ACCEPT_ENCODING, "identity".parse().unwrap());
-        assert_eq!(precompressed(&f, None, &h).1, None);
+        let s = precompressed(&f, None, &h);
+        assert!(
+            s.chosen.is_none() && s.any,
+            "not accepted, but the response varies"
+        );
         // A sibling older than the original is stale: not used.
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         let sib = std::fs::File::options()
@@ -374,7 +413,33 @@ mod tests {
             .unwrap();
         sib.set_modified(old).unwrap();
         h.insert(header::ACCEPT_ENCODING, "br".parse().unwrap());
-        assert_eq!(precompressed(&f, None, &h).1, None);
+        assert_eq!(enc(&h), None);
+    }
+
+    #[test]
+    fn a_file_without_siblings_is_looked_at_again_once_it_changes_or_a_second_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("app.js");
+        std::fs::write(&f, "x").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, "gzip".parse().unwrap());
+        assert!(!precompressed(&f, None, &h).any);
+        // Added next to an unchanged file: believed absent for a moment (the file is then
+        // compressed on the fly), seen after NO_SIBLINGS_FOR.
+        std::fs::write(dir.path().join("app.js.gz"), "gz").unwrap();
+        assert!(precompressed(&f, None, &h).chosen.is_none());
+        std::thread::sleep(NO_SIBLINGS_FOR + std::time::Duration::from_millis(50));
+        assert_eq!(
+            precompressed(&f, None, &h).chosen.map(|(_, e)| e),
+            Some("gzip")
+        );
+        // A changed file is looked at again at once.
+        let g = dir.path().join("lib.js");
+        std::fs::write(&g, "x").unwrap();
+        assert!(!precompressed(&g, None, &h).any);
+        std::fs::write(dir.path().join("lib.js.gz"), "gz").unwrap();
+        std::fs::write(&g, "longer").unwrap();
+        assert!(precompressed(&g, None, &h).any);
     }
 
     #[test]
