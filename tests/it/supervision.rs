@@ -21,12 +21,79 @@ fn slow_requests_are_logged_once_with_their_script() {
         s.stderr()
     );
     let log = s.stderr();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("slow request")).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("slow request ("))
+        .collect();
     assert_eq!(lines.len(), 1, "logged once: {lines:?}");
     assert!(
         lines[0].contains("slow-one") && lines[0].contains("sleep.php"),
         "{}",
         lines[0]
+    );
+}
+
+/// php-fpm's slowlog trace: the stack of a slow request, innermost first, each frame with
+/// where it was called from, taken while the request runs on untouched (its sleep() is not
+/// cut short). Only the native backend can take it; php-cgi logs the slow line alone.
+#[test]
+fn slow_requests_log_their_php_backtrace_on_the_native_backend() {
+    let native = !std::env::var("ISOLA_BACKEND").is_ok_and(|b| b == "php-cgi");
+    let toml = "[pool]\nmax_children = 1\nslowlog_timeout = \"400ms\"\n";
+    let s = if native {
+        Server::with_config_and(toml, &["--backend", "native"])
+    } else {
+        Server::with_config(toml)
+    };
+    let t = Instant::now();
+    let r = crate::http::request(
+        s.addr,
+        "GET",
+        "/slowtrace.php?s=2",
+        &["X-Request-Id: traced-one"],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", s.stderr());
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "left=0 slept=full\n",
+        "the request ran as without a trace"
+    );
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert!(
+        s.wait_for_log("slow request", Duration::from_secs(3)),
+        "{}",
+        s.stderr()
+    );
+    let log = s.stderr();
+    let frames: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("slow request backtrace"))
+        .collect();
+    if !native {
+        assert!(frames.is_empty(), "php-cgi cannot take one: {frames:?}");
+        return;
+    }
+    let file = s.docroot.join("slowtrace.php");
+    let file = file.display();
+    let want = [
+        format!("#0: sleep() {file}:12"),
+        format!("#1: Waiter->nap() {file}:7"),
+        format!("#2: Waiter->wait() {file}:17"),
+        format!("#3: Waiter::run() {file}:23"),
+        format!("#4: outer() {file}:27"),
+    ];
+    assert_eq!(frames.len(), want.len(), "{log}");
+    for (line, want) in frames.iter().zip(&want) {
+        assert!(
+            line.contains(want.as_str()) && line.contains("traced-one"),
+            "{line:?} should hold {want:?} and the request id"
+        );
+    }
+    assert_eq!(
+        log.lines().filter(|l| l.contains("slow request (")).count(),
+        1,
+        "the slow line stays once per request"
     );
 }
 

@@ -173,6 +173,8 @@ pub struct PoolSettings {
     pub crash_loop: Option<(u32, Duration)>,
     /// Slow request threshold.
     pub slowlog_timeout: Option<Duration>,
+    /// Most PHP frames logged for a slow request; 0 = none.
+    pub slowlog_trace_depth: u32,
     /// Number of workers.
     pub max_children: usize,
     /// Requests before recycling; 0 = never.
@@ -625,6 +627,14 @@ impl RawConfig {
             .slowlog_timeout
             .map(|v| duration(&mut errs, "pool.slowlog_timeout", Some(v), 0))
             .filter(|d| !d.is_zero());
+        let slowlog_trace_depth = count(
+            &mut errs,
+            "pool.slowlog_trace_depth",
+            p.slowlog_trace_depth,
+            20,
+            0,
+            1000,
+        ) as u32;
         let max_lifetime = p
             .max_lifetime
             .map(|v| duration(&mut errs, "pool.max_lifetime", Some(v), 0))
@@ -917,6 +927,7 @@ impl RawConfig {
                 auto_children,
                 crash_loop,
                 slowlog_timeout,
+                slowlog_trace_depth,
                 pm,
                 max_worker_memory,
                 max_lifetime,

@@ -315,7 +315,23 @@ impl Native {
                     source: e.into(),
                 }
             })?;
-            let fds = [theirs.as_raw_fd(), err_w.as_raw_fd()];
+            // The worker's tracer thread answers on this one (slow-request backtraces).
+            let (trace_ours, trace_theirs) = socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            )
+            .map_err(|e| SpawnError::Socket {
+                path: "worker trace socket".into(),
+                source: e.into(),
+            })?;
+            set_blocking(&trace_theirs);
+            let fds = [
+                theirs.as_raw_fd(),
+                err_w.as_raw_fd(),
+                trace_theirs.as_raw_fd(),
+            ];
             let sent = zygote
                 .ctl
                 .async_io(Interest::WRITABLE, |fd| {
@@ -332,6 +348,7 @@ impl Native {
                 .await;
             drop(theirs);
             drop(err_w);
+            drop(trace_theirs);
             // A fork answers in about a millisecond; a zygote silent for longer is stopped or
             // wedged, and every spawn queued behind this lock would wait for it too.
             let fork_timeout = timeout.min(FORK_ANSWER_TIMEOUT);
@@ -377,11 +394,15 @@ impl Native {
                     })
                 }
             };
-            let process = PidfdProcess::open(pid).map_err(|e| SpawnError::NotReady {
+            let mut process = PidfdProcess::open(pid).map_err(|e| SpawnError::NotReady {
                 pid,
                 reason: format!("pidfd_open: {e}"),
                 stderr: String::new(),
             })?;
+            match register(trace_ours, Interest::READABLE | Interest::WRITABLE) {
+                Ok(fd) => process.trace = Some(fd),
+                Err(e) => tracing::warn!(pid, "worker backtraces unavailable: {e}"),
+            }
             let tail = seam::StderrTail::default();
             match tokio::net::unix::pipe::Receiver::from_owned_fd(err_r) {
                 Ok(rx) => {
@@ -429,6 +450,8 @@ impl Backend for Native {
 pub struct PidfdProcess {
     fd: AsyncFd<OwnedFd>,
     status: Option<ExitStatus>,
+    /// The worker's trace socket (its tracer thread answers "T <depth>").
+    trace: Option<AsyncFd<OwnedFd>>,
 }
 
 impl PidfdProcess {
@@ -445,6 +468,7 @@ impl PidfdProcess {
         Ok(PidfdProcess {
             fd: register(fd, Interest::READABLE)?,
             status: None,
+            trace: None,
         })
     }
 
@@ -506,6 +530,37 @@ impl Process for PidfdProcess {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn backtrace(&mut self, depth: u32) -> Option<BoxFuture<'_, io::Result<seam::Backtrace>>> {
+        if self.status.is_some() {
+            return None;
+        }
+        let trace = self.trace.as_ref()?;
+        Some(Box::pin(async move {
+            let mut buf = vec![0u8; seam::MAX_BACKTRACE_BYTES + 1];
+            // A reply that arrived after an earlier ask gave up waiting is stale: drop it.
+            while recv(trace.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
+            let ask = format!("T {depth}");
+            trace
+                .async_io(Interest::WRITABLE, |fd| {
+                    nix::sys::socket::send(fd.as_raw_fd(), ask.as_bytes(), MsgFlags::MSG_NOSIGNAL)
+                        .map_err(io::Error::from)
+                })
+                .await?;
+            let n = trace
+                .async_io(Interest::READABLE, |fd| {
+                    recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io::Error::from)
+                })
+                .await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the worker has no tracer",
+                ));
+            }
+            Ok(seam::Backtrace::parse(&buf[..n]))
+        }))
     }
 }
 

@@ -94,6 +94,84 @@ pub trait Process: Send + 'static {
     fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>>;
     /// Sends a signal; a no-op once the process has been reaped.
     fn signal(&mut self, sig: Signal) -> io::Result<()>;
+    /// The PHP stack (at most `depth` frames) of the request the worker runs, taken without
+    /// stopping or interrupting it; `None` when this kind of worker cannot tell (php-cgi).
+    fn backtrace(&mut self, depth: u32) -> Option<BoxFuture<'_, io::Result<Backtrace>>> {
+        let _ = depth;
+        None
+    }
+}
+
+/// Most bytes of a [`Backtrace`] reply, as the engine host bounds it.
+pub const MAX_BACKTRACE_BYTES: usize = 64 * 1024;
+
+/// One PHP stack frame: the function and where it was called from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// `name`, `Class->method` or `Class::method`, `include`/`require_once`..., `{main}`.
+    pub function: String,
+    /// The file of the call (empty when unknown).
+    pub file: String,
+    /// Its line (0 when unknown).
+    pub line: u32,
+}
+
+impl std::fmt::Display for Frame {
+    /// php-fpm's slowlog frame: `inner() /srv/www/slow.php:7`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = if self.file.is_empty() {
+            "unknown"
+        } else {
+            &self.file
+        };
+        write!(f, "{}() {}:{}", self.function, file, self.line)
+    }
+}
+
+/// A request's PHP stack, innermost frame first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backtrace {
+    /// The frames taken.
+    pub frames: Vec<Frame>,
+    /// Frames were left out (past the depth, or the walk could not go on).
+    pub truncated: bool,
+}
+
+impl Backtrace {
+    /// Reads the engine host's reply: `F\tfunction\tfile\tline\n` per frame, `M\n` when
+    /// frames were left out, `E\n` at the end. A reply without its end was cut short and
+    /// counts as truncated; malformed lines are skipped.
+    pub fn parse(reply: &[u8]) -> Backtrace {
+        let text = String::from_utf8_lossy(reply);
+        let mut frames = Vec::new();
+        let (mut more, mut ended) = (false, false);
+        for line in text.split('\n') {
+            let mut parts = line.split('\t');
+            match parts.next() {
+                Some("F") => {
+                    if let (Some(function), Some(file), Some(line), None) =
+                        (parts.next(), parts.next(), parts.next(), parts.next())
+                    {
+                        frames.push(Frame {
+                            function: function.to_string(),
+                            file: file.to_string(),
+                            line: line.parse().unwrap_or(0),
+                        });
+                    }
+                }
+                Some("M") => more = true,
+                Some("E") => {
+                    ended = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Backtrace {
+            frames,
+            truncated: more || !ended,
+        }
+    }
 }
 
 /// A started worker whose start-up probe succeeded.

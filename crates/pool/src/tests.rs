@@ -137,6 +137,7 @@ fn config(max_children: usize) -> PoolConfig {
         label: "/fake".into(),
         crash_loop: None,
         slowlog_timeout: None,
+        slowlog_trace_depth: 20,
         auto_size: None,
     }
 }
