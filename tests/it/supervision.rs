@@ -97,6 +97,67 @@ fn slow_requests_log_their_php_backtrace_on_the_native_backend() {
     );
 }
 
+/// `slowlog_trace_depth` bounds the frames (the cut is said); included files are named by
+/// the statement that included them.
+#[test]
+fn the_backtrace_depth_is_bounded_and_includes_are_named() {
+    if std::env::var("ISOLA_BACKEND").is_ok_and(|b| b == "php-cgi") {
+        return;
+    }
+    let s = Server::with_config_and(
+        "[pool]\nmax_children = 1\nslowlog_timeout = \"400ms\"\nslowlog_trace_depth = 2\n",
+        &["--backend", "native"],
+    );
+    let r = crate::http::request(
+        s.addr,
+        "GET",
+        "/slowinclude.php",
+        &["X-Request-Id: inc"],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"included\n".as_slice())
+    );
+    let r = crate::http::request(
+        s.addr,
+        "GET",
+        "/slowtrace.php?s=2",
+        &["X-Request-Id: deep"],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        s.wait_for_log("more frames not shown", Duration::from_secs(3)),
+        "{}",
+        s.stderr()
+    );
+    let log = s.stderr();
+    let traced = |id: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("slow request backtrace") && l.contains(id))
+            .map(str::to_string)
+            .collect()
+    };
+    let dir = s.docroot.display();
+    let inc = traced("request_id=inc");
+    assert_eq!(inc.len(), 2, "{log}");
+    assert!(
+        inc[0].contains(&format!("#0: usleep() {dir}/slowinclude.inc:3")),
+        "{}",
+        inc[0]
+    );
+    assert!(
+        inc[1].contains(&format!("#1: require() {dir}/slowinclude.php:2")),
+        "{}",
+        inc[1]
+    );
+    let deep = traced("request_id=deep");
+    assert_eq!(deep.len(), 3, "two frames and the cut: {deep:?}");
+    assert!(deep[1].contains("#1: Waiter->nap()"), "{}", deep[1]);
+    assert!(deep[2].contains("slowlog_trace_depth = 2"), "{}", deep[2]);
+}
+
 #[test]
 fn crash_loop_backs_off_and_recovers() {
     let s = Server::with_config(

@@ -474,3 +474,63 @@ pub fn set_child_limits(cmd: &mut Command, files: Option<u64>, core: Option<u64>
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Backtrace, Frame};
+
+    fn frame(function: &str, file: &str, line: u32) -> Frame {
+        Frame {
+            function: function.into(),
+            file: file.into(),
+            line,
+        }
+    }
+
+    #[test]
+    fn a_frame_reads_like_php_fpms_slowlog() {
+        assert_eq!(
+            frame("Waiter->nap", "/srv/www/slow.php", 7).to_string(),
+            "Waiter->nap() /srv/www/slow.php:7"
+        );
+        assert_eq!(frame("???", "", 0).to_string(), "???() unknown:0");
+    }
+
+    #[test]
+    fn a_reply_parses_into_frames_innermost_first() {
+        let bt = Backtrace::parse(
+            b"F\tsleep\t/srv/a.php\t12\nF\tWaiter::run\t/srv/a.php\t23\nF\trequire_once\t/srv/index.php\t5\nE\n",
+        );
+        assert_eq!(
+            bt,
+            Backtrace {
+                frames: vec![
+                    frame("sleep", "/srv/a.php", 12),
+                    frame("Waiter::run", "/srv/a.php", 23),
+                    frame("require_once", "/srv/index.php", 5),
+                ],
+                truncated: false,
+            }
+        );
+        assert_eq!(Backtrace::parse(b"E\n"), Backtrace::default());
+    }
+
+    #[test]
+    fn left_out_frames_and_cut_replies_count_as_truncated() {
+        let more = Backtrace::parse(b"F\tf\t/a.php\t1\nM\nE\n");
+        assert_eq!(more.frames.len(), 1);
+        assert!(more.truncated);
+        let cut = Backtrace::parse(b"F\tf\t/a.php\t1\nF\tg\t/a.p");
+        assert_eq!(cut.frames, vec![frame("f", "/a.php", 1)]);
+        assert!(cut.truncated);
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_and_bad_bytes_kept_readable() {
+        let bt = Backtrace::parse(
+            b"F\tonly-two\t/a.php\nX\tjunk\nF\t\xff\t/b.php\tnotanumber\nE\nF\tafter\t/c.php\t9\n",
+        );
+        assert_eq!(bt.frames, vec![frame("\u{fffd}", "/b.php", 0)]);
+        assert!(!bt.truncated);
+    }
+}
