@@ -1083,7 +1083,20 @@ mod tests {
             c.pool.request_terminate_timeout,
             Some(Duration::from_secs(60))
         );
+        assert_eq!(c.pool.slowlog_timeout, None);
+        assert_eq!(c.pool.slowlog_trace_depth, 20, "php-fpm's default");
         assert_eq!(c.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn slowlog_trace_depth_is_bounded() {
+        let base = "[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n[pool]\n";
+        let c = validate(&format!("{base}slowlog_trace_depth = 0\n")).unwrap();
+        assert_eq!(c.pool.slowlog_trace_depth, 0);
+        let c = validate(&format!("{base}slowlog_trace_depth = 100\n")).unwrap();
+        assert_eq!(c.pool.slowlog_trace_depth, 100);
+        let e = errors(&format!("{base}slowlog_trace_depth = 5000\n"));
+        assert!(e.contains("pool.slowlog_trace_depth"), "{e}");
     }
 
     #[test]
