@@ -4,7 +4,8 @@
  *
  * Owns: the SAPI module (named "cgi-fcgi" so that opcache enables itself and apps see the
  * PHP_SAPI they see under php-cgi), module start-up, the control loop that forks workers on
- * the pool's command, and the worker's request loop with every PHP callback.
+ * the pool's command, the worker's request loop with every PHP callback, and the worker's
+ * tracer thread that reports the running request's PHP stack (slow-request backtraces).
  *
  * Never: decides when to fork or kill (the pool does), reaps workers (they are Isola's
  * children through CLONE_PARENT), opens sockets, or lets a PHP bailout (longjmp) cross

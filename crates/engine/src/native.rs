@@ -1,6 +1,9 @@
 //! Isola's side of the native backend: the zygote's life, spawning workers through it, and
 //! watching each worker through a pidfd.
 //!
+//! Each worker also gets a trace socket, on which its tracer thread answers with the PHP
+//! stack of the request it runs ([`Process::backtrace`]).
+//!
 //! Workers are Isola's children (the engine host forks them with CLONE_PARENT), but not
 //! tokio's: the runtime only reaps what it spawned, so a worker's exit stays a zombie until
 //! its [`PidfdProcess`] collects it, and a pidfd cannot name a recycled pid. The pool is the
