@@ -453,7 +453,7 @@ impl Backend for Native {
 pub struct PidfdProcess {
     fd: AsyncFd<OwnedFd>,
     status: Option<ExitStatus>,
-    /// The worker's trace socket (its tracer thread answers "T <depth>").
+    /// The worker's trace socket (its tracer thread answers `T <depth>`).
     trace: Option<AsyncFd<OwnedFd>>,
 }
 
