@@ -1521,6 +1521,9 @@ static void worker_script_main(int fd, const unsigned char *boot, size_t boot_le
 
 static int trace_fd = -1;
 static pthread_t tracer_thread;
+/* The fault handlers in place before a walk, put back after it (and for a fault of the
+ * request itself during one). */
+static struct sigaction saved_segv, saved_bus;
 static sigjmp_buf trace_jmp;
 static volatile sig_atomic_t trace_walking;
 
@@ -1670,6 +1673,11 @@ static int trace_walk(tbuf *b, unsigned long depth)
 			}
 			return 0;
 		}
+		if (f && !ZEND_USER_CODE(f->type) && !f->common.function_name) {
+			/* A nameless internal frame (a fiber's bottom): no call of the script's, which
+			 * debug_backtrace() leaves out too. */
+			continue;
+		}
 		if (frames == depth || b->cap - b->len < TRACE_LINE_MAX) {
 			return 1;
 		}
@@ -1685,23 +1693,24 @@ static void trace_fault(int sig)
 		trace_walking = 0;
 		siglongjmp(trace_jmp, 1);
 	}
-	/* A fault of the request itself while a walk was under way: die of it as without this
-	 * handler (the faulting instruction runs again under the default action). */
-	signal(sig, SIG_DFL);
+	/* A fault of the request itself while a walk was under way: the faulting instruction
+	 * runs again under the handler that was there before (the default: the worker dies of
+	 * it, as without a walk). */
+	sigaction(sig, sig == SIGBUS ? &saved_bus : &saved_segv, NULL);
 }
 
 static size_t trace_reply(char *out, size_t cap, unsigned long depth)
 {
 	static tbuf b;
-	struct sigaction sa, old_segv, old_bus;
+	struct sigaction sa;
 	b.p = out;
 	b.len = 0;
 	b.cap = cap - 8; /* room for the "M\n" and "E\n" markers */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = trace_fault;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	sigaction(SIGBUS, &sa, &old_bus);
+	sigaction(SIGSEGV, &sa, &saved_segv);
+	sigaction(SIGBUS, &sa, &saved_bus);
 	int more;
 	if (sigsetjmp(trace_jmp, 1) == 0) {
 		trace_walking = 1;
@@ -1710,8 +1719,8 @@ static size_t trace_reply(char *out, size_t cap, unsigned long depth)
 	} else {
 		more = 1;
 	}
-	sigaction(SIGSEGV, &old_segv, NULL);
-	sigaction(SIGBUS, &old_bus, NULL);
+	sigaction(SIGSEGV, &saved_segv, NULL);
+	sigaction(SIGBUS, &saved_bus, NULL);
 	b.cap = cap;
 	if (more) {
 		tb_lit(&b, "M\n");
