@@ -1,6 +1,6 @@
 //! Supervision under stress: slow requests, crash loops, saturation — reported once, never
 //! per request, and recovered from without a restart.
-use crate::harness::{children_of, Server};
+use crate::harness::{assert_backtrace, backtrace_of, children_of, Server};
 use crate::http::get;
 use std::time::{Duration, Instant};
 
@@ -66,11 +66,8 @@ fn slow_requests_log_their_php_backtrace_on_the_native_backend() {
         s.stderr()
     );
     let log = s.stderr();
-    let frames: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("slow request backtrace"))
-        .collect();
     if !native {
+        let frames = backtrace_of(&log, "");
         assert!(frames.is_empty(), "php-cgi cannot take one: {frames:?}");
         return;
     }
@@ -83,13 +80,7 @@ fn slow_requests_log_their_php_backtrace_on_the_native_backend() {
         format!("#3: Waiter::run() {file}:23"),
         format!("#4: outer() {file}:27"),
     ];
-    assert_eq!(frames.len(), want.len(), "{log}");
-    for (line, want) in frames.iter().zip(&want) {
-        assert!(
-            line.contains(want.as_str()) && line.contains("traced-one"),
-            "{line:?} should hold {want:?} and the request id"
-        );
-    }
+    assert_backtrace(&log, "traced-one", &want);
     assert_eq!(
         log.lines().filter(|l| l.contains("slow request (")).count(),
         1,
@@ -133,29 +124,18 @@ fn the_backtrace_depth_is_bounded_and_includes_are_named() {
         s.stderr()
     );
     let log = s.stderr();
-    let traced = |id: &str| -> Vec<String> {
-        log.lines()
-            .filter(|l| l.contains("slow request backtrace") && l.contains(id))
-            .map(str::to_string)
-            .collect()
-    };
     let dir = s.docroot.display();
-    let inc = traced("request_id=inc");
-    assert_eq!(inc.len(), 2, "{log}");
-    assert!(
-        inc[0].contains(&format!("#0: usleep() {dir}/slowinclude.inc:3")),
-        "{}",
-        inc[0]
-    );
-    assert!(
-        inc[1].contains(&format!("#1: require() {dir}/slowinclude.php:2")),
-        "{}",
-        inc[1]
-    );
-    let deep = traced("request_id=deep");
-    assert_eq!(deep.len(), 3, "two frames and the cut: {deep:?}");
-    assert!(deep[1].contains("#1: Waiter->nap()"), "{}", deep[1]);
-    assert!(deep[2].contains("slowlog_trace_depth = 2"), "{}", deep[2]);
+    let want = [
+        format!("#0: usleep() {dir}/slowinclude.inc:3"),
+        format!("#1: require() {dir}/slowinclude.php:2"),
+    ];
+    assert_backtrace(&log, "inc", &want);
+    let want = [
+        format!("#0: sleep() {dir}/slowtrace.php:12"),
+        format!("#1: Waiter->nap() {dir}/slowtrace.php:7"),
+        "more frames not shown (slowlog_trace_depth = 2)".to_string(),
+    ];
+    assert_backtrace(&log, "deep", &want);
 }
 
 #[test]

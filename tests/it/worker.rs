@@ -2,7 +2,7 @@
 //! serves requests in a loop with `frankenphp_handle_request()`, FrankenPHP's contract;
 //! each request still gets fresh superglobals, body, uploads, headers and status, and a
 //! failing request costs itself only.
-use crate::harness::{fixture_site, Server};
+use crate::harness::{assert_backtrace, fixture_site, Server};
 use crate::http::{self, get, request};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -722,21 +722,10 @@ fn a_slow_handler_logs_its_backtrace_through_the_loop() {
     };
     let file = site.path().join("worker.php");
     let file = file.display();
-    let log = s.stderr();
-    let frames: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("slow request backtrace") && l.contains("napper"))
-        .collect();
     let want = [
         format!("#0: usleep() {file}:{nap}"),
         format!("#1: {{closure}}() {file}:{inloop}"),
         format!("#2: frankenphp_handle_request() {file}:{inloop}"),
     ];
-    assert_eq!(frames.len(), want.len(), "{log}");
-    for (line, want) in frames.iter().zip(&want) {
-        assert!(
-            line.contains(want.as_str()),
-            "{line:?} should hold {want:?}"
-        );
-    }
+    assert_backtrace(&s.stderr(), "napper", &want);
 }

@@ -1616,24 +1616,20 @@ static void trace_name(tbuf *b, const zend_execute_data *ex, const zend_execute_
 	}
 	/* Code without a function: an included file or eval'd code, named by the statement that
 	 * ran it, as debug_backtrace() does. */
+	static const struct {
+		uint32_t kind;
+		const char *name;
+	} statements[] = {
+		{ZEND_EVAL, "eval"},       {ZEND_INCLUDE, "include"}, {ZEND_INCLUDE_ONCE, "include_once"},
+		{ZEND_REQUIRE, "require"}, {ZEND_REQUIRE_ONCE, "require_once"},
+	};
 	const zend_op *op = caller ? caller->opline : NULL;
 	if (op && trace_lineno(caller) && op->opcode == ZEND_INCLUDE_OR_EVAL) {
-		switch (op->extended_value) {
-		case ZEND_EVAL:
-			tb_lit(b, "eval");
-			return;
-		case ZEND_INCLUDE:
-			tb_lit(b, "include");
-			return;
-		case ZEND_INCLUDE_ONCE:
-			tb_lit(b, "include_once");
-			return;
-		case ZEND_REQUIRE:
-			tb_lit(b, "require");
-			return;
-		case ZEND_REQUIRE_ONCE:
-			tb_lit(b, "require_once");
-			return;
+		for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+			if (statements[i].kind == op->extended_value) {
+				tb_lit(b, statements[i].name);
+				return;
+			}
 		}
 	}
 	tb_lit(b, "[INCLUDE_OR_EVAL]");

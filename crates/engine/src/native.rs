@@ -114,18 +114,7 @@ impl Native {
     async fn start_zygote(&self, timeout: Duration) -> Result<Zygote, SpawnError> {
         let started = Instant::now();
         let r = &self.recipe;
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        )
-        .map_err(|e| SpawnError::Socket {
-            path: "engine host control socket".into(),
-            source: e.into(),
-        })?;
-        // The zygote blocks on its end; only ours is non-blocking.
-        set_blocking(&theirs);
+        let (ours, theirs) = seqpacket_pair("engine host control socket")?;
         let mut cmd = Command::new(&r.exe);
         cmd.arg("__php-zygote");
         let cgi = php_cgi_ini_layout();
@@ -176,12 +165,7 @@ impl Native {
         let ini: String = std::iter::once("I".to_string())
             .chain(r.ini.iter().map(|e| format!("{e}\n")))
             .collect();
-        let sent = ctl
-            .async_io(Interest::WRITABLE, |fd| {
-                nix::sys::socket::send(fd.as_raw_fd(), ini.as_bytes(), MsgFlags::MSG_NOSIGNAL)
-                    .map_err(io::Error::from)
-            })
-            .await;
+        let sent = send_packet(&ctl, ini.as_bytes()).await;
         let answer = match sent {
             Err(e) => format!("E sending the ini entries: {e}"),
             Ok(_) => match tokio::time::timeout(timeout, recv_msg(&ctl)).await {
@@ -271,6 +255,23 @@ fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(io::Error::from)
 }
 
+/// A `SOCK_SEQPACKET` pair: our end non-blocking (for the reactor), theirs blocking (the
+/// engine host's side waits on it); `what` names it in the error.
+fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )
+    .map_err(|e| SpawnError::Socket {
+        path: what.into(),
+        source: e.into(),
+    })?;
+    set_blocking(&theirs);
+    Ok((ours, theirs))
+}
+
 fn set_blocking(fd: &OwnedFd) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     if let Ok(flags) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
@@ -281,18 +282,33 @@ fn set_blocking(fd: &OwnedFd) {
 
 async fn recv_msg(ctl: &AsyncFd<OwnedFd>) -> io::Result<String> {
     let mut buf = [0u8; 1024];
-    let n = ctl
+    let n = recv_packet(ctl, &mut buf, "the engine host exited").await?;
+    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+}
+
+/// Sends one message on a `SOCK_SEQPACKET` socket.
+async fn send_packet(sock: &AsyncFd<OwnedFd>, msg: &[u8]) -> io::Result<usize> {
+    sock.async_io(Interest::WRITABLE, |fd| {
+        nix::sys::socket::send(fd.as_raw_fd(), msg, MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)
+    })
+    .await
+}
+
+/// Receives one message into `buf`; the peer's end closing is an error saying `gone`.
+async fn recv_packet(
+    sock: &AsyncFd<OwnedFd>,
+    buf: &mut [u8],
+    gone: &'static str,
+) -> io::Result<usize> {
+    let n = sock
         .async_io(Interest::READABLE, |fd| {
-            recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io::Error::from)
+            recv(fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(io::Error::from)
         })
         .await?;
     if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the engine host exited",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, gone));
     }
-    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    Ok(n)
 }
 
 impl Native {
@@ -319,17 +335,7 @@ impl Native {
                 }
             })?;
             // The worker's tracer thread answers on this one (slow-request backtraces).
-            let (trace_ours, trace_theirs) = socketpair(
-                AddressFamily::Unix,
-                SockType::SeqPacket,
-                None,
-                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            )
-            .map_err(|e| SpawnError::Socket {
-                path: "worker trace socket".into(),
-                source: e.into(),
-            })?;
-            set_blocking(&trace_theirs);
+            let (trace_ours, trace_theirs) = seqpacket_pair("worker trace socket")?;
             let fds = [
                 theirs.as_raw_fd(),
                 err_w.as_raw_fd(),
@@ -544,24 +550,8 @@ impl Process for PidfdProcess {
             let mut buf = vec![0u8; seam::MAX_BACKTRACE_BYTES + 1];
             // A reply that arrived after an earlier ask gave up waiting is stale: drop it.
             while recv(trace.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
-            let ask = format!("T {depth}");
-            trace
-                .async_io(Interest::WRITABLE, |fd| {
-                    nix::sys::socket::send(fd.as_raw_fd(), ask.as_bytes(), MsgFlags::MSG_NOSIGNAL)
-                        .map_err(io::Error::from)
-                })
-                .await?;
-            let n = trace
-                .async_io(Interest::READABLE, |fd| {
-                    recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io::Error::from)
-                })
-                .await?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the worker has no tracer",
-                ));
-            }
+            send_packet(trace, format!("T {depth}").as_bytes()).await?;
+            let n = recv_packet(trace, &mut buf, "the worker has no tracer").await?;
             Ok(seam::Backtrace::parse(&buf[..n]))
         }))
     }

@@ -460,14 +460,20 @@ async fn recycle_all_replaces_idle_workers_now_and_busy_ones_after_their_request
     .await;
 }
 
-#[tokio::test]
-async fn a_slow_request_has_its_backtrace_asked_for_once() {
+/// A pool with one worker, slow after 100 ms, and a lease of it.
+async fn slow_lease(depth: u32) -> (Pool, Handle, crate::pool::Lease) {
     let mut cfg = config(1);
     cfg.slowlog_timeout = Some(Duration::from_millis(100));
-    cfg.slowlog_trace_depth = 7;
+    cfg.slowlog_trace_depth = depth;
     let (pool, fake) = start(cfg).await;
     let lease = pool.acquire(job()).await.unwrap();
     let w = fake.by_pid(lease.pid());
+    (pool, w, lease)
+}
+
+#[tokio::test]
+async fn a_slow_request_has_its_backtrace_asked_for_once() {
+    let (pool, w, lease) = slow_lease(7).await;
     eventually("the backtrace is asked for", || {
         !w.traces.lock().unwrap().is_empty()
     })
@@ -482,12 +488,7 @@ async fn a_slow_request_has_its_backtrace_asked_for_once() {
 
 #[tokio::test]
 async fn a_trace_depth_of_zero_asks_for_no_backtrace() {
-    let mut cfg = config(1);
-    cfg.slowlog_timeout = Some(Duration::from_millis(100));
-    cfg.slowlog_trace_depth = 0;
-    let (pool, fake) = start(cfg).await;
-    let lease = pool.acquire(job()).await.unwrap();
-    let w = fake.by_pid(lease.pid());
+    let (pool, w, lease) = slow_lease(0).await;
     eventually("the request is counted slow", || {
         pool.status().slow_requests == 1
     })
