@@ -1509,9 +1509,9 @@ static void worker_script_main(int fd, const unsigned char *boot, size_t boot_le
  * the main thread runs, read from EG(current_execute_data) while that request goes on. A
  * thread rather than a signal handler: a signal would cut short the request's sleep(),
  * poll() or stream_select() (EINTR), which a script sees; the thread changes nothing the
- * request can observe. It reads memory the main thread may be changing, so every pointer
- * is checked before use, text is copied with a bound, and a fault while walking ends the
- * walk (the reply then says frames are missing) instead of the worker.
+ * request can observe. It reads memory the main thread may be changing, so null pointers
+ * and oplines outside their function are skipped, text is copied with a bound, and a fault
+ * while walking ends the walk (the reply then says frames are missing), not the worker.
  */
 #define TRACE_REPLY_MAX 65536
 #define TRACE_NAME_MAX 512

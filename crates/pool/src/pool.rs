@@ -1292,6 +1292,8 @@ async fn supervise(
                     }
                 }
                 Some(Control::Backtrace(slow)) => {
+                    // Meanwhile neither an exit nor a stop is seen: the answer takes
+                    // microseconds, and BACKTRACE_TIMEOUT bounds a worker that gives none.
                     log_backtrace(&inner, id, pid, process.as_mut(), &slow).await;
                 }
             },
