@@ -403,6 +403,7 @@ async fn build_site(
         crash_loop: p.crash_loop,
         auto_size: p.auto_children.as_ref().map(auto_size).transpose()?,
         slowlog_timeout: p.slowlog_timeout,
+        slowlog_trace_depth: p.slowlog_trace_depth,
     };
     let engine = choose_engine(&sc.php, store).await?;
     match &engine {

@@ -483,3 +483,24 @@ impl Server {
         Self::start_in(&docroot, &all, Some(site))
     }
 }
+
+/// The slow-request backtrace lines `log` holds for request `id` (all of them, any request,
+/// when `id` is empty), in order.
+pub fn backtrace_of<'a>(log: &'a str, id: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| l.contains("slow request backtrace") && l.contains(&format!("request_id={id}")))
+        .collect()
+}
+
+/// Asserts that the backtrace logged for request `id` is exactly `want`, frame by frame
+/// (each `#N: function() file:line`).
+pub fn assert_backtrace(log: &str, id: &str, want: &[String]) {
+    let frames = backtrace_of(log, id);
+    assert_eq!(frames.len(), want.len(), "{frames:#?}\n{log}");
+    for (line, want) in frames.iter().zip(want) {
+        assert!(
+            line.contains(want.as_str()),
+            "{line:?} should hold {want:?}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Supervision under stress: slow requests, crash loops, saturation — reported once, never
 //! per request, and recovered from without a restart.
-use crate::harness::{children_of, Server};
+use crate::harness::{assert_backtrace, backtrace_of, children_of, Server};
 use crate::http::get;
 use std::time::{Duration, Instant};
 
@@ -21,13 +21,121 @@ fn slow_requests_are_logged_once_with_their_script() {
         s.stderr()
     );
     let log = s.stderr();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("slow request")).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("slow request ("))
+        .collect();
     assert_eq!(lines.len(), 1, "logged once: {lines:?}");
     assert!(
         lines[0].contains("slow-one") && lines[0].contains("sleep.php"),
         "{}",
         lines[0]
     );
+}
+
+/// php-fpm's slowlog trace: the stack of a slow request, innermost first, each frame with
+/// where it was called from, taken while the request runs on untouched (its sleep() is not
+/// cut short). Only the native backend can take it; php-cgi logs the slow line alone.
+#[test]
+fn slow_requests_log_their_php_backtrace_on_the_native_backend() {
+    let native = !std::env::var("ISOLA_BACKEND").is_ok_and(|b| b == "php-cgi");
+    let toml = "[pool]\nmax_children = 1\nslowlog_timeout = \"400ms\"\n";
+    let s = if native {
+        Server::with_config_and(toml, &["--backend", "native"])
+    } else {
+        Server::with_config(toml)
+    };
+    let t = Instant::now();
+    let r = crate::http::request(
+        s.addr,
+        "GET",
+        "/slowtrace.php?s=2",
+        &["X-Request-Id: traced-one"],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", s.stderr());
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "left=0 slept=full\n",
+        "the request ran as without a trace"
+    );
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert!(
+        s.wait_for_log("slow request", Duration::from_secs(3)),
+        "{}",
+        s.stderr()
+    );
+    let log = s.stderr();
+    if !native {
+        let frames = backtrace_of(&log, "");
+        assert!(frames.is_empty(), "php-cgi cannot take one: {frames:?}");
+        return;
+    }
+    let file = s.docroot.join("slowtrace.php");
+    let file = file.display();
+    let want = [
+        format!("#0: sleep() {file}:12"),
+        format!("#1: Waiter->nap() {file}:7"),
+        format!("#2: Waiter->wait() {file}:17"),
+        format!("#3: Waiter::run() {file}:23"),
+        format!("#4: outer() {file}:27"),
+    ];
+    assert_backtrace(&log, "traced-one", &want);
+    assert_eq!(
+        log.lines().filter(|l| l.contains("slow request (")).count(),
+        1,
+        "the slow line stays once per request"
+    );
+}
+
+/// `slowlog_trace_depth` bounds the frames (the cut is said); included files are named by
+/// the statement that included them.
+#[test]
+fn the_backtrace_depth_is_bounded_and_includes_are_named() {
+    if std::env::var("ISOLA_BACKEND").is_ok_and(|b| b == "php-cgi") {
+        return;
+    }
+    let s = Server::with_config_and(
+        "[pool]\nmax_children = 1\nslowlog_timeout = \"400ms\"\nslowlog_trace_depth = 2\n",
+        &["--backend", "native"],
+    );
+    let r = crate::http::request(
+        s.addr,
+        "GET",
+        "/slowinclude.php",
+        &["X-Request-Id: inc"],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"included\n".as_slice())
+    );
+    let r = crate::http::request(
+        s.addr,
+        "GET",
+        "/slowtrace.php?s=2",
+        &["X-Request-Id: deep"],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        s.wait_for_log("more frames not shown", Duration::from_secs(3)),
+        "{}",
+        s.stderr()
+    );
+    let log = s.stderr();
+    let dir = s.docroot.display();
+    let want = [
+        format!("#0: usleep() {dir}/slowinclude.inc:3"),
+        format!("#1: require() {dir}/slowinclude.php:2"),
+    ];
+    assert_backtrace(&log, "inc", &want);
+    let want = [
+        format!("#0: sleep() {dir}/slowtrace.php:12"),
+        format!("#1: Waiter->nap() {dir}/slowtrace.php:7"),
+        "more frames not shown (slowlog_trace_depth = 2)".to_string(),
+    ];
+    assert_backtrace(&log, "deep", &want);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! serves requests in a loop with `frankenphp_handle_request()`, FrankenPHP's contract;
 //! each request still gets fresh superglobals, body, uploads, headers and status, and a
 //! failing request costs itself only.
-use crate::harness::{fixture_site, Server};
+use crate::harness::{assert_backtrace, fixture_site, Server};
 use crate::http::{self, get, request};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ $handler = static function () use (&$count, $booted, $version) {
         case 'status': http_response_code(418); header('X-Only-Once: yes'); break;
         case 'finish': echo 'early'; frankenphp_finish_request(); echo 'dropped'; usleep(300000); return;
         case 'hang': sleep(30); break;
+        case 'nap': usleep(1500000); break;
         case 'leak': static $kept = []; $kept[] = str_repeat('x', 4 << 20); break;
         case 'session':
             session_start();
@@ -687,4 +688,44 @@ fn a_reload_reboots_the_workers_without_failing_a_request() {
     assert!(statuses.iter().all(|&c| c == 200), "{statuses:?}");
     // The old workers left their loops and ran their shutdown code.
     assert!(ended(site.path()).len() >= 2, "{:?}", ended(site.path()));
+}
+
+/// A slow handler's backtrace runs through the worker script's loop: the handler, then
+/// frankenphp_handle_request() where the loop calls it.
+#[test]
+fn a_slow_handler_logs_its_backtrace_through_the_loop() {
+    if skip() {
+        return;
+    }
+    let (s, site) = serve("[pool]\nmax_children = 1\nslowlog_timeout = \"400ms\"\n");
+    let r = request(
+        s.addr,
+        "GET",
+        "/worker.php?do=nap",
+        &["X-Request-Id: napper"],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", s.stderr());
+    assert!(
+        s.wait_for_log("slow request backtrace #2", Duration::from_secs(3)),
+        "{}",
+        s.stderr()
+    );
+    let line_of = |needle: &str| {
+        WORKER
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+    };
+    let (Some(nap), Some(inloop)) = (line_of("case 'nap'"), line_of("while ($handle(")) else {
+        panic!("the worker script lost its nap case or loop");
+    };
+    let file = site.path().join("worker.php");
+    let file = file.display();
+    let want = [
+        format!("#0: usleep() {file}:{nap}"),
+        format!("#1: {{closure}}() {file}:{inloop}"),
+        format!("#2: frankenphp_handle_request() {file}:{inloop}"),
+    ];
+    assert_backtrace(&s.stderr(), "napper", &want);
 }

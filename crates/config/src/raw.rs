@@ -333,6 +333,9 @@ pub struct RawPool {
     pub emergency_restart_interval: Option<NumOrStr>,
     /// Log requests running longer than this (php-fpm `request_slowlog_timeout`).
     pub slowlog_timeout: Option<NumOrStr>,
+    /// Most PHP frames logged for a slow request, native backend (php-fpm
+    /// `request_slowlog_trace_depth`).
+    pub slowlog_trace_depth: Option<i64>,
     /// Requests before a worker is recycled (php-fpm `pm.max_requests`).
     pub max_requests: Option<i64>,
     /// Most requests waiting for a worker.

@@ -185,6 +185,8 @@ pub struct PoolSettings {
     pub crash_loop: Option<(u32, Duration)>,
     /// Slow request threshold.
     pub slowlog_timeout: Option<Duration>,
+    /// Most PHP frames logged for a slow request; 0 = none.
+    pub slowlog_trace_depth: u32,
     /// Number of workers.
     pub max_children: usize,
     /// Requests before recycling; 0 = never.
@@ -634,6 +636,14 @@ impl RawConfig {
             .slowlog_timeout
             .map(|v| duration(&mut errs, "pool.slowlog_timeout", Some(v), 0))
             .filter(|d| !d.is_zero());
+        let slowlog_trace_depth = count(
+            &mut errs,
+            "pool.slowlog_trace_depth",
+            p.slowlog_trace_depth,
+            20,
+            0,
+            1000,
+        ) as u32;
         let max_lifetime = p
             .max_lifetime
             .map(|v| duration(&mut errs, "pool.max_lifetime", Some(v), 0))
@@ -927,6 +937,7 @@ impl RawConfig {
                 auto_children,
                 crash_loop,
                 slowlog_timeout,
+                slowlog_trace_depth,
                 pm,
                 max_worker_memory,
                 max_lifetime,
@@ -1151,7 +1162,20 @@ mod tests {
             c.pool.request_terminate_timeout,
             Some(Duration::from_secs(60))
         );
+        assert_eq!(c.pool.slowlog_timeout, None);
+        assert_eq!(c.pool.slowlog_trace_depth, 20, "php-fpm's default");
         assert_eq!(c.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn slowlog_trace_depth_is_bounded() {
+        let base = "[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n[pool]\n";
+        let c = validate(&format!("{base}slowlog_trace_depth = 0\n")).unwrap();
+        assert_eq!(c.pool.slowlog_trace_depth, 0);
+        let c = validate(&format!("{base}slowlog_trace_depth = 100\n")).unwrap();
+        assert_eq!(c.pool.slowlog_trace_depth, 100);
+        let e = errors(&format!("{base}slowlog_trace_depth = 5000\n"));
+        assert!(e.contains("pool.slowlog_trace_depth"), "{e}");
     }
 
     #[test]

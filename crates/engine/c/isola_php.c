@@ -4,7 +4,8 @@
  *
  * Owns: the SAPI module (named "cgi-fcgi" so that opcache enables itself and apps see the
  * PHP_SAPI they see under php-cgi), module start-up, the control loop that forks workers on
- * the pool's command, and the worker's request loop with every PHP callback.
+ * the pool's command, the worker's request loop with every PHP callback, and the worker's
+ * tracer thread that reports the running request's PHP stack (slow-request backtraces).
  *
  * Never: decides when to fork or kill (the pool does), reaps workers (they are Isola's
  * children through CLONE_PARENT), opens sockets, or lets a PHP bailout (longjmp) cross
@@ -12,9 +13,15 @@
  *
  * Control protocol (SOCK_SEQPACKET, one message per datagram):
  *   zygote -> Isola, once: "R <php version> opcache=<0|1> threads=<n>" or "E <reason>"
- *   Isola -> zygote: "S" with SCM_RIGHTS [worker socket, worker stderr]
+ *   Isola -> zygote: "S" with SCM_RIGHTS [worker socket, worker stderr, worker trace socket]
  *   zygote -> Isola: "P <pid>" or "E <errno> <reason>"
  * EOF on the control socket ends the zygote; running workers are unaffected.
+ *
+ * Trace protocol (the worker's trace socket, SOCK_SEQPACKET, served by its tracer thread):
+ *   Isola -> worker: "T <depth>"
+ *   worker -> Isola: the PHP stack of the running request, innermost first, one
+ *   "F\t<function>\t<file>\t<line>\n" per frame, then "M\n" when frames were left out,
+ *   then "E\n".
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -23,6 +30,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1494,6 +1502,284 @@ static void worker_script_main(int fd, const unsigned char *boot, size_t boot_le
 	_exit(served ? 0 : 1);
 }
 
+/* ---- slow-request backtraces ---- */
+
+/*
+ * A thread of the worker that answers Isola's "T <depth>" with the PHP stack of the request
+ * the main thread runs, read from EG(current_execute_data) while that request goes on. A
+ * thread rather than a signal handler: a signal would cut short the request's sleep(),
+ * poll() or stream_select() (EINTR), which a script sees; the thread changes nothing the
+ * request can observe. It reads memory the main thread may be changing, so null pointers
+ * and oplines outside their function are skipped, text is copied with a bound, and a fault
+ * while walking ends the walk (the reply then says frames are missing), not the worker.
+ */
+#define TRACE_REPLY_MAX 65536
+#define TRACE_NAME_MAX 512
+#define TRACE_FILE_MAX 1024
+/* Room one frame line can take: its two strings, a class name, the line number, tabs. */
+#define TRACE_LINE_MAX (2 * TRACE_NAME_MAX + TRACE_FILE_MAX + 32)
+
+static int trace_fd = -1;
+static pthread_t tracer_thread;
+/* The fault handlers in place before a walk, put back after it (and for a fault of the
+ * request itself during one). */
+static struct sigaction saved_segv, saved_bus;
+static sigjmp_buf trace_jmp;
+static volatile sig_atomic_t trace_walking;
+
+typedef struct {
+	char *p;
+	size_t len, cap;
+} tbuf;
+
+static void tb_put(tbuf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && b->len < b->cap; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		/* Tabs and newlines delimit the reply; no control byte reaches the log. */
+		b->p[b->len++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+	}
+}
+
+static void tb_lit(tbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+	if (b->cap - b->len >= n) {
+		memcpy(b->p + b->len, s, n);
+		b->len += n;
+	}
+}
+
+static void tb_zstr(tbuf *b, const zend_string *z, size_t max)
+{
+	if (!z) {
+		return;
+	}
+	size_t n = ZSTR_LEN(z);
+	tb_put(b, ZSTR_VAL(z), n < max ? n : max);
+}
+
+static void tb_uint(tbuf *b, unsigned long v)
+{
+	char d[24];
+	size_t n = 0;
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < sizeof(d));
+	while (n > 0 && b->len < b->cap) {
+		b->p[b->len++] = d[--n];
+	}
+}
+
+/* The line `ex` is at, when it runs user code and its opline points into its code. */
+static uint32_t trace_lineno(const zend_execute_data *ex)
+{
+	const zend_function *f = ex->func;
+	const zend_op *op = ex->opline;
+	if (!f || !ZEND_USER_CODE(f->type) || !op || !f->op_array.opcodes) {
+		return 0;
+	}
+	if (op < f->op_array.opcodes || op >= f->op_array.opcodes + f->op_array.last) {
+		return 0;
+	}
+	return op->lineno;
+}
+
+/* The nearest user-code frame below `ex`: where `ex` was called from (php-fpm's rule). */
+static const zend_execute_data *trace_caller(const zend_execute_data *ex)
+{
+	for (int hops = 0; ex && hops < 4096; hops++) {
+		ex = ex->prev_execute_data;
+		if (ex && ex->func && ZEND_USER_CODE(ex->func->type)) {
+			return ex;
+		}
+	}
+	return NULL;
+}
+
+/* `name()` of a frame: Class->method, Class::method, function, or how code was included. */
+static void trace_name(tbuf *b, const zend_execute_data *ex, const zend_execute_data *caller)
+{
+	const zend_function *f = ex->func;
+	if (!f) {
+		tb_lit(b, "???");
+		return;
+	}
+	if (f->common.function_name) {
+		if (f->common.scope && f->common.scope->name) {
+			tb_zstr(b, f->common.scope->name, TRACE_NAME_MAX);
+			tb_lit(b, Z_TYPE(ex->This) == IS_OBJECT ? "->" : "::");
+		}
+		tb_zstr(b, f->common.function_name, TRACE_NAME_MAX);
+		return;
+	}
+	/* Code without a function: an included file or eval'd code, named by the statement that
+	 * ran it, as debug_backtrace() does. */
+	static const struct {
+		uint32_t kind;
+		const char *name;
+	} statements[] = {
+		{ZEND_EVAL, "eval"},       {ZEND_INCLUDE, "include"}, {ZEND_INCLUDE_ONCE, "include_once"},
+		{ZEND_REQUIRE, "require"}, {ZEND_REQUIRE_ONCE, "require_once"},
+	};
+	const zend_op *op = caller ? caller->opline : NULL;
+	if (op && trace_lineno(caller) && op->opcode == ZEND_INCLUDE_OR_EVAL) {
+		for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+			if (statements[i].kind == op->extended_value) {
+				tb_lit(b, statements[i].name);
+				return;
+			}
+		}
+	}
+	tb_lit(b, "[INCLUDE_OR_EVAL]");
+}
+
+static void trace_frame(tbuf *b, const char *name_prefix, const zend_execute_data *ex,
+			const zend_execute_data *at)
+{
+	tb_lit(b, "F\t");
+	if (name_prefix) {
+		tb_lit(b, name_prefix);
+	} else {
+		trace_name(b, ex, at);
+	}
+	tb_lit(b, "\t");
+	if (at && at->func) {
+		tb_zstr(b, at->func->op_array.filename, TRACE_FILE_MAX);
+	}
+	tb_lit(b, "\t");
+	tb_uint(b, at ? trace_lineno(at) : 0);
+	tb_lit(b, "\n");
+}
+
+/* Walks at most `depth` frames into `b`; 1 when frames were left out. */
+static int trace_walk(tbuf *b, unsigned long depth)
+{
+	const zend_execute_data *ex = *(zend_execute_data *const volatile *)&EG(current_execute_data);
+	unsigned long frames = 0;
+	for (; ex; ex = ex->prev_execute_data) {
+		const zend_function *f = ex->func;
+		if (f && ZEND_USER_CODE(f->type) && !f->common.function_name &&
+		    ZEND_CALL_KIND(ex) == ZEND_CALL_TOP_CODE) {
+			/* The script itself: its line is the call site of the frame above. Alone (a
+			 * loop at the top level), it is the only frame, with the line it runs. */
+			if (frames == 0 && depth > 0) {
+				trace_frame(b, "{main}", ex, ex);
+			}
+			return 0;
+		}
+		if (f && !ZEND_USER_CODE(f->type) && !f->common.function_name) {
+			/* A nameless internal frame (a fiber's bottom): no call of the script's, which
+			 * debug_backtrace() leaves out too. */
+			continue;
+		}
+		if (frames == depth || b->cap - b->len < TRACE_LINE_MAX) {
+			return 1;
+		}
+		trace_frame(b, NULL, ex, trace_caller(ex));
+		frames++;
+	}
+	return 0;
+}
+
+static void trace_fault(int sig)
+{
+	if (trace_walking && pthread_equal(pthread_self(), tracer_thread)) {
+		trace_walking = 0;
+		siglongjmp(trace_jmp, 1);
+	}
+	/* A fault of the request itself while a walk was under way: the faulting instruction
+	 * runs again under the handler that was there before (the default: the worker dies of
+	 * it, as without a walk). */
+	sigaction(sig, sig == SIGBUS ? &saved_bus : &saved_segv, NULL);
+}
+
+static size_t trace_reply(char *out, size_t cap, unsigned long depth)
+{
+	static tbuf b;
+	struct sigaction sa;
+	b.p = out;
+	b.len = 0;
+	b.cap = cap - 8; /* room for the "M\n" and "E\n" markers */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = trace_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &saved_segv);
+	sigaction(SIGBUS, &sa, &saved_bus);
+	int more;
+	if (sigsetjmp(trace_jmp, 1) == 0) {
+		trace_walking = 1;
+		more = trace_walk(&b, depth);
+		trace_walking = 0;
+	} else {
+		more = 1;
+	}
+	sigaction(SIGSEGV, &saved_segv, NULL);
+	sigaction(SIGBUS, &saved_bus, NULL);
+	b.cap = cap;
+	if (more) {
+		tb_lit(&b, "M\n");
+	}
+	tb_lit(&b, "E\n");
+	return b.len;
+}
+
+static void *tracer_main(void *arg)
+{
+	static char reply_buf[TRACE_REPLY_MAX];
+	char req[32];
+	(void)arg;
+	for (;;) {
+		ssize_t r = recv(trace_fd, req, sizeof(req) - 1, 0);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r <= 0) {
+			return NULL;
+		}
+		if (req[0] != 'T') {
+			continue;
+		}
+		req[r] = 0;
+		unsigned long depth = strtoul(req + 1, NULL, 10);
+		size_t n = trace_reply(reply_buf, sizeof(reply_buf), depth);
+		while (send(trace_fd, reply_buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+		}
+	}
+}
+
+/* Starts the tracer on `fd`; without it (a ZTS build, no thread) the socket is closed and
+ * Isola's requests for a trace end at once. */
+static void start_tracer(int fd)
+{
+#ifdef ZTS
+	/* EG() of another thread is not the request's: no tracer. */
+	close(fd);
+#else
+	sigset_t all, old;
+	pthread_attr_t attr;
+	trace_fd = fd;
+	/* Every signal stays with the main thread (SIGTERM, pcntl handlers, alarms); only the
+	 * faults the walk itself may raise reach the tracer. */
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 128 * 1024);
+	if (pthread_create(&tracer_thread, &attr, tracer_main, NULL) != 0) {
+		close(fd);
+		trace_fd = -1;
+	}
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+#endif
+}
+
 /* ---- zygote ---- */
 
 static int thread_count(void)
@@ -1544,7 +1830,8 @@ static int opcache_enabled(void)
  * The zygote is single-threaded (checked before every fork), so no lock can be held by a
  * thread that does not exist in the child.
  */
-static void spawn_worker(int ctl, int conn_fd, int err_fd, const unsigned char *boot, size_t boot_len)
+static void spawn_worker(int ctl, int conn_fd, int err_fd, int trace, const unsigned char *boot,
+			 size_t boot_len)
 {
 	int threads = thread_count();
 	if (threads != 1) {
@@ -1578,6 +1865,7 @@ static void spawn_worker(int ctl, int conn_fd, int err_fd, const unsigned char *
 				close(null_fd);
 			}
 		}
+		start_tracer(trace);
 		if (boot) {
 			worker_script_main(conn_fd, boot, boot_len);
 		}
@@ -1627,7 +1915,7 @@ int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
 	/* A command: "S" (a classic worker) or "W" and a worker script's boot params. */
 	static unsigned char buf[65536];
 	for (;;) {
-		char cbuf[CMSG_SPACE(2 * sizeof(int))];
+		char cbuf[CMSG_SPACE(3 * sizeof(int))];
 		struct iovec iov = {buf, sizeof(buf)};
 		struct msghdr mh = {0};
 		mh.msg_iov = &iov;
@@ -1641,14 +1929,14 @@ int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
 		if (n <= 0) {
 			_exit(0);
 		}
-		int fds[2] = {-1, -1};
+		int fds[3] = {-1, -1, -1};
 		int nfds = 0;
 		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
 				size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 				int *p = (int *)CMSG_DATA(cm);
 				for (size_t i = 0; i < k; i++) {
-					if (nfds < 2) {
+					if (nfds < 3) {
 						fds[nfds++] = p[i];
 					} else {
 						close(p[i]);
@@ -1656,9 +1944,10 @@ int isola_zygote_main(int ctl, const char *ini_entries, const char *ini_path)
 				}
 			}
 		}
-		if ((buf[0] == 'S' || buf[0] == 'W') && nfds == 2) {
+		if ((buf[0] == 'S' || buf[0] == 'W') && nfds == 3) {
 			/* The fds arrived close-on-exec; the worker keeps them across no exec. */
-			spawn_worker(ctl, fds[0], fds[1], buf[0] == 'W' ? buf + 1 : NULL, (size_t)n - 1);
+			spawn_worker(ctl, fds[0], fds[1], fds[2], buf[0] == 'W' ? buf + 1 : NULL,
+				     (size_t)n - 1);
 		} else {
 			reply(ctl, "E %d unknown command", EINVAL);
 		}

@@ -1,6 +1,9 @@
 //! Isola's side of the native backend: the zygote's life, spawning workers through it, and
 //! watching each worker through a pidfd.
 //!
+//! Each worker also gets a trace socket, on which its tracer thread answers with the PHP
+//! stack of the request it runs ([`Process::backtrace`]).
+//!
 //! Workers are Isola's children (the engine host forks them with CLONE_PARENT), but not
 //! tokio's: the runtime only reaps what it spawned, so a worker's exit stays a zombie until
 //! its [`PidfdProcess`] collects it, and a pidfd cannot name a recycled pid. The pool is the
@@ -111,18 +114,7 @@ impl Native {
     async fn start_zygote(&self, timeout: Duration) -> Result<Zygote, SpawnError> {
         let started = Instant::now();
         let r = &self.recipe;
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        )
-        .map_err(|e| SpawnError::Socket {
-            path: "engine host control socket".into(),
-            source: e.into(),
-        })?;
-        // The zygote blocks on its end; only ours is non-blocking.
-        set_blocking(&theirs);
+        let (ours, theirs) = seqpacket_pair("engine host control socket")?;
         let mut cmd = Command::new(&r.exe);
         cmd.arg("__php-zygote");
         let cgi = php_cgi_ini_layout();
@@ -173,12 +165,7 @@ impl Native {
         let ini: String = std::iter::once("I".to_string())
             .chain(r.ini.iter().map(|e| format!("{e}\n")))
             .collect();
-        let sent = ctl
-            .async_io(Interest::WRITABLE, |fd| {
-                nix::sys::socket::send(fd.as_raw_fd(), ini.as_bytes(), MsgFlags::MSG_NOSIGNAL)
-                    .map_err(io::Error::from)
-            })
-            .await;
+        let sent = send_packet(&ctl, ini.as_bytes()).await;
         let answer = match sent {
             Err(e) => format!("E sending the ini entries: {e}"),
             Ok(_) => match tokio::time::timeout(timeout, recv_msg(&ctl)).await {
@@ -268,6 +255,23 @@ fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(io::Error::from)
 }
 
+/// A `SOCK_SEQPACKET` pair: our end non-blocking (for the reactor), theirs blocking (the
+/// engine host's side waits on it); `what` names it in the error.
+fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )
+    .map_err(|e| SpawnError::Socket {
+        path: what.into(),
+        source: e.into(),
+    })?;
+    set_blocking(&theirs);
+    Ok((ours, theirs))
+}
+
 fn set_blocking(fd: &OwnedFd) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     if let Ok(flags) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
@@ -278,18 +282,33 @@ fn set_blocking(fd: &OwnedFd) {
 
 async fn recv_msg(ctl: &AsyncFd<OwnedFd>) -> io::Result<String> {
     let mut buf = [0u8; 1024];
-    let n = ctl
+    let n = recv_packet(ctl, &mut buf, "the engine host exited").await?;
+    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+}
+
+/// Sends one message on a `SOCK_SEQPACKET` socket.
+async fn send_packet(sock: &AsyncFd<OwnedFd>, msg: &[u8]) -> io::Result<usize> {
+    sock.async_io(Interest::WRITABLE, |fd| {
+        nix::sys::socket::send(fd.as_raw_fd(), msg, MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)
+    })
+    .await
+}
+
+/// Receives one message into `buf`; the peer's end closing is an error saying `gone`.
+async fn recv_packet(
+    sock: &AsyncFd<OwnedFd>,
+    buf: &mut [u8],
+    gone: &'static str,
+) -> io::Result<usize> {
+    let n = sock
         .async_io(Interest::READABLE, |fd| {
-            recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io::Error::from)
+            recv(fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(io::Error::from)
         })
         .await?;
     if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the engine host exited",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, gone));
     }
-    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    Ok(n)
 }
 
 impl Native {
@@ -315,7 +334,13 @@ impl Native {
                     source: e.into(),
                 }
             })?;
-            let fds = [theirs.as_raw_fd(), err_w.as_raw_fd()];
+            // The worker's tracer thread answers on this one (slow-request backtraces).
+            let (trace_ours, trace_theirs) = seqpacket_pair("worker trace socket")?;
+            let fds = [
+                theirs.as_raw_fd(),
+                err_w.as_raw_fd(),
+                trace_theirs.as_raw_fd(),
+            ];
             let sent = zygote
                 .ctl
                 .async_io(Interest::WRITABLE, |fd| {
@@ -332,6 +357,7 @@ impl Native {
                 .await;
             drop(theirs);
             drop(err_w);
+            drop(trace_theirs);
             // A fork answers in about a millisecond; a zygote silent for longer is stopped or
             // wedged, and every spawn queued behind this lock would wait for it too.
             let fork_timeout = timeout.min(FORK_ANSWER_TIMEOUT);
@@ -377,11 +403,15 @@ impl Native {
                     })
                 }
             };
-            let process = PidfdProcess::open(pid).map_err(|e| SpawnError::NotReady {
+            let mut process = PidfdProcess::open(pid).map_err(|e| SpawnError::NotReady {
                 pid,
                 reason: format!("pidfd_open: {e}"),
                 stderr: String::new(),
             })?;
+            match register(trace_ours, Interest::READABLE | Interest::WRITABLE) {
+                Ok(fd) => process.trace = Some(fd),
+                Err(e) => tracing::warn!(pid, "worker backtraces unavailable: {e}"),
+            }
             let tail = seam::StderrTail::default();
             match tokio::net::unix::pipe::Receiver::from_owned_fd(err_r) {
                 Ok(rx) => {
@@ -429,6 +459,8 @@ impl Backend for Native {
 pub struct PidfdProcess {
     fd: AsyncFd<OwnedFd>,
     status: Option<ExitStatus>,
+    /// The worker's trace socket (its tracer thread answers `T <depth>`).
+    trace: Option<AsyncFd<OwnedFd>>,
 }
 
 impl PidfdProcess {
@@ -445,6 +477,7 @@ impl PidfdProcess {
         Ok(PidfdProcess {
             fd: register(fd, Interest::READABLE)?,
             status: None,
+            trace: None,
         })
     }
 
@@ -506,6 +539,21 @@ impl Process for PidfdProcess {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn backtrace(&mut self, depth: u32) -> Option<BoxFuture<'_, io::Result<seam::Backtrace>>> {
+        if self.status.is_some() {
+            return None;
+        }
+        let trace = self.trace.as_ref()?;
+        Some(Box::pin(async move {
+            let mut buf = vec![0u8; seam::MAX_BACKTRACE_BYTES + 1];
+            // A reply that arrived after an earlier ask gave up waiting is stale: drop it.
+            while recv(trace.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
+            send_packet(trace, format!("T {depth}").as_bytes()).await?;
+            let n = recv_packet(trace, &mut buf, "the worker has no tracer").await?;
+            Ok(seam::Backtrace::parse(&buf[..n]))
+        }))
     }
 }
 

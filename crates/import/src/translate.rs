@@ -1400,6 +1400,7 @@ impl Ctx {
                     Some(v) => self.doc.pool.set("slowlog_timeout", v, &from),
                     None => self.skip_e(file, e, "not a time"),
                 },
+                "request_slowlog_trace_depth" => int(self, "slowlog_trace_depth"),
                 "slowlog" => self.skip_e(file, e, "Isola logs slow requests in its own log, not a separate file"),
                 "rlimit_files" => match e.value.parse::<i64>() {
                     Ok(n) => self.doc.php.set("rlimit_files", n, &from),

@@ -280,6 +280,7 @@ fn laravel_front_controller_with_a_tuned_pool() {
     assert_eq!(pool["max_requests"].as_integer(), Some(500));
     assert_eq!(pool["request_terminate_timeout"].as_str(), Some("120s"));
     assert_eq!(pool["slowlog_timeout"].as_str(), Some("5s"));
+    assert_eq!(pool["slowlog_trace_depth"].as_integer(), Some(40));
     assert!(
         pool.get("start_children").is_none(),
         "pm.start_servers is ignored with ondemand"
@@ -309,7 +310,7 @@ fn laravel_front_controller_with_a_tuned_pool() {
             ("fpm-tuned.conf:32", "$HOSTNAME"),
             ("fpm-tuned.conf:21", "clean environment"),
             ("fpm-tuned.conf:18", "slowlog"),
-            ("fpm-tuned.conf:37", "another pool"),
+            ("fpm-tuned.conf:38", "another pool"),
             ("nginx-laravel.conf:8", "add_header"),
             ("nginx-laravel.conf:22", "error_page"),
         ],

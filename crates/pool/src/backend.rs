@@ -94,6 +94,84 @@ pub trait Process: Send + 'static {
     fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>>;
     /// Sends a signal; a no-op once the process has been reaped.
     fn signal(&mut self, sig: Signal) -> io::Result<()>;
+    /// The PHP stack (at most `depth` frames) of the request the worker runs, taken without
+    /// stopping or interrupting it; `None` when this kind of worker cannot tell (php-cgi).
+    fn backtrace(&mut self, depth: u32) -> Option<BoxFuture<'_, io::Result<Backtrace>>> {
+        let _ = depth;
+        None
+    }
+}
+
+/// Most bytes of a [`Backtrace`] reply, as the engine host bounds it.
+pub const MAX_BACKTRACE_BYTES: usize = 64 * 1024;
+
+/// One PHP stack frame: the function and where it was called from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// `name`, `Class->method` or `Class::method`, `include`/`require_once`..., `{main}`.
+    pub function: String,
+    /// The file of the call (empty when unknown).
+    pub file: String,
+    /// Its line (0 when unknown).
+    pub line: u32,
+}
+
+impl std::fmt::Display for Frame {
+    /// php-fpm's slowlog frame: `inner() /srv/www/slow.php:7`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = if self.file.is_empty() {
+            "unknown"
+        } else {
+            &self.file
+        };
+        write!(f, "{}() {}:{}", self.function, file, self.line)
+    }
+}
+
+/// A request's PHP stack, innermost frame first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backtrace {
+    /// The frames taken.
+    pub frames: Vec<Frame>,
+    /// Frames were left out (past the depth, or the walk could not go on).
+    pub truncated: bool,
+}
+
+impl Backtrace {
+    /// Reads the engine host's reply: `F\tfunction\tfile\tline\n` per frame, `M\n` when
+    /// frames were left out, `E\n` at the end. A reply without its end was cut short and
+    /// counts as truncated; malformed lines are skipped.
+    pub fn parse(reply: &[u8]) -> Backtrace {
+        let text = String::from_utf8_lossy(reply);
+        let mut frames = Vec::new();
+        let (mut more, mut ended) = (false, false);
+        for line in text.split('\n') {
+            let mut parts = line.split('\t');
+            match parts.next() {
+                Some("F") => {
+                    if let (Some(function), Some(file), Some(line), None) =
+                        (parts.next(), parts.next(), parts.next(), parts.next())
+                    {
+                        frames.push(Frame {
+                            function: function.to_string(),
+                            file: file.to_string(),
+                            line: line.parse().unwrap_or(0),
+                        });
+                    }
+                }
+                Some("M") => more = true,
+                Some("E") => {
+                    ended = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Backtrace {
+            frames,
+            truncated: more || !ended,
+        }
+    }
 }
 
 /// A started worker whose start-up probe succeeded.
@@ -394,5 +472,65 @@ pub fn set_child_limits(cmd: &mut Command, files: Option<u64>, core: Option<u64>
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                 .map_err(io::Error::from)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Backtrace, Frame};
+
+    fn frame(function: &str, file: &str, line: u32) -> Frame {
+        Frame {
+            function: function.into(),
+            file: file.into(),
+            line,
+        }
+    }
+
+    #[test]
+    fn a_frame_reads_like_php_fpms_slowlog() {
+        assert_eq!(
+            frame("Waiter->nap", "/srv/www/slow.php", 7).to_string(),
+            "Waiter->nap() /srv/www/slow.php:7"
+        );
+        assert_eq!(frame("???", "", 0).to_string(), "???() unknown:0");
+    }
+
+    #[test]
+    fn a_reply_parses_into_frames_innermost_first() {
+        let bt = Backtrace::parse(
+            b"F\tsleep\t/srv/a.php\t12\nF\tWaiter::run\t/srv/a.php\t23\nF\trequire_once\t/srv/index.php\t5\nE\n",
+        );
+        assert_eq!(
+            bt,
+            Backtrace {
+                frames: vec![
+                    frame("sleep", "/srv/a.php", 12),
+                    frame("Waiter::run", "/srv/a.php", 23),
+                    frame("require_once", "/srv/index.php", 5),
+                ],
+                truncated: false,
+            }
+        );
+        assert_eq!(Backtrace::parse(b"E\n"), Backtrace::default());
+    }
+
+    #[test]
+    fn left_out_frames_and_cut_replies_count_as_truncated() {
+        let more = Backtrace::parse(b"F\tf\t/a.php\t1\nM\nE\n");
+        assert_eq!(more.frames.len(), 1);
+        assert!(more.truncated);
+        let cut = Backtrace::parse(b"F\tf\t/a.php\t1\nF\tg\t/a.p");
+        assert_eq!(cut.frames, vec![frame("f", "/a.php", 1)]);
+        assert!(cut.truncated);
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_and_bad_bytes_kept_readable() {
+        let bt = Backtrace::parse(
+            b"F\tonly-two\t/a.php\nX\tjunk\nF\t\xff\t/b.php\tnotanumber\nE\nF\tafter\t/c.php\t9\n",
+        );
+        assert_eq!(bt.frames, vec![frame("\u{fffd}", "/b.php", 0)]);
+        assert!(!bt.truncated);
     }
 }

@@ -35,6 +35,9 @@ pub struct PoolConfig {
     pub crash_loop: Option<(u32, Duration)>,
     /// Log requests running longer than this, once each (php-fpm's request_slowlog_timeout).
     pub slowlog_timeout: Option<Duration>,
+    /// Most PHP frames logged for a slow request, where the backend can take its stack
+    /// (php-fpm's request_slowlog_trace_depth); 0 logs none.
+    pub slowlog_trace_depth: u32,
     /// `max_children = "auto"`: derive `max_children` from memory (then `max_children` above
     /// is only the starting point, replaced at start by the estimate).
     pub auto_size: Option<crate::sizing::AutoSize>,
@@ -140,6 +143,8 @@ const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest delay between spawn attempts while spawns keep failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait for a worker's answer with a slow request's backtrace.
+const BACKTRACE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Saturation (queue full, waits) is logged at most this often, never per request.
 const SATURATION_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -294,6 +299,17 @@ struct Worker {
 enum Control {
     /// SIGTERM, then SIGKILL after the grace period.
     Stop(Duration),
+    /// Log the PHP stack of the slow request the worker runs.
+    Backtrace(SlowRequest),
+}
+
+/// A request found slow, whose backtrace is asked for.
+struct SlowRequest {
+    request_id: String,
+    /// When the worker took the request: the backtrace belongs to it only if the worker
+    /// still serves the request that started then once the answer is in.
+    since: Instant,
+    depth: u32,
 }
 
 impl Inner {
@@ -1063,6 +1079,13 @@ impl Inner {
                             elapsed_ms = now.duration_since(w.since).as_millis() as u64,
                             "slow request (over slowlog_timeout {limit:?})"
                         );
+                        if self.config.slowlog_trace_depth > 0 {
+                            let _ = w.control.send(Control::Backtrace(SlowRequest {
+                                request_id: job.request_id.clone(),
+                                since: w.since,
+                                depth: self.config.slowlog_trace_depth,
+                            }));
+                        }
                     }
                 }
             }
@@ -1268,12 +1291,78 @@ async fn supervise(
                         }
                     }
                 }
+                Some(Control::Backtrace(slow)) => {
+                    // Meanwhile neither an exit nor a stop is seen: the answer takes
+                    // microseconds, and BACKTRACE_TIMEOUT bounds a worker that gives none.
+                    log_backtrace(&inner, id, pid, process.as_mut(), &slow).await;
+                }
             },
         }
     };
     // Dropping the handle releases what the backend kept for the worker (its socket file).
     drop(process);
     inner.on_exit(id, status, sent);
+}
+
+/// Takes the PHP stack of a slow request from its worker and logs it, one line per frame,
+/// innermost first (php-fpm's slowlog trace). Backends that cannot take one log nothing
+/// more than the slow-request line.
+async fn log_backtrace(
+    inner: &Inner,
+    id: u64,
+    pid: u32,
+    process: &mut dyn Process,
+    slow: &SlowRequest,
+) {
+    let Some(taking) = process.backtrace(slow.depth) else {
+        return;
+    };
+    let request_id = slow.request_id.as_str();
+    let bt = match tokio::time::timeout(BACKTRACE_TIMEOUT, taking).await {
+        Ok(Ok(bt)) => bt,
+        Ok(Err(e)) => {
+            tracing::debug!(pid, request_id = %request_id, "no backtrace of the slow request: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(
+                pid,
+                request_id = %request_id,
+                "no backtrace of the slow request: the worker did not answer within {BACKTRACE_TIMEOUT:?}"
+            );
+            return;
+        }
+    };
+    let same_request =
+        inner.lock().workers.get(&id).is_some_and(|w| {
+            w.state == WorkerState::Busy && w.since == slow.since && w.slow_logged
+        });
+    if !same_request {
+        tracing::debug!(
+            pid,
+            request_id = %request_id,
+            "the slow request ended before its backtrace was taken"
+        );
+        return;
+    }
+    if bt.frames.is_empty() && !bt.truncated {
+        tracing::warn!(
+            pid,
+            request_id = %request_id,
+            "slow request backtrace: no PHP code running (the request is starting, reading its body or ending)"
+        );
+    }
+    for (i, frame) in bt.frames.iter().enumerate() {
+        tracing::warn!(pid, request_id = %request_id, "slow request backtrace #{i}: {frame}");
+    }
+    if bt.truncated {
+        tracing::warn!(
+            pid,
+            request_id = %request_id,
+            "slow request backtrace: more frames not shown (slowlog_trace_depth = {})",
+            slow.depth
+        );
+    }
 }
 
 /// Runs futures concurrently and collects their outputs in order.

@@ -2,7 +2,7 @@
 //! and processes are handles the test kills, so every transition can be provoked and
 //! observed without PHP (the integration suite runs the same paths with real workers).
 #![allow(clippy::unwrap_used)]
-use crate::backend::{Backend, BoxFuture, Process, SpawnError, Spawned};
+use crate::backend::{Backend, Backtrace, BoxFuture, Process, SpawnError, Spawned};
 use crate::pool::{AcquireError, JobInfo, Outcome, Pool, PoolConfig, ProcessManager};
 use nix::sys::signal::Signal;
 use std::io;
@@ -23,6 +23,8 @@ struct Handle {
     ignore_term: Arc<AtomicBool>,
     /// The worker's end of its connection: dropped when it dies, as a real one's would be.
     peer: Arc<Mutex<Option<UnixStream>>>,
+    /// The depth of every backtrace asked of it.
+    traces: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Handle {
@@ -63,6 +65,13 @@ impl Process for FakeProcess {
             self.handle.die(ExitStatus::from_raw(sig as i32));
         }
         Ok(())
+    }
+
+    fn backtrace(&mut self, depth: u32) -> Option<BoxFuture<'_, io::Result<Backtrace>>> {
+        self.handle.traces.lock().unwrap().push(depth);
+        Some(Box::pin(async move {
+            Ok(Backtrace::parse(b"F\tsleep\t/srv/a.php\t3\nE\n"))
+        }))
     }
 }
 
@@ -109,6 +118,7 @@ impl Backend for FakeBackend {
                 signals: Arc::default(),
                 ignore_term: Arc::new(AtomicBool::new(fake.ignore_term.load(Ordering::SeqCst))),
                 peer: Arc::new(Mutex::new(Some(theirs))),
+                traces: Arc::default(),
             };
             fake.workers.lock().unwrap().push(handle.clone());
             Ok(Spawned {
@@ -137,6 +147,7 @@ fn config(max_children: usize) -> PoolConfig {
         label: "/fake".into(),
         crash_loop: None,
         slowlog_timeout: None,
+        slowlog_trace_depth: 20,
         auto_size: None,
     }
 }
@@ -447,4 +458,42 @@ async fn recycle_all_replaces_idle_workers_now_and_busy_ones_after_their_request
         now.len() == 2 && !now.iter().any(|p| before.contains(p))
     })
     .await;
+}
+
+/// A pool with one worker, slow after 100 ms, and a lease of it.
+async fn slow_lease(depth: u32) -> (Pool, Handle, crate::pool::Lease) {
+    let mut cfg = config(1);
+    cfg.slowlog_timeout = Some(Duration::from_millis(100));
+    cfg.slowlog_trace_depth = depth;
+    let (pool, fake) = start(cfg).await;
+    let lease = pool.acquire(job()).await.unwrap();
+    let w = fake.by_pid(lease.pid());
+    (pool, w, lease)
+}
+
+#[tokio::test]
+async fn a_slow_request_has_its_backtrace_asked_for_once() {
+    let (pool, w, lease) = slow_lease(7).await;
+    eventually("the backtrace is asked for", || {
+        !w.traces.lock().unwrap().is_empty()
+    })
+    .await;
+    // Two more maintenance passes: still the same slow request, asked about once.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(*w.traces.lock().unwrap(), vec![7]);
+    assert_eq!(pool.status().slow_requests, 1);
+    lease.release(Outcome::Reusable);
+    assert!(w.signals().is_empty(), "the worker is not signalled");
+}
+
+#[tokio::test]
+async fn a_trace_depth_of_zero_asks_for_no_backtrace() {
+    let (pool, w, lease) = slow_lease(0).await;
+    eventually("the request is counted slow", || {
+        pool.status().slow_requests == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(w.traces.lock().unwrap().is_empty());
+    lease.release(Outcome::Reusable);
 }
