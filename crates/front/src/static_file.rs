@@ -158,10 +158,13 @@ const NO_SIBLINGS_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// Files remembered per thread; beyond it the memory starts over.
 const NO_SIBLINGS_MAX: usize = 4096;
 
+/// A file as it was when looked at: inode, size, mtime.
+type Identity = (u64, u64, Option<SystemTime>);
+
 thread_local! {
-    /// Files found without siblings: (inode, size, mtime) then, and when. Most files have
-    /// none, and looking costs a failed path lookup per sibling per request.
-    static NO_SIBLINGS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, ((u64, u64, Option<SystemTime>), std::time::Instant)>> =
+    /// Files found without siblings: their identity then, and when. Most files have none,
+    /// and looking costs a failed path lookup per sibling per request.
+    static NO_SIBLINGS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, (Identity, std::time::Instant)>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
