@@ -300,6 +300,17 @@ struct LogFields {
 
 pub(crate) async fn handle(
     shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: Peer,
+    guard: RequestGuard,
+) -> Response<ResponseBody> {
+    // A script's headers_send(103) reaches this client through its connection.
+    let hints = crate::early_hints::Hints::new(guard.conn(), req.version());
+    crate::early_hints::scope(hints, handle_request(shared, req, peer, guard)).await
+}
+
+async fn handle_request(
+    shared: Arc<Shared>,
     mut req: Request<Incoming>,
     peer: Peer,
     guard: RequestGuard,

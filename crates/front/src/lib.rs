@@ -6,7 +6,7 @@
 //! through [`isola_router`], static file responses, files a script names (X-Sendfile,
 //! X-Accel-Redirect: `sendfile.rs`), the CGI/1.1 environment, the FastCGI
 //! exchange over a leased worker connection (request body streamed in, response streamed
-//! out), CGI response translation, compression, error pages, the access log, the counts of
+//! out), 103 Early Hints from the native backend (`early_hints.rs`), CGI response translation, compression, error pages, the access log, the counts of
 //! request outcomes and latencies (`stats.rs`).
 //!
 //! Never: starts, stops or picks worker processes (that is [`isola_pool`]), or reads
@@ -18,6 +18,7 @@ mod cgi_env;
 mod compress;
 mod conn;
 mod detach;
+mod early_hints;
 mod error_page;
 mod exchange;
 mod handler;
