@@ -4,6 +4,7 @@
 mod check;
 mod conformance;
 mod contract;
+mod early_hints;
 mod edges;
 mod front;
 mod harness;
