@@ -61,6 +61,16 @@ fn send_timed(addr: std::net::SocketAddr, req: &[u8]) -> Timed {
     }
 }
 
+/// One GET of `target` on a connection of its own: what came back, as text, and every
+/// response in it.
+fn fetch(addr: std::net::SocketAddr, target: &str) -> (Timed, String, Vec<Response>) {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let t = send_timed(addr, req.as_bytes());
+    let text = String::from_utf8_lossy(&t.bytes).into_owned();
+    let all = responses(&t.bytes);
+    (t, text, all)
+}
+
 /// Every response in `bytes`, interim ones included, in order.
 fn responses(bytes: &[u8]) -> Vec<Response> {
     let mut r = bytes;
@@ -83,11 +93,7 @@ fn the_103_reaches_the_client_while_the_script_still_runs() {
         return;
     }
     let s = native();
-    let t = send_timed(
-        s.addr,
-        b"GET /early_hints.php?nap=400 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
-    let text = String::from_utf8_lossy(&t.bytes).into_owned();
+    let (t, text, all) = fetch(s.addr, "/early_hints.php?nap=400");
     let (at, final_begun) = t.hint.unwrap_or_else(|| panic!("no 103 first: {text}"));
     assert!(!final_begun, "the 103 came with the final response: {text}");
     assert!(
@@ -96,7 +102,6 @@ fn the_103_reaches_the_client_while_the_script_still_runs() {
         t.end
     );
     assert!(text.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{text}");
-    let all = responses(&t.bytes);
     assert_eq!(all.len(), 2, "{text}");
     assert_hints(&all[0]);
     // The hints stay set for the final response; after its head, headers_send() fails
@@ -187,12 +192,7 @@ fn a_header_with_a_line_break_never_reaches_the_103() {
         return;
     }
     let s = native();
-    let t = send_timed(
-        s.addr,
-        b"GET /early_hints.php?evil=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
-    let text = String::from_utf8_lossy(&t.bytes).into_owned();
-    let all = responses(&t.bytes);
+    let (_, text, all) = fetch(s.addr, "/early_hints.php?evil=1");
     assert_eq!(all.len(), 2, "{text}");
     assert_hints(&all[0]);
     assert!(!text.to_ascii_lowercase().contains("x-evil"), "{text}");
@@ -231,11 +231,7 @@ fn worker_mode_handlers_send_hints_too() {
         None,
     );
     for n in 1..=2 {
-        let t = send_timed(
-            s.addr,
-            b"GET /hints_worker.php HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        );
-        let text = String::from_utf8_lossy(&t.bytes).into_owned();
+        let (t, text, all) = fetch(s.addr, "/hints_worker.php");
         let (at, final_begun) = t.hint.unwrap_or_else(|| panic!("no 103 first: {text}"));
         assert!(
             !final_begun && t.end - at >= Duration::from_millis(150),
@@ -257,13 +253,8 @@ fn worker_mode_handlers_send_hints_too() {
 #[test]
 fn php_cgi_has_no_headers_send_and_sends_no_103() {
     let s = Server::start(&["--backend", "php-cgi"]);
-    let t = send_timed(
-        s.addr,
-        b"GET /early_hints.php HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
-    let text = String::from_utf8_lossy(&t.bytes).into_owned();
+    let (_, text, all) = fetch(s.addr, "/early_hints.php");
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-    let all = responses(&t.bytes);
     assert_eq!(all.len(), 1, "{text}");
     assert_eq!(all[0].text(), "hinted=-1 late=-1\n");
     assert_eq!(all[0].headers_named("link"), LINKS);
