@@ -6,8 +6,9 @@
 //! through [`isola_router`], static file responses, files a script names (X-Sendfile,
 //! X-Accel-Redirect: `sendfile.rs`), the CGI/1.1 environment, the FastCGI
 //! exchange over a leased worker connection (request body streamed in, response streamed
-//! out), 103 Early Hints from the native backend (`early_hints.rs`), CGI response translation, compression, error pages, the access log, the counts of
-//! request outcomes and latencies (`stats.rs`).
+//! out), 103 Early Hints from the native backend (`early_hints.rs`), CGI response
+//! translation, compression, error pages, the access log, the counts of request outcomes
+//! and latencies (`stats.rs`).
 //!
 //! Never: starts, stops or picks worker processes (that is [`isola_pool`]), or reads
 //! configuration files.
