@@ -237,7 +237,6 @@ fn worker_mode_handlers_send_hints_too() {
             !final_begun && t.end - at >= Duration::from_millis(150),
             "{text}"
         );
-        let all = responses(&t.bytes);
         assert_eq!(all.len(), 2, "{text}");
         assert_eq!(all[0].status, 103);
         assert_eq!(
