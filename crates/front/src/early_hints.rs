@@ -17,9 +17,10 @@
 //!
 //! Ordering: hyper's HTTP/1 dispatcher calls the socket's `poll_flush` only once its own
 //! write buffer is empty, and writes only through `poll_write`/`poll_write_vectored`. The
-//! outbox takes a block only while the last call it saw was a flush ("drained"), and the
-//! wrapper writes queued blocks before anything else. So a block never lands inside an
-//! earlier pipelined response, and always precedes the final head it belongs to.
+//! outbox takes a block only while nothing was written yet or the last call it saw was a
+//! flush ("drained"), and the wrapper writes queued blocks before anything else. So a block
+//! never lands inside an earlier pipelined response, and always precedes the final head it
+//! belongs to.
 use crate::conn::ConnState;
 use bytes::{Buf, BytesMut};
 use http::{HeaderName, HeaderValue, Version};
@@ -197,13 +198,26 @@ fn block(content: &[u8]) -> Result<Vec<u8>, Refused> {
 }
 
 /// A connection's 103 responses waiting for its socket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Outbox {
     /// Something is queued: lets every write skip the lock while nothing is.
     pending: AtomicBool,
-    /// The last call on the socket was hyper's flush: hyper holds no unwritten bytes.
+    /// hyper holds no unwritten bytes: nothing was written yet, or the last call on the
+    /// socket was its flush.
     drained: AtomicBool,
     queue: Mutex<BytesMut>,
+}
+
+impl Default for Outbox {
+    /// A new connection's: drained, as nothing was written on it. A worker can answer
+    /// within the very first poll of the first request, before hyper first flushes.
+    fn default() -> Self {
+        Outbox {
+            pending: AtomicBool::new(false),
+            drained: AtomicBool::new(true),
+            queue: Mutex::new(BytesMut::new()),
+        }
+    }
 }
 
 impl Outbox {
@@ -335,9 +349,11 @@ mod tests {
     #[test]
     fn the_outbox_takes_blocks_only_while_hyper_is_drained() {
         let o = Outbox::default();
-        assert!(!o.offer(b"x"), "nothing flushed yet");
+        assert!(o.offer(b"a"), "nothing written yet");
+        o.writing();
+        assert!(!o.offer(b"x"), "hyper's bytes may still be in its buffer");
         o.flushing();
-        assert!(o.offer(b"ab"));
+        assert!(o.offer(b"b"));
         o.writing();
         assert!(!o.offer(b"cd"));
         let mut sink = Vec::new();
