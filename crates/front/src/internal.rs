@@ -207,7 +207,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
         ),
     };
     let outcome = match outcome {
-        Outcome::Answered(_) if ctx.outcome.no_worker() => Outcome::Unavailable,
+        Outcome::Answered(_) if ctx.outcome.unavailable() => Outcome::Unavailable,
         o => o,
     };
     if outcome == Outcome::Unavailable {

@@ -2,12 +2,14 @@
 //! connection.
 //!
 //! Owns: accepting connections and serving HTTP/1.1, h2c and HTTPS with hyper, connection
-//! limits and timeouts, request limits and validation, trusted proxies, request ids, W3C `traceparent` (`trace.rs`), routing
-//! through [`isola_router`], static file responses, files a script names (X-Sendfile,
-//! X-Accel-Redirect: `sendfile.rs`), the CGI/1.1 environment, the FastCGI
-//! exchange over a leased worker connection (request body streamed in, response streamed
-//! out), CGI response translation, compression, error pages, the access log, the counts of
-//! request outcomes and latencies (`stats.rs`).
+//! limits and timeouts, the sites (`site.rs`), one context per request carried through
+//! its phases and closed by one step (`request.rs`), request limits and validation,
+//! trusted proxies, request ids, W3C `traceparent` (`trace.rs`), routing through
+//! [`isola_router`], static file responses, files a script names (X-Sendfile,
+//! X-Accel-Redirect: `sendfile.rs`), the CGI/1.1 environment, the FastCGI exchange over a
+//! leased worker connection (request body streamed in, response streamed out), CGI
+//! response translation, compression, error pages, the access log, the counts of request
+//! outcomes and latencies (`stats.rs`).
 //!
 //! Never: starts, stops or picks worker processes (that is [`isola_pool`]), or reads
 //! configuration files.

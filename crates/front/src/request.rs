@@ -74,7 +74,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    fn unavailable(e: &AcquireError) -> Outcome {
+    fn from_acquire(e: &AcquireError) -> Outcome {
         if matches!(e, AcquireError::QueueFull | AcquireError::Timeout) {
             Outcome::Shed
         } else {
@@ -83,7 +83,7 @@ impl Outcome {
     }
 
     /// No worker took the request: the script never ran.
-    pub(crate) fn no_worker(self) -> bool {
+    pub(crate) fn unavailable(self) -> bool {
         matches!(self, Outcome::Shed | Outcome::NoWorker)
     }
 }
@@ -103,10 +103,13 @@ pub(crate) struct RequestCtx {
     pub id: Arc<str>,
     /// The `traceparent` PHP sees.
     pub traceparent: Arc<str>,
+    /// When its head arrived.
     pub started: Instant,
     /// The client (after trusted proxies) and the local address.
     pub peer: Peer,
+    /// Its method, for compression and the access log.
     pub method: Method,
+    /// Its Host header, for a deferred request and the access log.
     pub host: Option<HeaderValue>,
     /// `None` when there is no access log to write.
     pub log: Option<LogFields>,
@@ -276,7 +279,7 @@ pub(crate) async fn exec(
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(request_id = &*ctx.id, "no worker: {e}");
-            ctx.outcome = Outcome::unavailable(&e);
+            ctx.outcome = Outcome::from_acquire(&e);
             return Ok(error_page::unavailable(5));
         }
     };
@@ -407,6 +410,53 @@ fn translate(head: CgiHead, body: ResponseBody, is_head: bool) -> Response<Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ctx(outcome: Outcome) -> RequestCtx {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        RequestCtx {
+            id: "id".into(),
+            traceparent: "tp".into(),
+            started: Instant::now(),
+            peer: Peer {
+                remote: addr,
+                local: addr,
+                https: false,
+            },
+            method: Method::GET,
+            host: None,
+            log: None,
+            upstream: Upstream::default(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn the_outcome_not_the_status_tells_a_shed_and_internal_requests_are_not_counted() {
+        let stats = Stats::default();
+        ctx(Outcome::Shed).close(503, 0, true, Some(&stats), None);
+        ctx(Outcome::NoWorker).close(503, 0, true, Some(&stats), None);
+        ctx(Outcome::Script { sendfile: false }).close(503, 9, true, Some(&stats), None);
+        // An internal request: no stats.
+        ctx(Outcome::Shed).close(503, 0, true, None, None);
+        let r = stats.snapshot();
+        assert_eq!(r.shed, 1);
+        assert_eq!(r.by_class, [0, 0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn queue_full_and_wait_timeouts_are_sheds_other_refusals_are_not() {
+        for (e, o) in [
+            (AcquireError::QueueFull, Outcome::Shed),
+            (AcquireError::Timeout, Outcome::Shed),
+            (AcquireError::ShuttingDown, Outcome::NoWorker),
+            (AcquireError::NoWorker, Outcome::NoWorker),
+        ] {
+            assert_eq!(Outcome::from_acquire(&e), o, "{e}");
+            assert!(o.unavailable());
+        }
+        assert!(!Outcome::Script { sendfile: true }.unavailable());
+        assert!(!Outcome::UpstreamTimeout.unavailable());
+    }
 
     fn head(headers: &[(&str, &str)]) -> CgiHead {
         CgiHead {
