@@ -27,6 +27,7 @@ use isola_router::{Deny, Route};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+// What the connection side (`server.rs`) takes from here with `handle`.
 pub(crate) use crate::request::Peer;
 pub(crate) use crate::site::{App, Settings, Shared, Site};
 
