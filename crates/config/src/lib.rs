@@ -6,30 +6,35 @@
 //! Never: starts anything, writes files, or reads the environment. The only I/O is reading
 //! the config file and checking that the paths it names exist.
 
+mod logging;
+mod php;
+mod pool;
 mod queue;
 mod raw;
 mod schedule;
+mod server;
 mod sites;
 mod store;
 mod units;
 mod validate;
 
+pub use logging::{AccessFormat, LogConfig, LogFormat};
+pub use php::{PhpBackend, PhpConfig};
+pub use pool::{AutoChildren, PmMode, PoolSettings};
 pub use queue::{JobTarget, QueueConfig, DEFER_QUEUE};
 pub use raw::{
     NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
     RawPool, RawQueue, RawSchedule, RawSendfile, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
 };
 pub use schedule::{ScheduleConfig, When};
+pub use server::{CacheRule, Compression, SendfileDir, ServerConfig};
 pub use sites::{SiteConfig, UnknownHost};
 pub use store::{
     default_dir as default_store_dir, parse_url as parse_store_url, AppendFsync, EmbeddedStore,
     StoreBackend, StoreSettings, MAXMEMORY_POLICIES,
 };
 pub use units::{parse_duration, parse_size};
-pub use validate::{
-    AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpBackend,
-    PhpConfig, PmMode, PoolSettings, SendfileDir, ServerConfig, TlsCertFiles,
-};
+pub use validate::{Config, TlsCertFiles};
 
 use std::path::{Path, PathBuf};
 
