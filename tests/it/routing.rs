@@ -197,6 +197,33 @@ fn precompressed_siblings_are_chosen_by_accept_encoding() {
     );
 }
 
+/// A precompressed sibling is the file next to the original, never a symlink planted there:
+/// one pointing out of the document root would serve what lies outside it.
+#[test]
+fn a_symlinked_precompressed_sibling_is_not_followed() {
+    let site = crate::harness::fixture_site();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.gz");
+    std::fs::write(&secret, "OUTSIDE-SECRET").unwrap();
+    std::os::unix::fs::symlink(&secret, site.path().join("style.css.gz")).unwrap();
+    let docroot = site.path().to_path_buf();
+    let s = Server::start_in(&docroot, &["--workers", "1"], Some(site));
+    let r = http::request(s.addr, "GET", "/style.css", &["Accept-Encoding: gzip"], b"");
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.text().contains("OUTSIDE-SECRET"),
+        "followed a sibling symlink"
+    );
+    assert_eq!(
+        r.header("content-encoding"),
+        None,
+        "too small to compress on the fly"
+    );
+    assert_eq!(r.text(), "body { color: red; }\n");
+    let plain = get(s.addr, "/style.css");
+    assert_eq!(plain.text(), "body { color: red; }\n");
+}
+
 /// Editor, backup and package-manager copies of a script are 404 however they are reached,
 /// and an `allow` pattern opens exactly the copies it names.
 #[test]

@@ -42,7 +42,14 @@ pub async fn serve(
     let (file, meta) = match (variant, opened) {
         (None, Some(opened)) => opened,
         (variant, _) => {
-            let file = std::fs::File::open(variant.as_deref().unwrap_or(path))?;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut open = std::fs::OpenOptions::new();
+            open.read(true);
+            if variant.is_some() {
+                // Checked as no symlink above; replaced by one since, it is not followed.
+                open.custom_flags(libc::O_NOFOLLOW);
+            }
+            let file = open.open(variant.as_deref().unwrap_or(path))?;
             let meta = file.metadata()?;
             (file, meta)
         }
@@ -170,7 +177,8 @@ thread_local! {
 
 /// The precompressed siblings of `path` (`known`: its metadata, when already read): whether
 /// any exists, and the one to send, when the client accepts its coding and it is a regular
-/// file at least as new as the original (a stale sibling would serve old content).
+/// file (not a symlink) at least as new as the original (a stale sibling would serve old
+/// content).
 fn precompressed(path: &Path, known: Option<&std::fs::Metadata>, req: &HeaderMap) -> Siblings {
     use std::os::unix::fs::MetadataExt;
     let mut found = Siblings::default();
@@ -197,7 +205,10 @@ fn precompressed(path: &Path, known: Option<&std::fs::Metadata>, req: &HeaderMap
         let mut p = path.as_os_str().to_owned();
         p.push(ext);
         let p = std::path::PathBuf::from(p);
-        let Ok(m) = std::fs::metadata(&p) else {
+        // The sibling's own entry, never what a symlink there points at: the router
+        // opened the original beneath the document root, and a link planted next to it
+        // could lead anywhere.
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
             continue;
         };
         if !m.is_file() {
