@@ -6,6 +6,7 @@
 //! Never: starts anything, writes files, or reads the environment. The only I/O is reading
 //! the config file and checking that the paths it names exist.
 
+mod acme;
 mod queue;
 mod raw;
 mod schedule;
@@ -14,7 +15,9 @@ mod store;
 mod units;
 mod validate;
 
+pub use acme::{AcmeChallenge, AcmeConfig, LETS_ENCRYPT};
 pub use queue::{JobTarget, QueueConfig, DEFER_QUEUE};
+pub use raw::RawAcme;
 pub use raw::{
     NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
     RawPool, RawQueue, RawSchedule, RawSendfile, RawServer, RawSite, RawStore, RawTls, RawTlsCert,

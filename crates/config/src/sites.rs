@@ -123,6 +123,13 @@ pub(crate) fn validate(
         }
         let mut c = c?;
         c.sites = vec![SiteConfig::from_config(&c, Vec::new())];
+        if let Some(a) = &mut c.acme {
+            let mut errs = Vec::new();
+            crate::acme::add_site_names(a, [], &mut errs);
+            if !errs.is_empty() {
+                return Err(ConfigError::Invalid(errs));
+            }
+        }
         return Ok(c);
     }
 
@@ -238,6 +245,14 @@ pub(crate) fn validate(
             UnknownHost::NotFound
         }
     };
+    let mut global = global;
+    if let Ok(Config { acme: Some(a), .. }) = &mut global {
+        let names = out
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.names.iter().map(move |n| (i, n.clone())));
+        crate::acme::add_site_names(a, names, &mut errs);
+    }
     if !errs.is_empty() {
         errs.dedup();
         return Err(ConfigError::Invalid(errs));
@@ -249,7 +264,7 @@ pub(crate) fn validate(
 }
 
 /// `example.com`, `www.example.com`, `*.example.com`, `localhost`.
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     let host = n.strip_prefix("*.").unwrap_or(n);
     !host.is_empty()
         && host.len() <= 253

@@ -25,6 +25,8 @@ pub struct Config {
     /// `[[tls.cert]]`: certificate files, in order (the first is the default); empty
     /// exactly when `server.tls_listen` is unset.
     pub tls_certs: Vec<TlsCertFiles>,
+    /// `[tls.acme]`: certificates obtained from an ACME CA, if enabled.
+    pub acme: Option<crate::AcmeConfig>,
     /// The sites served: the `[[site]]` list, or one site made of `[server]`, `[pool]` and
     /// `[php]` (with no names: it answers every host).
     pub sites: Vec<crate::SiteConfig>,
@@ -863,9 +865,13 @@ impl RawConfig {
             );
         }
         let raw_certs = self.tls.cert.unwrap_or_default();
-        if tls_listen.is_some() && raw_certs.is_empty() {
+        let acme = self
+            .tls
+            .acme
+            .map(|a| crate::acme::validate(a, tls_listen.is_some(), base_dir, &mut errs));
+        if tls_listen.is_some() && raw_certs.is_empty() && acme.is_none() {
             errs.push(
-                "tls.cert: server.tls_listen is set but no certificate is; add [[tls.cert]] with cert and key files"
+                "tls.cert: server.tls_listen is set but no certificate is; add [[tls.cert]] with cert and key files, or [tls.acme]"
                     .to_string(),
             );
         }
@@ -974,6 +980,7 @@ impl RawConfig {
             } else {
                 Vec::new()
             },
+            acme,
             sites: Vec::new(),
             unknown_host: crate::UnknownHost::Default(0),
             schedules,
@@ -1078,7 +1085,12 @@ fn count(
     v as usize
 }
 
-fn duration(errs: &mut Vec<String>, key: &str, v: Option<NumOrStr>, default_secs: u64) -> Duration {
+pub(crate) fn duration(
+    errs: &mut Vec<String>,
+    key: &str,
+    v: Option<NumOrStr>,
+    default_secs: u64,
+) -> Duration {
     match v {
         None => Duration::from_secs(default_secs),
         Some(NumOrStr::Num(n)) if n >= 0 => Duration::from_secs(n as u64),
