@@ -660,6 +660,19 @@ async fn serve_async(
             listen: addr.to_string(),
             store_url: store.public_url(),
             token: cfg.admin_token.clone(),
+            certificates: acme.as_ref().map(|m| {
+                let status = m.status_source();
+                isola_admin::CertSource(Arc::new(move || {
+                    let s = status();
+                    vec![isola_admin::CertFigures {
+                        names: s.names,
+                        issuer: s.issuer,
+                        not_after: s.not_after,
+                        last_renewal: s.last_renewal,
+                        last_error: s.last_error,
+                    }]
+                }))
+            }),
         };
         let mut rx = stop_rx.clone();
         let h = handle.clone();

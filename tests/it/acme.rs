@@ -413,10 +413,30 @@ fn http01_certificate_is_served_stored_and_loaded_at_restart() {
         dir: None,
     });
     let state = tempfile::tempdir().unwrap();
-    let acme = format!("{}\nchallenges = [\"http-01\"]", acme_lines(&pebble));
+    let admin = free_port();
+    let acme = format!(
+        "{}\nchallenges = [\"http-01\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"",
+        acme_lines(&pebble)
+    );
     let s = Isola::start(&ports, &acme, state.path());
     s.wait_for("new certificate obtained with http-01", 60);
     let root = pebble.root();
+    let (ok, status, err) = curl(&[&format!("http://127.0.0.1:{admin}/status")]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+    let c = &v["certificates"][0];
+    assert_eq!(c["names"][0], "a.isola.test", "{status}");
+    assert!(c["issuer"].as_str().unwrap().contains("Pebble"), "{status}");
+    assert!(c["not_after"].as_i64().unwrap() > 0, "{status}");
+    assert!(c["last_error"].is_null(), "{status}");
+    let (_, metrics, _) = curl(&[&format!("http://127.0.0.1:{admin}/metrics")]);
+    assert!(
+        metrics.contains(
+            "isola_tls_certificate_renewal_failing{names=\"a.isola.test,www.isola.test\"} 0"
+        ),
+        "{metrics}"
+    );
     for host in ["a.isola.test", "www.isola.test"] {
         let (ok, out, err) = s.get(host, &root);
         assert!(ok, "{host}: {err}\n{}", s.log());
