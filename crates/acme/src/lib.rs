@@ -26,6 +26,8 @@ mod store;
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 /// Longest wait between two failed orders.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Least time between two successful orders, whatever the certificate's lifetime says.
+const MIN_RENEWAL_INTERVAL: i64 = 10;
 /// How long the CA may take to validate and to issue.
 const POLL_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -253,12 +255,13 @@ fn jitter(n: u64) -> u64 {
     h.finish() % n
 }
 
-/// When `cert` is due for renewal (seconds since the epoch): `renew_before` its end, else
-/// when a third of its lifetime is left, less a jitter of up to 1/30 of the lifetime.
+/// When `cert` is due for renewal (seconds since the epoch): `renew_before` its end (but
+/// not before half its lifetime, so a short-lived certificate is not renewed at once),
+/// else when a third of its lifetime is left; less a jitter of up to 1/30 of the lifetime.
 fn renew_at(cert: &Stored, renew_before: Option<Duration>) -> i64 {
     let lifetime = (cert.not_after - cert.not_before).max(0);
     let at = match renew_before {
-        Some(b) => cert.not_after - b.as_secs() as i64,
+        Some(b) => (cert.not_after - b.as_secs() as i64).max(cert.not_before + lifetime / 2),
         None => cert.not_after - lifetime / 3,
     };
     at - jitter(lifetime as u64 / 30) as i64
@@ -272,6 +275,8 @@ fn backoff(failures: u32) -> Duration {
 
 async fn run(mut r: Renewer, mut current: Option<Stored>) {
     let mut failures = 0u32;
+    // No order before this (seconds since the epoch): set after each success.
+    let mut not_sooner = 0;
     loop {
         let due = match &current {
             Some(c) if r.cfg.domains.iter().all(|d| c.names.contains(d)) => {
@@ -279,7 +284,8 @@ async fn run(mut r: Renewer, mut current: Option<Stored>) {
             }
             // A name was added since: order now.
             _ => now_secs(),
-        };
+        }
+        .max(not_sooner);
         let wait = Duration::from_secs((due - now_secs()).max(0) as u64);
         r.set_next(wait);
         if !wait.is_zero() {
@@ -293,6 +299,7 @@ async fn run(mut r: Renewer, mut current: Option<Stored>) {
         match r.obtain().await {
             Ok(issued) => {
                 failures = 0;
+                not_sooner = now_secs() + MIN_RENEWAL_INTERVAL;
                 current = Some(Stored {
                     not_before: issued.not_before,
                     not_after: issued.not_after,

@@ -155,15 +155,14 @@ pub(crate) fn validate(
     }
 }
 
-/// Adds the sites' names (`(site index, name)`) to the certificate, and checks that there
-/// is a name at all.
+/// Adds the sites' names (checked by [`check_name`] as they were read) to the certificate,
+/// and checks that there is a name at all.
 pub(crate) fn add_site_names(
     acme: &mut AcmeConfig,
-    names: impl IntoIterator<Item = (usize, String)>,
+    names: impl IntoIterator<Item = String>,
     errs: &mut Vec<String>,
 ) {
-    for (i, n) in names {
-        check_name(&format!("site[{i}].server_names"), &n, &n, errs);
+    for n in names {
         if !acme.domains.contains(&n) {
             acme.domains.push(n);
         }
@@ -176,7 +175,8 @@ pub(crate) fn add_site_names(
     }
 }
 
-fn check_name(key: &str, given: &str, lower: &str, errs: &mut Vec<String>) {
+/// Checks that `lower` (`given` as written, at `key`) can be on an ACME certificate.
+pub(crate) fn check_name(key: &str, given: &str, lower: &str, errs: &mut Vec<String>) {
     if lower.starts_with("*.") {
         errs.push(format!(
             "{key}: {given:?} is a wildcard, which HTTP-01 and TLS-ALPN-01 cannot validate; name the hosts, or serve a wildcard certificate from [[tls.cert]] files"

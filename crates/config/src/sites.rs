@@ -175,6 +175,9 @@ pub(crate) fn validate(
                     "{key}.server_names: {n:?} is already a name of site[{j}]"
                 ));
             } else {
+                if raw.tls.acme.is_some() {
+                    crate::acme::check_name(&format!("{key}.server_names"), n, &l, &mut errs);
+                }
                 seen.push((l.clone(), i));
                 lower.push(l);
             }
@@ -247,10 +250,7 @@ pub(crate) fn validate(
     };
     let mut global = global;
     if let Ok(Config { acme: Some(a), .. }) = &mut global {
-        let names = out
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| s.names.iter().map(move |n| (i, n.clone())));
+        let names = out.iter().flat_map(|s| s.names.iter().cloned());
         crate::acme::add_site_names(a, names, &mut errs);
     }
     if !errs.is_empty() {
@@ -468,5 +468,46 @@ mod tests {
             .validate(&format!("[server]\nunknown_host = \"404\"\n{base}"))
             .unwrap();
         assert_eq!(c.unknown_host, UnknownHost::NotFound);
+    }
+
+    #[test]
+    fn acme_certifies_every_site_name_once() {
+        let d = Dir::new();
+        let c = d
+            .validate(
+                "[server]\ntls_listen = \"127.0.0.1:8443\"\n[tls.acme]\nemail = \"ops@example.org\"\ndomains = [\"Extra.example.org\", \"a.example.org\"]\ndir = \"/srv/acme\"\n\
+                 [[site]]\nserver_names = [\"a.example.org\", \"www.a.example.org\"]\ndocroot = \"a\"\n\
+                 [[site]]\nserver_names = [\"b.example.org\"]\ndocroot = \"b\"\n",
+            )
+            .unwrap();
+        let a = c.acme.unwrap();
+        assert_eq!(
+            a.domains,
+            [
+                "extra.example.org",
+                "a.example.org",
+                "www.a.example.org",
+                "b.example.org"
+            ]
+        );
+        assert_eq!(a.directory, crate::LETS_ENCRYPT);
+        assert_eq!(a.dir, Path::new("/srv/acme"));
+        assert_eq!(
+            a.challenges,
+            [
+                crate::AcmeChallenge::Http01,
+                crate::AcmeChallenge::TlsAlpn01
+            ]
+        );
+        assert!(c.tls_certs.is_empty());
+        let e = d.errors(
+            "[server]\ntls_listen = \"127.0.0.1:8443\"\n[tls.acme]\ndir = \"/srv/acme\"\nrenew_before = \"soon\"\n\
+             [[site]]\nserver_names = [\"*.example.org\"]\ndocroot = \"a\"\n",
+        );
+        assert!(
+            e.contains("site[0].server_names: \"*.example.org\" is a wildcard"),
+            "{e}"
+        );
+        assert!(e.contains("tls.acme.renew_before: "), "{e}");
     }
 }
