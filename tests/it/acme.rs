@@ -4,6 +4,7 @@
 //! renewal of short-lived certificates, a CA that is down at start, and bad `[tls.acme]`
 //! settings. Skipped (with a message) when `pebble` is not installed.
 use crate::harness::{disown, fixture_site, own, wait_timeout};
+use crate::tls::curl;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -361,19 +362,6 @@ impl Drop for Isola {
             disown(c.id());
         }
     }
-}
-
-fn curl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .expect("curl is installed (scripts/setup --test)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The serial number of the leaf curl was given (from `%{certs}`).
