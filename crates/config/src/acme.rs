@@ -49,14 +49,15 @@ pub struct AcmeConfig {
     pub dir: PathBuf,
 }
 
-/// Validates `raw`; `tls_listen` tells whether a TLS listener is configured.
+/// Validates `raw` for a server listening on `listen` (plain) and `tls_listen`.
 pub(crate) fn validate(
     raw: RawAcme,
-    tls_listen: bool,
+    listen: std::net::SocketAddr,
+    tls_listen: Option<std::net::SocketAddr>,
     base_dir: &Path,
     errs: &mut Vec<String>,
 ) -> AcmeConfig {
-    if !tls_listen {
+    if tls_listen.is_none() {
         errs.push(
             "tls.acme: needs server.tls_listen, the listener the certificate is for".to_string(),
         );
@@ -105,6 +106,11 @@ pub(crate) fn validate(
         }
     }
     let challenges = match raw.challenges {
+        // The CA connects to port 80 for HTTP-01 and 443 for TLS-ALPN-01: first the one a
+        // listener is on, so no order is spent on a challenge bound to fail.
+        None if listen.port() != 80 && tls_listen.is_some_and(|t| t.port() == 443) => {
+            vec![AcmeChallenge::TlsAlpn01, AcmeChallenge::Http01]
+        }
         None => vec![AcmeChallenge::Http01, AcmeChallenge::TlsAlpn01],
         Some(list) => {
             let mut out = Vec::new();

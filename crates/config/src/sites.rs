@@ -500,6 +500,17 @@ mod tests {
             ]
         );
         assert!(c.tls_certs.is_empty());
+        // The plain listener off port 80 and the TLS one on 443: TLS-ALPN-01 first.
+        let c = d
+            .validate("[server]\nlisten = \"127.0.0.1:8080\"\ntls_listen = \"0.0.0.0:443\"\n[tls.acme]\ndir = \"/srv/acme\"\ndomains = [\"a.example.org\"]\n[[site]]\nserver_names = [\"b.example.org\"]\ndocroot = \"a\"\n")
+            .unwrap();
+        assert_eq!(
+            c.acme.unwrap().challenges,
+            [
+                crate::AcmeChallenge::TlsAlpn01,
+                crate::AcmeChallenge::Http01
+            ]
+        );
         let e = d.errors(
             "[server]\ntls_listen = \"127.0.0.1:8443\"\n[tls.acme]\ndir = \"/srv/acme\"\nrenew_before = \"soon\"\n\
              [[site]]\nserver_names = [\"*.example.org\"]\ndocroot = \"a\"\n",

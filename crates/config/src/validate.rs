@@ -868,7 +868,7 @@ impl RawConfig {
         let acme = self
             .tls
             .acme
-            .map(|a| crate::acme::validate(a, tls_listen.is_some(), base_dir, &mut errs));
+            .map(|a| crate::acme::validate(a, listen, tls_listen, base_dir, &mut errs));
         if tls_listen.is_some() && raw_certs.is_empty() && acme.is_none() {
             errs.push(
                 "tls.cert: server.tls_listen is set but no certificate is; add [[tls.cert]] with cert and key files, or [tls.acme]"
