@@ -269,14 +269,15 @@ impl Ports {
 const NAMES: &str = r#"["a.isola.test", "www.isola.test"]"#;
 
 impl Isola {
-    /// Serves the fixture site with `[tls.acme]` lines `acme`, its data in `state`.
+    /// Serves the fixture site with `[tls.acme]` lines `acme`, its data in `state`. Plain
+    /// HTTP redirects to HTTPS: HTTP-01 tokens must be answered before that.
     fn start(ports: &Ports, acme: &str, state: &Path) -> Isola {
         let site = fixture_site();
         let cfg = site.path().join("isola.toml");
         std::fs::write(
             &cfg,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{}\"\ntls_listen = \"127.0.0.1:{}\"\ndocroot = \"{}\"\n[log]\nlevel = \"info\"\n[store]\nbackend = \"off\"\n[tls.acme]\ndomains = {NAMES}\n{acme}\n",
+                "[server]\nlisten = \"127.0.0.1:{}\"\ntls_listen = \"127.0.0.1:{}\"\nredirect_http_to_https = true\ndocroot = \"{}\"\n[log]\nlevel = \"info\"\n[store]\nbackend = \"off\"\n[tls.acme]\ndomains = {NAMES}\n{acme}\n",
                 ports.plain,
                 ports.tls,
                 site.path().display()
