@@ -140,7 +140,8 @@ fn read<R: BufRead>(r: &mut R, head_only: bool, lenient: bool) -> Response {
         assert!(lenient, "{what}: {e}");
         truncated = true;
     };
-    if head_only || status == 304 || status == 204 {
+    // An informational response (103 Early Hints) has no body: the final one follows.
+    if head_only || status == 304 || status == 204 || (100..200).contains(&status) {
     } else if chunked {
         loop {
             let mut size = String::new();

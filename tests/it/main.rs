@@ -5,6 +5,7 @@ mod acme;
 mod check;
 mod conformance;
 mod contract;
+mod early_hints;
 mod edges;
 mod front;
 mod harness;

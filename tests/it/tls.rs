@@ -319,3 +319,32 @@ fn a_silent_tls_client_is_cut_by_header_read_timeout() {
     assert!(ok, "{err}");
     assert!(s.stop().success());
 }
+
+/// headers_send(103) (native backend, the default of the first pass) over HTTPS: the 103
+/// goes through the TLS stream on HTTP/1.1, and is left out on HTTP/2.
+#[test]
+fn early_hints_over_https() {
+    if std::env::var("ISOLA_BACKEND").is_ok_and(|b| b == "php-cgi") {
+        return;
+    }
+    let (s, tls) = start("");
+    let hinted = |version: &str| {
+        let (ok, out, err) = curl_tls(
+            &s,
+            tls,
+            "a.test",
+            "a.pem",
+            &[version, "-v"],
+            "/early_hints.php",
+        );
+        assert!(ok, "{err}");
+        assert_eq!(out, "hinted=1 late=3\n");
+        err
+    };
+    let err = hinted("--http1.1");
+    assert!(err.contains("< HTTP/1.1 103 Early Hints"), "{err}");
+    let err = hinted("--http2");
+    assert!(err.contains("< HTTP/2 200"), "{err}");
+    assert!(!err.contains("HTTP/2 103"), "{err}");
+    s.stop();
+}

@@ -7,15 +7,22 @@
 //! the config file and checking that the paths it names exist.
 
 mod acme;
+mod logging;
+mod php;
+mod pool;
 mod queue;
 mod raw;
 mod schedule;
+mod server;
 mod sites;
 mod store;
 mod units;
 mod validate;
 
 pub use acme::{AcmeChallenge, AcmeConfig, LETS_ENCRYPT};
+pub use logging::{AccessFormat, LogConfig, LogFormat};
+pub use php::{PhpBackend, PhpConfig};
+pub use pool::{AutoChildren, PmMode, PoolSettings};
 pub use queue::{JobTarget, QueueConfig, DEFER_QUEUE};
 pub use raw::RawAcme;
 pub use raw::{
@@ -23,16 +30,14 @@ pub use raw::{
     RawPool, RawQueue, RawSchedule, RawSendfile, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
 };
 pub use schedule::{ScheduleConfig, When};
+pub use server::{CacheRule, Compression, SendfileDir, ServerConfig};
 pub use sites::{SiteConfig, UnknownHost};
 pub use store::{
     default_dir as default_store_dir, parse_url as parse_store_url, AppendFsync, EmbeddedStore,
     StoreBackend, StoreSettings, MAXMEMORY_POLICIES,
 };
 pub use units::{parse_duration, parse_size};
-pub use validate::{
-    AccessFormat, AutoChildren, CacheRule, Compression, Config, LogConfig, LogFormat, PhpBackend,
-    PhpConfig, PmMode, PoolSettings, SendfileDir, ServerConfig, TlsCertFiles,
-};
+pub use validate::{Config, TlsCertFiles};
 
 use std::path::{Path, PathBuf};
 

@@ -5,8 +5,9 @@
 //! `[php]` (`ini` and `env` merged name by name), and is then validated by the same rules as
 //! a single-site configuration; its problems are named `site[N].key`.
 use crate::raw::{RawConfig, RawServer, RawSite};
-use crate::validate::{CacheRule, Config, PhpConfig, PoolSettings};
+use crate::validate::Config;
 use crate::ConfigError;
+use crate::{CacheRule, PhpConfig, PoolSettings};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -17,6 +17,9 @@
  *   zygote -> Isola: "P <pid>" or "E <errno> <reason>"
  * EOF on the control socket ends the zygote; running workers are unaffected.
  *
+ * Worker -> Isola is FastCGI 1.0 plus one record type of Isola's own, ISOLA_INTERIM: an
+ * informational (1xx) head for headers_send(103), sent while the response is still open.
+ *
  * Trace protocol (the worker's trace socket, SOCK_SEQPACKET, served by its tracer thread):
  *   Isola -> worker: "T <depth>"
  *   worker -> Isola: the PHP stack of the running request, innermost first, one
@@ -74,6 +77,12 @@ extern PHPAPI char *php_ini_opened_path;
 #define FCGI_KEEP_CONN 1
 #define FCGI_REQUEST_COMPLETE 0
 #define FCGI_UNKNOWN_ROLE 3
+/* Isola's own record type (not FastCGI 1.0's): an interim 1xx head, a CGI head the front
+ * sends to the client ahead of the final response. The front reads it from this backend
+ * only (isola_fastcgi::record::ISOLA_INTERIM). */
+#define ISOLA_INTERIM 103
+/* Content of one interim record: it must fit a single record. */
+#define INTERIM_MAX 65535
 
 #define REC_MAX (8 + 65535 + 255)
 /* Output is sent in records of at most this much; a flush sends what is buffered. */
@@ -916,9 +925,88 @@ PHP_FUNCTION(fastcgi_finish_request)
 	RETURN_TRUE;
 }
 
+/* One header line, CRLF-terminated, appended to an interim head being built; 0 when it does
+ * not fit. */
+static int interim_put(char *buf, size_t *len, const char *s, size_t n)
+{
+	if (n + 2 > INTERIM_MAX - *len) {
+		return 0;
+	}
+	memcpy(buf + *len, s, n);
+	memcpy(buf + *len + n, "\r\n", 2);
+	*len += n + 2;
+	return 1;
+}
+
+/* An informational head with `status` and the headers set so far, as one ISOLA_INTERIM
+ * record; the headers stay set for the final response. A SAPI_HEADER_* value, as
+ * sapi_module.send_headers returns for FrankenPHP. Refused (SAPI_HEADER_SEND_FAILED) once the
+ * final head has left, after fastcgi_finish_request(), in a process the script forked, and
+ * when the head would not fit one record: then the hints are merely lost, which RFC 8297
+ * allows. Status lines set by header() are left out: the status is ours. */
+static int send_interim(int status)
+{
+	conn_t *c = conn;
+	sapi_header_struct *h;
+	zend_llist_position pos;
+	char line[32];
+	size_t len = 0;
+	int ok;
+
+	if (SG(request_info).no_headers == 1) {
+		return SAPI_HEADER_SENT_SUCCESSFULLY;
+	}
+	if (!c || !c->in_request || c->finished || c->broken || forked_child || SG(headers_sent)) {
+		return SAPI_HEADER_SEND_FAILED;
+	}
+	int n = snprintf(line, sizeof(line), "Status: %d", status);
+	char *buf = emalloc(INTERIM_MAX);
+	ok = n > 0 && interim_put(buf, &len, line, (size_t)n);
+	h = (sapi_header_struct *)zend_llist_get_first_ex(&SG(sapi_headers).headers, &pos);
+	while (ok && h) {
+		if (h->header_len > 0 &&
+		    !(h->header_len > sizeof("Status:") - 1 &&
+		      strncasecmp(h->header, "Status:", sizeof("Status:") - 1) == 0)) {
+			ok = interim_put(buf, &len, h->header, h->header_len);
+		}
+		h = (sapi_header_struct *)zend_llist_get_next_ex(&SG(sapi_headers).headers, &pos);
+	}
+	ok = ok && interim_put(buf, &len, "", 0);
+	/* Nothing of the final response is buffered before its head (output only reaches
+	 * ub_write once headers are sent), so this record cannot overtake any STDOUT. */
+	ok = ok && flush_out(c) == 0 && send_record(c, ISOLA_INTERIM, c->req_id, buf, len) == 0;
+	efree(buf);
+	return ok ? SAPI_HEADER_SENT_SUCCESSFULLY : SAPI_HEADER_SEND_FAILED;
+}
+
+/* FrankenPHP's headers_send(): with a 1xx status the headers set so far leave now as an
+ * informational response (103 Early Hints) and stay set; with any other status that status
+ * becomes the response's and the final head is sent now, sapi_send_headers()'s result
+ * returned. */
+PHP_FUNCTION(headers_send)
+{
+	zend_long status = 200;
+
+	ZEND_PARSE_PARAMETERS_START(0, 1)
+		Z_PARAM_OPTIONAL
+		Z_PARAM_LONG(status)
+	ZEND_PARSE_PARAMETERS_END();
+
+	if (status >= 100 && status < 200) {
+		RETURN_LONG(send_interim((int)status));
+	}
+	if (!SG(headers_sent)) {
+		SG(sapi_headers).http_response_code = (int)status;
+	}
+	RETURN_LONG(sapi_send_headers());
+}
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_headers, 0, 0, IS_ARRAY, 0)
 ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_finish, 0, 0, _IS_BOOL, 0)
+ZEND_END_ARG_INFO()
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_headers_send, 0, 0, IS_LONG, 0)
+	ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, status, IS_LONG, 0, "200")
 ZEND_END_ARG_INFO()
 
 static ZEND_FUNCTION(frankenphp_handle_request);
@@ -933,6 +1021,7 @@ static const zend_function_entry isola_functions[] = {
 	ZEND_FE(apache_response_headers, arginfo_headers)
 	ZEND_FE(fastcgi_finish_request, arginfo_finish)
 	ZEND_FALIAS(frankenphp_finish_request, fastcgi_finish_request, arginfo_finish)
+	ZEND_FE(headers_send, arginfo_headers_send)
 	ZEND_FE(frankenphp_handle_request, arginfo_handle_request)
 	ZEND_FALIAS(isola_handle_request, frankenphp_handle_request, arginfo_handle_request)
 	ZEND_FE_END

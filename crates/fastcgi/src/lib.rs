@@ -3,7 +3,8 @@
 //! Owns: record framing (header, content, padding), name-value params encoding (short and
 //! long lengths), the request records a web server sends (BEGIN_REQUEST, PARAMS, STDIN,
 //! ABORT_REQUEST), demultiplexing of the records a worker sends back (STDOUT, STDERR,
-//! END_REQUEST), and parsing of the CGI response head carried in STDOUT.
+//! END_REQUEST, and Isola's interim record from the native backend), and parsing of the CGI
+//! response head carried in STDOUT.
 //!
 //! Never: performs I/O, spawns or picks workers, or knows about HTTP beyond the CGI
 //! response head. Everything here works on byte buffers so it can be tested split at every
@@ -17,7 +18,7 @@ pub mod response;
 
 pub use cgi::{find_head_end, parse_head, CgiError, CgiHead};
 pub use params::{decode_params, ParamsError};
-pub use record::{ProtocolStatus, RecordType, Role, MAX_CONTENT_LEN};
+pub use record::{ProtocolStatus, RecordType, Role, ISOLA_INTERIM, MAX_CONTENT_LEN};
 pub use request::{
     encode_abort_request, encode_begin_request, encode_get_values, encode_params, encode_stdin,
 };

@@ -2,7 +2,8 @@
 //!
 //! Owns: the 8-byte header (version, type, request id, content length, padding length,
 //! reserved), the numeric values of types, roles and protocol statuses, and the padding
-//! rule. Never: interprets record content (that is `request`, `response` and `params`).
+//! rule, and the number of Isola's one private record type ([`ISOLA_INTERIM`]). Never:
+//! interprets record content (that is `request`, `response` and `params`).
 use bytes::{BufMut, BytesMut};
 
 /// Largest content a single record can carry.
@@ -13,6 +14,13 @@ pub const HEADER_LEN: usize = 8;
 pub const VERSION_1: u8 = 1;
 /// FCGI_KEEP_CONN flag of BEGIN_REQUEST.
 pub const KEEP_CONN: u8 = 1;
+/// Isola's own record type, not FastCGI 1.0's: an interim (1xx) response head, sent by the
+/// native backend's worker for `headers_send(103)` without ending its response. Its content
+/// is a CGI head (`Status: 103`, header lines, blank line). The number is free in the
+/// specification (types stop at 11) and recalls the status it mostly carries. Only a
+/// [`crate::ResponseDecoder`] made [`with_interim`](crate::ResponseDecoder::with_interim)
+/// accepts it; php-cgi never sends it.
+pub const ISOLA_INTERIM: u8 = 103;
 
 /// Record types of FastCGI 1.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! No size limit is needed: a record's content length is a 16-bit field and its padding
 //! an 8-bit one, so a record is at most 8 + 65,535 + 255 bytes, and the decoder never waits
 //! for more than one record. A peer cannot make it buffer or allocate without bound.
-use crate::record::{Header, ProtocolStatus, RecordType, HEADER_LEN, VERSION_1};
+use crate::record::{Header, ProtocolStatus, RecordType, HEADER_LEN, ISOLA_INTERIM, VERSION_1};
 use bytes::{Buf, Bytes, BytesMut};
 
 /// What the worker said, in order.
@@ -18,6 +18,10 @@ pub enum Event {
     Stdout(Bytes),
     /// Content of a non-empty STDERR record.
     Stderr(Bytes),
+    /// Content of an Isola interim record ([`ISOLA_INTERIM`]): a CGI head for a 1xx
+    /// response sent ahead of the final one. Only from a decoder made
+    /// [`with_interim`](ResponseDecoder::with_interim).
+    Interim(Bytes),
     /// END_REQUEST: the request is over.
     End {
         /// appStatus: the script's exit status.
@@ -87,6 +91,7 @@ pub struct ResponseDecoder {
     request_id: u16,
     ended: bool,
     stdout_closed: bool,
+    interim: bool,
 }
 
 impl ResponseDecoder {
@@ -96,7 +101,17 @@ impl ResponseDecoder {
             request_id,
             ended: false,
             stdout_closed: false,
+            interim: false,
         }
+    }
+
+    /// Also turns Isola's interim records into [`Event::Interim`]; without this they are
+    /// consumed silently like any record type a worker does not send. For the native
+    /// backend's workers only: the extension is ours, and another FastCGI server using type
+    /// [`ISOLA_INTERIM`] for something else must not have it read as a response head.
+    pub fn with_interim(mut self) -> Self {
+        self.interim = true;
+        self
     }
 
     /// Whether END_REQUEST has been decoded.
@@ -116,7 +131,8 @@ impl ResponseDecoder {
     ///
     /// Consumed silently: empty STDOUT/STDERR records (stream terminators), management
     /// records (request id 0: GET_VALUES_RESULT, UNKNOWN_TYPE), records for other request
-    /// ids and record types a worker does not send.
+    /// ids, record types a worker does not send, and interim records unless
+    /// [`with_interim`](Self::with_interim) (empty ones always).
     ///
     /// Once [`Event::End`] has been returned, `Ok(None)` while `buf` is empty and
     /// [`DecodeError::AfterEnd`] as soon as it is not (nothing is consumed then).
@@ -144,6 +160,12 @@ impl ResponseDecoder {
                     } else {
                         Event::Stderr(content)
                     }
+                }
+                RecordType::Other(ISOLA_INTERIM) if ours && self.interim && len > 0 => {
+                    buf.advance(HEADER_LEN);
+                    let content = buf.split_to(len).freeze();
+                    buf.advance(h.padding_len as usize);
+                    Event::Interim(content)
                 }
                 RecordType::Stdout if ours => {
                     self.stdout_closed = true;
@@ -195,6 +217,56 @@ mod tests {
         assert_eq!(ResponseDecoder::new(1).decode(&mut b), Ok(None));
         assert!(b.capacity() >= 8 + 65_535 + 255);
         assert_eq!(b.len(), 8);
+    }
+
+    /// A record as the native worker writes it: header, content, padding to 8.
+    fn record(t: u8, id: u16, content: &[u8]) -> BytesMut {
+        let mut b = BytesMut::new();
+        crate::record::put_record(&mut b, RecordType::from(t), id, content);
+        b
+    }
+
+    #[test]
+    fn interim_records_are_events_only_when_asked_for() {
+        let head = b"Status: 103\r\nLink: </a.css>; rel=preload\r\n\r\n";
+        let mut b = record(ISOLA_INTERIM, 1, head);
+        b.extend_from_slice(&record(6, 1, b"x"));
+        let mut plain = b.clone();
+        let mut dec = ResponseDecoder::new(1).with_interim();
+        assert_eq!(
+            dec.decode(&mut b),
+            Ok(Some(Event::Interim(Bytes::from_static(head))))
+        );
+        assert_eq!(dec.decode(&mut b), Ok(Some(Event::Stdout("x".into()))));
+        // Without the extension the record is skipped like any unknown type.
+        let mut dec = ResponseDecoder::new(1);
+        assert_eq!(dec.decode(&mut plain), Ok(Some(Event::Stdout("x".into()))));
+    }
+
+    #[test]
+    fn interim_records_of_other_requests_or_empty_are_skipped() {
+        let mut b = record(ISOLA_INTERIM, 2, b"Status: 103\r\n\r\n");
+        b.extend_from_slice(&record(ISOLA_INTERIM, 1, b""));
+        b.extend_from_slice(&record(6, 1, b"x"));
+        let mut dec = ResponseDecoder::new(1).with_interim();
+        assert_eq!(dec.decode(&mut b), Ok(Some(Event::Stdout("x".into()))));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn interim_record_split_anywhere_gives_the_same_event() {
+        let head = b"Status: 103\r\nLink: </b.js>; rel=preload\r\n\r\n";
+        let whole = record(ISOLA_INTERIM, 1, head);
+        for cut in 0..whole.len() {
+            let mut dec = ResponseDecoder::new(1).with_interim();
+            let mut b = BytesMut::from(&whole[..cut]);
+            assert_eq!(dec.decode(&mut b), Ok(None), "cut at {cut}");
+            b.extend_from_slice(&whole[cut..]);
+            assert_eq!(
+                dec.decode(&mut b),
+                Ok(Some(Event::Interim(Bytes::from_static(head))))
+            );
+        }
     }
 
     #[test]

@@ -113,6 +113,8 @@ fn exchange(conn: &mut UnixStream, request: BytesMut) -> Result<(Bytes, Vec<Byte
         match e {
             Event::Stdout(b) => stdout.extend_from_slice(&b),
             Event::Stderr(b) => stderr.push(b),
+            // Never: this decoder was not made `with_interim`.
+            Event::Interim(_) => unreachable!("interim record from php-cgi"),
             Event::End {
                 app_status,
                 protocol_status,

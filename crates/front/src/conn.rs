@@ -4,14 +4,16 @@
 //!
 //! Owns: [`ConnState`] (requests in flight, when the connection went idle, when the next
 //! head started), [`Watched`] (the socket wrapper that reports incoming bytes) and
-//! [`RequestGuard`] (a request in flight until dropped).
+//! [`RequestGuard`] (a request in flight until dropped). [`Watched`] also writes the
+//! connection's 103 Early Hints, queued in its [`Outbox`](crate::early_hints::Outbox),
+//! ahead of anything hyper writes (what may be queued, and when, is `early_hints`'s).
 //!
-//! Never: reads or writes the bytes it watches, or closes a connection with a request in
+//! Never: reads or alters the bytes it watches, or closes a connection with a request in
 //! flight (request limits belong to the handler and the pool).
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
@@ -68,6 +70,7 @@ pub(crate) struct ConnState {
     state: Mutex<State>,
     changed: Notify,
     timeouts: Timeouts,
+    outbox: crate::early_hints::Outbox,
 }
 
 impl ConnState {
@@ -83,7 +86,13 @@ impl ConnState {
             }),
             changed: Notify::new(),
             timeouts,
+            outbox: Default::default(),
         })
+    }
+
+    /// The 103 responses waiting to be written on this connection.
+    pub fn outbox(&self) -> &crate::early_hints::Outbox {
+        &self.outbox
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -156,6 +165,13 @@ impl ConnState {
 /// A request in flight on its connection until dropped.
 pub(crate) struct RequestGuard(Arc<ConnState>);
 
+impl RequestGuard {
+    /// The connection the request arrived on.
+    pub fn conn(&self) -> &Arc<ConnState> {
+        &self.0
+    }
+}
+
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         let mut s = self.0.lock();
@@ -168,7 +184,7 @@ impl Drop for RequestGuard {
     }
 }
 
-/// A socket that tells its [`ConnState`] when bytes arrive.
+/// A socket that tells its [`ConnState`] when bytes arrive, and writes the hints it queued.
 pub(crate) struct Watched<S> {
     inner: S,
     state: Arc<ConnState>,
@@ -201,7 +217,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        ready!(this.state.outbox.poll_send(&mut this.inner, cx))?;
+        this.state.outbox.writing();
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -209,15 +228,22 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        ready!(this.state.outbox.poll_send(&mut this.inner, cx))?;
+        this.state.outbox.writing();
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
 
+    /// hyper flushes only with its own buffer empty: the moment hints can go out.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let this = &mut *self;
+        this.state.outbox.flushing();
+        ready!(this.state.outbox.poll_send(&mut this.inner, cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

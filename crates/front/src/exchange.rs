@@ -159,6 +159,9 @@ async fn exchange(
     mut gone: oneshot::Receiver<()>,
     rid: &str,
 ) -> Finish {
+    // Only the native backend's workers send Isola's interim record, and only they honour
+    // ABORT_REQUEST: the lease tells them apart by that.
+    let interim = lease.honours_abort();
     let stream = lease.stream();
     let (mut rd, mut wr) = stream.split();
     // The writer hands the write half back, for an ABORT_REQUEST after the body.
@@ -166,7 +169,7 @@ async fn exchange(
         let r = write_stdin(&mut wr, request, body).await;
         (r, wr)
     };
-    let reader = read_response(&mut rd, sink, rid);
+    let reader = read_response(&mut rd, sink, rid, interim);
     tokio::pin!(writer, reader);
     let mut written = false;
     let mut wr_back: Option<tokio::net::unix::WriteHalf<'_>> = None;
@@ -282,8 +285,12 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(
     rd: &mut R,
     sink: &mut Sink,
     rid: &str,
+    interim: bool,
 ) -> Result<End, UpstreamError> {
     let mut decoder = ResponseDecoder::new(REQUEST_ID);
+    if interim {
+        decoder = decoder.with_interim();
+    }
     let mut buf = BytesMut::with_capacity(32 * 1024);
     let mut head_buf = BytesMut::new();
     let mut head: Option<CgiHead> = None;
@@ -310,6 +317,11 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(
                     }
                 }
                 Event::Stderr(data) => log_stderr(rid, &data),
+                // headers_send(103): for the client only while its final head is not known.
+                Event::Interim(data) if head.is_none() && sink.head.is_some() => {
+                    crate::early_hints::forward(rid, &data).await;
+                }
+                Event::Interim(_) => {}
                 Event::End { app_status, .. } => {
                     if head.is_none() && sink.head.is_some() {
                         // No blank line: the output so far is the whole head (CGI allows a

@@ -1,16 +1,19 @@
 //! Internal requests: a script run in the pool with no client — a request deferred by a
-//! response's `Isola-Defer` header, a scheduled one, or a job from a queue. They go through the same router,
-//! queue, limits and access log as client requests; their response body is read and
-//! dropped.
+//! response's `Isola-Defer` header, a scheduled one, or a job from a queue. They enter the
+//! same script pipeline as client requests (`request.rs`: [`request::exec`], then the
+//! context's closing step), so they share the router, the pool's queue, the limits and the
+//! access log; their response body is read and dropped.
 //!
 //! Owns: building the request (Host of the site, `X-Isola-Internal: <kind>`, loopback
-//! addresses), running it, logging the outcome.
+//! addresses) and its context, reading the response, and the [`Outcome`] its caller (a
+//! schedule, a queue consumer) acts on.
 //!
-//! Never: serves static files (only scripts run), leaves the site it was asked for, or
-//! holds a response anywhere but in the bounded exchange channel.
-use crate::access_log::Entry;
-use crate::handler::{exec_script, Peer, ScriptTarget, Shared, Upstream};
+//! Never: serves static files (only scripts run), leaves the site it was asked for, counts
+//! in the client request stats, or holds a response anywhere but in the bounded exchange
+//! channel.
+use crate::request::{self, LogFields, Peer, RequestCtx, ScriptCall, Upstream};
 use crate::request_id;
+use crate::site::Shared;
 use http::{header, HeaderValue, Method, Request};
 use http_body_util::BodyExt;
 use isola_router::Route;
@@ -147,13 +150,32 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
         },
     };
     let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let peer = Peer {
-        remote: loopback,
-        local: loopback,
-        https: false,
+    let mut ctx = RequestCtx {
+        id: rid,
+        traceparent,
+        started,
+        peer: Peer {
+            remote: loopback,
+            local: loopback,
+            https: false,
+        },
+        method,
+        host: Some(host),
+        log: app.options.access_log.as_ref().map(|_| LogFields {
+            time,
+            uri: parts.uri.clone(),
+            protocol: "HTTP/1.1",
+            referer: None,
+            user_agent: HeaderValue::from_str(&format!("Isola ({})", kind.as_str())).ok(),
+        }),
+        upstream: Upstream::default(),
+        outcome: request::Outcome::default(),
     };
-    let mut up = Upstream::default();
-    let script = ScriptTarget {
+    let length = body.as_ref().map_or(0, |b| b.len() as u64);
+    let call = ScriptCall {
+        head: &parts,
+        body: body.map(crate::spool::Spooled::Memory),
+        content_length: Some(length),
         filename: script_filename,
         name: &script_name,
         path_info: &path_info,
@@ -162,20 +184,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
         background: kind == Kind::Job,
         queue,
     };
-    let length = body.as_ref().map_or(0, |b| b.len() as u64);
-    let answered = exec_script(
-        shared,
-        &app,
-        site,
-        &parts,
-        body.map(crate::spool::Spooled::Memory),
-        Some(length),
-        peer,
-        &rid,
-        &mut up,
-        script,
-    )
-    .await;
+    let answered = request::exec(shared, &app, site, call, &mut ctx).await;
     let (status, bytes, outcome) = match answered {
         Ok(resp) => {
             let status = resp.status().as_u16();
@@ -198,50 +207,35 @@ pub(crate) async fn run(shared: &Arc<Shared>, req: Internal<'_>) -> Outcome {
         ),
     };
     let outcome = match outcome {
-        Outcome::Answered(503) if up.pid.is_none() => Outcome::Unavailable,
+        Outcome::Answered(_) if ctx.outcome.unavailable() => Outcome::Unavailable,
         o => o,
     };
     if outcome == Outcome::Unavailable {
         tracing::warn!(
-            request_id = &*rid,
+            request_id = &*ctx.id,
             kind = kind.as_str(),
             target,
             "internal request refused: no free worker (503)"
         );
     } else {
         tracing::info!(
-            request_id = &*rid,
+            request_id = &*ctx.id,
             kind = kind.as_str(),
             target,
             status,
-            ms = started.elapsed().as_millis() as u64,
-            worker = up.pid,
+            ms = ctx.started.elapsed().as_millis() as u64,
+            worker = ctx.upstream.pid,
             "internal request done"
         );
     }
-    if let Some(log) = &app.options.access_log {
-        log.write(&Entry {
-            time,
-            client: loopback.ip(),
-            method: method.clone(),
-            uri: target
-                .parse()
-                .unwrap_or_else(|_| http::Uri::from_static("/")),
-            protocol: "HTTP/1.1",
-            status,
-            bytes,
-            complete: !matches!(outcome, Outcome::Failed(_)),
-            duration: started.elapsed(),
-            upstream: up.head,
-            wait: up.wait,
-            worker: up.pid,
-            sendfile: up.sendfile,
-            traceparent: Some(traceparent),
-            request_id: rid.clone(),
-            host: Some(host.clone()),
-            referer: None,
-            user_agent: http::HeaderValue::from_str(&format!("Isola ({})", kind.as_str())).ok(),
-        });
-    }
+    // Not counted in the stats: they have no client (`stats.rs`).
+    let complete = !matches!(outcome, Outcome::Failed(_));
+    ctx.close(
+        status,
+        bytes,
+        complete,
+        None,
+        app.options.access_log.as_ref(),
+    );
     outcome
 }

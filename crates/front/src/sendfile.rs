@@ -217,7 +217,7 @@ fn describes_body(name: &HeaderName) -> bool {
 /// any, is dropped unread: a streamed one tells the exchange the client is gone, so the
 /// worker is read to its end and released without waiting for the file to be sent.
 pub(crate) async fn answer(
-    site: &crate::handler::Site,
+    site: &crate::site::Site,
     method: &Method,
     req_headers: &HeaderMap,
     mut resp: Response<ResponseBody>,

@@ -1,6 +1,7 @@
-//! Client request outcomes, counted where the access log line is written: responses by
-//! status class, requests shed with 503 because no worker could take them, the latency
-//! histogram and the time requests waited for a worker.
+//! Client request outcomes, counted in the request's closing step beside its access log
+//! line (`RequestCtx::close` in `request.rs`): responses by status class, requests shed
+//! with 503 because no worker could take them, the latency histogram and the time
+//! requests waited for a worker.
 //!
 //! Owns: the counters ([`Stats`], lock-free, one per server: they survive reloads) and
 //! their snapshot ([`RequestStats`]), which `/metrics` and the status history both read.
