@@ -589,6 +589,12 @@ async fn serve_async(
         None => None,
     };
     let tls_handle = tls.as_ref().map(|(_, t)| t.clone());
+    // Before the listeners serve: a valid stored certificate is in place for the first
+    // handshake, and orders run in the background from here on.
+    let acme = match (&cfg.acme, &tls_handle) {
+        (Some(a), Some(t)) => Some(isola_acme::Manager::start(a.clone(), t.clone())),
+        _ => None,
+    };
     let admin_listener = match cfg.admin_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
@@ -654,6 +660,19 @@ async fn serve_async(
             listen: addr.to_string(),
             store_url: store.public_url(),
             token: cfg.admin_token.clone(),
+            certificates: acme.as_ref().map(|m| {
+                let status = m.status_source();
+                isola_admin::CertSource(Arc::new(move || {
+                    let s = status();
+                    vec![isola_admin::CertFigures {
+                        names: s.names,
+                        issuer: s.issuer,
+                        not_after: s.not_after,
+                        last_renewal: s.last_renewal,
+                        last_error: s.last_error,
+                    }]
+                }))
+            }),
         };
         let mut rx = stop_rx.clone();
         let h = handle.clone();
@@ -763,6 +782,7 @@ async fn serve_async(
         cfg.server.shutdown_timeout,
     )
     .await;
+    drop(acme);
     drop(pid_file);
     tracing::info!("stopped");
     Ok(())
@@ -790,6 +810,10 @@ fn tls_config_error(e: TlsError) -> ConfigError {
 
 /// Loads the certificates of `[[tls.cert]]`.
 pub(crate) fn load_tls(cfg: &Config) -> Result<Tls, ConfigError> {
+    if cfg.tls_certs.is_empty() {
+        // `[tls.acme]` alone: the certificate comes from the CA.
+        return Tls::without_files().map_err(tls_config_error);
+    }
     Tls::load(&cert_files(cfg)).map_err(tls_config_error)
 }
 
@@ -850,6 +874,7 @@ async fn reload_on_hup(
                 new.server.max_connections != current.server.max_connections,
             ),
             ("store", new.store != current.store),
+            ("tls.acme", new.acme != current.acme),
         ] {
             if changed {
                 tracing::warn!("reload: {what} changed; it takes effect at the next restart");

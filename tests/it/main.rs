@@ -1,6 +1,7 @@
 //! Integration tests: the real `isola` binary, real php-cgi workers, real sockets.
 #![allow(clippy::unwrap_used)]
 
+mod acme;
 mod check;
 mod conformance;
 mod contract;

@@ -56,7 +56,7 @@ fn start(server_toml: &str) -> (Server, SocketAddr) {
 }
 
 /// Runs curl with `args` (bounded in time); (success, stdout, stderr).
-fn curl(args: &[&str]) -> (bool, String, String) {
+pub(crate) fn curl(args: &[&str]) -> (bool, String, String) {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "20"])
         .args(args)

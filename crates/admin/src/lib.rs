@@ -51,6 +51,33 @@ pub struct ServerInfo {
     pub store_url: Option<String>,
     /// The secret every admin request must carry (`[admin] token`); `None`: no check.
     pub token: Option<String>,
+    /// The certificates obtained by ACME, when `[tls.acme]` is on.
+    pub certificates: Option<CertSource>,
+}
+
+/// One certificate obtained by ACME, as the admin shows it.
+#[derive(Debug, Clone, Default)]
+pub struct CertFigures {
+    /// The names it is for.
+    pub names: Vec<String>,
+    /// The issuer of the certificate served, if there is one yet.
+    pub issuer: Option<String>,
+    /// Its notAfter, seconds since the epoch.
+    pub not_after: Option<i64>,
+    /// When it was last obtained by this process, seconds since the epoch.
+    pub last_renewal: Option<u64>,
+    /// The last order's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// Where the certificate figures come from (read at each request).
+#[derive(Clone)]
+pub struct CertSource(pub Arc<dyn Fn() -> Vec<CertFigures> + Send + Sync>);
+
+impl std::fmt::Debug for CertSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CertSource")
+    }
 }
 
 /// One site's pool, as the admin shows it.
@@ -502,6 +529,13 @@ impl Admin {
             "workers": first["workers"],
             "sites": all,
             "store": self.store_json(),
+            "certificates": self.certificates().iter().map(|c| serde_json::json!({
+                "names": c.names,
+                "issuer": c.issuer,
+                "not_after": c.not_after,
+                "last_renewal": c.last_renewal,
+                "last_error": c.last_error,
+            })).collect::<Vec<_>>(),
             "queues": self.queue_figures().iter().map(queue_json).collect::<Vec<_>>(),
         })
     }
@@ -893,7 +927,28 @@ impl Admin {
                 );
             }
         }
+        let certs = self.certificates();
+        if !certs.is_empty() {
+            let _ = writeln!(m, "# HELP isola_tls_certificate_not_after_seconds When the ACME certificate expires (0: none yet).\n# TYPE isola_tls_certificate_not_after_seconds gauge\n# HELP isola_tls_certificate_renewal_failing 1 when the last order for the certificate failed.\n# TYPE isola_tls_certificate_renewal_failing gauge");
+            for c in &certs {
+                let names = label(&c.names.join(","));
+                let _ = writeln!(
+                    m,
+                    "isola_tls_certificate_not_after_seconds{{names=\"{names}\"}} {}\nisola_tls_certificate_renewal_failing{{names=\"{names}\"}} {}",
+                    c.not_after.unwrap_or(0),
+                    u8::from(c.last_error.is_some())
+                );
+            }
+        }
         m
+    }
+
+    fn certificates(&self) -> Vec<CertFigures> {
+        self.info
+            .certificates
+            .as_ref()
+            .map(|c| (c.0)())
+            .unwrap_or_default()
     }
 }
 
@@ -1266,6 +1321,7 @@ mod tests {
             listen: "127.0.0.1:1".into(),
             store_url: None,
             token: None,
+            certificates: None,
         }
     }
 

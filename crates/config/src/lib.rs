@@ -6,6 +6,7 @@
 //! Never: starts anything, writes files, or reads the environment. The only I/O is reading
 //! the config file and checking that the paths it names exist.
 
+mod acme;
 mod logging;
 mod php;
 mod pool;
@@ -18,10 +19,12 @@ mod store;
 mod units;
 mod validate;
 
+pub use acme::{AcmeChallenge, AcmeConfig, LETS_ENCRYPT};
 pub use logging::{AccessFormat, LogConfig, LogFormat};
 pub use php::{PhpBackend, PhpConfig};
 pub use pool::{AutoChildren, PmMode, PoolSettings};
 pub use queue::{JobTarget, QueueConfig, DEFER_QUEUE};
+pub use raw::RawAcme;
 pub use raw::{
     NumOrStr, RawAdmin, RawAlias, RawCacheControl, RawCompression, RawConfig, RawLog, RawPhp,
     RawPool, RawQueue, RawSchedule, RawSendfile, RawServer, RawSite, RawStore, RawTls, RawTlsCert,

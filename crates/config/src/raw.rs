@@ -178,6 +178,28 @@ pub struct RawTls {
     /// `[[tls.cert]]`: certificates served on `server.tls_listen`; each is picked by the
     /// names in it (SNI), the first also for clients that send no name.
     pub cert: Option<Vec<RawTlsCert>>,
+    /// `[tls.acme]`: obtain and renew a certificate from an ACME CA (RFC 8555).
+    pub acme: Option<RawAcme>,
+}
+
+/// `[tls.acme]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcme {
+    /// Contact address given to the CA.
+    pub email: Option<String>,
+    /// Names on the certificate, beside every `[[site]]` server name.
+    pub domains: Option<Vec<String>>,
+    /// The CA's directory URL (default: Let's Encrypt).
+    pub directory: Option<String>,
+    /// PEM file of a root to trust for the CA's own HTTPS endpoint (internal CAs, Pebble).
+    pub ca_root: Option<PathBuf>,
+    /// Challenge types to use, in order of preference: `"http-01"`, `"tls-alpn-01"`.
+    pub challenges: Option<Vec<String>>,
+    /// Renew this long before expiry (default: when a third of the lifetime is left).
+    pub renew_before: Option<NumOrStr>,
+    /// Folder of the account key and certificates (default: `acme` in the data folder).
+    pub dir: Option<String>,
 }
 
 /// One `[[tls.cert]]`.

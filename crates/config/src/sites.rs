@@ -124,6 +124,13 @@ pub(crate) fn validate(
         }
         let mut c = c?;
         c.sites = vec![SiteConfig::from_config(&c, Vec::new())];
+        if let Some(a) = &mut c.acme {
+            let mut errs = Vec::new();
+            crate::acme::add_site_names(a, [], &mut errs);
+            if !errs.is_empty() {
+                return Err(ConfigError::Invalid(errs));
+            }
+        }
         return Ok(c);
     }
 
@@ -169,6 +176,9 @@ pub(crate) fn validate(
                     "{key}.server_names: {n:?} is already a name of site[{j}]"
                 ));
             } else {
+                if raw.tls.acme.is_some() {
+                    crate::acme::check_name(&format!("{key}.server_names"), n, &l, &mut errs);
+                }
                 seen.push((l.clone(), i));
                 lower.push(l);
             }
@@ -239,6 +249,11 @@ pub(crate) fn validate(
             UnknownHost::NotFound
         }
     };
+    let mut global = global;
+    if let Ok(Config { acme: Some(a), .. }) = &mut global {
+        let names = out.iter().flat_map(|s| s.names.iter().cloned());
+        crate::acme::add_site_names(a, names, &mut errs);
+    }
     if !errs.is_empty() {
         errs.dedup();
         return Err(ConfigError::Invalid(errs));
@@ -250,7 +265,7 @@ pub(crate) fn validate(
 }
 
 /// `example.com`, `www.example.com`, `*.example.com`, `localhost`.
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     let host = n.strip_prefix("*.").unwrap_or(n);
     !host.is_empty()
         && host.len() <= 253
@@ -454,5 +469,57 @@ mod tests {
             .validate(&format!("[server]\nunknown_host = \"404\"\n{base}"))
             .unwrap();
         assert_eq!(c.unknown_host, UnknownHost::NotFound);
+    }
+
+    #[test]
+    fn acme_certifies_every_site_name_once() {
+        let d = Dir::new();
+        let c = d
+            .validate(
+                "[server]\ntls_listen = \"127.0.0.1:8443\"\n[tls.acme]\nemail = \"ops@example.org\"\ndomains = [\"Extra.example.org\", \"a.example.org\"]\ndir = \"/srv/acme\"\n\
+                 [[site]]\nserver_names = [\"a.example.org\", \"www.a.example.org\"]\ndocroot = \"a\"\n\
+                 [[site]]\nserver_names = [\"b.example.org\"]\ndocroot = \"b\"\n",
+            )
+            .unwrap();
+        let a = c.acme.unwrap();
+        assert_eq!(
+            a.domains,
+            [
+                "extra.example.org",
+                "a.example.org",
+                "www.a.example.org",
+                "b.example.org"
+            ]
+        );
+        assert_eq!(a.directory, crate::LETS_ENCRYPT);
+        assert_eq!(a.dir, Path::new("/srv/acme"));
+        assert_eq!(
+            a.challenges,
+            [
+                crate::AcmeChallenge::Http01,
+                crate::AcmeChallenge::TlsAlpn01
+            ]
+        );
+        assert!(c.tls_certs.is_empty());
+        // The plain listener off port 80 and the TLS one on 443: TLS-ALPN-01 first.
+        let c = d
+            .validate("[server]\nlisten = \"127.0.0.1:8080\"\ntls_listen = \"0.0.0.0:443\"\n[tls.acme]\ndir = \"/srv/acme\"\ndomains = [\"a.example.org\"]\n[[site]]\nserver_names = [\"b.example.org\"]\ndocroot = \"a\"\n")
+            .unwrap();
+        assert_eq!(
+            c.acme.unwrap().challenges,
+            [
+                crate::AcmeChallenge::TlsAlpn01,
+                crate::AcmeChallenge::Http01
+            ]
+        );
+        let e = d.errors(
+            "[server]\ntls_listen = \"127.0.0.1:8443\"\n[tls.acme]\ndir = \"/srv/acme\"\nrenew_before = \"soon\"\n\
+             [[site]]\nserver_names = [\"*.example.org\"]\ndocroot = \"a\"\n",
+        );
+        assert!(
+            e.contains("site[0].server_names: \"*.example.org\" is a wildcard"),
+            "{e}"
+        );
+        assert!(e.contains("tls.acme.renew_before: "), "{e}");
     }
 }

@@ -27,6 +27,8 @@ pub struct Config {
     /// `[[tls.cert]]`: certificate files, in order (the first is the default); empty
     /// exactly when `server.tls_listen` is unset.
     pub tls_certs: Vec<TlsCertFiles>,
+    /// `[tls.acme]`: certificates obtained from an ACME CA, if enabled.
+    pub acme: Option<crate::AcmeConfig>,
     /// The sites served: the `[[site]]` list, or one site made of `[server]`, `[pool]` and
     /// `[php]` (with no names: it answers every host).
     pub sites: Vec<crate::SiteConfig>,
@@ -94,7 +96,17 @@ impl RawConfig {
                 );
             }
         }
-        let tls_certs = tls_certs(self.tls, tls_listen, base_dir, &mut errs);
+        let acme = self
+            .tls
+            .acme
+            .map(|a| crate::acme::validate(a, listen, tls_listen, base_dir, &mut errs));
+        let tls_certs = tls_certs(
+            self.tls.cert,
+            tls_listen,
+            acme.is_some(),
+            base_dir,
+            &mut errs,
+        );
 
         let schedules =
             crate::schedule::validate(self.schedule.unwrap_or_default(), base_dir, &mut errs);
@@ -121,6 +133,7 @@ impl RawConfig {
             admin_listen,
             admin_token,
             tls_certs,
+            acme,
             sites: Vec::new(),
             unknown_host: crate::UnknownHost::Default(0),
             schedules,
@@ -205,17 +218,19 @@ fn admin(
     (admin_listen, admin_token)
 }
 
-/// `[[tls.cert]]`: certificate and key files, only with a TLS listener.
+/// `[[tls.cert]]`: certificate and key files, only with a TLS listener; none needed when
+/// `acme` (certificates come from the CA).
 fn tls_certs(
-    tls: crate::raw::RawTls,
+    certs: Option<Vec<crate::raw::RawTlsCert>>,
     tls_listen: Option<SocketAddr>,
+    acme: bool,
     base_dir: &Path,
     errs: &mut Vec<String>,
 ) -> Vec<TlsCertFiles> {
-    let raw_certs = tls.cert.unwrap_or_default();
-    if tls_listen.is_some() && raw_certs.is_empty() {
+    let raw_certs = certs.unwrap_or_default();
+    if tls_listen.is_some() && raw_certs.is_empty() && !acme {
         errs.push(
-            "tls.cert: server.tls_listen is set but no certificate is; add [[tls.cert]] with cert and key files"
+            "tls.cert: server.tls_listen is set but no certificate is; add [[tls.cert]] with cert and key files, or [tls.acme]"
                 .to_string(),
         );
     }

@@ -204,9 +204,12 @@ pub async fn serve_listeners(
         Some((l, _)) if listeners.redirect_http_to_https => l.local_addr().ok().map(|a| a.port()),
         _ => None,
     };
+    // ACME HTTP-01 answers live with the certificates; both listeners give them.
+    let acme = listeners.tls.as_ref().map(|(_, t)| t);
     let plain = accept_loop(
         &listeners.plain,
         None,
+        acme,
         redirect_port,
         &front,
         &builder,
@@ -214,7 +217,9 @@ pub async fn serve_listeners(
     );
     let tls = async {
         match &listeners.tls {
-            Some((l, tls)) => accept_loop(l, Some(tls), None, &front, &builder, &graceful).await,
+            Some((l, tls)) => {
+                accept_loop(l, Some(tls), acme, None, &front, &builder, &graceful).await
+            }
             None => std::future::pending().await,
         }
     };
@@ -243,6 +248,7 @@ pub async fn serve_listeners(
 async fn accept_loop(
     listener: &TcpListener,
     tls: Option<&Tls>,
+    acme: Option<&Tls>,
     redirect_port: Option<u16>,
     front: &Front,
     builder: &Arc<auto::Builder<TokioExecutor>>,
@@ -277,11 +283,18 @@ async fn accept_loop(
         let state = ConnState::new(timeouts);
         let shared = front.shared.clone();
         let conn_state = state.clone();
+        let acme = acme.cloned();
         let service = service_fn(move |mut req: Request<Incoming>| {
             let shared = shared.clone();
             let guard = conn_state.start(req.version() == http::Version::HTTP_2);
             host_from_authority(&mut req);
+            // Before redirects, routing and PHP: the CA must get the token as it is.
+            let http01 = acme.as_ref().and_then(|t| t.http01(req.uri().path()));
             async move {
+                if let Some(key_authorization) = http01 {
+                    drop(guard);
+                    return Ok(Response::new(ResponseBody::full(key_authorization)));
+                }
                 let redirect = redirect_port.filter(|_| !forwarded_https(&shared, &req, remote));
                 Ok::<_, std::convert::Infallible>(match redirect {
                     Some(port) => {

@@ -2,11 +2,14 @@
 //! connection by the name the client asks for (SNI), and offers HTTP/2 and HTTP/1.1 by ALPN.
 //!
 //! Owns: the rustls server configuration (ring provider, TLS 1.2 and 1.3), the certificate
-//! set and its replacement on reload, the TLS handshake with its time limit.
+//! set and its replacement on reload, the TLS handshake with its time limit, and the
+//! answers to ACME challenges put in by the certificate manager: the certificate obtained
+//! by ACME, HTTP-01 key authorizations, and TLS-ALPN-01 (RFC 8737) challenge certificates
+//! given to handshakes that offer only ALPN `acme-tls/1`.
 //!
 //! Never: reads configuration files or knows their keys (errors say which certificate and
-//! which file; the caller names the key), serves HTTP, or logs a failed handshake above debug
-//! (the internet is full of scanners).
+//! which file; the caller names the key), talks to a CA, serves HTTP, or logs a failed
+//! handshake above debug (the internet is full of scanners).
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -60,6 +63,12 @@ pub struct TlsError {
     pub reason: String,
 }
 
+/// The ALPN protocol of TLS-ALPN-01 validation (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// The path prefix of HTTP-01 challenges (RFC 8555 8.3).
+pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
+
 /// The TLS side of the HTTPS listener. Cloning shares the certificate set, so
 /// [`Tls::reload`] on any clone changes what every clone serves.
 #[derive(Clone)]
@@ -83,9 +92,21 @@ impl Tls {
     /// or a name no certificate has) and builds the server configuration with ALPN `h2`
     /// and `http/1.1`.
     pub fn load(certs: &[CertFiles]) -> Result<Self, TlsError> {
-        let set = CertSet::load(certs)?;
+        Self::with_set(CertSet::load(certs)?)
+    }
+
+    /// A listener with no certificate files: it serves only what [`Tls::install_acme`]
+    /// puts in, and until then handshakes fail (a client gets an alert, never a wrong
+    /// certificate).
+    pub fn without_files() -> Result<Self, TlsError> {
+        Self::with_set(CertSet::default())
+    }
+
+    fn with_set(set: CertSet) -> Result<Self, TlsError> {
         let sni = Arc::new(SniCerts {
             current: RwLock::new(Arc::new(set)),
+            acme: RwLock::new(None),
+            challenges: RwLock::new(Challenges::default()),
         });
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -97,7 +118,9 @@ impl Tls {
             })?
             .with_no_client_auth()
             .with_cert_resolver(sni.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // rustls picks the first of these the client offers: a browser never gets
+        // `acme-tls/1`, and a validator that offers only it gets it.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
         Ok(Tls {
             config: Arc::new(config),
             certs: sni,
@@ -117,6 +140,99 @@ impl Tls {
             .current
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(certs.0);
+    }
+}
+
+impl Tls {
+    /// Serves `cert` to new connections for the names in it (and to every name when no
+    /// certificate file is configured); it replaces the previous ACME certificate.
+    pub fn install_acme(&self, cert: AcmeCertificate) {
+        *self.certs.acme.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(cert));
+    }
+
+    /// Answers `GET /.well-known/acme-challenge/<token>` with `key_authorization`.
+    pub fn add_http01(&self, token: &str, key_authorization: &str) {
+        self.challenges()
+            .http01
+            .insert(token.to_string(), key_authorization.to_string());
+    }
+
+    /// Gives handshakes for `name` offering ALPN `acme-tls/1` the challenge certificate
+    /// `cert` (DER) with its key `key` (PKCS#8 DER).
+    pub fn add_tls_alpn01(&self, name: &str, cert: Vec<u8>, key: Vec<u8>) -> Result<(), String> {
+        let key = PrivateKeyDer::try_from(key).map_err(|e| e.to_string())?;
+        let signing = provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| e.to_string())?;
+        let ck = CertifiedKey::new(vec![CertificateDer::from(cert)], signing);
+        self.challenges().alpn.insert(normalize(name), Arc::new(ck));
+        Ok(())
+    }
+
+    /// Forgets every challenge answer (after an order, won or lost).
+    pub fn clear_challenges(&self) {
+        *self.challenges() = Challenges::default();
+    }
+
+    /// The key authorization for an HTTP-01 request to `path`, if one is pending.
+    pub fn http01(&self, path: &str) -> Option<String> {
+        let token = path.strip_prefix(HTTP01_PREFIX)?;
+        self.certs
+            .challenges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .http01
+            .get(token)
+            .cloned()
+    }
+
+    fn challenges(&self) -> std::sync::RwLockWriteGuard<'_, Challenges> {
+        self.certs
+            .challenges
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A certificate obtained by ACME, checked and ready for [`Tls::install_acme`].
+#[derive(Debug)]
+pub struct AcmeCertificate {
+    names: Vec<String>,
+    key: Arc<CertifiedKey>,
+}
+
+impl AcmeCertificate {
+    /// Parses the chain PEM (leaf first) and the private key PEM, and checks that they
+    /// match.
+    pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<Self, String> {
+        let chain = CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("bad certificate PEM: {e}"))?;
+        if chain.is_empty() {
+            return Err("no certificate in the chain".into());
+        }
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("bad key PEM: {e}"))?;
+        let signing = provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| format!("unusable key: {e}"))?;
+        let ck = CertifiedKey::new(chain, signing);
+        if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+            ck.keys_match()
+        {
+            return Err("the key does not match the certificate".into());
+        }
+        let names = dns_names(&ck.cert[0])?;
+        Ok(AcmeCertificate {
+            names,
+            key: Arc::new(ck),
+        })
+    }
+
+    /// The DNS names in the leaf, lowercased.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 }
 
@@ -140,11 +256,17 @@ impl Tls {
         timeout: Duration,
     ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
-        tokio::time::timeout(timeout, acceptor.accept(stream))
+        let stream = tokio::time::timeout(timeout, acceptor.accept(stream))
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
-            })?
+            })??;
+        // A TLS-ALPN-01 validation only looks at the certificate; RFC 8737 3 has the
+        // connection closed after the handshake.
+        if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) {
+            return Err(std::io::Error::other("acme-tls/1 challenge answered"));
+        }
+        Ok(stream)
     }
 }
 
@@ -152,23 +274,58 @@ impl Tls {
 #[derive(Debug)]
 struct SniCerts {
     current: RwLock<Arc<CertSet>>,
+    acme: RwLock<Option<Arc<AcmeCertificate>>>,
+    challenges: RwLock<Challenges>,
+}
+
+/// Pending ACME challenge answers.
+#[derive(Debug, Default)]
+struct Challenges {
+    /// Token → key authorization.
+    http01: HashMap<String, String>,
+    /// Lowercased name → challenge certificate.
+    alpn: HashMap<String, Arc<CertifiedKey>>,
 }
 
 impl ResolvesServerCert for SniCerts {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = hello.server_name().map(normalize);
+        if hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN))
+        {
+            // Only a challenge certificate, never a real one: the validator checks its
+            // acmeIdentifier extension.
+            let challenges = self.challenges.read().unwrap_or_else(|e| e.into_inner());
+            return challenges.alpn.get(name.as_deref()?).cloned();
+        }
+        let acme = self.acme.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let (Some(a), Some(n)) = (&acme, &name) {
+            if a.names.iter().any(|x| x == n) {
+                return Some(a.key.clone());
+            }
+        }
         let set = self
             .current
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        Some(set.pick(hello.server_name()).clone())
+        set.pick(name.as_deref())
+            .cloned()
+            .or_else(|| acme.map(|a| a.key.clone()))
     }
 }
 
+/// A name as certificates are looked up by: lowercased, no trailing dot.
+fn normalize(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
 /// Certificates by the DNS names they hold.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct CertSet {
-    default: Arc<CertifiedKey>,
+    /// `None` only for the empty set of [`Tls::without_files`].
+    default: Option<Arc<CertifiedKey>>,
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// `*.example.com` is stored as `example.com`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
@@ -263,27 +420,27 @@ impl CertSet {
             reason: "no certificate configured".into(),
         })?;
         Ok(CertSet {
-            default,
+            default: Some(default),
             exact,
             wildcard,
         })
     }
 
-    fn pick(&self, sni: Option<&str>) -> &Arc<CertifiedKey> {
+    fn pick(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {
         let Some(name) = sni else {
-            return &self.default;
+            return self.default.as_ref();
         };
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let name = normalize(name);
         if let Some(c) = self.exact.get(&name) {
-            return c;
+            return Some(c);
         }
         // A wildcard covers exactly one leftmost label (RFC 6125 6.4.3).
         if let Some((_, parent)) = name.split_once('.') {
             if let Some(c) = self.wildcard.get(parent) {
-                return c;
+                return Some(c);
             }
         }
-        &self.default
+        self.default.as_ref()
     }
 }
 
@@ -325,7 +482,7 @@ mod tests {
     }
 
     fn leaf(set: &CertSet, sni: Option<&str>) -> Vec<String> {
-        dns_names(&set.pick(sni).cert[0]).unwrap()
+        dns_names(&set.pick(sni).unwrap().cert[0]).unwrap()
     }
 
     #[test]

@@ -1,0 +1,590 @@
+//! Automatic HTTPS: one certificate for every configured name, obtained from an ACME CA
+//! (RFC 8555) with HTTP-01 or TLS-ALPN-01 (RFC 8737), kept in the data folder, renewed
+//! ahead of expiry and swapped into the TLS listener.
+//!
+//! Owns: the ACME account (created once, its key stored), orders and their challenges (the
+//! answers are handed to [`Tls`], which serves them), the stored certificate and key, the
+//! renewal clock with its backoff, and the [`CertStatus`] shown by the admin listener.
+//!
+//! Never: blocks a handshake on the CA (the listener only ever reads what was installed),
+//! writes a secret with a mode other than 0600, stops the server when the CA fails (the
+//! current certificate keeps serving and the order is tried again later), or retries
+//! without waiting.
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
+};
+use isola_config::{AcmeChallenge, AcmeConfig};
+use isola_front::tls::{AcmeCertificate, Tls};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod store;
+
+/// First wait after a failed order; it doubles with each failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest wait between two failed orders.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Least time between two successful orders, whatever the certificate's lifetime says.
+const MIN_RENEWAL_INTERVAL: i64 = 10;
+/// How long the CA may take to validate and to issue.
+const POLL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why an order did not give a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    /// The CA answered with an error, or could not be reached.
+    #[error("{step}: {source}")]
+    Ca {
+        /// What was being done.
+        step: &'static str,
+        /// The client's error (a problem document's detail for CA errors).
+        source: instant_acme::Error,
+    },
+    /// The CA refused a challenge.
+    #[error("{challenge} challenge for {name} failed: {detail}")]
+    Challenge {
+        /// `http-01` or `tls-alpn-01`.
+        challenge: &'static str,
+        /// The name being validated.
+        name: String,
+        /// The CA's problem document, as it says it.
+        detail: String,
+    },
+    /// Something else about the order (no challenge of the kind offered, a bad certificate).
+    #[error("{0}")]
+    Order(String),
+    /// Reading or writing the account or certificate files.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn ca(step: &'static str) -> impl FnOnce(instant_acme::Error) -> AcmeError {
+    move |source| AcmeError::Ca { step, source }
+}
+
+/// What the admin listener shows about the certificate.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CertStatus {
+    /// The names the certificate is for (as configured).
+    pub names: Vec<String>,
+    /// The CA's directory URL.
+    pub directory: String,
+    /// The issuer of the certificate being served, if there is one.
+    pub issuer: Option<String>,
+    /// Its notAfter, seconds since the epoch.
+    pub not_after: Option<i64>,
+    /// When the last certificate was obtained by this process, seconds since the epoch.
+    pub last_renewal: Option<u64>,
+    /// The last order's error, cleared by a successful one.
+    pub last_error: Option<String>,
+    /// When the next order is due, seconds since the epoch.
+    pub next_attempt: Option<u64>,
+}
+
+/// The running certificate manager; dropping it stops renewals.
+#[derive(Debug)]
+pub struct Manager {
+    status: Arc<Mutex<CertStatus>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Manager {
+    /// Serves a valid stored certificate at once, if there is one, then keeps the
+    /// certificate current in a task of the running Tokio runtime.
+    pub fn start(cfg: AcmeConfig, tls: Tls) -> Manager {
+        let dir = cfg.dir.join(store::ca_folder(&cfg.directory));
+        let status = Arc::new(Mutex::new(CertStatus {
+            names: cfg.domains.clone(),
+            directory: cfg.directory.clone(),
+            ..CertStatus::default()
+        }));
+        let current = match store::load_cert(&dir) {
+            Ok(Some((chain, key))) => match Issued::parse(chain, key) {
+                Ok(c) if c.not_after > now_secs() => {
+                    tracing::info!(
+                        names = %c.cert.names().join(","),
+                        not_after = c.not_after,
+                        "acme: serving the stored certificate"
+                    );
+                    c.show(&status);
+                    tls.install_acme(c.cert);
+                    Some(Stored {
+                        not_before: c.not_before,
+                        not_after: c.not_after,
+                        names: c.names,
+                    })
+                }
+                Ok(_) => {
+                    tracing::info!("acme: the stored certificate has expired; ordering a new one");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "acme: the stored certificate in {} is unusable ({e}); ordering a new one",
+                        dir.display()
+                    );
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("acme: {e}; ordering a new certificate");
+                None
+            }
+        };
+        let task = tokio::spawn(run(
+            Renewer {
+                cfg,
+                tls,
+                dir,
+                status: status.clone(),
+                account: None,
+            },
+            current,
+        ));
+        Manager { status, task }
+    }
+
+    /// A snapshot of the certificate's state.
+    pub fn status(&self) -> CertStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A function returning [`Manager::status`], for the admin listener.
+    pub fn status_source(&self) -> impl Fn() -> CertStatus + Send + Sync + 'static {
+        let s = self.status.clone();
+        move || s.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What the renewal clock needs of the certificate being served.
+struct Stored {
+    not_before: i64,
+    not_after: i64,
+    names: Vec<String>,
+}
+
+struct Renewer {
+    cfg: AcmeConfig,
+    tls: Tls,
+    dir: PathBuf,
+    status: Arc<Mutex<CertStatus>>,
+    account: Option<Account>,
+}
+
+/// A certificate with its key as PEM, parsed.
+struct Issued {
+    chain: Vec<u8>,
+    key: Vec<u8>,
+    cert: AcmeCertificate,
+    names: Vec<String>,
+    issuer: String,
+    not_before: i64,
+    not_after: i64,
+}
+
+impl Issued {
+    fn parse(chain: Vec<u8>, key: Vec<u8>) -> Result<Issued, String> {
+        let cert = AcmeCertificate::from_pem(&chain, &key)?;
+        let (issuer, not_before, not_after) = validity(&chain)?;
+        Ok(Issued {
+            names: cert.names().to_vec(),
+            chain,
+            key,
+            cert,
+            issuer,
+            not_before,
+            not_after,
+        })
+    }
+
+    fn show(&self, status: &Mutex<CertStatus>) {
+        let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+        s.issuer = Some(self.issuer.clone());
+        s.not_after = Some(self.not_after);
+    }
+}
+
+/// The leaf's issuer, notBefore and notAfter (seconds since the epoch).
+fn validity(chain_pem: &[u8]) -> Result<(String, i64, i64), String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem).map_err(|e| e.to_string())?;
+    let cert = pem.parse_x509().map_err(|e| e.to_string())?;
+    let v = cert.validity();
+    Ok((
+        cert.issuer().to_string(),
+        v.not_before.timestamp(),
+        v.not_after.timestamp(),
+    ))
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A number in `0..n` that differs between processes and calls: enough to spread renewals
+/// of many servers, no cryptography.
+fn jitter(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    if n == 0 {
+        return 0;
+    }
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() % n
+}
+
+/// When `cert` is due for renewal (seconds since the epoch): `renew_before` its end (but
+/// not before half its lifetime, so a short-lived certificate is not renewed at once),
+/// else when a third of its lifetime is left; less a jitter of up to 1/30 of the lifetime.
+fn renew_at(cert: &Stored, renew_before: Option<Duration>) -> i64 {
+    let lifetime = (cert.not_after - cert.not_before).max(0);
+    let at = match renew_before {
+        Some(b) => (cert.not_after - b.as_secs() as i64).max(cert.not_before + lifetime / 2),
+        None => cert.not_after - lifetime / 3,
+    };
+    at - jitter(lifetime as u64 / 30) as i64
+}
+
+/// The wait after `failures` failed orders in a row.
+fn backoff(failures: u32) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(20));
+    exp.min(MAX_BACKOFF)
+}
+
+async fn run(mut r: Renewer, mut current: Option<Stored>) {
+    let mut failures = 0u32;
+    // No order before this (seconds since the epoch): set after each success.
+    let mut not_sooner = 0;
+    loop {
+        let due = match &current {
+            Some(c) if r.cfg.domains.iter().all(|d| c.names.contains(d)) => {
+                renew_at(c, r.cfg.renew_before)
+            }
+            // A name was added since: order now.
+            _ => now_secs(),
+        }
+        .max(not_sooner);
+        let wait = Duration::from_secs((due - now_secs()).max(0) as u64);
+        r.set_next(wait);
+        if !wait.is_zero() {
+            tracing::info!(
+                "acme: certificate for {} renews in {}s",
+                r.cfg.domains.join(","),
+                wait.as_secs()
+            );
+        }
+        tokio::time::sleep(wait).await;
+        match r.obtain().await {
+            Ok(issued) => {
+                failures = 0;
+                not_sooner = now_secs() + MIN_RENEWAL_INTERVAL;
+                current = Some(Stored {
+                    not_before: issued.not_before,
+                    not_after: issued.not_after,
+                    names: issued.names,
+                });
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = backoff(failures);
+                let serving = if current.is_some() {
+                    "the current certificate keeps serving"
+                } else {
+                    "no certificate yet: TLS handshakes for these names fail"
+                };
+                tracing::error!(
+                    "acme: no certificate from {}: {e}; {serving}; retrying in {}s",
+                    r.cfg.directory,
+                    wait.as_secs()
+                );
+                r.status().last_error = Some(e.to_string());
+                r.set_next(wait);
+                tokio::time::sleep(wait).await;
+                // Due at once the next round; `current` is kept for its names and the log.
+                if let Some(c) = &mut current {
+                    c.not_after = c.not_before;
+                }
+            }
+        }
+    }
+}
+
+impl Renewer {
+    fn status(&self) -> std::sync::MutexGuard<'_, CertStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_next(&self, wait: Duration) {
+        self.status().next_attempt = Some(now_secs() as u64 + wait.as_secs());
+    }
+
+    /// One attempt: each configured challenge type in turn until one gives a certificate,
+    /// which is then stored and served.
+    async fn obtain(&mut self) -> Result<Issued, AcmeError> {
+        let account = self.account().await?;
+        let mut last = None;
+        for &kind in &self.cfg.challenges {
+            tracing::info!(
+                "acme: ordering a certificate for {} from {} with {}",
+                self.cfg.domains.join(","),
+                self.cfg.directory,
+                kind.as_str()
+            );
+            let result = self.order(&account, kind).await;
+            self.tls.clear_challenges();
+            match result {
+                Ok(issued) => {
+                    store::save_cert(&self.dir, &issued.chain, &issued.key)?;
+                    tracing::info!(
+                        names = %issued.names.join(","),
+                        issuer = %issued.issuer,
+                        not_after = issued.not_after,
+                        "acme: new certificate obtained with {}; serving it",
+                        kind.as_str()
+                    );
+                    {
+                        let mut s = self.status();
+                        s.last_error = None;
+                        s.last_renewal = Some(now_secs() as u64);
+                    }
+                    issued.show(&self.status);
+                    let cert = AcmeCertificate::from_pem(&issued.chain, &issued.key)
+                        .map_err(AcmeError::Order)?;
+                    self.tls.install_acme(cert);
+                    return Ok(issued);
+                }
+                Err(e) => {
+                    tracing::warn!("acme: order with {} failed: {e}", kind.as_str());
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| AcmeError::Order("no challenge type configured".into())))
+    }
+
+    /// The account, loaded from its file or created (and then stored).
+    async fn account(&mut self) -> Result<Account, AcmeError> {
+        if let Some(a) = &self.account {
+            return Ok(a.clone());
+        }
+        let builder = || match &self.cfg.ca_root {
+            Some(root) => Account::builder_with_root(root).map_err(ca("trusting tls.acme.ca_root")),
+            None => Account::builder().map_err(ca("HTTPS client")),
+        };
+        let path = self.dir.join("account.json");
+        let account = match store::read(&path)? {
+            Some(bytes) => {
+                let creds: AccountCredentials = serde_json::from_slice(&bytes).map_err(|e| {
+                    AcmeError::Order(format!("{}: not an account file: {e}", path.display()))
+                })?;
+                builder()?
+                    .from_credentials(creds)
+                    .await
+                    .map_err(ca("loading the account"))?
+            }
+            None => {
+                let contact = self.cfg.email.as_ref().map(|e| format!("mailto:{e}"));
+                let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
+                let (account, creds) = builder()?
+                    .create(
+                        &NewAccount {
+                            contact: &contact,
+                            terms_of_service_agreed: true,
+                            only_return_existing: false,
+                        },
+                        self.cfg.directory.clone(),
+                        None,
+                    )
+                    .await
+                    .map_err(ca("creating the account"))?;
+                let json = serde_json::to_vec_pretty(&creds)
+                    .map_err(|e| AcmeError::Order(format!("account credentials: {e}")))?;
+                store::write(&path, &json)?;
+                tracing::info!("acme: account created at {}", self.cfg.directory);
+                account
+            }
+        };
+        self.account = Some(account.clone());
+        Ok(account)
+    }
+
+    async fn order(&self, account: &Account, kind: AcmeChallenge) -> Result<Issued, AcmeError> {
+        let identifiers: Vec<Identifier> = self
+            .cfg
+            .domains
+            .iter()
+            .map(|d| Identifier::Dns(d.clone()))
+            .collect();
+        let mut order = account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(ca("new order"))?;
+        let challenge_type = match kind {
+            AcmeChallenge::Http01 => ChallengeType::Http01,
+            AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        };
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(ca("authorization"))?;
+            if authz.status == AuthorizationStatus::Valid {
+                continue;
+            }
+            let name = authz.identifier().to_string();
+            let mut challenge = authz.challenge(challenge_type.clone()).ok_or_else(|| {
+                AcmeError::Order(format!(
+                    "the CA offers no {} challenge for {name}",
+                    kind.as_str()
+                ))
+            })?;
+            let key_auth = challenge.key_authorization();
+            match kind {
+                AcmeChallenge::Http01 => self.tls.add_http01(&challenge.token, key_auth.as_str()),
+                AcmeChallenge::TlsAlpn01 => {
+                    let (cert, key) = alpn_certificate(&name, key_auth.digest().as_ref())?;
+                    self.tls
+                        .add_tls_alpn01(&name, cert, key)
+                        .map_err(AcmeError::Order)?;
+                }
+            }
+            challenge.set_ready().await.map_err(|e| match e {
+                instant_acme::Error::Api(p) => AcmeError::Challenge {
+                    challenge: kind.as_str(),
+                    name: name.clone(),
+                    detail: p.to_string(),
+                },
+                e => AcmeError::Ca {
+                    step: "challenge",
+                    source: e,
+                },
+            })?;
+        }
+        let retry = RetryPolicy::new().timeout(POLL_TIMEOUT);
+        let status = match order.poll_ready(&retry).await {
+            Ok(s) => s,
+            // The order's own error: the failed challenge's problem says more.
+            Err(instant_acme::Error::Api(p)) => {
+                return Err(
+                    challenge_error(&mut order, kind, &self.cfg.domains.join(","), Some(p)).await,
+                )
+            }
+            Err(e) => return Err(ca("waiting for validation")(e)),
+        };
+        if status != OrderStatus::Ready {
+            return Err(challenge_error(&mut order, kind, &self.cfg.domains.join(","), None).await);
+        }
+        let key = order.finalize().await.map_err(ca("finalizing the order"))?;
+        let chain = order
+            .poll_certificate(&retry)
+            .await
+            .map_err(ca("downloading the certificate"))?;
+        Issued::parse(chain.into_bytes(), key.into_bytes())
+            .map_err(|e| AcmeError::Order(format!("the CA's certificate: {e}")))
+    }
+}
+
+/// The CA's reason for an invalid order: the first failed challenge's problem document,
+/// else the order's (`problem`).
+async fn challenge_error(
+    order: &mut instant_acme::Order,
+    kind: AcmeChallenge,
+    names: &str,
+    problem: Option<instant_acme::Problem>,
+) -> AcmeError {
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authz)) = authorizations.next().await {
+        let Ok(state) = authz.refresh().await else {
+            continue;
+        };
+        let name = state.identifier().to_string();
+        if let Some(p) = state.challenges.iter().find_map(|c| c.error.as_ref()) {
+            return AcmeError::Challenge {
+                challenge: kind.as_str(),
+                name,
+                detail: p.to_string(),
+            };
+        }
+    }
+    match problem {
+        Some(p) => AcmeError::Challenge {
+            challenge: kind.as_str(),
+            name: names.to_string(),
+            detail: p.to_string(),
+        },
+        None => AcmeError::Order(format!(
+            "the CA marked the order invalid ({} challenge)",
+            kind.as_str()
+        )),
+    }
+}
+
+/// A TLS-ALPN-01 challenge certificate for `name` (RFC 8737 3): self-signed, the name as
+/// its only subjectAltName, the key authorization's SHA-256 in a critical acmeIdentifier
+/// extension. Returns the certificate and its PKCS#8 key, both DER.
+fn alpn_certificate(name: &str, digest: &[u8]) -> Result<(Vec<u8>, Vec<u8>), AcmeError> {
+    let err = |e: rcgen::Error| AcmeError::Order(format!("TLS-ALPN-01 certificate: {e}"));
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(err)?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let key = rcgen::KeyPair::generate().map_err(err)?;
+    let cert = params.self_signed(&key).map_err(err)?;
+    Ok((cert.der().to_vec(), key.serialize_der()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renews_when_a_third_is_left_and_backs_off_to_an_hour() {
+        let c = Stored {
+            not_before: 0,
+            not_after: 90 * 86400,
+            names: vec![],
+        };
+        let at = renew_at(&c, None);
+        assert!(at <= 60 * 86400 && at > 57 * 86400, "{at}");
+        let at = renew_at(&c, Some(Duration::from_secs(86400)));
+        assert!(
+            at <= 89 * 86400 && at > 86 * 86400,
+            "1 day before, less jitter: {at}"
+        );
+        assert_eq!(backoff(1), FIRST_BACKOFF);
+        assert_eq!(backoff(2), FIRST_BACKOFF * 2);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn alpn_certificate_names_the_host() {
+        let (cert, key) = alpn_certificate("a.example.org", &[7; 32]).unwrap();
+        assert!(!key.is_empty());
+        let (_, c) = x509_parser::parse_x509_certificate(&cert).unwrap();
+        let ext = c
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.31")
+            .unwrap();
+        assert!(ext.critical);
+    }
+}
