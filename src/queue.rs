@@ -882,11 +882,20 @@ impl Control {
                 Ok(serde_json::json!({"id": env.id, "pending": depth.as_int()}))
             }
             QueueAction::Retry => {
-                // Dead jobs start over with fresh attempts, in the order they died.
+                // Dead jobs start over with fresh attempts, in the order they died. Only
+                // those dead now: a job moved back can fail and die again before this loop
+                // ends, and must not be moved (and run) once more by the same retry.
                 let dead = key("dead", name);
                 let pending = key("queue", name);
+                let now_dead = c
+                    .ok(&["LLEN", &dead])
+                    .await
+                    .map_err(fail)?
+                    .as_int()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0);
                 let mut moved = 0u64;
-                loop {
+                while moved < now_dead {
                     let Value::Bulk(elem) = c.ok(&["LPOP", &dead]).await.map_err(fail)? else {
                         break;
                     };

@@ -381,6 +381,52 @@ fn isola(args: &[&str], stdin: &str) -> (i32, String, String) {
     )
 }
 
+/// A retry moves back the jobs dead when it starts, once each: one that fails again at once
+/// and dies while the retry is still moving the others is not moved (and run) a second time.
+#[test]
+fn a_retry_runs_each_dead_job_once_even_when_it_dies_again_at_once() {
+    const N: usize = 40;
+    let site = Site::new();
+    let (s, admin) = site.serve(&format!(
+        "[pool]\nmax_children = 4\n{QUEUE}max_attempts = 1\n"
+    ));
+    let a = admin.to_string();
+    for _ in 0..N {
+        let (code, _, err) = isola(&["queue", "--admin", &a, "push", "jobs", "bad"], "");
+        assert_eq!(code, 0, "{err}");
+    }
+    let dead_count = || {
+        let (_, out, _) = isola(
+            &[
+                "queue", "--admin", &a, "show", "jobs", "--dead", "--limit", "1000",
+            ],
+            "",
+        );
+        out.matches("script answered 500").count()
+    };
+    let t = Instant::now();
+    while dead_count() < N {
+        assert!(t.elapsed() < Duration::from_secs(20), "{}", s.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, out, err) = isola(&["queue", "--admin", &a, "retry", "jobs"], "");
+    assert_eq!(
+        (code, out.trim()),
+        (0, &*format!("{N} job(s) back in jobs")),
+        "{err}"
+    );
+    // Every job runs once more, then lies dead again; no run beyond that.
+    site.wait_lines("started.log", 2 * N, Duration::from_secs(30));
+    let t = Instant::now();
+    while dead_count() < N {
+        assert!(t.elapsed() < Duration::from_secs(20), "{}", s.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(site.lines("started.log").len(), 2 * N, "{}", s.stderr());
+    assert_eq!(dead_count(), N);
+}
+
 #[test]
 fn the_command_line_lists_pushes_retries_and_drops_and_reaches_the_store() {
     let site = Site::new();
