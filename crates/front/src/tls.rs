@@ -107,6 +107,7 @@ impl Tls {
             current: RwLock::new(Arc::new(set)),
             acme: RwLock::new(None),
             challenges: RwLock::new(Challenges::default()),
+            http01_lookup: RwLock::new(None),
         });
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -187,6 +188,32 @@ impl Tls {
             .cloned()
     }
 
+    /// Asks `lookup` for HTTP-01 tokens this process has no answer for (another node
+    /// sharing the store may be the one ordering).
+    pub fn set_http01_lookup(&self, lookup: Http01Lookup) {
+        *self
+            .certs
+            .http01_lookup
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(LookupFn(lookup));
+    }
+
+    /// The answer to an HTTP-01 request to `path`: `None` at once for any other path, so
+    /// ordinary requests never wait on anything; else the local answer, or the lookup's.
+    pub fn http01_answer(&self, path: &str) -> Option<Http01Answer> {
+        let token = path.strip_prefix(HTTP01_PREFIX)?;
+        if let Some(k) = self.http01(path) {
+            return Some(Box::pin(std::future::ready(Some(k))));
+        }
+        let lookup = self
+            .certs
+            .http01_lookup
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        Some((lookup.0)(token.to_string()))
+    }
+
     fn challenges(&self) -> std::sync::RwLockWriteGuard<'_, Challenges> {
         self.certs
             .challenges
@@ -194,6 +221,13 @@ impl Tls {
             .unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The pending answer to one HTTP-01 request: the key authorization, or `None`.
+pub type Http01Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
+
+/// Finds the key authorization for an HTTP-01 token elsewhere (see
+/// [`Tls::set_http01_lookup`]).
+pub type Http01Lookup = Arc<dyn Fn(String) -> Http01Answer + Send + Sync>;
 
 /// A certificate obtained by ACME, checked and ready for [`Tls::install_acme`].
 #[derive(Debug)]
@@ -276,6 +310,17 @@ struct SniCerts {
     current: RwLock<Arc<CertSet>>,
     acme: RwLock<Option<Arc<AcmeCertificate>>>,
     challenges: RwLock<Challenges>,
+    http01_lookup: RwLock<Option<LookupFn>>,
+}
+
+/// An [`Http01Lookup`] that can sit in a `Debug` struct.
+#[derive(Clone)]
+struct LookupFn(Http01Lookup);
+
+impl std::fmt::Debug for LookupFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Http01Lookup")
+    }
 }
 
 /// Pending ACME challenge answers.
