@@ -123,11 +123,16 @@ impl Manager {
         let dir = cfg.dir.join(&folder);
         let shared = store.map(|ep| {
             let lookup_ep = ep.clone();
+            let running = Arc::new(tokio::sync::Semaphore::new(shared::MAX_LOOKUPS));
             // Only paths under the challenge prefix get here: ordinary requests never
             // touch the store.
             tls.set_http01_lookup(Arc::new(move |token| {
                 let ep = lookup_ep.clone();
-                Box::pin(async move { shared::http01(&ep, &token).await })
+                let permit = running.clone().try_acquire_owned();
+                Box::pin(async move {
+                    let _permit = permit.ok()?;
+                    shared::http01(&ep, &token).await
+                })
             }));
             Shared::new(ep, &folder)
         });

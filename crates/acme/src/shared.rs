@@ -178,6 +178,10 @@ impl Shared {
     }
 }
 
+/// Store lookups for HTTP-01 tokens running at once, at most: anyone can send challenge
+/// requests, and beyond this they get no answer rather than a store connection each.
+pub(crate) const MAX_LOOKUPS: usize = 8;
+
 /// The HTTP-01 answer another node put in the store for `token`; `None` when there is
 /// none, the token cannot be one, or the store does not answer.
 pub(crate) async fn http01(ep: &Endpoint, token: &str) -> Option<String> {
@@ -202,4 +206,76 @@ fn node_token() -> String {
         crate::jitter(u64::MAX),
         crate::jitter(u64::MAX)
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Two nodes' views of one embedded store on a unix socket.
+    async fn two_nodes() -> (tempfile::TempDir, Shared, Shared, Endpoint) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let store = isola_store::Store::bind(isola_store::StoreConfig {
+            unix_socket: Some(sock.clone()),
+            ..isola_store::StoreConfig::default()
+        })
+        .await
+        .unwrap();
+        tokio::spawn(store.run(std::future::pending()));
+        let ep = Endpoint::parse(&format!("unix://{}?db=15", sock.display())).unwrap();
+        let a = Shared::new(ep.clone(), "ca.test");
+        let b = Shared::new(ep.clone(), "ca.test");
+        (dir, a, b, ep)
+    }
+
+    #[tokio::test]
+    async fn one_lock_holder_and_only_it_refreshes_or_releases() {
+        let (_d, a, b, _) = two_nodes().await;
+        assert_ne!(a.token, b.token);
+        assert!(a.lock().await.unwrap());
+        assert!(!b.lock().await.unwrap());
+        assert!(b.locked().await.unwrap());
+        assert!(a.refresh().await.unwrap());
+        assert!(!b.refresh().await.unwrap());
+        // b's release leaves a's lock alone.
+        b.unlock().await.unwrap();
+        assert!(a.locked().await.unwrap());
+        a.unlock().await.unwrap();
+        assert!(!a.locked().await.unwrap());
+        assert!(b.lock().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn certificate_account_and_http01_answers_are_shared() {
+        let (_d, a, b, ep) = two_nodes().await;
+        assert_eq!(b.cert().await.unwrap(), None);
+        a.put_cert(b"chain", b"key").await.unwrap();
+        assert_eq!(
+            b.cert().await.unwrap(),
+            Some((b"chain".to_vec(), b"key".to_vec()))
+        );
+        // The first account stays.
+        a.put_account(b"{1}").await.unwrap();
+        b.put_account(b"{2}").await.unwrap();
+        assert_eq!(b.account().await.unwrap().as_deref(), Some(&b"{1}"[..]));
+        a.put_http01("tok-en_1", "tok-en_1.thumb").await.unwrap();
+        assert_eq!(
+            http01(&ep, "tok-en_1").await.as_deref(),
+            Some("tok-en_1.thumb")
+        );
+        assert_eq!(http01(&ep, "../x").await, None);
+        a.del_http01(&["tok-en_1".to_string()]).await.unwrap();
+        assert_eq!(http01(&ep, "tok-en_1").await, None);
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_down_is_an_error_not_a_wait() {
+        let ep = Endpoint::parse("unix:///nonexistent/isola-acme.sock").unwrap();
+        let s = Shared::new(ep.clone(), "ca.test");
+        assert!(matches!(s.lock().await, Err(SharedError::Store(_))));
+        assert!(s.cert().await.is_err());
+        assert_eq!(http01(&ep, "token").await, None);
+    }
 }

@@ -4,8 +4,9 @@
 //! Owns: the rustls server configuration (ring provider, TLS 1.2 and 1.3), the certificate
 //! set and its replacement on reload, the TLS handshake with its time limit, and the
 //! answers to ACME challenges put in by the certificate manager: the certificate obtained
-//! by ACME, HTTP-01 key authorizations, and TLS-ALPN-01 (RFC 8737) challenge certificates
-//! given to handshakes that offer only ALPN `acme-tls/1`.
+//! by ACME, HTTP-01 key authorizations (with a lookup the manager may add for tokens of
+//! another node's order, asked only for paths under [`HTTP01_PREFIX`]), and TLS-ALPN-01
+//! (RFC 8737) challenge certificates given to handshakes that offer only ALPN `acme-tls/1`.
 //!
 //! Never: reads configuration files or knows their keys (errors say which certificate and
 //! which file; the caller names the key), talks to a CA, serves HTTP, or logs a failed
@@ -594,5 +595,28 @@ mod tests {
         let set = tls.certs.current.read().unwrap().clone();
         assert_eq!(leaf(&set, None)[0], "b.test");
         assert!(tls.reload(&[]).is_err());
+    }
+
+    #[tokio::test]
+    async fn http01_answers_locally_then_by_the_lookup_and_only_for_challenges() {
+        let tls = Tls::without_files().unwrap();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = asked.clone();
+        tls.set_http01_lookup(Arc::new(move |token| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::pin(std::future::ready(
+                (token == "far").then(|| "far.k".to_string()),
+            ))
+        }));
+        tls.add_http01("near", "near.k");
+        assert!(tls.http01_answer("/index.php").is_none());
+        let at = |t: &str| format!("{HTTP01_PREFIX}{t}");
+        let near = tls.http01_answer(&at("near")).unwrap().await;
+        assert_eq!(near.as_deref(), Some("near.k"));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 0);
+        let far = tls.http01_answer(&at("far")).unwrap().await;
+        assert_eq!(far.as_deref(), Some("far.k"));
+        assert_eq!(tls.http01_answer(&at("none")).unwrap().await, None);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }
