@@ -123,6 +123,19 @@ struct PebbleOpts {
     dir: Option<tempfile::TempDir>,
 }
 
+impl PebbleOpts {
+    /// Validating on `ports`, on a free API port with new API certificates.
+    fn on(ports: &Ports, validity: Option<u64>) -> PebbleOpts {
+        PebbleOpts {
+            http_port: ports.plain,
+            tls_port: ports.tls,
+            validity,
+            api: None,
+            dir: None,
+        }
+    }
+}
+
 /// A folder with a CA (`api-ca.pem`) and the certificate Pebble's API serves with it.
 fn api_certs() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -415,13 +428,7 @@ fn http01_certificate_is_served_stored_and_loaded_at_restart() {
         return;
     }
     let ports = Ports::new();
-    let mut pebble = Pebble::start(PebbleOpts {
-        http_port: ports.plain,
-        tls_port: ports.tls,
-        validity: None,
-        api: None,
-        dir: None,
-    });
+    let mut pebble = Pebble::start(PebbleOpts::on(&ports, None));
     let state = tempfile::tempdir().unwrap();
     let admin = free_port();
     let acme = format!(
@@ -506,13 +513,7 @@ fn short_lived_certificates_are_renewed_and_the_new_one_served() {
         return;
     }
     let ports = Ports::new();
-    let pebble = Pebble::start(PebbleOpts {
-        http_port: ports.plain,
-        tls_port: ports.tls,
-        validity: Some(30),
-        api: None,
-        dir: None,
-    });
+    let pebble = Pebble::start(PebbleOpts::on(&ports, Some(30)));
     let state = tempfile::tempdir().unwrap();
     let s = Isola::start(&ports, &acme_lines(&pebble), state.path());
     s.wait_for("new certificate obtained", 60);
@@ -691,13 +692,7 @@ fn two_nodes_sharing_a_store_order_once_and_renew_once() {
     let (pa, pb) = (Ports::new(), Ports::new());
     // Pebble validates on a's ports whichever node orders: an order by b is answered by a
     // from the store.
-    let pebble = Pebble::start(PebbleOpts {
-        http_port: pa.plain,
-        tls_port: pa.tls,
-        validity: Some(30),
-        api: None,
-        dir: None,
-    });
+    let pebble = Pebble::start(PebbleOpts::on(&pa, Some(30)));
     let acme = format!("{}\nchallenges = [\"http-01\"]", acme_lines(&pebble));
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let store = shared_store(&redis);
@@ -802,13 +797,7 @@ fn a_node_with_its_certificate_on_disk_serves_while_the_store_is_down() {
     }
     let mut redis = RealRedis::start();
     let ports = Ports::new();
-    let mut pebble = Pebble::start(PebbleOpts {
-        http_port: ports.plain,
-        tls_port: ports.tls,
-        validity: None,
-        api: None,
-        dir: None,
-    });
+    let mut pebble = Pebble::start(PebbleOpts::on(&ports, None));
     let state = tempfile::tempdir().unwrap();
     let store = shared_store(&redis);
     let s = Isola::start_with(&ports, &acme_lines(&pebble), state.path(), &store);
