@@ -446,6 +446,8 @@ impl Renewer {
                     "acme: installed the certificate from the store"
                 );
                 t.show(&self.status);
+                // This node's failed orders no longer matter: a good certificate serves.
+                self.status().last_error = None;
                 *current = Some(t.stored());
                 self.tls.install_acme(t.cert);
                 true
