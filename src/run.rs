@@ -589,12 +589,6 @@ async fn serve_async(
         None => None,
     };
     let tls_handle = tls.as_ref().map(|(_, t)| t.clone());
-    // Before the listeners serve: a valid stored certificate is in place for the first
-    // handshake, and orders run in the background from here on.
-    let acme = match (&cfg.acme, &tls_handle) {
-        (Some(a), Some(t)) => Some(isola_acme::Manager::start(a.clone(), t.clone())),
-        _ => None,
-    };
     let admin_listener = match cfg.admin_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
@@ -605,6 +599,17 @@ async fn serve_async(
     };
     let access_log = open_access_log(&cfg)?;
     let store = std::sync::Arc::new(StoreLink::start(&cfg, runtime).await?);
+    // Before the listeners serve: a valid stored certificate is in place for the first
+    // handshake, and orders run in the background from here on (shared with the other
+    // nodes through the store, when there is one).
+    let acme = match (&cfg.acme, &tls_handle) {
+        (Some(a), Some(t)) => Some(isola_acme::Manager::start(
+            a.clone(),
+            t.clone(),
+            store.endpoint.clone(),
+        )),
+        _ => None,
+    };
     let g = match build(&cfg, runtime, 0, access_log, &store).await {
         Ok(g) => g,
         Err(e) => {

@@ -2,8 +2,10 @@
 //! responder that sends every name to 127.0.0.1. Certificates via HTTP-01 and TLS-ALPN-01,
 //! the chain checked against Pebble's root by curl, restart from the stored certificate,
 //! renewal of short-lived certificates, a CA that is down at start, and bad `[tls.acme]`
-//! settings. Skipped (with a message) when `pebble` is not installed.
+//! settings; several nodes sharing one account, order and certificate through a real
+//! `redis-server`. Skipped (with a message) when `pebble` or `redis-server` is missing.
 use crate::harness::{disown, fixture_site, own, wait_timeout};
+use crate::redis::RealRedis;
 use crate::tls::curl;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -21,6 +23,15 @@ fn have_pebble() -> bool {
     }
     eprintln!("skipped: pebble is not installed (scripts/setup --test installs it)");
     false
+}
+
+fn have_redis() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()));
+    if !found {
+        eprintln!("skipped: redis-server is not installed (scripts/setup --test installs it)");
+    }
+    found
 }
 
 fn free_port() -> u16 {
@@ -110,6 +121,19 @@ struct PebbleOpts {
     api: Option<u16>,
     /// A folder from [`api_certs`] (a new one when `None`).
     dir: Option<tempfile::TempDir>,
+}
+
+impl PebbleOpts {
+    /// Validating on `ports`, on a free API port with new API certificates.
+    fn on(ports: &Ports, validity: Option<u64>) -> PebbleOpts {
+        PebbleOpts {
+            http_port: ports.plain,
+            tls_port: ports.tls,
+            validity,
+            api: None,
+            dir: None,
+        }
+    }
 }
 
 /// A folder with a CA (`api-ca.pem`) and the certificate Pebble's API serves with it.
@@ -221,6 +245,11 @@ impl Pebble {
             disown(c.id());
         }
     }
+
+    /// How many orders Pebble has taken, by its own log.
+    fn orders(&self) -> usize {
+        self.log.lock().unwrap().matches("Added order").count()
+    }
 }
 
 impl Drop for Pebble {
@@ -272,12 +301,17 @@ impl Isola {
     /// Serves the fixture site with `[tls.acme]` lines `acme`, its data in `state`. Plain
     /// HTTP redirects to HTTPS: HTTP-01 tokens must be answered before that.
     fn start(ports: &Ports, acme: &str, state: &Path) -> Isola {
+        Isola::start_with(ports, acme, state, "backend = \"off\"")
+    }
+
+    /// As [`Isola::start`] with the `[store]` lines `store`.
+    fn start_with(ports: &Ports, acme: &str, state: &Path, store: &str) -> Isola {
         let site = fixture_site();
         let cfg = site.path().join("isola.toml");
         std::fs::write(
             &cfg,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{}\"\ntls_listen = \"127.0.0.1:{}\"\nredirect_http_to_https = true\ndocroot = \"{}\"\n[log]\nlevel = \"info\"\n[store]\nbackend = \"off\"\n[tls.acme]\ndomains = {NAMES}\n{acme}\n",
+                "[server]\nlisten = \"127.0.0.1:{}\"\ntls_listen = \"127.0.0.1:{}\"\nredirect_http_to_https = true\ndocroot = \"{}\"\n[log]\nlevel = \"info\"\n[store]\n{store}\n[tls.acme]\ndomains = {NAMES}\n{acme}\n",
                 ports.plain,
                 ports.tls,
                 site.path().display()
@@ -394,13 +428,7 @@ fn http01_certificate_is_served_stored_and_loaded_at_restart() {
         return;
     }
     let ports = Ports::new();
-    let mut pebble = Pebble::start(PebbleOpts {
-        http_port: ports.plain,
-        tls_port: ports.tls,
-        validity: None,
-        api: None,
-        dir: None,
-    });
+    let mut pebble = Pebble::start(PebbleOpts::on(&ports, None));
     let state = tempfile::tempdir().unwrap();
     let admin = free_port();
     let acme = format!(
@@ -485,13 +513,7 @@ fn short_lived_certificates_are_renewed_and_the_new_one_served() {
         return;
     }
     let ports = Ports::new();
-    let pebble = Pebble::start(PebbleOpts {
-        http_port: ports.plain,
-        tls_port: ports.tls,
-        validity: Some(30),
-        api: None,
-        dir: None,
-    });
+    let pebble = Pebble::start(PebbleOpts::on(&ports, Some(30)));
     let state = tempfile::tempdir().unwrap();
     let s = Isola::start(&ports, &acme_lines(&pebble), state.path());
     s.wait_for("new certificate obtained", 60);
@@ -629,4 +651,167 @@ fn bad_acme_settings_are_refused_naming_the_key() {
         err.contains("site[0].server_names: \"*.isola.test\" is a wildcard"),
         "{err}"
     );
+}
+
+/// `[store]` lines pointing at `redis` (Isola's own keys go to its database 15).
+fn shared_store(redis: &RealRedis) -> String {
+    format!("url = \"{}\"", redis.url())
+}
+
+/// The serial `s` serves for a.isola.test, once it serves one.
+fn serial_of(s: &Isola, root: &Path) -> String {
+    let (ok, out, err) = s.get("a.isola.test", root);
+    assert!(ok, "{err}\n{}", s.log());
+    serial(&out)
+}
+
+/// Waits until both nodes serve one serial other than `old`; returns it.
+fn both_serve_new(a: &Isola, b: &Isola, root: &Path, old: &str, secs: u64) -> String {
+    let t = Instant::now();
+    loop {
+        let (sa, sb) = (serial_of(a, root), serial_of(b, root));
+        if sa == sb && sa != old {
+            return sa;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "a serves {sa}, b {sb} (old {old});\na's log:\n{}\nb's log:\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn two_nodes_sharing_a_store_order_once_and_renew_once() {
+    if !have_pebble() || !have_redis() {
+        return;
+    }
+    let redis = RealRedis::start();
+    let (pa, pb) = (Ports::new(), Ports::new());
+    // Pebble validates on a's ports whichever node orders: an order by b is answered by a
+    // from the store.
+    let pebble = Pebble::start(PebbleOpts::on(&pa, Some(30)));
+    let acme = format!("{}\nchallenges = [\"http-01\"]", acme_lines(&pebble));
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = shared_store(&redis);
+    let a = Isola::start_with(&pa, &acme, da.path(), &store);
+    let b = Isola::start_with(&pb, &acme, db.path(), &store);
+    a.wait_for("renews in", 60);
+    b.wait_for("renews in", 60);
+    let root = pebble.root();
+    let first = both_serve_new(&a, &b, &root, "", 10);
+    assert_eq!(pebble.orders(), 1, "{}", pebble.log.lock().unwrap());
+    let ordering = a.log().matches("ordering a certificate").count()
+        + b.log().matches("ordering a certificate").count();
+    assert_eq!(ordering, 1, "a:\n{}\nb:\n{}", a.log(), b.log());
+    assert!(pebble
+        .log
+        .lock()
+        .unwrap()
+        .contains("There are now 1 accounts in memory"));
+    // The node that did not order waited for the other's and installed it.
+    let installed = |a: &Isola, b: &Isola| {
+        a.log()
+            .matches("installed the certificate from the store")
+            .count()
+            + b.log()
+                .matches("installed the certificate from the store")
+                .count()
+    };
+    assert_eq!(installed(&a, &b), 1, "a:\n{}\nb:\n{}", a.log(), b.log());
+    let folder = format!("127.0.0.1_{}", pebble.api);
+    let lock = format!("EXISTS isola:acme:{folder}:lock");
+    assert!(
+        redis.cmd_in(15, &lock).contains(":0"),
+        "the lock is released"
+    );
+    for k in ["account", "cert", "key"] {
+        let got = redis.cmd_in(15, &format!("EXISTS isola:acme:{folder}:{k}"));
+        assert!(got.contains(":1"), "{k}: {got}");
+    }
+    // Both keep the certificate on disk too, for when the store is down.
+    for s in [&a, &b] {
+        assert!(s.acme_dir(pebble.api).join("cert.pem").exists());
+    }
+
+    // A third of 30 s is left after 20 s: one node renews, the other installs its
+    // certificate from the store.
+    let second = both_serve_new(&a, &b, &root, &first, 90);
+    assert_ne!(second, first);
+    assert_eq!(pebble.orders(), 2, "{}", pebble.log.lock().unwrap());
+    assert_eq!(installed(&a, &b), 2, "a:\n{}\nb:\n{}", a.log(), b.log());
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn http01_is_answered_by_a_node_that_did_not_order() {
+    if !have_pebble() || !have_redis() {
+        return;
+    }
+    let redis = RealRedis::start();
+    let (pa, pb) = (Ports::new(), Ports::new());
+    let api = free_port();
+    let certs = api_certs();
+    let directory = format!("https://127.0.0.1:{api}/dir");
+    let acme = format!(
+        "directory = \"{directory}\"\nca_root = \"{}\"\nchallenges = [\"http-01\"]",
+        certs.path().join("api-ca.pem").display()
+    );
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = shared_store(&redis);
+    // b starts while the CA is down: its tries fail and it backs off (2 s, 4 s, 8 s),
+    // leaving the lock free for a.
+    let b = Isola::start_with(&pb, &acme, db.path(), &store);
+    b.wait_for("retrying in 8s", 60);
+    // Pebble validates HTTP-01 on b's port only.
+    let pebble = Pebble::start(PebbleOpts {
+        http_port: pb.plain,
+        tls_port: pb.tls,
+        validity: None,
+        api: Some(api),
+        dir: Some(certs),
+    });
+    let a = Isola::start_with(&pa, &acme, da.path(), &store);
+    a.wait_for("new certificate obtained with http-01", 60);
+    assert!(
+        a.log().contains("published the new certificate"),
+        "{}",
+        a.log()
+    );
+    b.wait_for("installed the certificate from the store", 30);
+    assert!(!b.log().contains("ordering a certificate"), "{}", b.log());
+    assert_eq!(pebble.orders(), 1);
+    let root = pebble.root();
+    assert_eq!(serial_of(&a, &root), serial_of(&b, &root));
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn a_node_with_its_certificate_on_disk_serves_while_the_store_is_down() {
+    if !have_pebble() || !have_redis() {
+        return;
+    }
+    let mut redis = RealRedis::start();
+    let ports = Ports::new();
+    let mut pebble = Pebble::start(PebbleOpts::on(&ports, None));
+    let state = tempfile::tempdir().unwrap();
+    let store = shared_store(&redis);
+    let s = Isola::start_with(&ports, &acme_lines(&pebble), state.path(), &store);
+    s.wait_for("published the new certificate", 60);
+    let root = pebble.root();
+    let first = serial_of(&s, &root);
+    s.stop();
+
+    // Neither the store nor the CA answers: the disk copy serves at once.
+    redis.stop();
+    pebble.stop();
+    let s = Isola::start_with(&ports, &acme_lines(&pebble), state.path(), &store);
+    s.wait_for("serving the stored certificate", 20);
+    s.wait_for("renews in", 20);
+    assert_eq!(serial_of(&s, &root), first);
+    s.stop();
 }

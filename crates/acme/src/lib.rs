@@ -6,21 +6,31 @@
 //! answers are handed to [`Tls`], which serves them), the stored certificate and key, the
 //! renewal clock with its backoff, and the [`CertStatus`] shown by the admin listener.
 //!
+//! With a store shared by several nodes (see [`shared`]) the account and certificate live
+//! there too, one node at a time orders (under a lock in the store) and the others install
+//! what it publishes; the disk copy stays each node's fallback when the store is down.
+//!
 //! Never: blocks a handshake on the CA (the listener only ever reads what was installed),
 //! writes a secret with a mode other than 0600, stops the server when the CA fails (the
 //! current certificate keeps serving and the order is tried again later), or retries
-//! without waiting.
+//! without waiting, or waits on the store to start serving (the store is read in the
+//! background, each call bounded by [`shared::TIMEOUT`]).
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
     NewOrder, OrderStatus, RetryPolicy,
 };
 use isola_config::{AcmeChallenge, AcmeConfig};
 use isola_front::tls::{AcmeCertificate, Tls};
+use isola_store_client::Endpoint;
+use shared::Shared;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod shared;
 mod store;
+
+pub use shared::SharedError;
 
 /// First wait after a failed order; it doubles with each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
@@ -30,6 +40,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 const MIN_RENEWAL_INTERVAL: i64 = 10;
 /// How long the CA may take to validate and to issue.
 const POLL_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often a node waiting for another node's order looks at the store.
+const LOCK_POLL: Duration = Duration::from_secs(2);
 
 /// Why an order did not give a certificate.
 #[derive(Debug, thiserror::Error)]
@@ -103,9 +115,27 @@ impl Drop for Manager {
 
 impl Manager {
     /// Serves a valid stored certificate at once, if there is one, then keeps the
-    /// certificate current in a task of the running Tokio runtime.
-    pub fn start(cfg: AcmeConfig, tls: Tls) -> Manager {
-        let dir = cfg.dir.join(store::ca_folder(&cfg.directory));
+    /// certificate current in a task of the running Tokio runtime. With `store` (Isola's
+    /// own database in the store) the account, certificate and orders are shared with the
+    /// other nodes using it, and HTTP-01 requests are answered for their orders too.
+    pub fn start(cfg: AcmeConfig, tls: Tls, store: Option<Endpoint>) -> Manager {
+        let folder = store::ca_folder(&cfg.directory);
+        let dir = cfg.dir.join(&folder);
+        let shared = store.map(|ep| {
+            let lookup_ep = ep.clone();
+            let running = Arc::new(tokio::sync::Semaphore::new(shared::MAX_LOOKUPS));
+            // Only paths under the challenge prefix get here: ordinary requests never
+            // touch the store.
+            tls.set_http01_lookup(Arc::new(move |token| {
+                let ep = lookup_ep.clone();
+                let permit = running.clone().try_acquire_owned();
+                Box::pin(async move {
+                    let _permit = permit.ok()?;
+                    shared::http01(&ep, &token).await
+                })
+            }));
+            Shared::new(ep, &folder)
+        });
         let status = Arc::new(Mutex::new(CertStatus {
             names: cfg.domains.clone(),
             directory: cfg.directory.clone(),
@@ -120,12 +150,9 @@ impl Manager {
                         "acme: serving the stored certificate"
                     );
                     c.show(&status);
+                    let stored = c.stored();
                     tls.install_acme(c.cert);
-                    Some(Stored {
-                        not_before: c.not_before,
-                        not_after: c.not_after,
-                        names: c.names,
-                    })
+                    Some(stored)
                 }
                 Ok(_) => {
                     tracing::info!("acme: the stored certificate has expired; ordering a new one");
@@ -152,6 +179,7 @@ impl Manager {
                 dir,
                 status: status.clone(),
                 account: None,
+                shared,
             },
             current,
         ));
@@ -186,6 +214,7 @@ struct Renewer {
     dir: PathBuf,
     status: Arc<Mutex<CertStatus>>,
     account: Option<Account>,
+    shared: Option<Shared>,
 }
 
 /// A certificate with its key as PEM, parsed.
@@ -212,6 +241,14 @@ impl Issued {
             not_before,
             not_after,
         })
+    }
+
+    fn stored(&self) -> Stored {
+        Stored {
+            not_before: self.not_before,
+            not_after: self.not_after,
+            names: self.names.clone(),
+        }
     }
 
     fn show(&self, status: &Mutex<CertStatus>) {
@@ -273,38 +310,62 @@ fn backoff(failures: u32) -> Duration {
     exp.min(MAX_BACKOFF)
 }
 
+/// How often a node sharing a store looks there for a certificate another node renewed:
+/// a tenth of the lifetime, between 2 s and a minute.
+fn sync_interval(current: &Option<Stored>) -> Duration {
+    let lifetime = current
+        .as_ref()
+        .map_or(0, |c| (c.not_after - c.not_before).max(0) as u64);
+    Duration::from_secs((lifetime / 10).clamp(2, 60))
+}
+
 async fn run(mut r: Renewer, mut current: Option<Stored>) {
     let mut failures = 0u32;
     // No order before this (seconds since the epoch): set after each success.
     let mut not_sooner = 0;
-    loop {
+    // After a failed order: the next one is due once the backoff is over.
+    let mut retry = false;
+    r.sync(&mut current).await;
+    'next: loop {
         let due = match &current {
-            Some(c) if r.cfg.domains.iter().all(|d| c.names.contains(d)) => {
+            Some(c) if !retry && r.cfg.domains.iter().all(|d| c.names.contains(d)) => {
                 renew_at(c, r.cfg.renew_before)
             }
-            // A name was added since: order now.
+            // A name was added since, or the last order failed: order now.
             _ => now_secs(),
         }
         .max(not_sooner);
-        let wait = Duration::from_secs((due - now_secs()).max(0) as u64);
-        r.set_next(wait);
-        if !wait.is_zero() {
-            tracing::info!(
-                "acme: certificate for {} renews in {}s",
-                r.cfg.domains.join(","),
-                wait.as_secs()
-            );
+        let mut told = false;
+        loop {
+            let wait = Duration::from_secs((due - now_secs()).max(0) as u64);
+            r.set_next(wait);
+            if wait.is_zero() {
+                break;
+            }
+            if !told {
+                tracing::info!(
+                    "acme: certificate for {} renews in {}s",
+                    r.cfg.domains.join(","),
+                    wait.as_secs()
+                );
+                told = true;
+            }
+            if r.shared.is_none() {
+                tokio::time::sleep(wait).await;
+                break;
+            }
+            // Another node may renew first: its certificate moves this node's clock.
+            tokio::time::sleep(wait.min(sync_interval(&current))).await;
+            if r.sync(&mut current).await {
+                retry = false;
+                continue 'next;
+            }
         }
-        tokio::time::sleep(wait).await;
-        match r.obtain().await {
-            Ok(issued) => {
+        match r.renew(&mut current).await {
+            Ok(()) => {
                 failures = 0;
+                retry = false;
                 not_sooner = now_secs() + MIN_RENEWAL_INTERVAL;
-                current = Some(Stored {
-                    not_before: issued.not_before,
-                    not_after: issued.not_after,
-                    names: issued.names,
-                });
             }
             Err(e) => {
                 failures += 1;
@@ -322,10 +383,7 @@ async fn run(mut r: Renewer, mut current: Option<Stored>) {
                 r.status().last_error = Some(e.to_string());
                 r.set_next(wait);
                 tokio::time::sleep(wait).await;
-                // Due at once the next round; `current` is kept for its names and the log.
-                if let Some(c) = &mut current {
-                    c.not_after = c.not_before;
-                }
+                retry = true;
             }
         }
     }
@@ -340,6 +398,166 @@ impl Renewer {
         self.status().next_attempt = Some(now_secs() as u64 + wait.as_secs());
     }
 
+    /// Whether `current` is missing, lacks a configured name, or is due.
+    fn due(&self, current: &Option<Stored>) -> bool {
+        match current {
+            Some(c) if self.cfg.domains.iter().all(|d| c.names.contains(d)) => {
+                renew_at(c, self.cfg.renew_before) <= now_secs()
+            }
+            _ => true,
+        }
+    }
+
+    /// Installs the store's certificate when it is newer (later notAfter) than `current`
+    /// and has every configured name, writing it to disk too; publishes the local one when
+    /// the store's is older or missing. True when one was installed. A store that does not
+    /// answer changes nothing: the local certificate goes on serving.
+    async fn sync(&mut self, current: &mut Option<Stored>) -> bool {
+        let Some(sh) = &self.shared else {
+            return false;
+        };
+        let theirs = match sh.cert().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!("acme: {e}; going on with the local certificate");
+                return false;
+            }
+        };
+        let theirs = theirs.and_then(|(chain, key)| match Issued::parse(chain, key) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!("acme: the certificate in the store is unusable ({e})");
+                None
+            }
+        });
+        let ours = current.as_ref().map(|c| c.not_after);
+        match theirs {
+            Some(t)
+                if Some(t.not_after) > ours
+                    && t.not_after > now_secs()
+                    && self.cfg.domains.iter().all(|d| t.names.contains(d)) =>
+            {
+                if let Err(e) = store::save_cert(&self.dir, &t.chain, &t.key) {
+                    tracing::warn!("acme: {e}; serving the store's certificate anyway");
+                }
+                tracing::info!(
+                    names = %t.names.join(","),
+                    not_after = t.not_after,
+                    "acme: installed the certificate from the store"
+                );
+                t.show(&self.status);
+                // This node's failed orders no longer matter: a good certificate serves.
+                self.status().last_error = None;
+                *current = Some(t.stored());
+                self.tls.install_acme(t.cert);
+                true
+            }
+            Some(t) if Some(t.not_after) >= ours => false,
+            _ => {
+                if current.is_some() {
+                    if let Ok(Some((chain, key))) = store::load_cert(&self.dir) {
+                        match sh.put_cert(&chain, &key).await {
+                            Ok(()) => tracing::info!("acme: published the local certificate"),
+                            Err(e) => tracing::debug!("acme: {e}; not published"),
+                        }
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Renews `current`: alone without a store; with one, under the store's lock, or by
+    /// installing what the node holding the lock publishes.
+    async fn renew(&mut self, current: &mut Option<Stored>) -> Result<(), AcmeError> {
+        let Some(sh) = self.shared.clone() else {
+            *current = Some(self.obtain().await?.stored());
+            return Ok(());
+        };
+        // The holder refreshes its lock, so a wait past this means it is stuck.
+        let give_up = Instant::now() + shared::LOCK_TTL + LOCK_POLL;
+        loop {
+            match sh.lock().await {
+                Ok(true) => return self.renew_locked(&sh, current).await,
+                Ok(false) => {
+                    tracing::info!(
+                        "acme: another node is ordering the certificate; waiting for it in the store"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!("acme: {e}; ordering on this node alone");
+                    *current = Some(self.obtain().await?.stored());
+                    return Ok(());
+                }
+            }
+            loop {
+                tokio::time::sleep(LOCK_POLL).await;
+                if self.sync(current).await {
+                    return Ok(());
+                }
+                match sh.locked().await {
+                    // Released or expired with no newer certificate: try for the lock.
+                    Ok(false) => break,
+                    Ok(true) if Instant::now() < give_up => {}
+                    Ok(true) => {
+                        return Err(AcmeError::Order(
+                            "another node held the ordering lock too long".into(),
+                        ))
+                    }
+                    Err(e) => {
+                        tracing::warn!("acme: {e}; ordering on this node alone");
+                        *current = Some(self.obtain().await?.stored());
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The order of the node holding the lock: unless another node has just published a
+    /// certificate that is not due, order, publish, and release the lock.
+    async fn renew_locked(
+        &mut self,
+        sh: &Shared,
+        current: &mut Option<Stored>,
+    ) -> Result<(), AcmeError> {
+        if self.sync(current).await && !self.due(current) {
+            if let Err(e) = sh.unlock().await {
+                tracing::warn!("acme: releasing the ordering lock: {e}");
+            }
+            return Ok(());
+        }
+        let keeper = sh.clone();
+        let refresh = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(shared::LOCK_TTL / 3).await;
+                match keeper.refresh().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            "acme: the ordering lock was lost; another node may order too"
+                        );
+                        return;
+                    }
+                    Err(e) => tracing::warn!("acme: refreshing the ordering lock: {e}"),
+                }
+            }
+        });
+        let result = self.obtain().await;
+        refresh.abort();
+        if let Ok(issued) = &result {
+            match sh.put_cert(&issued.chain, &issued.key).await {
+                Ok(()) => tracing::info!("acme: published the new certificate to the store"),
+                Err(e) => tracing::warn!("acme: {e}; the other nodes order their own"),
+            }
+        }
+        if let Err(e) = sh.unlock().await {
+            tracing::warn!("acme: releasing the ordering lock: {e}");
+        }
+        *current = Some(result?.stored());
+        Ok(())
+    }
+
     /// One attempt: each configured challenge type in turn until one gives a certificate,
     /// which is then stored and served.
     async fn obtain(&mut self) -> Result<Issued, AcmeError> {
@@ -352,8 +570,14 @@ impl Renewer {
                 self.cfg.directory,
                 kind.as_str()
             );
-            let result = self.order(&account, kind).await;
+            let mut tokens = Vec::new();
+            let result = self.order(&account, kind, &mut tokens).await;
             self.tls.clear_challenges();
+            if let Some(sh) = &self.shared {
+                if let Err(e) = sh.del_http01(&tokens).await {
+                    tracing::debug!("acme: {e}; the HTTP-01 answers expire on their own");
+                }
+            }
             match result {
                 Ok(issued) => {
                     store::save_cert(&self.dir, &issued.chain, &issued.key)?;
@@ -394,7 +618,29 @@ impl Renewer {
             None => Account::builder().map_err(ca("HTTPS client")),
         };
         let path = self.dir.join("account.json");
-        let account = match store::read(&path)? {
+        // One account for every node: the store's, else the file's (then published).
+        let theirs = match &self.shared {
+            Some(sh) => sh.account().await.unwrap_or_else(|e| {
+                tracing::warn!("acme: {e}; using the local account");
+                None
+            }),
+            None => None,
+        };
+        let local = store::read(&path)?;
+        let json = match (theirs, local) {
+            (Some(t), local) => {
+                if local.as_deref() != Some(t.as_slice()) {
+                    store::write(&path, &t)?;
+                }
+                Some(t)
+            }
+            (None, Some(l)) => {
+                self.publish_account(&l).await;
+                Some(l)
+            }
+            (None, None) => None,
+        };
+        let account = match json {
             Some(bytes) => {
                 let creds: AccountCredentials = serde_json::from_slice(&bytes).map_err(|e| {
                     AcmeError::Order(format!("{}: not an account file: {e}", path.display()))
@@ -422,6 +668,7 @@ impl Renewer {
                 let json = serde_json::to_vec_pretty(&creds)
                     .map_err(|e| AcmeError::Order(format!("account credentials: {e}")))?;
                 store::write(&path, &json)?;
+                self.publish_account(&json).await;
                 tracing::info!("acme: account created at {}", self.cfg.directory);
                 account
             }
@@ -430,7 +677,23 @@ impl Renewer {
         Ok(account)
     }
 
-    async fn order(&self, account: &Account, kind: AcmeChallenge) -> Result<Issued, AcmeError> {
+    /// Shares the account with the other nodes (the first one stored stays).
+    async fn publish_account(&self, json: &[u8]) {
+        if let Some(sh) = &self.shared {
+            if let Err(e) = sh.put_account(json).await {
+                tracing::warn!("acme: {e}; the account is not shared yet");
+            }
+        }
+    }
+
+    /// One order with challenges of `kind`; the HTTP-01 tokens published to the store are
+    /// added to `tokens`, for the caller to remove.
+    async fn order(
+        &self,
+        account: &Account,
+        kind: AcmeChallenge,
+        tokens: &mut Vec<String>,
+    ) -> Result<Issued, AcmeError> {
         let identifiers: Vec<Identifier> = self
             .cfg
             .domains
@@ -460,7 +723,18 @@ impl Renewer {
             })?;
             let key_auth = challenge.key_authorization();
             match kind {
-                AcmeChallenge::Http01 => self.tls.add_http01(&challenge.token, key_auth.as_str()),
+                AcmeChallenge::Http01 => {
+                    self.tls.add_http01(&challenge.token, key_auth.as_str());
+                    // The CA may ask any node behind the name.
+                    if let Some(sh) = &self.shared {
+                        match sh.put_http01(&challenge.token, key_auth.as_str()).await {
+                            Ok(()) => tokens.push(challenge.token.clone()),
+                            Err(e) => tracing::warn!(
+                                "acme: {e}; only this node answers the HTTP-01 challenge"
+                            ),
+                        }
+                    }
+                }
                 AcmeChallenge::TlsAlpn01 => {
                     let (cert, key) = alpn_certificate(&name, key_auth.digest().as_ref())?;
                     self.tls

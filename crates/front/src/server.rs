@@ -289,11 +289,15 @@ async fn accept_loop(
             let guard = conn_state.start(req.version() == http::Version::HTTP_2);
             host_from_authority(&mut req);
             // Before redirects, routing and PHP: the CA must get the token as it is.
-            let http01 = acme.as_ref().and_then(|t| t.http01(req.uri().path()));
+            let http01 = acme
+                .as_ref()
+                .and_then(|t| t.http01_answer(req.uri().path()));
             async move {
-                if let Some(key_authorization) = http01 {
-                    drop(guard);
-                    return Ok(Response::new(ResponseBody::full(key_authorization)));
+                if let Some(answer) = http01 {
+                    if let Some(key_authorization) = answer.await {
+                        drop(guard);
+                        return Ok(Response::new(ResponseBody::full(key_authorization)));
+                    }
                 }
                 let redirect = redirect_port.filter(|_| !forwarded_https(&shared, &req, remote));
                 Ok::<_, std::convert::Infallible>(match redirect {

@@ -4,8 +4,9 @@
 //! Owns: the rustls server configuration (ring provider, TLS 1.2 and 1.3), the certificate
 //! set and its replacement on reload, the TLS handshake with its time limit, and the
 //! answers to ACME challenges put in by the certificate manager: the certificate obtained
-//! by ACME, HTTP-01 key authorizations, and TLS-ALPN-01 (RFC 8737) challenge certificates
-//! given to handshakes that offer only ALPN `acme-tls/1`.
+//! by ACME, HTTP-01 key authorizations (with a lookup the manager may add for tokens of
+//! another node's order, asked only for paths under [`HTTP01_PREFIX`]), and TLS-ALPN-01
+//! (RFC 8737) challenge certificates given to handshakes that offer only ALPN `acme-tls/1`.
 //!
 //! Never: reads configuration files or knows their keys (errors say which certificate and
 //! which file; the caller names the key), talks to a CA, serves HTTP, or logs a failed
@@ -107,6 +108,7 @@ impl Tls {
             current: RwLock::new(Arc::new(set)),
             acme: RwLock::new(None),
             challenges: RwLock::new(Challenges::default()),
+            http01_lookup: RwLock::new(None),
         });
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -187,6 +189,32 @@ impl Tls {
             .cloned()
     }
 
+    /// Asks `lookup` for HTTP-01 tokens this process has no answer for (another node
+    /// sharing the store may be the one ordering).
+    pub fn set_http01_lookup(&self, lookup: Http01Lookup) {
+        *self
+            .certs
+            .http01_lookup
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(LookupFn(lookup));
+    }
+
+    /// The answer to an HTTP-01 request to `path`: `None` at once for any other path, so
+    /// ordinary requests never wait on anything; else the local answer, or the lookup's.
+    pub fn http01_answer(&self, path: &str) -> Option<Http01Answer> {
+        let token = path.strip_prefix(HTTP01_PREFIX)?;
+        if let Some(k) = self.http01(path) {
+            return Some(Box::pin(std::future::ready(Some(k))));
+        }
+        let lookup = self
+            .certs
+            .http01_lookup
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        Some((lookup.0)(token.to_string()))
+    }
+
     fn challenges(&self) -> std::sync::RwLockWriteGuard<'_, Challenges> {
         self.certs
             .challenges
@@ -194,6 +222,13 @@ impl Tls {
             .unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The pending answer to one HTTP-01 request: the key authorization, or `None`.
+pub type Http01Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
+
+/// Finds the key authorization for an HTTP-01 token elsewhere (see
+/// [`Tls::set_http01_lookup`]).
+pub type Http01Lookup = Arc<dyn Fn(String) -> Http01Answer + Send + Sync>;
 
 /// A certificate obtained by ACME, checked and ready for [`Tls::install_acme`].
 #[derive(Debug)]
@@ -276,6 +311,17 @@ struct SniCerts {
     current: RwLock<Arc<CertSet>>,
     acme: RwLock<Option<Arc<AcmeCertificate>>>,
     challenges: RwLock<Challenges>,
+    http01_lookup: RwLock<Option<LookupFn>>,
+}
+
+/// An [`Http01Lookup`] that can sit in a `Debug` struct.
+#[derive(Clone)]
+struct LookupFn(Http01Lookup);
+
+impl std::fmt::Debug for LookupFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Http01Lookup")
+    }
 }
 
 /// Pending ACME challenge answers.
@@ -549,5 +595,28 @@ mod tests {
         let set = tls.certs.current.read().unwrap().clone();
         assert_eq!(leaf(&set, None)[0], "b.test");
         assert!(tls.reload(&[]).is_err());
+    }
+
+    #[tokio::test]
+    async fn http01_answers_locally_then_by_the_lookup_and_only_for_challenges() {
+        let tls = Tls::without_files().unwrap();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = asked.clone();
+        tls.set_http01_lookup(Arc::new(move |token| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::pin(std::future::ready(
+                (token == "far").then(|| "far.k".to_string()),
+            ))
+        }));
+        tls.add_http01("near", "near.k");
+        assert!(tls.http01_answer("/index.php").is_none());
+        let at = |t: &str| format!("{HTTP01_PREFIX}{t}");
+        let near = tls.http01_answer(&at("near")).unwrap().await;
+        assert_eq!(near.as_deref(), Some("near.k"));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 0);
+        let far = tls.http01_answer(&at("far")).unwrap().await;
+        assert_eq!(far.as_deref(), Some("far.k"));
+        assert_eq!(tls.http01_answer(&at("none")).unwrap().await, None);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }

@@ -1,5 +1,6 @@
 //! A small RESP2 client for the store Isola itself talks to — its embedded store or a real
-//! Redis — for job queues, schedule locks and the command-line tools.
+//! Redis — for job queues, schedule locks, the ACME certificate shared by nodes, and the
+//! command-line tools.
 //!
 //! Owns: parsing store URLs ([`Endpoint`]), the reply codec ([`codec`], sans-I/O and
 //! bounded), and one connection ([`Conn`]) that sends commands and reads their replies with
