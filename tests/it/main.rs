@@ -7,6 +7,7 @@ mod contract;
 mod early_hints;
 mod edges;
 mod front;
+mod h3;
 mod harness;
 mod http;
 mod import;

@@ -26,7 +26,7 @@ key = "certs/b.key"
 
 /// The fixture site with certificates for a.test and b.test in `certs/`, served with
 /// `server_toml` (lines of `[server]`) and `[[tls.cert]]` for both; the TLS address too.
-fn start(server_toml: &str) -> (Server, SocketAddr) {
+pub(crate) fn start(server_toml: &str) -> (Server, SocketAddr) {
     let site = fixture_site();
     let certs = site.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
@@ -70,7 +70,7 @@ fn curl(args: &[&str]) -> (bool, String, String) {
 }
 
 /// curl over TLS to `host` (a.test or b.test) at the TLS port, trusting `ca`.
-fn curl_tls(
+pub(crate) fn curl_tls(
     s: &Server,
     tls: SocketAddr,
     host: &str,

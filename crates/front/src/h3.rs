@@ -95,12 +95,15 @@ impl Quic {
             .endpoint
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], self.port)));
-        while let Some(incoming) = self.endpoint.accept().await {
-            // A QUIC client cannot wait in a kernel backlog: at the limit it is refused
-            // at once, and falls back to TCP (which waits there).
-            let Ok(permit) = front.connections.clone().try_acquire_owned() else {
-                incoming.refuse();
-                continue;
+        loop {
+            // As the TCP listeners do: at the connection limit, stop accepting; new QUIC
+            // clients wait in quinn's queue of incoming connections (bounded by quinn),
+            // as TCP clients wait in the kernel's backlog.
+            let Ok(permit) = front.connections.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(incoming) = self.endpoint.accept().await else {
+                return;
             };
             let shared = front.shared.clone();
             let running = running.clone();
