@@ -96,35 +96,50 @@ impl Client {
 
     /// One request; a body is sent with its Content-Length.
     fn request(&mut self, method: &str, path: &str, body: Option<Vec<u8>>) -> Answer {
+        self.try_request(method, path, &[], body).unwrap()
+    }
+
+    /// One request with extra `headers`; `Err` when the stream fails before the response
+    /// head (a stream cut after it only shortens the body, which tests compare).
+    fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, String> {
         let uri = format!("https://{}:{}{path}", self.host, self.port);
         let mut req = http::Request::builder().method(method).uri(uri);
         if let Some(b) = &body {
             req = req.header("content-length", b.len());
         }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
         let req = req.body(()).unwrap();
         let send = &mut self.send;
         self.rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(30), async {
-                let mut stream = send.send_request(req).await.unwrap();
+                let mut stream = send.send_request(req).await.map_err(|e| e.to_string())?;
                 if let Some(b) = body {
                     // The server may answer (413) and stop the upload early: not an error.
                     let _ = stream.send_data(Bytes::from(b)).await;
                 }
                 let _ = stream.finish().await;
-                let resp = stream.recv_response().await.unwrap();
+                let resp = stream.recv_response().await.map_err(|e| e.to_string())?;
                 let mut body = Vec::new();
                 let mut chunks = Vec::new();
-                while let Some(mut c) = stream.recv_data().await.unwrap() {
+                while let Ok(Some(mut c)) = stream.recv_data().await {
                     chunks.push(Instant::now());
                     let n = c.remaining();
                     body.extend_from_slice(&c.copy_to_bytes(n));
                 }
-                Answer {
+                Ok(Answer {
                     status: resp.status().as_u16(),
                     headers: resp.headers().clone(),
                     body,
                     chunks,
-                }
+                })
             })
             .await
             .expect("HTTP/3 answer in time")
@@ -198,6 +213,19 @@ fn static_php_bodies_and_errors_over_http3() {
     // The connection is still good after a refused upload.
     let r = c.get("/missing.php");
     assert_eq!(r.status, 404);
+
+    // A head above the limit (64 KiB, announced in SETTINGS) is refused: by the client,
+    // which knows the limit, or with 431.
+    let huge = "v".repeat(70 * 1024);
+    match c.try_request("GET", "/hello.php", &[("x-huge", huge)], None) {
+        Ok(r) => assert_eq!(r.status, 431),
+        Err(e) => assert!(e.contains("Header too big"), "{e}"),
+    }
+    assert_eq!(
+        c.get("/hello.php").status,
+        200,
+        "the connection survives it"
+    );
 
     // A large file arrives byte for byte.
     let r = c.get("/big.bin");
