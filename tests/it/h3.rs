@@ -4,7 +4,7 @@
 //! listeners, and a stop that lets an open request finish. (Debian's curl is built without
 //! HTTP/3, so curl checks only the `Alt-Svc` side.)
 use crate::harness::Server;
-use crate::tls::{curl_tls, start};
+use crate::tls::{curl_tls, start, start_with};
 use ::h3::client::SendRequest;
 use bytes::{Buf, Bytes};
 use rustls::pki_types::pem::PemObject;
@@ -318,6 +318,35 @@ fn quic_connections_count_against_max_connections() {
     drop(a);
     let mut c = Client::connect(&s, tls, "b.test", "b.pem");
     assert_eq!(c.get("/hello.php").status, 200);
+    drop(c);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn worker_mode_over_http3() {
+    if std::env::var("ISOLA_BACKEND").is_ok_and(|b| b == "php-cgi") {
+        return; // worker mode needs the native backend
+    }
+    const WORKER: &str = r#"<?php
+$booted = getmypid();
+$count = 0;
+while (frankenphp_handle_request(static function () use (&$count, $booted) {
+    $count++;
+    echo "$booted $count ", $_SERVER['SERVER_PROTOCOL'], ' ', file_get_contents('php://input');
+})) {}
+"#;
+    let (s, tls) = start_with(
+        "http3 = true\n[php]\nworker = \"worker.php\"\n[pool]\nmax_children = 1",
+        &[("worker.php", WORKER)],
+    );
+    let mut c = Client::connect(&s, tls, "a.test", "a.pem");
+    let a = c.request("POST", "/worker.php", Some(b"one".to_vec()));
+    let b = c.request("POST", "/worker.php", Some(b"two".to_vec()));
+    assert_eq!(a.status, 200, "{}", a.text());
+    let (a, b) = (a.text(), b.text());
+    let pid = a.split(' ').next().unwrap();
+    assert_eq!(a, format!("{pid} 1 HTTP/3.0 one"));
+    assert_eq!(b, format!("{pid} 2 HTTP/3.0 two"), "the same booted worker");
     drop(c);
     assert!(s.stop().success());
 }

@@ -27,7 +27,15 @@ key = "certs/b.key"
 /// The fixture site with certificates for a.test and b.test in `certs/`, served with
 /// `server_toml` (lines of `[server]`) and `[[tls.cert]]` for both; the TLS address too.
 pub(crate) fn start(server_toml: &str) -> (Server, SocketAddr) {
+    start_with(server_toml, &[])
+}
+
+/// Like [`start`], with `files` (name, content) written into the site first.
+pub(crate) fn start_with(server_toml: &str, files: &[(&str, &str)]) -> (Server, SocketAddr) {
     let site = fixture_site();
+    for (name, body) in files {
+        std::fs::write(site.path().join(name), body).unwrap();
+    }
     let certs = site.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     write_cert(&certs, "a", "a.test");
