@@ -234,13 +234,7 @@ fn static_php_bodies_and_errors_over_http3() {
 
     // The access log names the protocol.
     let r = c.get("/hello.php?logged=1");
-    let id = r.header("x-request-id").unwrap().to_string();
-    assert!(s.wait_for_log(&id, Duration::from_secs(5)));
-    let line = s
-        .stdout_lines()
-        .into_iter()
-        .find(|l| l.contains(&id))
-        .unwrap();
+    let line = s.access_line(r.header("x-request-id").unwrap());
     assert!(
         line.contains("\"GET /hello.php?logged=1 HTTP/3.0\" 200 "),
         "{line}"

@@ -1,8 +1,9 @@
 //! The HTTP front: everything between a client's socket and a PHP worker's FastCGI
 //! connection.
 //!
-//! Owns: accepting connections and serving HTTP/1.1, h2c and HTTPS with hyper, connection
-//! limits and timeouts, the sites (`site.rs`), one context per request carried through
+//! Owns: accepting connections and serving HTTP/1.1, h2c and HTTPS with hyper, HTTP/3 over
+//! QUIC (`h3.rs`, experimental), one request body type for all of them
+//! (`request_body.rs`), connection limits and timeouts, the sites (`site.rs`), one context per request carried through
 //! its phases and closed by one step (`request.rs`), request limits and validation,
 //! trusted proxies, request ids, W3C `traceparent` (`trace.rs`), routing through
 //! [`isola_router`], static file responses, files a script names (X-Sendfile,
