@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Writes a self-signed certificate for `name` as `<dir>/<stem>.pem` and `<stem>.key`.
-fn write_cert(dir: &Path, stem: &str, name: &str) {
+pub(crate) fn write_cert(dir: &Path, stem: &str, name: &str) {
     let c = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
     std::fs::write(dir.join(format!("{stem}.pem")), c.cert.pem()).unwrap();
     std::fs::write(dir.join(format!("{stem}.key")), c.key_pair.serialize_pem()).unwrap();

@@ -30,6 +30,9 @@ const MAX_STREAMS: u32 = 100;
 /// Most unidirectional streams a client may open: HTTP/3 needs three (control, QPACK
 /// encoder and decoder); the rest is room for extensions it may try.
 const MAX_UNI_STREAMS: u32 = 16;
+/// How long a connection waits, on stop, once its last request is answered, for the client
+/// to read that answer and close (within `shutdown_timeout` all the same).
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// How long the endpoint waits, on stop, for its last CONNECTION_CLOSE frames to leave.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -228,6 +231,12 @@ async fn connection(
     // Requests still open when the client closed or broke the connection end with it.
     requests.abort_all();
     while requests.join_next().await.is_some() {}
+    if stopping {
+        // A finished stream may still have data in flight, and closing a QUIC connection
+        // drops it: after GOAWAY, the client is given a little time to read its last
+        // responses and close the connection itself.
+        let _ = tokio::time::timeout(DRAIN_GRACE, conn.closed()).await;
+    }
     conn.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"");
     drop(running);
     Ok(())
