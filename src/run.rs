@@ -589,6 +589,14 @@ async fn serve_async(
         None => None,
     };
     let tls_handle = tls.as_ref().map(|(_, t)| t.clone());
+    // HTTP/3 takes the TLS listener's port on UDP (its actual port, when it asked for 0).
+    let quic = match tls_addr {
+        Some(a) if cfg.server.http3 => Some(
+            std::net::UdpSocket::bind(a)
+                .with_context(|| format!("server.http3: cannot listen on {a} (UDP)"))?,
+        ),
+        _ => None,
+    };
     let admin_listener = match cfg.admin_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
@@ -767,6 +775,7 @@ async fn serve_async(
         plain: listener,
         tls,
         redirect_http_to_https: cfg.server.redirect_http_to_https,
+        quic,
     };
     let stop = stop_signal(signals.term, signals.int, &notifier);
     isola_front::serve_listeners(listeners, front, stop).await;
@@ -864,6 +873,7 @@ async fn reload_on_hup(
                 "server.redirect_http_to_https",
                 new.server.redirect_http_to_https != current.server.redirect_http_to_https,
             ),
+            ("server.http3", new.server.http3 != current.server.http3),
             (
                 "log",
                 new.log.format != current.log.format || new.log.level != current.log.level,

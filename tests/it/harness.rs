@@ -236,6 +236,18 @@ impl Server {
         false
     }
 
+    /// The access log line (stdout) holding `needle` (a request id), once written.
+    pub fn access_line(&self, needle: &str) -> String {
+        assert!(
+            self.wait_for_log(needle, Duration::from_secs(5)),
+            "no {needle} logged"
+        );
+        self.stdout_lines()
+            .into_iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} is not in the access log"))
+    }
+
     /// SIGTERM, wait for exit, and check that no process the server started outlived it
     /// (its whole process tree, recorded just before the signal, matched by pid and start
     /// time so a reused pid is not mistaken for a survivor), and that the test process holds

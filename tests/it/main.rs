@@ -8,6 +8,7 @@ mod contract;
 mod early_hints;
 mod edges;
 mod front;
+mod h3;
 mod harness;
 mod http;
 mod import;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Writes a self-signed certificate for `name` as `<dir>/<stem>.pem` and `<stem>.key`.
-fn write_cert(dir: &Path, stem: &str, name: &str) {
+pub(crate) fn write_cert(dir: &Path, stem: &str, name: &str) {
     let c = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
     std::fs::write(dir.join(format!("{stem}.pem")), c.cert.pem()).unwrap();
     std::fs::write(dir.join(format!("{stem}.key")), c.key_pair.serialize_pem()).unwrap();
@@ -26,8 +26,16 @@ key = "certs/b.key"
 
 /// The fixture site with certificates for a.test and b.test in `certs/`, served with
 /// `server_toml` (lines of `[server]`) and `[[tls.cert]]` for both; the TLS address too.
-fn start(server_toml: &str) -> (Server, SocketAddr) {
+pub(crate) fn start(server_toml: &str) -> (Server, SocketAddr) {
+    start_with(server_toml, &[])
+}
+
+/// Like [`start`], with `files` (name, content) written into the site first.
+pub(crate) fn start_with(server_toml: &str, files: &[(&str, &str)]) -> (Server, SocketAddr) {
     let site = fixture_site();
+    for (name, body) in files {
+        std::fs::write(site.path().join(name), body).unwrap();
+    }
     let certs = site.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     write_cert(&certs, "a", "a.test");
@@ -70,7 +78,7 @@ pub(crate) fn curl(args: &[&str]) -> (bool, String, String) {
 }
 
 /// curl over TLS to `host` (a.test or b.test) at the TLS port, trusting `ca`.
-fn curl_tls(
+pub(crate) fn curl_tls(
     s: &Server,
     tls: SocketAddr,
     host: &str,

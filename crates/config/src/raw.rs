@@ -233,6 +233,8 @@ pub struct RawServer {
     pub tls_listen: Option<String>,
     /// Answer plain-HTTP requests with a redirect to the same URL over HTTPS.
     pub redirect_http_to_https: Option<bool>,
+    /// Also serve HTTP/3 over QUIC on `tls_listen`'s port (UDP); experimental, off by default.
+    pub http3: Option<bool>,
     /// Document root.
     pub docroot: Option<PathBuf>,
     /// Script that gets every request nothing else matches; `""` disables.

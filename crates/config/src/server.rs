@@ -16,6 +16,8 @@ pub struct ServerConfig {
     pub tls_listen: Option<SocketAddr>,
     /// Redirect plain-HTTP requests to HTTPS (only with `tls_listen`).
     pub redirect_http_to_https: bool,
+    /// HTTP/3 over QUIC on `tls_listen`'s port, UDP (experimental; only with `tls_listen`).
+    pub http3: bool,
     /// Canonical absolute document root.
     pub docroot: PathBuf,
     /// Front controller relative to the docroot, if any.
@@ -268,10 +270,15 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
             "server.redirect_http_to_https: needs server.tls_listen to redirect to".to_string(),
         );
     }
+    let http3 = s.http3.unwrap_or(false);
+    if http3 && tls_listen.is_none() {
+        errs.push("server.http3: needs server.tls_listen (QUIC serves its port over UDP)".into());
+    }
     ServerConfig {
         listen,
         tls_listen,
         redirect_http_to_https,
+        http3,
         docroot,
         front_controller,
         index,

@@ -571,6 +571,7 @@ mod tests {
         let c = raw.validate(dir.path(), &[]).unwrap();
         assert_eq!(c.server.tls_listen.unwrap().to_string(), "127.0.0.1:8443");
         assert!(c.server.redirect_http_to_https);
+        assert!(!c.server.http3, "HTTP/3 is off unless asked for");
         assert_eq!(
             c.tls_certs,
             vec![TlsCertFiles {
@@ -592,6 +593,10 @@ mod tests {
             "[server]\ndocroot = \"public\"\nredirect_http_to_https = true\n[php]\nbinary = \"fake-php-cgi\"\n",
         );
         assert!(e.contains("server.redirect_http_to_https"), "{e}");
+        let e = errors(
+            "[server]\ndocroot = \"public\"\nhttp3 = true\n[php]\nbinary = \"fake-php-cgi\"\n",
+        );
+        assert!(e.contains("server.http3: needs server.tls_listen"), "{e}");
         let e = errors(&format!(
             "{base}[[tls.cert]]\ncert = \"a.pem\"\nkey = \"a.key\"\n"
         ));

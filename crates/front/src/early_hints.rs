@@ -66,6 +66,7 @@ impl Hints {
             Version::HTTP_2 => {
                 Route::Unsupported("hyper's HTTP/2 server cannot send informational responses")
             }
+            Version::HTTP_3 => Route::Unsupported("the HTTP/3 listener sends no 1xx response"),
             _ => Route::Unsupported("HTTP/1.0 clients get no 1xx response"),
         };
         Hints {

@@ -16,13 +16,13 @@ use crate::conn::RequestGuard;
 use crate::error_page;
 use crate::proxy;
 use crate::request::{self, Defer, LogFields, RequestCtx, ScriptCall};
+use crate::request_body::RequestBody;
 use crate::request_id;
 use crate::spool::{self, SpoolError, SpoolLimits, Spooled};
 use crate::static_file;
 use http::{
     header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
 };
-use hyper::body::Incoming;
 use isola_router::{Deny, Route};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -33,7 +33,7 @@ pub(crate) use crate::site::{App, Settings, Shared, Site};
 
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     peer: Peer,
     guard: RequestGuard,
 ) -> Response<ResponseBody> {
@@ -44,7 +44,7 @@ pub(crate) async fn handle(
 
 async fn handle_request(
     shared: Arc<Shared>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     peer: Peer,
     guard: RequestGuard,
 ) -> Response<ResponseBody> {
@@ -151,7 +151,7 @@ async fn handle_request(
 async fn respond(
     shared: &Arc<Shared>,
     app: &App,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     ctx: &mut RequestCtx,
 ) -> Result<Response<ResponseBody>, StatusCode> {
     let routed = check_request(&req).and_then(|()| {
@@ -218,7 +218,7 @@ async fn respond(
 
 async fn serve_static(
     site: &Site,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
     path: &std::path::Path,
     file: isola_router::OpenFile,
     rid: &str,
@@ -243,7 +243,7 @@ async fn serve_static(
 
 /// What hyper accepts but HTTP forbids (RFC 9112 3.2, 9110 7.2): a missing Host on
 /// HTTP/1.1, several Host headers, a Host that is not a host, a target that is not a path.
-fn check_request(req: &Request<Incoming>) -> Result<(), StatusCode> {
+fn check_request(req: &Request<RequestBody>) -> Result<(), StatusCode> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -278,7 +278,11 @@ struct Received {
 
 /// Reads the body of a request a script will answer, within the site's limits (413 above
 /// `max_body_size`, 408 when the client stalls, 400 on broken framing).
-async fn receive(site: &Site, req: Request<Incoming>, rid: &str) -> Result<Received, StatusCode> {
+async fn receive(
+    site: &Site,
+    req: Request<RequestBody>,
+    rid: &str,
+) -> Result<Received, StatusCode> {
     let (parts, incoming) = req.into_parts();
     let declared = parts
         .headers
@@ -288,8 +292,11 @@ async fn receive(site: &Site, req: Request<Incoming>, rid: &str) -> Result<Recei
         spool::discard(Request::from_parts(parts, incoming));
         return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let has_body =
-        declared.is_some_and(|n| n > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    // HTTP/3 has no Transfer-Encoding: a body of unannounced length is just DATA frames.
+    let unannounced = parts.version == Version::HTTP_3 && declared.is_none();
+    let has_body = declared.is_some_and(|n| n > 0)
+        || parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || unannounced;
     let body = if has_body {
         let limits = SpoolLimits {
             max_size: site.limits.max_body_size,
@@ -298,6 +305,8 @@ async fn receive(site: &Site, req: Request<Incoming>, rid: &str) -> Result<Recei
             tmp_dir: &site.limits.tmp_dir,
         };
         match spool::spool(incoming, &limits).await {
+            // An HTTP/3 request that announced nothing and sent nothing has no body.
+            Ok(b) if unannounced && b.len() == 0 => None,
             Ok(b) => Some(b),
             Err(SpoolError::TooLarge(_)) => return Err(StatusCode::PAYLOAD_TOO_LARGE),
             Err(SpoolError::Stalled(_)) => return Err(StatusCode::REQUEST_TIMEOUT),

@@ -1,8 +1,9 @@
 //! The HTTP front: everything between a client's socket and a PHP worker's FastCGI
 //! connection.
 //!
-//! Owns: accepting connections and serving HTTP/1.1, h2c and HTTPS with hyper, connection
-//! limits and timeouts, the sites (`site.rs`), one context per request carried through
+//! Owns: accepting connections and serving HTTP/1.1, h2c and HTTPS with hyper, HTTP/3 over
+//! QUIC (`h3.rs`, experimental), one request body type for all of them
+//! (`request_body.rs`), connection limits and timeouts, the sites (`site.rs`), one context per request carried through
 //! its phases and closed by one step (`request.rs`), request limits and validation,
 //! trusted proxies, request ids, W3C `traceparent` (`trace.rs`), routing through
 //! [`isola_router`], static file responses, files a script names (X-Sendfile,
@@ -23,10 +24,12 @@ mod detach;
 mod early_hints;
 mod error_page;
 mod exchange;
+mod h3;
 mod handler;
 pub mod internal;
 mod proxy;
 mod request;
+mod request_body;
 mod request_id;
 mod sendfile;
 mod server;
@@ -41,6 +44,7 @@ pub use access_log::{AccessFormat, AccessLog};
 pub use body::ResponseBody;
 pub use body::StreamChunk;
 pub use compress::Policy as CompressionPolicy;
+pub use request_body::BodyError;
 pub use sendfile::Sendfile;
 pub use server::{serve, ConnLimits, Front, FrontHandle};
 pub use server::{serve_listeners, Listeners};

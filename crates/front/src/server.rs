@@ -1,6 +1,7 @@
 //! Listeners and connections: accept, serve HTTP with hyper, stop gracefully.
 use crate::conn::{ConnState, Timeouts, Watched};
 use crate::handler::{self, App, Peer, Settings, Shared};
+use crate::request_body::RequestBody;
 use crate::tls::Tls;
 use crate::ResponseBody;
 use http::{Request, Response};
@@ -17,7 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Largest request head (request line + headers) accepted; hyper's default is far larger.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most header fields in one request.
 const MAX_HEADERS: usize = 100;
 
@@ -38,9 +39,10 @@ pub struct ConnLimits {
 
 /// The front's settings and shared state.
 pub struct Front {
-    shared: Arc<Shared>,
-    limits: ConnLimits,
-    connections: Arc<tokio::sync::Semaphore>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) limits: ConnLimits,
+    /// Permits for open connections, TCP and QUIC alike.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// Swaps what the front serves with (configuration reload) while it runs.
@@ -165,6 +167,10 @@ pub struct Listeners {
     /// Answer every plain-HTTP request with a redirect to the same URL on the HTTPS
     /// listener (only with [`Listeners::tls`]).
     pub redirect_http_to_https: bool,
+    /// HTTP/3 (experimental): a UDP socket bound to the HTTPS listener's address, served
+    /// with the same certificates and announced by `Alt-Svc` on the HTTPS listener's
+    /// responses (only with [`Listeners::tls`]).
+    pub quic: Option<std::net::UdpSocket>,
 }
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting and waits up to the
@@ -174,6 +180,7 @@ pub async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Ou
         plain: listener,
         tls: None,
         redirect_http_to_https: false,
+        quic: None,
     };
     serve_listeners(listeners, front, shutdown).await;
 }
@@ -206,11 +213,31 @@ pub async fn serve_listeners(
     };
     // ACME HTTP-01 answers live with the certificates; both listeners give them.
     let acme = listeners.tls.as_ref().map(|(_, t)| t);
+    // HTTP/3 beside the HTTPS listener, on its port; refused (logged) when QUIC cannot
+    // start, so HTTPS goes on without it.
+    let quic = match (&listeners.tls, listeners.quic) {
+        (Some((_, tls)), Some(socket)) => match crate::h3::Quic::new(socket, tls, &front.limits) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                tracing::error!("HTTP/3 disabled: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Some(q) = &quic {
+        tracing::info!(alt_svc = ?q.alt_svc(), "HTTP/3 (experimental) on the HTTPS port, UDP");
+    }
+    let alt_svc = quic.as_ref().map(crate::h3::Quic::alt_svc);
+    let (quic_stop, quic_running) = tokio::sync::watch::channel(false);
     let plain = accept_loop(
         &listeners.plain,
-        None,
-        acme,
-        redirect_port,
+        Role {
+            tls: None,
+            acme,
+            redirect_port,
+            alt_svc: None,
+        },
         &front,
         &builder,
         &graceful,
@@ -218,8 +245,20 @@ pub async fn serve_listeners(
     let tls = async {
         match &listeners.tls {
             Some((l, tls)) => {
-                accept_loop(l, Some(tls), acme, None, &front, &builder, &graceful).await
+                let role = Role {
+                    tls: Some(tls),
+                    acme,
+                    redirect_port: None,
+                    alt_svc,
+                };
+                accept_loop(l, role, &front, &builder, &graceful).await
             }
+            None => std::future::pending().await,
+        }
+    };
+    let h3 = async {
+        match &quic {
+            Some(q) => q.accept_loop(&front, quic_running).await,
             None => std::future::pending().await,
         }
     };
@@ -228,10 +267,20 @@ pub async fn serve_listeners(
         () = shutdown => {}
         () = plain => {}
         () = tls => {}
+        () = h3 => {}
     }
-    drop(listeners);
+    drop(listeners.plain);
+    drop(listeners.tls);
+    if let Some(q) = &quic {
+        q.stop_accepting();
+    }
+    // Each QUIC connection sends GOAWAY and ends once its open requests are done.
+    let _ = quic_stop.send(true);
     tracing::info!("stopped accepting; waiting for open requests");
-    if tokio::time::timeout(front.limits.shutdown_timeout, graceful.shutdown())
+    let open = async {
+        tokio::join!(graceful.shutdown(), quic_stop.closed());
+    };
+    if tokio::time::timeout(front.limits.shutdown_timeout, open)
         .await
         .is_err()
     {
@@ -240,20 +289,38 @@ pub async fn serve_listeners(
             front.limits.shutdown_timeout
         );
     }
+    if let Some(q) = quic {
+        q.close().await;
+    }
 }
 
-/// Accepts connections on `listener` for ever; each is served in its own task (after the
-/// TLS handshake when `tls` is set). With `redirect_port`, every request is answered with
-/// a redirect to HTTPS on that port instead.
+/// What a listener does besides serving the sites.
+struct Role<'a> {
+    /// Its TLS side: connections are served after the handshake.
+    tls: Option<&'a Tls>,
+    /// Where ACME HTTP-01 answers come from, answered before anything else.
+    acme: Option<&'a Tls>,
+    /// Every request is answered with a redirect to HTTPS on this port instead.
+    redirect_port: Option<u16>,
+    /// Added to every response (HTTP/3 on the HTTPS port).
+    alt_svc: Option<http::HeaderValue>,
+}
+
+/// Accepts connections on `listener` for ever; each is served in its own task, as `role`
+/// says.
 async fn accept_loop(
     listener: &TcpListener,
-    tls: Option<&Tls>,
-    acme: Option<&Tls>,
-    redirect_port: Option<u16>,
+    role: Role<'_>,
     front: &Front,
     builder: &Arc<auto::Builder<TokioExecutor>>,
     graceful: &GracefulShutdown,
 ) {
+    let Role {
+        tls,
+        acme,
+        redirect_port,
+        alt_svc,
+    } = role;
     let timeouts = Timeouts {
         header_read: front.limits.header_read_timeout,
         keepalive: front.limits.keepalive_timeout,
@@ -284,14 +351,17 @@ async fn accept_loop(
         let shared = front.shared.clone();
         let conn_state = state.clone();
         let acme = acme.cloned();
-        let service = service_fn(move |mut req: Request<Incoming>| {
+        let alt_svc = alt_svc.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
             let shared = shared.clone();
             let guard = conn_state.start(req.version() == http::Version::HTTP_2);
+            let mut req = req.map(RequestBody::Hyper);
             host_from_authority(&mut req);
             // Before redirects, routing and PHP: the CA must get the token as it is.
             let http01 = acme
                 .as_ref()
                 .and_then(|t| t.http01_answer(req.uri().path()));
+            let alt_svc = alt_svc.clone();
             async move {
                 if let Some(answer) = http01 {
                     if let Some(key_authorization) = answer.await {
@@ -300,13 +370,17 @@ async fn accept_loop(
                     }
                 }
                 let redirect = redirect_port.filter(|_| !forwarded_https(&shared, &req, remote));
-                Ok::<_, std::convert::Infallible>(match redirect {
+                let mut resp = match redirect {
                     Some(port) => {
                         drop(guard);
                         redirect_to_https(&req, local, port)
                     }
                     None => handler::handle(shared, req, peer, guard).await,
-                })
+                };
+                if let Some(v) = alt_svc {
+                    resp.headers_mut().entry(http::header::ALT_SVC).or_insert(v);
+                }
+                Ok::<_, std::convert::Infallible>(resp)
             }
         });
         let builder = builder.clone();
@@ -352,14 +426,14 @@ async fn accept_loop(
 }
 
 /// A trusted proxy says the client used HTTPS: redirecting it to HTTPS would loop.
-fn forwarded_https(shared: &Shared, req: &Request<Incoming>, remote: SocketAddr) -> bool {
+fn forwarded_https(shared: &Shared, req: &Request<RequestBody>, remote: SocketAddr) -> bool {
     let app = shared.app();
     crate::proxy::client(remote, false, req.headers(), &app.options.trusted_proxies).https
 }
 
-/// HTTP/2 carries the host in the `:authority` pseudo-header, not in `Host`; PHP (HTTP_HOST,
+/// HTTP/2 and HTTP/3 carry the host in the `:authority` pseudo-header, not in `Host`; PHP (HTTP_HOST,
 /// SERVER_NAME) and the redirect expect `Host`, so it is filled in from the authority.
-fn host_from_authority(req: &mut Request<Incoming>) {
+pub(crate) fn host_from_authority<B>(req: &mut Request<B>) {
     if req.headers().contains_key(http::header::HOST) {
         return;
     }
@@ -380,7 +454,7 @@ fn host_from_authority(req: &mut Request<Incoming>) {
 /// the same path and query on the HTTPS listener's `port`, at the host the client asked
 /// for (else the address it reached).
 fn redirect_to_https(
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
     local: SocketAddr,
     port: u16,
 ) -> Response<ResponseBody> {

@@ -4,9 +4,10 @@
 //! body would otherwise arrive empty), and a body whose framing breaks midway never reaches
 //! PHP at all. Small bodies stay in memory; larger ones go to an unlinked temporary file, so
 //! memory stays bounded whatever the upload size.
+use crate::request_body::{BodyError, RequestBody};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -34,7 +35,7 @@ pub enum SpoolError {
     #[error("request body larger than {0} bytes")]
     TooLarge(u64),
     #[error("request body broken: {0}")]
-    Client(hyper::Error),
+    Client(BodyError),
     #[error("no body data for {0:?}")]
     Stalled(Duration),
     #[error("cannot spool request body: {0}")]
@@ -58,8 +59,9 @@ const DISCARD_TIME: Duration = Duration::from_secs(10);
 /// unread bytes makes the kernel send a reset, and the client then loses the answer it
 /// was sent; reading the rest first is nginx's discarded body and lingering close. Bounded
 /// in bytes and time; a body announced with `Expect: 100-continue` was never sent, and an
-/// HTTP/2 stream is reset on its own without harming the connection, so neither is read.
-pub fn discard(req: hyper::Request<Incoming>) {
+/// HTTP/2 or HTTP/3 stream is stopped on its own without harming the connection, so neither
+/// is read.
+pub fn discard(req: hyper::Request<RequestBody>) {
     let unsent = req.headers().contains_key(http::header::EXPECT);
     if unsent || req.version() >= http::Version::HTTP_2 || req.body().is_end_stream() {
         return;
@@ -81,7 +83,7 @@ pub fn discard(req: hyper::Request<Incoming>) {
 }
 
 /// Reads `body` whole.
-pub async fn spool(mut body: Incoming, limits: &SpoolLimits<'_>) -> Result<Spooled, SpoolError> {
+pub async fn spool(mut body: RequestBody, limits: &SpoolLimits<'_>) -> Result<Spooled, SpoolError> {
     let mut mem = BytesMut::new();
     let mut file: Option<tokio::io::BufWriter<tokio::fs::File>> = None;
     let mut total: u64 = 0;

@@ -129,6 +129,26 @@ impl Tls {
         })
     }
 
+    /// A server configuration for QUIC (HTTP/3) sharing this one's certificates, so a
+    /// reload or [`Tls::install`] reaches both listeners: TLS 1.3 only (QUIC requires it),
+    /// ALPN `h3`, and no early data (0-RTT is not offered; quinn accepts only 0 or
+    /// `u32::MAX` for it).
+    pub fn quic_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| TlsError {
+                index: None,
+                field: CertField::Cert,
+                path: PathBuf::new(),
+                reason: format!("QUIC TLS setup: {e}"),
+            })?
+            .with_no_client_auth()
+            .with_cert_resolver(self.certs.clone());
+        config.alpn_protocols = vec![b"h3".to_vec()];
+        config.max_early_data_size = 0;
+        Ok(config)
+    }
+
     /// Re-reads `certs` and serves them to new connections; on error the current set stays.
     pub fn reload(&self, certs: &[CertFiles]) -> Result<(), TlsError> {
         self.install(Certificates::load(certs)?);
@@ -618,5 +638,24 @@ mod tests {
         assert_eq!(far.as_deref(), Some("far.k"));
         assert_eq!(tls.http01_answer(&at("none")).unwrap().await, None);
         assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn the_quic_config_shares_the_certificates() {
+        let d = tempfile::tempdir().unwrap();
+        let a = cert(d.path(), "a", &["a.test"]);
+        let b = cert(d.path(), "b", &["b.test"]);
+        let tls = Tls::load(std::slice::from_ref(&a)).unwrap();
+        let quic = tls.quic_config().unwrap();
+        assert_eq!(quic.alpn_protocols, vec![b"h3".to_vec()]);
+        assert_eq!(quic.max_early_data_size, 0);
+        tls.reload(&[b]).unwrap();
+        // The same resolver: what a reload installs is what QUIC handshakes get.
+        let set = tls.certs.current.read().unwrap().clone();
+        assert_eq!(leaf(&set, None)[0], "b.test");
+        assert_eq!(
+            Arc::as_ptr(&quic.cert_resolver) as *const (),
+            Arc::as_ptr(&tls.certs) as *const ()
+        );
     }
 }
