@@ -376,7 +376,7 @@ async fn keeper(
             },
         };
         let r: Result<(), ClientError> = async {
-            if last_beat.map_or(true, |t: tokio::time::Instant| t.elapsed() >= HEARTBEAT) {
+            if last_beat.is_none_or(|t: tokio::time::Instant| t.elapsed() >= HEARTBEAT) {
                 beat(c, &ctx.node, &queues, &mut registered).await?;
                 last_beat = Some(tokio::time::Instant::now());
             }
