@@ -2,12 +2,12 @@
 //! responder that sends every name to 127.0.0.1. Certificates via HTTP-01 and TLS-ALPN-01,
 //! the chain checked against Pebble's root by curl, restart from the stored certificate,
 //! renewal of short-lived certificates, a CA that is down at start, and bad `[tls.acme]`
-//! settings; several nodes sharing one account, order and certificate through a real
+//! settings, a CA that answers garbage; several nodes sharing one account, order and certificate through a real
 //! `redis-server`. Skipped (with a message) when `pebble` or `redis-server` is missing.
 use crate::harness::{disown, fixture_site, own, wait_timeout};
 use crate::redis::RealRedis;
 use crate::tls::curl;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -813,5 +813,140 @@ fn a_node_with_its_certificate_on_disk_serves_while_the_store_is_down() {
     s.wait_for("serving the stored certificate", 20);
     s.wait_for("renews in", 20);
     assert_eq!(serial_of(&s, &root), first);
+    s.stop();
+}
+
+/// An HTTPS server on loopback (with [`api_certs`]' certificate) that answers anything but
+/// ACME: `not json` while `directory` is false, then a directory whose endpoints answer junk.
+struct JunkCa {
+    port: u16,
+    directory: Arc<AtomicBool>,
+}
+
+impl JunkCa {
+    fn start(certs: &Path) -> JunkCa {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(certs.join("api.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(certs.join("api.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let directory = Arc::new(AtomicBool::new(false));
+        let dir = directory.clone();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let (cfg, dir) = (cfg.clone(), dir.clone());
+                std::thread::spawn(move || {
+                    let conn = rustls::ServerConnection::new(cfg).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    let _ = JunkCa::answer(&mut tls, port, dir.load(Ordering::SeqCst));
+                });
+            }
+        });
+        JunkCa { port, directory }
+    }
+
+    fn answer(s: &mut (impl Read + Write), port: u16, directory: bool) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut b)? == 0 {
+                return Ok(());
+            }
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0usize);
+        s.read_exact(&mut vec![0; len])?;
+        let base = format!("https://127.0.0.1:{port}");
+        let body = if directory && head.starts_with("get /dir ") {
+            serde_json::json!({
+                "newNonce": format!("{base}/nonce"),
+                "newAccount": format!("{base}/account"),
+                "newOrder": format!("{base}/order"),
+            })
+            .to_string()
+        } else {
+            "not json".to_string()
+        };
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(reply.as_bytes())?;
+        s.flush()
+    }
+}
+
+#[test]
+fn a_ca_that_answers_garbage_is_an_error_naming_the_step_retried_with_backoff() {
+    let ports = Ports::new();
+    let certs = api_certs();
+    let ca = JunkCa::start(certs.path());
+    let state = tempfile::tempdir().unwrap();
+    let admin = free_port();
+    let acme = format!(
+        "directory = \"https://127.0.0.1:{}/dir\"\nca_root = \"{}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"",
+        ca.port,
+        certs.path().join("api-ca.pem").display()
+    );
+    let s = Isola::start(&ports, &acme, state.path());
+    let not_dir = "fetching the directory: the CA's directory at https://127.0.0.1:";
+    s.wait_for(
+        &format!("{not_dir}{}/dir is not an ACME directory: ", ca.port),
+        20,
+    );
+    s.wait_for(
+        "no certificate yet: TLS handshakes for these names fail; retrying in 2s",
+        5,
+    );
+    s.wait_for("retrying in 4s", 10);
+    assert_eq!(s.log().matches(not_dir).count(), 2, "{}", s.log());
+
+    // Plain HTTP still answers (with its redirect); TLS handshakes fail, they do not hang.
+    let (ok, code, err) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{}/hello.php", ports.plain),
+    ]);
+    assert!(ok && code.starts_with('3'), "{code} {err}");
+    let (ok, _, _) = s.get("a.isola.test", &certs.path().join("api-ca.pem"));
+    assert!(!ok);
+    let (ok, status, err) = curl(&[&format!("http://127.0.0.1:{admin}/status")]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let last = v["certificates"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(last.contains("is not an ACME directory"), "{status}");
+
+    // A directory whose endpoints answer junk: the account step fails, named as such.
+    ca.directory.store(true, Ordering::SeqCst);
+    s.wait_for("creating the account: missing data: no nonce found", 10);
+    s.wait_for("retrying in 8s", 5);
+    let (_, status, _) = curl(&[&format!("http://127.0.0.1:{admin}/status")]);
+    assert!(status.contains("creating the account"), "{status}");
+    let folder = s.acme_dir(ca.port);
+    for f in ["cert.pem", "key.pem"] {
+        assert!(!folder.join(f).exists(), "{f} was written");
+    }
     s.stop();
 }

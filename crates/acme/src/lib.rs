@@ -645,15 +645,17 @@ impl Renewer {
                 let creds: AccountCredentials = serde_json::from_slice(&bytes).map_err(|e| {
                     AcmeError::Order(format!("{}: not an account file: {e}", path.display()))
                 })?;
-                builder()?
-                    .from_credentials(creds)
-                    .await
-                    .map_err(ca("loading the account"))?
+                // Loading only reads the directory: a JSON error is the directory's.
+                match builder()?.from_credentials(creds).await {
+                    Ok(a) => a,
+                    Err(instant_acme::Error::Json(e)) => return Err(self.not_a_directory(e)),
+                    Err(e) => return Err(ca("loading the account")(e)),
+                }
             }
             None => {
                 let contact = self.cfg.email.as_ref().map(|e| format!("mailto:{e}"));
                 let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
-                let (account, creds) = builder()?
+                let created = builder()?
                     .create(
                         &NewAccount {
                             contact: &contact,
@@ -663,8 +665,18 @@ impl Renewer {
                         self.cfg.directory.clone(),
                         None,
                     )
-                    .await
-                    .map_err(ca("creating the account"))?;
+                    .await;
+                let (account, creds) = match created {
+                    Ok(c) => c,
+                    // The directory or the account reply: reading the directory alone tells.
+                    Err(e @ instant_acme::Error::Json(_)) => {
+                        return Err(match self.probe_directory(builder()?).await {
+                            Err(instant_acme::Error::Json(j)) => self.not_a_directory(j),
+                            _ => ca("creating the account: the CA's reply is not ACME JSON")(e),
+                        })
+                    }
+                    Err(e) => return Err(ca("creating the account")(e)),
+                };
                 let json = serde_json::to_vec_pretty(&creds)
                     .map_err(|e| AcmeError::Order(format!("account credentials: {e}")))?;
                 store::write(&path, &json)?;
@@ -675,6 +687,29 @@ impl Renewer {
         };
         self.account = Some(account.clone());
         Ok(account)
+    }
+
+    /// Reads the directory and nothing more (restoring a throwaway account does only that).
+    async fn probe_directory(
+        &self,
+        builder: instant_acme::AccountBuilder,
+    ) -> Result<Account, instant_acme::Error> {
+        let (_, der) = instant_acme::Key::generate_pkcs8()?;
+        let creds = serde_json::json!({
+            "id": "",
+            "key_pkcs8": base64url(der.secret_pkcs8_der()),
+            "directory": self.cfg.directory,
+        });
+        builder
+            .from_credentials(serde_json::from_value(creds)?)
+            .await
+    }
+
+    fn not_a_directory(&self, e: serde_json::Error) -> AcmeError {
+        AcmeError::Order(format!(
+            "fetching the directory: the CA's directory at {} is not an ACME directory: {e}",
+            self.cfg.directory
+        ))
     }
 
     /// Shares the account with the other nodes (the first one stored stays).
@@ -816,6 +851,22 @@ async fn challenge_error(
 /// A TLS-ALPN-01 challenge certificate for `name` (RFC 8737 3): self-signed, the name as
 /// its only subjectAltName, the key authorization's SHA-256 in a critical acmeIdentifier
 /// extension. Returns the certificate and its PKCS#8 key, both DER.
+/// Base64url without padding (RFC 4648 §5), as ACME account credentials hold keys.
+fn base64url(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 fn alpn_certificate(name: &str, digest: &[u8]) -> Result<(Vec<u8>, Vec<u8>), AcmeError> {
     let err = |e: rcgen::Error| AcmeError::Order(format!("TLS-ALPN-01 certificate: {e}"));
     let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(err)?;
@@ -847,6 +898,15 @@ mod tests {
         assert_eq!(backoff(1), FIRST_BACKOFF);
         assert_eq!(backoff(2), FIRST_BACKOFF * 2);
         assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn base64url_has_no_padding() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
     }
 
     #[test]
