@@ -453,6 +453,10 @@ impl Backend for Native {
     fn honours_abort(&self) -> bool {
         true
     }
+
+    fn sends_interim(&self) -> bool {
+        true
+    }
 }
 
 /// A worker known by a pidfd: waits and signals can never reach a recycled pid.
@@ -596,6 +600,10 @@ impl Backend for NativeWorker {
     }
 
     fn honours_abort(&self) -> bool {
+        true
+    }
+
+    fn sends_interim(&self) -> bool {
         true
     }
 

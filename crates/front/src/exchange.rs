@@ -159,9 +159,8 @@ async fn exchange(
     mut gone: oneshot::Receiver<()>,
     rid: &str,
 ) -> Finish {
-    // Only the native backend's workers send Isola's interim record, and only they honour
-    // ABORT_REQUEST: the lease tells them apart by that.
-    let interim = lease.honours_abort();
+    // Only workers whose backend says so send Isola's interim record (103 Early Hints).
+    let interim = lease.sends_interim();
     let stream = lease.stream();
     let (mut rd, mut wr) = stream.split();
     // The writer hands the write half back, for an ABORT_REQUEST after the body.

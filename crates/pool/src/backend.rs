@@ -74,6 +74,11 @@ pub trait Backend: Send + Sync + 'static {
     fn honours_abort(&self) -> bool {
         false
     }
+    /// Whether workers may send Isola's interim record (103 Early Hints) before their
+    /// response; php-cgi never does, and its output must not be read as one.
+    fn sends_interim(&self) -> bool {
+        false
+    }
     /// Processes the backend keeps besides its workers (the native engine host), whose
     /// memory `max_children = "auto"` takes out of the budget once.
     fn host_pids(&self) -> Vec<u32> {

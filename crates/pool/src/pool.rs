@@ -1432,6 +1432,11 @@ impl Lease {
         self.inner.backend.honours_abort()
     }
 
+    /// Whether the worker may send an interim record (see [`Backend::sends_interim`]).
+    pub fn sends_interim(&self) -> bool {
+        self.inner.backend.sends_interim()
+    }
+
     /// Ends the lease.
     pub fn release(mut self, outcome: Outcome) {
         if let Some(stream) = self.stream.take() {
