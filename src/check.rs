@@ -92,10 +92,10 @@ fn check_config(cfg: &Config) -> Vec<String> {
     } else if let Err(e) = crate::run::load_tls(cfg) {
         out.extend(config_problems(&e.into()));
     }
-    let mut addrs = vec![("server.listen", Some(cfg.server.listen))];
-    addrs.push(("server.tls_listen", cfg.server.tls_listen));
-    addrs.push(("admin.listen", cfg.admin_listen));
-    if let StoreBackend::Embedded { listen, data, .. } = &cfg.store.backend {
+    let mut addrs = vec![("server.listen", Some(cfg.startup.listen))];
+    addrs.push(("server.tls_listen", cfg.startup.tls_listen));
+    addrs.push(("admin.listen", cfg.startup.admin_listen));
+    if let StoreBackend::Embedded { listen, data, .. } = &cfg.startup.store.backend {
         addrs.push(("store.listen", *listen));
         if data.appendonly {
             if let Some(dir) = &data.dir {

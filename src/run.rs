@@ -4,16 +4,15 @@ use crate::cli::{LogFormatArg, ServeArgs};
 use crate::notify::Notifier;
 use crate::store_link::StoreLink;
 use anyhow::Context;
-use http::StatusCode;
-use isola_config::{Config, ConfigError, PhpBackend, PhpConfig, PmMode, RawConfig, SiteConfig};
+use isola_config::{Config, ConfigError, PhpBackend, PhpConfig, RawConfig, SiteConfig};
 use isola_engine::{Native, NativeRecipe};
-use isola_front::tls::{CertFiles, Certificates, Tls, TlsError};
+use isola_front::tls::{Certificates, Tls, TlsError};
 use isola_front::{
-    AccessFormat, AccessLog, CacheControl, CompressionPolicy, ConnLimits, Front, FrontHandle,
-    Limits, Listeners, Options, Settings, Site, UnknownHost,
+    AccessLog, CompressionPolicy, Front, FrontHandle, Listeners, Options, Settings, Site,
+    UnknownHost,
 };
-use isola_pool::{Backend, PhpCgi, Pool, PoolConfig, ProcessManager};
-use isola_router::{PathPatterns, Router, RouterConfig};
+use isola_pool::{Backend, PhpCgi, Pool, PoolConfig, PoolSettings, ProcessManager};
+use isola_router::{Router, RouterConfig};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -226,7 +225,7 @@ pub(crate) async fn native_note(php: &PhpConfig, store: &StoreLink) -> anyhow::R
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = load_config(&args)?;
-    crate::logging::init(&cfg.log)?;
+    crate::logging::init(&cfg.startup.log)?;
     // Before the runtime's threads exist: this edits the environment.
     let notifier = Arc::new(Notifier::from_env());
     let runtime = runtime_dir()?;
@@ -247,20 +246,18 @@ fn open_access_log(cfg: &Config) -> anyhow::Result<Option<AccessLog>> {
     if !cfg.log.access {
         return Ok(None);
     }
-    let format = match cfg.log.access_format {
-        isola_config::AccessFormat::Combined => AccessFormat::Combined,
-        isola_config::AccessFormat::Json => AccessFormat::Json,
-    };
-    let log = AccessLog::open(cfg.log.access_file.as_deref(), format).with_context(|| {
-        format!(
-            "log.access_file: cannot open {}",
-            cfg.log
-                .access_file
-                .as_deref()
-                .unwrap_or(Path::new("stdout"))
-                .display()
-        )
-    })?;
+    let log = AccessLog::open(cfg.log.access_file.as_deref(), cfg.log.access_format).with_context(
+        || {
+            format!(
+                "log.access_file: cannot open {}",
+                cfg.log
+                    .access_file
+                    .as_deref()
+                    .unwrap_or(Path::new("stdout"))
+                    .display()
+            )
+        },
+    )?;
     Ok(Some(log))
 }
 
@@ -329,13 +326,7 @@ async fn build(
     };
     Ok(Settings {
         sites,
-        unknown_host: match cfg.unknown_host {
-            isola_config::UnknownHost::Default(i) => UnknownHost::Site(i),
-            isola_config::UnknownHost::NotFound => UnknownHost::Status(StatusCode::NOT_FOUND),
-            isola_config::UnknownHost::Misdirected => {
-                UnknownHost::Status(StatusCode::MISDIRECTED_REQUEST)
-            }
-        },
+        unknown_host: cfg.unknown_host,
         options,
     })
 }
@@ -347,7 +338,7 @@ async fn build(
 fn site_of(cfg: &Config, host: Option<&str>) -> anyhow::Result<usize> {
     let Some(h) = host else {
         return Ok(match cfg.unknown_host {
-            isola_config::UnknownHost::Default(i) => i,
+            UnknownHost::Site(i) => i,
             _ => 0,
         });
     };
@@ -363,47 +354,13 @@ async fn build_site(
     store: &StoreLink,
     own_queues: &[&isola_config::QueueConfig],
 ) -> anyhow::Result<Site> {
-    let patterns = |key: &str, list: &[String]| {
-        PathPatterns::new(list).with_context(|| format!("server.{key}"))
-    };
-    let deny = patterns("deny", &sc.deny)?;
-    let allow = patterns("allow", &sc.allow)?;
-    let rules: Vec<(String, String)> = sc
-        .cache_control
-        .iter()
-        .map(|r| (r.path.clone(), r.value.clone()))
-        .collect();
-    let cache_control =
-        CacheControl::new(&rules).map_err(|e| anyhow::anyhow!("server.cache_control: {e}"))?;
     let dir = runtime.join(dir_name);
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let p = &sc.pool;
     let pool_cfg = PoolConfig {
-        max_children: p.max_children,
-        max_requests: p.max_requests,
-        queue_size: p.queue_size,
-        queue_timeout: p.queue_timeout,
+        settings: sc.pool.clone(),
         kill_grace: KILL_GRACE,
-        pm: match p.pm {
-            PmMode::Static => ProcessManager::Static,
-            PmMode::Dynamic {
-                start,
-                min_spare,
-                max_spare,
-            } => ProcessManager::Dynamic {
-                start,
-                min_spare,
-                max_spare,
-            },
-            PmMode::OnDemand { idle_timeout } => ProcessManager::OnDemand { idle_timeout },
-        },
-        max_worker_memory: p.max_worker_memory,
-        max_lifetime: p.max_lifetime,
         label: sc.docroot.clone(),
-        crash_loop: p.crash_loop,
-        auto_size: p.auto_children.as_ref().map(auto_size).transpose()?,
-        slowlog_timeout: p.slowlog_timeout,
-        slowlog_trace_depth: p.slowlog_trace_depth,
+        auto_size: sc.pool.auto.as_ref().map(auto_size).transpose()?,
     };
     let engine = choose_engine(&sc.php, store).await?;
     match &engine {
@@ -424,9 +381,13 @@ async fn build_site(
         let qdir = dir.join(format!("queue-{}", q.name));
         std::fs::create_dir(&qdir).with_context(|| format!("cannot create {}", qdir.display()))?;
         let cfg = PoolConfig {
-            max_children: q.concurrency,
-            queue_size: q.concurrency,
-            pm: ProcessManager::Static,
+            settings: PoolSettings {
+                max_children: q.concurrency,
+                queue_size: q.concurrency,
+                pm: ProcessManager::Static,
+                auto: None,
+                ..sc.pool.clone()
+            },
             auto_size: None,
             label: sc.docroot.join(format!("queue:{}", q.name)),
             ..pool_cfg.clone()
@@ -451,8 +412,11 @@ async fn build_site(
     let classic_cfg = match worker {
         // The worker script takes the traffic; other scripts start workers on demand.
         Some(_) => PoolConfig {
-            pm: ProcessManager::OnDemand {
-                idle_timeout: Duration::from_secs(10),
+            settings: PoolSettings {
+                pm: ProcessManager::OnDemand {
+                    idle_timeout: Duration::from_secs(10),
+                },
+                ..pool_cfg.settings
             },
             ..pool_cfg
         },
@@ -478,18 +442,10 @@ async fn build_site(
         front_controller: sc.front_controller.clone(),
         no_exec: sc.no_exec.clone(),
         follow_symlinks_outside: sc.follow_symlinks_outside,
-        deny,
-        allow,
+        deny: sc.deny.clone(),
+        allow: sc.allow.clone(),
         aliases: sc.aliases.clone(),
     });
-    let limits = Limits {
-        max_body_size: sc.max_body_size,
-        body_memory_threshold: 1 << 20,
-        body_idle_timeout: Duration::from_secs(60),
-        request_terminate_timeout: p.request_terminate_timeout,
-        run_abandoned: p.run_abandoned,
-        tmp_dir: runtime.to_path_buf(),
-    };
     let sendfile = isola_front::Sendfile::new(
         &sc.sendfile
             .iter()
@@ -500,11 +456,12 @@ async fn build_site(
         sendfile,
         names: sc.names.clone(),
         router,
-        cache_control,
+        cache_control: sc.cache_control.clone(),
         pool,
         job_pools,
         worker,
-        limits,
+        limits: sc.limits.clone(),
+        tmp_dir: runtime.to_path_buf(),
     })
 }
 
@@ -523,13 +480,13 @@ async fn start_worker_pool(
     };
     let docroot = sc.docroot.to_string_lossy();
     let script_str = script.to_string_lossy();
-    let max_requests = pool_cfg.max_requests.to_string();
+    let max_requests = pool_cfg.settings.max_requests.to_string();
     let mut boot = vec![
         ("SCRIPT_FILENAME", &*script_str),
         ("SCRIPT_NAME", name.as_str()),
         ("DOCUMENT_ROOT", &*docroot),
     ];
-    if pool_cfg.max_requests > 0 {
+    if pool_cfg.settings.max_requests > 0 {
         boot.push(("MAX_REQUESTS", &max_requests));
     }
     let backend = Arc::new(isola_engine::NativeWorker::new(native.clone(), &boot));
@@ -548,20 +505,10 @@ async fn start_worker_pool(
 
 /// Resolves `max_children = "auto"`: the configured budget, else what this machine or its
 /// cgroup allows.
-fn auto_size(a: &isola_config::AutoChildren) -> anyhow::Result<isola_pool::AutoSize> {
-    let (budget, source) = match a.budget {
-        Some(b) => (b, isola_pool::BudgetSource::Configured),
-        None => isola_pool::sizing::detect_budget().context(
-            "pool.memory_budget: cannot read the cgroup limit or MemAvailable; set memory_budget",
-        )?,
-    };
-    Ok(isola_pool::AutoSize {
-        budget,
-        source,
-        reserve: a.reserve.unwrap_or((budget / 10).max(64 << 20)),
-        estimate: a.estimate,
-        ceiling: a.ceiling,
-    })
+fn auto_size(a: &isola_pool::AutoSettings) -> anyhow::Result<isola_pool::AutoSize> {
+    a.resolve().context(
+        "pool.memory_budget: cannot read the cgroup limit or MemAvailable; set memory_budget",
+    )
 }
 
 async fn serve_async(
@@ -570,11 +517,11 @@ async fn serve_async(
     runtime: &Path,
     notifier: Arc<Notifier>,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+    let listener = tokio::net::TcpListener::bind(cfg.startup.listen)
         .await
-        .with_context(|| format!("server.listen: cannot listen on {}", cfg.server.listen))?;
+        .with_context(|| format!("server.listen: cannot listen on {}", cfg.startup.listen))?;
     let addr = listener.local_addr()?;
-    let tls = match cfg.server.tls_listen {
+    let tls = match cfg.startup.tls_listen {
         Some(a) => {
             let tls = load_tls(&cfg)?;
             let l = tokio::net::TcpListener::bind(a)
@@ -591,13 +538,13 @@ async fn serve_async(
     let tls_handle = tls.as_ref().map(|(_, t)| t.clone());
     // HTTP/3 takes the TLS listener's port on UDP (its actual port, when it asked for 0).
     let quic = match tls_addr {
-        Some(a) if cfg.server.http3 => Some(
+        Some(a) if cfg.startup.http3 => Some(
             std::net::UdpSocket::bind(a)
                 .with_context(|| format!("server.http3: cannot listen on {a} (UDP)"))?,
         ),
         _ => None,
     };
-    let admin_listener = match cfg.admin_listen {
+    let admin_listener = match cfg.startup.admin_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
                 .await
@@ -610,7 +557,7 @@ async fn serve_async(
     // Before the listeners serve: a valid stored certificate is in place for the first
     // handshake, and orders run in the background from here on (shared with the other
     // nodes through the store, when there is one).
-    let acme = match (&cfg.acme, &tls_handle) {
+    let acme = match (&cfg.startup.acme, &tls_handle) {
         (Some(a), Some(t)) => Some(isola_acme::Manager::start(
             a.clone(),
             t.clone(),
@@ -625,15 +572,7 @@ async fn serve_async(
             return Err(e);
         }
     };
-    let front = Front::new(
-        g,
-        ConnLimits {
-            header_read_timeout: cfg.server.header_read_timeout,
-            keepalive_timeout: cfg.server.keepalive_timeout,
-            shutdown_timeout: cfg.server.shutdown_timeout,
-            max_connections: cfg.server.max_connections,
-        },
-    );
+    let front = Front::new(g, cfg.startup.conn);
     let handle = front.handle();
     let pid_file = PidFile::create(cfg.server.pid_file.as_deref())?;
     let signals = Signals::install()?;
@@ -650,7 +589,7 @@ async fn serve_async(
         println!("Isola TLS at https://{a}/");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let node = crate::queue::node_id(cfg.store.node_id.as_deref(), addr.port());
+    let node = crate::queue::node_id(cfg.startup.store.node_id.as_deref(), addr.port());
     let board = std::sync::Arc::new(crate::queue::Board::default());
     let control: Option<std::sync::Arc<dyn isola_admin::QueueControl>> =
         store.endpoint.clone().map(|ep| {
@@ -774,7 +713,7 @@ async fn serve_async(
     let listeners = Listeners {
         plain: listener,
         tls,
-        redirect_http_to_https: cfg.server.redirect_http_to_https,
+        redirect_http_to_https: cfg.startup.redirect_http_to_https,
         quic,
     };
     let stop = stop_signal(signals.term, signals.int, &notifier);
@@ -788,12 +727,12 @@ async fn serve_async(
     drop(stop_rx);
     // Jobs first: a job still running when the pools stop would fail for no fault of its own.
     if let Some(q) = jobs.running.lock().await.take() {
-        q.stop(cfg.server.shutdown_timeout).await;
+        q.stop(cfg.startup.conn.shutdown_timeout).await;
     }
     tracing::info!("stopping workers");
     stop_pools(
         handle.pools().into_iter().map(|(_, p)| p),
-        cfg.server.shutdown_timeout,
+        cfg.startup.conn.shutdown_timeout,
     )
     .await;
     drop(acme);
@@ -802,21 +741,11 @@ async fn serve_async(
     Ok(())
 }
 
-fn cert_files(cfg: &Config) -> Vec<CertFiles> {
-    cfg.tls_certs
-        .iter()
-        .map(|c| CertFiles {
-            cert: c.cert.clone(),
-            key: c.key.clone(),
-        })
-        .collect()
-}
-
 /// A certificate that cannot be loaded is a configuration error (exit status 2), naming
 /// its key.
 fn tls_config_error(e: TlsError) -> ConfigError {
     let key = match e.index {
-        Some(i) => isola_config::TlsCertFiles::key_name(i, e.field.as_str()),
+        Some(i) => isola_config::tls_cert_key(i, e.field.as_str()),
         None => "tls.cert".to_string(),
     };
     ConfigError::Invalid(vec![format!("{key}: {e}")])
@@ -828,7 +757,7 @@ pub(crate) fn load_tls(cfg: &Config) -> Result<Tls, ConfigError> {
         // `[tls.acme]` alone: the certificate comes from the CA.
         return Tls::without_files().map_err(tls_config_error);
     }
-    Tls::load(&cert_files(cfg)).map_err(tls_config_error)
+    Tls::load(&cfg.tls_certs).map_err(tls_config_error)
 }
 
 /// SIGHUP: re-read the configuration; if it is valid, start a new pool with it, serve new
@@ -862,43 +791,13 @@ async fn reload_on_hup(
                 continue;
             }
         };
-        for (what, changed) in [
-            ("server.listen", new.server.listen != current.server.listen),
-            ("admin.listen", new.admin_listen != current.admin_listen),
-            (
-                "server.tls_listen",
-                new.server.tls_listen != current.server.tls_listen,
-            ),
-            (
-                "server.redirect_http_to_https",
-                new.server.redirect_http_to_https != current.server.redirect_http_to_https,
-            ),
-            ("server.http3", new.server.http3 != current.server.http3),
-            (
-                "log",
-                new.log.format != current.log.format || new.log.level != current.log.level,
-            ),
-            (
-                "server timeouts",
-                new.server.header_read_timeout != current.server.header_read_timeout
-                    || new.server.keepalive_timeout != current.server.keepalive_timeout
-                    || new.server.shutdown_timeout != current.server.shutdown_timeout,
-            ),
-            (
-                "server.max_connections",
-                new.server.max_connections != current.server.max_connections,
-            ),
-            ("store", new.store != current.store),
-            ("tls.acme", new.acme != current.acme),
-        ] {
-            if changed {
-                tracing::warn!("reload: {what} changed; it takes effect at the next restart");
-            }
+        for what in current.startup.changed(&new.startup) {
+            tracing::warn!("reload: {what} changed; it takes effect at the next restart");
         }
         // Certificates are checked before anything changes: a bad one refuses the whole
         // reload, like any bad setting.
         let certs = match (&tls, new.tls_certs.is_empty()) {
-            (Some(_), false) => match Certificates::load(&cert_files(&new)) {
+            (Some(_), false) => match Certificates::load(&new.tls_certs) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::error!(
@@ -910,10 +809,7 @@ async fn reload_on_hup(
             },
             _ => None,
         };
-        let same_log = new.log.access == current.log.access
-            && new.log.access_format == current.log.access_format
-            && new.log.access_file == current.log.access_file;
-        let access_log = if same_log {
+        let access_log = if new.log == current.log {
             handle.access_log()
         } else {
             match open_access_log(&new) {
@@ -950,13 +846,13 @@ async fn reload_on_hup(
             // The old consumers finish their jobs first, so a queue never runs more jobs at
             // once than configured.
             if let Some(old) = q.take() {
-                old.stop(current.server.shutdown_timeout).await;
+                old.stop(current.startup.conn.shutdown_timeout).await;
             }
             *q = jobs.start(&handle, &new);
             tracing::info!("reload: queues restarted");
         }
         drop(q);
-        let grace = current.server.shutdown_timeout;
+        let grace = current.startup.conn.shutdown_timeout;
         tokio::spawn(stop_pools(old, grace));
         tracing::info!(
             sites = %served(&new),

@@ -32,11 +32,11 @@ impl StoreLink {
         }
     }
 
-    /// Starts what `cfg.store` asks for; `runtime` holds the embedded store's socket.
+    /// Starts what `cfg.startup.store` asks for; `runtime` holds the embedded store's socket.
     pub async fn start(cfg: &Config, runtime: &Path) -> anyhow::Result<StoreLink> {
         let figures: std::sync::Arc<std::sync::Mutex<Option<isola_admin::StoreFigures>>> =
             Default::default();
-        let (url, session_path, running) = match &cfg.store.backend {
+        let (url, session_path, running) = match &cfg.startup.store.backend {
             StoreBackend::Off => return Ok(StoreLink::none()),
             StoreBackend::External { url } => {
                 let path = isola_config::parse_store_url(url)
@@ -116,12 +116,15 @@ impl StoreLink {
         };
         let mut env = vec![
             ("ISOLA_STORE".to_string(), url.clone()),
-            ("ISOLA_DB".to_string(), cfg.store.isola_db.to_string()),
+            (
+                "ISOLA_DB".to_string(),
+                cfg.startup.store.isola_db.to_string(),
+            ),
         ];
         if let StoreBackend::Embedded {
             requirepass: Some(p),
             ..
-        } = &cfg.store.backend
+        } = &cfg.startup.store.backend
         {
             env.push(("ISOLA_STORE_PASSWORD".to_string(), p.clone()));
         }
@@ -139,7 +142,7 @@ impl StoreLink {
             }
         }
         tracing::info!(store = %url, sessions = !ini.is_empty(), "store ready");
-        let own_url = match &cfg.store.backend {
+        let own_url = match &cfg.startup.store.backend {
             StoreBackend::Embedded {
                 requirepass: Some(p),
                 ..
@@ -148,14 +151,14 @@ impl StoreLink {
         };
         let mut endpoint = isola_store_client::Endpoint::parse(&own_url)
             .with_context(|| format!("store: {url}"))?;
-        if endpoint.db == cfg.store.isola_db {
+        if endpoint.db == cfg.startup.store.isola_db {
             tracing::warn!(
                 db = endpoint.db,
                 "store: the application's database is also store.isola_db; its KEYS, SCAN and FLUSHDB see Isola's queues and locks"
             );
         }
         // Isola's own keys live apart from what PHP sees by default (the URL's database).
-        endpoint.db = cfg.store.isola_db;
+        endpoint.db = cfg.startup.store.isola_db;
         Ok(StoreLink {
             env,
             ini,
@@ -270,7 +273,7 @@ fn sessions_on(cfg: &Config) -> anyhow::Result<bool> {
             })
             .unwrap_or(false)
     };
-    match cfg.store.sessions {
+    match cfg.startup.store.sessions {
         Some(false) => Ok(false),
         Some(true) if !has_redis() => Err(anyhow::anyhow!(
             "store.sessions: PHP ({}) has no redis extension; install it (Debian/Ubuntu: apt-get install php-redis) or set sessions = false",

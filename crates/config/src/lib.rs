@@ -1,10 +1,18 @@
 //! `isola.toml` and command-line settings as one validated, typed [`Config`].
 //!
 //! Owns: the file format (every key, its type and default), parsing of durations and sizes,
-//! and validation that reports every problem at once, each naming its key.
+//! and validation that reports every problem at once, each naming its key. Validation
+//! builds the libraries' own settings types, once: the pool's [`isola_pool::PoolSettings`]
+//! and [`isola_pool::ProcessManager`], the router's compiled `deny`/`allow`
+//! [`isola_router::PathPatterns`], the front's [`isola_front::CacheControl`],
+//! [`isola_front::Limits`], [`isola_front::ConnLimits`], [`isola_front::AccessFormat`],
+//! [`isola_front::UnknownHost`] and certificate [`isola_front::tls::CertFiles`]; the binary
+//! hands them over as they are. What a reload does not apply is grouped in [`Startup`].
 //!
 //! Never: starts anything, writes files, or reads the environment. The only I/O is reading
-//! the config file and checking that the paths it names exist.
+//! the config file and checking that the paths it names exist. It keeps no mirror of a
+//! library's type: a setting is written in the raw format (`raw.rs`), one validator, and
+//! the code that uses it.
 
 mod acme;
 mod logging;
@@ -20,9 +28,8 @@ mod units;
 mod validate;
 
 pub use acme::{AcmeChallenge, AcmeConfig, LETS_ENCRYPT};
-pub use logging::{AccessFormat, LogConfig, LogFormat};
+pub use logging::{AccessLogConfig, LogConfig, LogFormat};
 pub use php::{PhpBackend, PhpConfig};
-pub use pool::{AutoChildren, PmMode, PoolSettings};
 pub use queue::{JobTarget, QueueConfig, DEFER_QUEUE};
 pub use raw::RawAcme;
 pub use raw::{
@@ -30,14 +37,14 @@ pub use raw::{
     RawPool, RawQueue, RawSchedule, RawSendfile, RawServer, RawSite, RawStore, RawTls, RawTlsCert,
 };
 pub use schedule::{ScheduleConfig, When};
-pub use server::{CacheRule, Compression, SendfileDir, ServerConfig};
-pub use sites::{SiteConfig, UnknownHost};
+pub use server::{Compression, SendfileDir, ServerConfig};
+pub use sites::SiteConfig;
 pub use store::{
     default_dir as default_store_dir, parse_url as parse_store_url, AppendFsync, EmbeddedStore,
     StoreBackend, StoreSettings, MAXMEMORY_POLICIES,
 };
 pub use units::{parse_duration, parse_size};
-pub use validate::{Config, TlsCertFiles};
+pub use validate::{tls_cert_key, Config, Startup};
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! `[log]`: the server log's format and level, the access log's format and file.
 use crate::raw::RawLog;
+use isola_front::AccessFormat;
 use std::path::{Path, PathBuf};
 
 /// Log output format.
@@ -11,22 +12,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// Access log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccessFormat {
-    /// nginx/Apache `combined`, followed by Isola's fields as `key=value`.
-    Combined,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `[log]`, validated.
-#[derive(Debug, Clone)]
+/// `log.format` and `log.level`: the server log, set up once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// Format.
     pub format: LogFormat,
     /// Filter directive.
     pub level: String,
+}
+
+/// `log.access*`: the access log, which a reload applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
     /// Access log on.
     pub access: bool,
     /// Access log format.
@@ -36,7 +33,11 @@ pub struct LogConfig {
 }
 
 /// Validates `[log]`; a relative access file is anchored at `base_dir`.
-pub(crate) fn validate(l: RawLog, base_dir: &Path, errs: &mut Vec<String>) -> LogConfig {
+pub(crate) fn validate(
+    l: RawLog,
+    base_dir: &Path,
+    errs: &mut Vec<String>,
+) -> (LogConfig, AccessLogConfig) {
     let format = match l.format.as_deref() {
         None | Some("human") => LogFormat::Human,
         Some("json") => LogFormat::Json,
@@ -70,11 +71,12 @@ pub(crate) fn validate(l: RawLog, base_dir: &Path, errs: &mut Vec<String>) -> Lo
         }
     }
 
-    LogConfig {
-        format,
-        level,
-        access: l.access.unwrap_or(true),
-        access_format,
-        access_file,
-    }
+    (
+        LogConfig { format, level },
+        AccessLogConfig {
+            access: l.access.unwrap_or(true),
+            access_format,
+            access_file,
+        },
+    )
 }

@@ -2,67 +2,14 @@
 //! (php-fpm's pool directives).
 use crate::raw::{NumOrStr, RawPool};
 use crate::validate::{count, duration, size};
+use isola_pool::{AutoSettings, PoolSettings, ProcessManager};
 use std::time::Duration;
 
-/// `pool.pm`, validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PmMode {
-    /// Fixed number of workers.
-    Static,
-    /// Spare workers between bounds.
-    Dynamic {
-        /// Workers at start.
-        start: usize,
-        /// Fewest idle.
-        min_spare: usize,
-        /// Most idle.
-        max_spare: usize,
-    },
-    /// Workers on demand, retired when idle.
-    OnDemand {
-        /// Idle time before retirement.
-        idle_timeout: Duration,
-    },
-}
-
-/// `max_children = "auto"`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AutoChildren {
-    /// Budget in bytes; `None`: detect (cgroup limit, else MemAvailable).
-    pub budget: Option<u64>,
-    /// Reserve in bytes; `None`: a tenth of the budget, at least 64 MiB.
-    pub reserve: Option<u64>,
-    /// Per-worker estimate before measurements, bytes.
-    pub estimate: u64,
-    /// Most workers.
-    pub ceiling: usize,
-}
-
-/// `[pool]`, validated.
-#[derive(Debug, Clone)]
-pub struct PoolSettings {
-    /// `max_children = "auto"` settings; `max_children` is then only the ceiling.
-    pub auto_children: Option<AutoChildren>,
-    /// Process manager mode.
-    pub pm: PmMode,
-    /// Retire workers whose RSS exceeds this after a request.
-    pub max_worker_memory: Option<u64>,
-    /// Retire workers after this long.
-    pub max_lifetime: Option<Duration>,
-    /// Crash-loop protection: (crashes, window); `None` when the threshold is 0.
-    pub crash_loop: Option<(u32, Duration)>,
-    /// Slow request threshold.
-    pub slowlog_timeout: Option<Duration>,
-    /// Most PHP frames logged for a slow request; 0 = none.
-    pub slowlog_trace_depth: u32,
-    /// Number of workers.
-    pub max_children: usize,
-    /// Requests before recycling; 0 = never.
-    pub max_requests: u64,
-    /// Most waiting requests.
-    pub queue_size: usize,
-    /// Longest wait for a worker.
-    pub queue_timeout: Duration,
+/// `[pool]`, validated: the pool's own settings, and the two limits of `[pool]` the front
+/// enforces.
+pub(crate) struct PoolSection {
+    /// Workers, recycling, queueing.
+    pub settings: PoolSettings,
     /// Longest run of one request; `None` = unlimited.
     pub request_terminate_timeout: Option<Duration>,
     /// Run a complete request even when its client hung up while it waited.
@@ -70,7 +17,7 @@ pub struct PoolSettings {
 }
 
 /// Validates `[pool]`.
-pub(crate) fn validate(p: RawPool, errs: &mut Vec<String>) -> PoolSettings {
+pub(crate) fn validate(p: RawPool, errs: &mut Vec<String>) -> PoolSection {
     let ceiling = count(
         errs,
         "pool.max_children_ceiling",
@@ -82,7 +29,7 @@ pub(crate) fn validate(p: RawPool, errs: &mut Vec<String>) -> PoolSettings {
     let (max_children, auto_children) = match &p.max_children {
         Some(NumOrStr::Str(a)) if a == "auto" => (
             ceiling,
-            Some(AutoChildren {
+            Some(AutoSettings {
                 budget: match &p.memory_budget {
                     None => None,
                     Some(NumOrStr::Str(a)) if a == "auto" => None,
@@ -136,7 +83,7 @@ pub(crate) fn validate(p: RawPool, errs: &mut Vec<String>) -> PoolSettings {
     );
     let request_terminate_timeout = (!rtt.is_zero()).then_some(rtt);
     let pm = match p.pm.as_deref().unwrap_or("static") {
-        "static" => PmMode::Static,
+        "static" => ProcessManager::Static,
         "dynamic" => {
             let min_spare = count(errs, "pool.min_spare", p.min_spare, 1, 0, 4096);
             let max_spare = count(
@@ -172,23 +119,23 @@ pub(crate) fn validate(p: RawPool, errs: &mut Vec<String>) -> PoolSettings {
                     "pool.start_children: {start} is above pool.max_children ({max_children})"
                 ));
             }
-            PmMode::Dynamic {
+            ProcessManager::Dynamic {
                 start,
                 min_spare,
                 max_spare,
             }
         }
-        "ondemand" => PmMode::OnDemand {
+        "ondemand" => ProcessManager::OnDemand {
             idle_timeout: duration(errs, "pool.idle_timeout", p.idle_timeout.clone(), 10),
         },
         other => {
             errs.push(format!(
                 "pool.pm: {other:?} is not a mode; use \"static\", \"dynamic\" or \"ondemand\""
             ));
-            PmMode::Static
+            ProcessManager::Static
         }
     };
-    if !matches!(pm, PmMode::Dynamic { .. }) {
+    if !matches!(pm, ProcessManager::Dynamic { .. }) {
         for (key, set) in [
             ("start_children", p.start_children.is_some()),
             ("min_spare", p.min_spare.is_some()),
@@ -199,7 +146,7 @@ pub(crate) fn validate(p: RawPool, errs: &mut Vec<String>) -> PoolSettings {
             }
         }
     }
-    if p.idle_timeout.is_some() && !matches!(pm, PmMode::OnDemand { .. }) {
+    if p.idle_timeout.is_some() && !matches!(pm, ProcessManager::OnDemand { .. }) {
         errs.push("pool.idle_timeout: only applies with pm = \"ondemand\"".to_string());
     }
     let max_worker_memory = p
@@ -238,18 +185,20 @@ pub(crate) fn validate(p: RawPool, errs: &mut Vec<String>) -> PoolSettings {
         .map(|v| duration(errs, "pool.max_lifetime", Some(v), 0))
         .filter(|d| !d.is_zero());
 
-    PoolSettings {
-        auto_children,
-        crash_loop,
-        slowlog_timeout,
-        slowlog_trace_depth,
-        pm,
-        max_worker_memory,
-        max_lifetime,
-        max_children,
-        max_requests,
-        queue_size,
-        queue_timeout,
+    PoolSection {
+        settings: PoolSettings {
+            auto: auto_children,
+            crash_loop,
+            slowlog_timeout,
+            slowlog_trace_depth,
+            pm,
+            max_worker_memory,
+            max_lifetime,
+            max_children,
+            max_requests,
+            queue_size,
+            queue_timeout,
+        },
         request_terminate_timeout,
         run_abandoned: p.run_abandoned.unwrap_or(true),
     }

@@ -3,21 +3,15 @@
 use crate::raw::RawServer;
 use crate::validate::{count, duration, size};
 use crate::DEFAULT_LISTEN;
+use isola_front::{CacheControl, ConnLimits};
+use isola_router::PathPatterns;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-/// `[server]`, validated.
+/// `[server]`, validated: what a reload applies (the listeners and connection limits are
+/// in [`crate::Startup`]).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Public listen address.
-    pub listen: SocketAddr,
-    /// HTTPS listen address, if enabled.
-    pub tls_listen: Option<SocketAddr>,
-    /// Redirect plain-HTTP requests to HTTPS (only with `tls_listen`).
-    pub redirect_http_to_https: bool,
-    /// HTTP/3 over QUIC on `tls_listen`'s port, UDP (experimental; only with `tls_listen`).
-    pub http3: bool,
     /// Canonical absolute document root.
     pub docroot: PathBuf,
     /// Front controller relative to the docroot, if any.
@@ -28,28 +22,18 @@ pub struct ServerConfig {
     pub no_exec: Vec<String>,
     /// Follow symlinks leading outside the docroot.
     pub follow_symlinks_outside: bool,
-    /// Largest request body, bytes.
-    pub max_body_size: u64,
-    /// Time allowed for the request head.
-    pub header_read_timeout: Duration,
-    /// Idle keep-alive time.
-    pub keepalive_timeout: Duration,
-    /// Longest wait for in-flight requests on stop.
-    pub shutdown_timeout: Duration,
     /// Pid file, relative paths resolved against the config file's folder.
     pub pid_file: Option<PathBuf>,
-    /// Most client connections open at once.
-    pub max_connections: usize,
     /// Peers whose Forwarded / X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Version in the `Server` header.
     pub server_tokens: bool,
-    /// Path patterns answered 404 (checked by [`isola_router::PathPatterns`]).
-    pub deny: Vec<String>,
+    /// Path patterns answered 404.
+    pub deny: PathPatterns,
     /// Path patterns exempt from `deny` and the dotfile rule.
-    pub allow: Vec<String>,
+    pub allow: PathPatterns,
     /// Cache-Control of static files by path pattern, first match wins.
-    pub cache_control: Vec<CacheRule>,
+    pub cache_control: CacheControl,
     /// URL prefixes served from other folders: (`/wp-content`, canonical folder).
     pub aliases: Vec<(String, PathBuf)>,
     /// Folders a script may hand a file from (X-Sendfile, X-Accel-Redirect).
@@ -68,13 +52,24 @@ pub struct SendfileDir {
     pub path: Option<String>,
 }
 
-/// One `[[server.cache_control]]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheRule {
-    /// Path pattern.
-    pub path: String,
-    /// Cache-Control value.
-    pub value: String,
+/// `[server]`, validated, in the parts [`crate::Config`] keeps apart.
+pub(crate) struct ServerSection {
+    /// What a reload applies.
+    pub server: ServerConfig,
+    /// What it does not.
+    pub startup: ServerStartup,
+    /// `server.max_body_size`, bytes (for [`isola_front::Limits`]).
+    pub max_body_size: u64,
+}
+
+/// The keys of `[server]` a reload does not apply, validated (they go to
+/// [`crate::Startup`]).
+pub(crate) struct ServerStartup {
+    pub listen: SocketAddr,
+    pub tls_listen: Option<SocketAddr>,
+    pub redirect_http_to_https: bool,
+    pub http3: bool,
+    pub conn: ConnLimits,
 }
 
 /// `[server.compression]`, validated.
@@ -89,7 +84,7 @@ pub struct Compression {
 }
 
 /// Validates `[server]`; relative paths are anchored at `base_dir`.
-pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) -> ServerConfig {
+pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) -> ServerSection {
     let listen_text = s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
         errs.push(format!(
@@ -179,36 +174,9 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
             )),
         }
     }
-    let mut patterns = |key: &str, list: Option<Vec<String>>| -> Vec<String> {
-        let list = list.unwrap_or_default();
-        for p in &list {
-            if let Err(e) = isola_router::PathPatterns::new(std::slice::from_ref(p)) {
-                errs.push(format!("{key}: {e}"));
-            }
-        }
-        list
-    };
-    let deny = patterns("server.deny", s.deny);
-    let allow = patterns("server.allow", s.allow);
-    let mut cache_control = Vec::new();
-    for (i, r) in s.cache_control.unwrap_or_default().into_iter().enumerate() {
-        let key = format!("server.cache_control[{i}]");
-        match (r.path, r.value) {
-            (Some(path), Some(value)) => {
-                if let Err(e) = isola_router::PathPatterns::new(std::slice::from_ref(&path)) {
-                    errs.push(format!("{key}.path: {e}"));
-                }
-                if value.is_empty() || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                    errs.push(format!("{key}.value: {value:?} is not a header value"));
-                }
-                cache_control.push(CacheRule { path, value });
-            }
-            (None, _) => errs.push(format!("{key}.path: missing; e.g. \"/assets/**\"")),
-            (_, None) => errs.push(format!(
-                "{key}.value: missing; e.g. \"public, max-age=31536000, immutable\""
-            )),
-        }
-    }
+    let deny = patterns(errs, "server.deny", s.deny.unwrap_or_default());
+    let allow = patterns(errs, "server.allow", s.allow.unwrap_or_default());
+    let cache_control = cache_control(errs, s.cache_control.unwrap_or_default());
     let mut aliases = Vec::new();
     for (i, a) in s.alias.unwrap_or_default().into_iter().enumerate() {
         let key = format!("server.alias[{i}]");
@@ -274,22 +242,25 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
     if http3 && tls_listen.is_none() {
         errs.push("server.http3: needs server.tls_listen (QUIC serves its port over UDP)".into());
     }
-    ServerConfig {
+    let startup = ServerStartup {
         listen,
         tls_listen,
         redirect_http_to_https,
         http3,
+        conn: ConnLimits {
+            header_read_timeout,
+            keepalive_timeout,
+            shutdown_timeout,
+            max_connections,
+        },
+    };
+    let server = ServerConfig {
         docroot,
         front_controller,
         index,
         no_exec,
         follow_symlinks_outside: s.follow_symlinks_outside.unwrap_or(false),
-        max_body_size,
-        header_read_timeout,
-        keepalive_timeout,
-        shutdown_timeout,
         pid_file: s.pid_file.map(|p| base_dir.join(p)),
-        max_connections,
         trusted_proxies,
         server_tokens: s.server_tokens.unwrap_or(false),
         deny,
@@ -298,6 +269,64 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
         aliases,
         sendfile,
         compression,
+    };
+    ServerSection {
+        server,
+        startup,
+        max_body_size,
+    }
+}
+
+/// `key`'s path patterns, compiled once; every bad one is named.
+fn patterns(errs: &mut Vec<String>, key: &str, list: Vec<String>) -> PathPatterns {
+    PathPatterns::new(&list).unwrap_or_else(|_| {
+        for p in &list {
+            if let Err(e) = PathPatterns::new(std::slice::from_ref(p)) {
+                errs.push(format!("{key}: {e}"));
+            }
+        }
+        PathPatterns::default()
+    })
+}
+
+/// `[[server.cache_control]]`, built once; every bad rule is named.
+fn cache_control(errs: &mut Vec<String>, raw: Vec<crate::RawCacheControl>) -> CacheControl {
+    let mut rules = Vec::new();
+    let mut ok = true;
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = format!("server.cache_control[{i}]");
+        match (r.path, r.value) {
+            (Some(path), Some(value)) => {
+                if value.is_empty() || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                    errs.push(format!("{key}.value: {value:?} is not a header value"));
+                    ok = false;
+                }
+                rules.push((path, value));
+            }
+            (None, _) => {
+                errs.push(format!("{key}.path: missing; e.g. \"/assets/**\""));
+                ok = false;
+            }
+            (_, None) => {
+                errs.push(format!(
+                    "{key}.value: missing; e.g. \"public, max-age=31536000, immutable\""
+                ));
+                ok = false;
+            }
+        }
+    }
+    let built = CacheControl::new(&rules);
+    if built.is_err() {
+        // Name each rule whose pattern is at fault.
+        for (i, (path, _)) in rules.iter().enumerate() {
+            if let Err(e) = PathPatterns::new(std::slice::from_ref(path)) {
+                errs.push(format!("server.cache_control[{i}].path: {e}"));
+            }
+        }
+    }
+    match built {
+        Ok(c) if ok => c,
+        _ => CacheControl::default(),
     }
 }
 

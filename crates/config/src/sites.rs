@@ -7,7 +7,10 @@
 use crate::raw::{RawConfig, RawServer, RawSite};
 use crate::validate::Config;
 use crate::ConfigError;
-use crate::{CacheRule, PhpConfig, PoolSettings};
+use crate::PhpConfig;
+use isola_front::{CacheControl, Limits, UnknownHost};
+use isola_pool::PoolSettings;
+use isola_router::PathPatterns;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -29,17 +32,18 @@ pub struct SiteConfig {
     /// Follow symlinks leading outside the docroot.
     pub follow_symlinks_outside: bool,
     /// Path patterns answered 404.
-    pub deny: Vec<String>,
+    pub deny: PathPatterns,
     /// Path patterns exempt from `deny` and the dotfile rule.
-    pub allow: Vec<String>,
+    pub allow: PathPatterns,
     /// Cache-Control of static files by path pattern.
-    pub cache_control: Vec<CacheRule>,
+    pub cache_control: CacheControl,
     /// URL prefixes served from other folders.
     pub aliases: Vec<(String, PathBuf)>,
     /// Folders a script may hand a file from.
     pub sendfile: Vec<crate::SendfileDir>,
-    /// Largest request body, bytes.
-    pub max_body_size: u64,
+    /// Its request limits (`max_body_size`, the pool's `request_terminate_timeout` and
+    /// `run_abandoned`).
+    pub limits: Limits,
     /// The site's pool.
     pub pool: PoolSettings,
     /// The site's PHP settings.
@@ -69,22 +73,11 @@ impl SiteConfig {
             cache_control: s.cache_control.clone(),
             aliases: s.aliases.clone(),
             sendfile: s.sendfile.clone(),
-            max_body_size: s.max_body_size,
+            limits: c.limits.clone(),
             pool: c.pool.clone(),
             php: c.php.clone(),
         }
     }
-}
-
-/// What a request whose Host no site names gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownHost {
-    /// The site at this index in [`Config::sites`].
-    Default(usize),
-    /// 404 Not Found.
-    NotFound,
-    /// 421 Misdirected Request.
-    Misdirected,
 }
 
 /// Keys of `[server]` a site may set (and inherits).
@@ -124,7 +117,7 @@ pub(crate) fn validate(
         }
         let mut c = c?;
         c.sites = vec![SiteConfig::from_config(&c, Vec::new())];
-        if let Some(a) = &mut c.acme {
+        if let Some(a) = &mut c.startup.acme {
             let mut errs = Vec::new();
             crate::acme::add_site_names(a, [], &mut errs);
             if !errs.is_empty() {
@@ -225,12 +218,7 @@ pub(crate) fn validate(
     }
     let autos = out
         .iter()
-        .filter(|s| {
-            s.pool
-                .auto_children
-                .as_ref()
-                .is_some_and(|a| a.budget.is_none())
-        })
+        .filter(|s| s.pool.auto.as_ref().is_some_and(|a| a.budget.is_none()))
         .count();
     if out.len() > 1 && autos > 0 {
         errs.push(
@@ -239,7 +227,7 @@ pub(crate) fn validate(
         );
     }
     let unknown_host = match unknown.as_deref() {
-        None | Some("default") => UnknownHost::Default(default.unwrap_or(0)),
+        None | Some("default") => UnknownHost::Site(default.unwrap_or(0)),
         Some("404") => UnknownHost::NotFound,
         Some("421") => UnknownHost::Misdirected,
         Some(other) => {
@@ -250,7 +238,11 @@ pub(crate) fn validate(
         }
     };
     let mut global = global;
-    if let Ok(Config { acme: Some(a), .. }) = &mut global {
+    if let Ok(Config {
+        startup: crate::Startup { acme: Some(a), .. },
+        ..
+    }) = &mut global
+    {
         let names = out.iter().flat_map(|s| s.names.iter().cloned());
         crate::acme::add_site_names(a, names, &mut errs);
     }
@@ -378,13 +370,13 @@ mod tests {
         assert!(b.docroot.ends_with("b"));
         assert_eq!(b.front_controller, None);
         assert_eq!(b.pool.max_children, 7);
-        assert_eq!(b.max_body_size, 1 << 30);
-        assert_eq!(a.max_body_size, 100 << 20, "inherited default");
+        assert_eq!(b.limits.max_body_size, 1 << 30);
+        assert_eq!(a.limits.max_body_size, 100 << 20, "inherited default");
         assert_eq!(b.pool.max_requests, 50, "inherited");
         assert_eq!(b.php.ini["memory_limit"], "256M");
         assert_eq!(b.php.ini["display_errors"], "0", "ini merged by name");
         assert_eq!(b.php.env["APP_ENV"], "prod");
-        assert_eq!(c.unknown_host, UnknownHost::Default(1));
+        assert_eq!(c.unknown_host, UnknownHost::Site(1));
         assert_eq!(a.label(), "example.com");
     }
 
@@ -418,7 +410,7 @@ mod tests {
         let c = d.validate("[server]\ndocroot = \"a\"\n").unwrap();
         assert_eq!(c.sites.len(), 1);
         assert!(c.sites[0].names.is_empty());
-        assert_eq!(c.unknown_host, UnknownHost::Default(0));
+        assert_eq!(c.unknown_host, UnknownHost::Site(0));
         assert!(d
             .errors("[server]\ndocroot = \"a\"\nunknown_host = \"404\"\n")
             .contains("server.unknown_host"));
@@ -457,10 +449,7 @@ mod tests {
     fn unknown_host_answers() {
         let d = Dir::new();
         let base = "[[site]]\nserver_names = [\"a.test\"]\ndocroot = \"a\"\n[[site]]\nserver_names = [\"b.test\"]\ndocroot = \"b\"\n";
-        assert_eq!(
-            d.validate(base).unwrap().unknown_host,
-            UnknownHost::Default(0)
-        );
+        assert_eq!(d.validate(base).unwrap().unknown_host, UnknownHost::Site(0));
         let c = d
             .validate(&format!("[server]\nunknown_host = \"421\"\n{base}"))
             .unwrap();
@@ -481,7 +470,7 @@ mod tests {
                  [[site]]\nserver_names = [\"b.example.org\"]\ndocroot = \"b\"\n",
             )
             .unwrap();
-        let a = c.acme.unwrap();
+        let a = c.startup.acme.unwrap();
         assert_eq!(
             a.domains,
             [
@@ -506,7 +495,7 @@ mod tests {
             .validate("[server]\nlisten = \"127.0.0.1:8080\"\ntls_listen = \"0.0.0.0:443\"\n[tls.acme]\ndir = \"/srv/acme\"\ndomains = [\"a.example.org\"]\n[[site]]\nserver_names = [\"b.example.org\"]\ndocroot = \"a\"\n")
             .unwrap();
         assert_eq!(
-            c.acme.unwrap().challenges,
+            c.startup.acme.unwrap().challenges,
             [
                 crate::AcmeChallenge::TlsAlpn01,
                 crate::AcmeChallenge::Http01

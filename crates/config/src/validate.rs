@@ -4,61 +4,113 @@
 //! listener), every problem reported at once. Also the value parsers the sections share.
 use crate::raw::{NumOrStr, RawConfig};
 use crate::units::{parse_duration, parse_size};
-use crate::{ConfigError, LogConfig, PhpConfig, PoolSettings, ServerConfig};
+use crate::{AccessLogConfig, ConfigError, LogConfig, PhpConfig, ServerConfig};
+use isola_front::tls::CertFiles;
+use isola_front::{ConnLimits, Limits, UnknownHost};
+use isola_pool::PoolSettings;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A validated configuration.
+/// A validated configuration: what a reload applies, and in [`Config::startup`] what it
+/// does not.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The settings taken at start only (listeners, server log, connection limits, store,
+    /// ACME).
+    pub startup: Startup,
     /// `[server]`
     pub server: ServerConfig,
-    /// `[pool]`
+    /// `[pool]`: the pool's own settings.
     pub pool: PoolSettings,
+    /// The request limits of `[server]` and `[pool]`.
+    pub limits: Limits,
     /// `[php]`
     pub php: PhpConfig,
-    /// `[log]`
-    pub log: LogConfig,
-    /// `[admin] listen`: the admin listener's address, if enabled.
-    pub admin_listen: Option<SocketAddr>,
+    /// `[log]`: the access log.
+    pub log: AccessLogConfig,
     /// `[admin] token`: the secret admin requests must carry, if set.
     pub admin_token: Option<String>,
     /// `[[tls.cert]]`: certificate files, in order (the first is the default); empty
-    /// exactly when `server.tls_listen` is unset.
-    pub tls_certs: Vec<TlsCertFiles>,
-    /// `[tls.acme]`: certificates obtained from an ACME CA, if enabled.
-    pub acme: Option<crate::AcmeConfig>,
+    /// exactly when `server.tls_listen` is unset. Their contents are checked when they are
+    /// loaded (by the front), which names the key as [`tls_cert_key`] does.
+    pub tls_certs: Vec<CertFiles>,
     /// The sites served: the `[[site]]` list, or one site made of `[server]`, `[pool]` and
     /// `[php]` (with no names: it answers every host).
     pub sites: Vec<crate::SiteConfig>,
     /// What a Host that no site names gets.
-    pub unknown_host: crate::UnknownHost,
+    pub unknown_host: UnknownHost,
     /// `[[schedule]]`: requests run on a clock.
     pub schedules: Vec<crate::ScheduleConfig>,
     /// `[[queue]]`: job queues run by the pool (with the built-in `defer` queue); empty
     /// when there is no store.
     pub queues: Vec<crate::QueueConfig>,
+}
+
+/// The settings a reload does not apply: they are set up once, when the server starts. A
+/// reload that changes one says so ([`Startup::changed`]) and applies the rest; a setting
+/// added here needs its line in [`Startup::changed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Startup {
+    /// `server.listen`: the public listen address.
+    pub listen: SocketAddr,
+    /// `server.tls_listen`: the HTTPS listen address, if enabled.
+    pub tls_listen: Option<SocketAddr>,
+    /// `server.redirect_http_to_https` (only with `tls_listen`).
+    pub redirect_http_to_https: bool,
+    /// `server.http3`: HTTP/3 over QUIC on `tls_listen`'s port, UDP (experimental; only
+    /// with `tls_listen`).
+    pub http3: bool,
+    /// `admin.listen`: the admin listener's address, if enabled.
+    pub admin_listen: Option<SocketAddr>,
+    /// `log.format`, `log.level`: the server log.
+    pub log: LogConfig,
+    /// `server.header_read_timeout`, `keepalive_timeout`, `shutdown_timeout`,
+    /// `max_connections`.
+    pub conn: ConnLimits,
     /// `[store]`.
     pub store: crate::StoreSettings,
+    /// `[tls.acme]`: certificates obtained from an ACME CA, if enabled.
+    pub acme: Option<crate::AcmeConfig>,
 }
 
-/// One `[[tls.cert]]`, validated: both files exist. Their contents are checked when they
-/// are loaded (by the front), which names the key as [`TlsCertFiles::key_name`] does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsCertFiles {
-    /// Certificate chain PEM, absolute.
-    pub cert: PathBuf,
-    /// Private key PEM, absolute.
-    pub key: PathBuf,
-}
-
-impl TlsCertFiles {
-    /// The config key of field `field` (`"cert"` or `"key"`) of the `index`th certificate,
-    /// for error messages: `tls.cert[0].key`.
-    pub fn key_name(index: usize, field: &str) -> String {
-        format!("tls.cert[{index}].{field}")
+impl Startup {
+    /// The settings that differ between `self` and `other`, by name, in a fixed order.
+    pub fn changed(&self, other: &Self) -> Vec<&'static str> {
+        let (c, o) = (&self.conn, &other.conn);
+        [
+            ("server.listen", self.listen != other.listen),
+            ("admin.listen", self.admin_listen != other.admin_listen),
+            ("server.tls_listen", self.tls_listen != other.tls_listen),
+            (
+                "server.redirect_http_to_https",
+                self.redirect_http_to_https != other.redirect_http_to_https,
+            ),
+            ("server.http3", self.http3 != other.http3),
+            ("log", self.log != other.log),
+            (
+                "server timeouts",
+                c.header_read_timeout != o.header_read_timeout
+                    || c.keepalive_timeout != o.keepalive_timeout
+                    || c.shutdown_timeout != o.shutdown_timeout,
+            ),
+            (
+                "server.max_connections",
+                c.max_connections != o.max_connections,
+            ),
+            ("store", self.store != other.store),
+            ("tls.acme", self.acme != other.acme),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
     }
+}
+
+/// The config key of field `field` (`"cert"` or `"key"`) of the `index`th certificate, for
+/// error messages: `tls.cert[0].key`.
+pub fn tls_cert_key(index: usize, field: &str) -> String {
+    format!("tls.cert[{index}].{field}")
 }
 
 impl RawConfig {
@@ -77,13 +129,22 @@ impl RawConfig {
         search_path: &[PathBuf],
     ) -> Result<Config, ConfigError> {
         let mut errs = Vec::new();
-        let server = crate::server::validate(self.server, base_dir, &mut errs);
+        let crate::server::ServerSection {
+            server,
+            startup: s,
+            max_body_size,
+        } = crate::server::validate(self.server, base_dir, &mut errs);
         let pool = crate::pool::validate(self.pool, &mut errs);
+        let limits = Limits {
+            max_body_size,
+            request_terminate_timeout: pool.request_terminate_timeout,
+            run_abandoned: pool.run_abandoned,
+        };
         let php = crate::php::validate(self.php, base_dir, search_path, &server.docroot, &mut errs);
-        let log = crate::logging::validate(self.log, base_dir, &mut errs);
+        let (log, access_log) = crate::logging::validate(self.log, base_dir, &mut errs);
         let (admin_listen, admin_token) = admin(self.admin, &mut errs);
-        let listen = server.listen;
-        let tls_listen = server.tls_listen;
+        let listen = s.listen;
+        let tls_listen = s.tls_listen;
         if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
             errs.push("admin.listen: must differ from server.listen".to_string());
         }
@@ -126,19 +187,28 @@ impl RawConfig {
             return Err(ConfigError::Invalid(errs));
         }
         Ok(Config {
+            startup: Startup {
+                listen,
+                tls_listen,
+                redirect_http_to_https: s.redirect_http_to_https,
+                http3: s.http3,
+                admin_listen,
+                log,
+                conn: s.conn,
+                store,
+                acme,
+            },
             server,
-            pool,
+            pool: pool.settings,
+            limits,
             php,
-            log,
-            admin_listen,
+            log: access_log,
             admin_token,
             tls_certs,
-            acme,
             sites: Vec::new(),
-            unknown_host: crate::UnknownHost::Default(0),
+            unknown_host: UnknownHost::Site(0),
             schedules,
             queues,
-            store,
         })
     }
 }
@@ -226,7 +296,7 @@ fn tls_certs(
     acme: bool,
     base_dir: &Path,
     errs: &mut Vec<String>,
-) -> Vec<TlsCertFiles> {
+) -> Vec<CertFiles> {
     let raw_certs = certs.unwrap_or_default();
     if tls_listen.is_some() && raw_certs.is_empty() && !acme {
         errs.push(
@@ -240,7 +310,7 @@ fn tls_certs(
     let mut tls_certs = Vec::new();
     for (i, c) in raw_certs.into_iter().enumerate() {
         let mut file = |field: &str, p: Option<PathBuf>| -> PathBuf {
-            let key = TlsCertFiles::key_name(i, field);
+            let key = tls_cert_key(i, field);
             let Some(p) = p else {
                 errs.push(format!("{key}: missing; name a PEM file"));
                 return PathBuf::new();
@@ -253,7 +323,7 @@ fn tls_certs(
         };
         let cert = file("cert", c.cert);
         let key = file("key", c.key);
-        tls_certs.push(TlsCertFiles { cert, key });
+        tls_certs.push(CertFiles { cert, key });
     }
 
     if tls_listen.is_some() {
@@ -267,7 +337,9 @@ fn tls_certs(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::{AccessFormat, AutoChildren, LogFormat, PmMode, DEFAULT_LISTEN};
+    use crate::{LogFormat, DEFAULT_LISTEN};
+    use isola_front::AccessFormat;
+    use isola_pool::{AutoSettings, ProcessManager};
 
     fn validate(text: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
@@ -291,17 +363,17 @@ mod tests {
     fn defaults_fill_everything() {
         let c =
             validate("[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n").unwrap();
-        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.startup.listen.to_string(), DEFAULT_LISTEN);
         assert!(c.server.docroot.ends_with("public"));
         assert_eq!(c.server.front_controller.as_deref(), Some("index.php"));
         assert_eq!(c.pool.max_children, 4);
         assert_eq!(
-            c.pool.request_terminate_timeout,
+            c.limits.request_terminate_timeout,
             Some(Duration::from_secs(60))
         );
         assert_eq!(c.pool.slowlog_timeout, None);
         assert_eq!(c.pool.slowlog_trace_depth, 20, "php-fpm's default");
-        assert_eq!(c.log.format, LogFormat::Human);
+        assert_eq!(c.startup.log.format, LogFormat::Human);
     }
 
     #[test]
@@ -337,13 +409,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.server.front_controller, None);
-        assert_eq!(c.server.max_body_size, 8 << 20);
+        assert_eq!(c.limits.max_body_size, 8 << 20);
         assert_eq!(c.pool.max_children, 8);
-        assert_eq!(c.pool.request_terminate_timeout, None);
+        assert_eq!(c.limits.request_terminate_timeout, None);
         assert_eq!(c.pool.queue_timeout, Duration::from_millis(250));
         assert_eq!(c.php.ini["opcache.enable"], "1");
         assert_eq!(c.php.ini["max_execution_time"], "5");
-        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.startup.log.format, LogFormat::Json);
     }
 
     #[test]
@@ -355,7 +427,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.pool.pm,
-            PmMode::Dynamic {
+            ProcessManager::Dynamic {
                 start: 4,
                 min_spare: 2,
                 max_spare: 6
@@ -364,7 +436,7 @@ mod tests {
         let c = validate(&format!("{base}[pool]\npm = \"ondemand\"\nidle_timeout = \"30s\"\nmax_worker_memory = \"256M\"\nmax_lifetime = \"1h\"\n")).unwrap();
         assert_eq!(
             c.pool.pm,
-            PmMode::OnDemand {
+            ProcessManager::OnDemand {
                 idle_timeout: Duration::from_secs(30)
             }
         );
@@ -385,8 +457,8 @@ mod tests {
         let base = "[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n";
         let c = validate(&format!("{base}[pool]\nmax_children = \"auto\"\nmemory_budget = \"300M\"\nworker_memory_estimate = \"50M\"\nmax_children_ceiling = 8\n")).unwrap();
         assert_eq!(
-            c.pool.auto_children,
-            Some(AutoChildren {
+            c.pool.auto,
+            Some(AutoSettings {
                 budget: Some(300 << 20),
                 reserve: None,
                 estimate: 50 << 20,
@@ -398,7 +470,7 @@ mod tests {
             "{base}[pool]\nmax_children = \"auto\"\nmemory_budget = \"auto\"\n"
         ))
         .unwrap();
-        assert_eq!(c.pool.auto_children.unwrap().budget, None);
+        assert_eq!(c.pool.auto.unwrap().budget, None);
         let e = errors(&format!("{base}[pool]\nmax_children = \"lots\"\n"));
         assert!(e.contains("pool.max_children"), "{e}");
         let e = errors(&format!(
@@ -451,14 +523,18 @@ mod tests {
         ))
         .unwrap();
         let s = &c.server;
-        assert_eq!(s.max_connections, 100);
+        assert_eq!(c.startup.conn.max_connections, 100);
         let nets: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(nets, ["10.0.0.0/8", "::1/128", "192.168.1.0/24"]);
         assert!(s.server_tokens);
-        assert_eq!(s.deny, ["*.sql", "/vendor/**"]);
+        assert!(s.deny.matches(b"/db.sql") && s.deny.matches(b"/vendor/a.php"));
+        assert!(!s.deny.matches(b"/index.php"));
+        assert!(s.allow.matches(b"/.well-known/x"));
         assert_eq!(
-            s.cache_control[0].value,
-            "public, max-age=31536000, immutable"
+            s.cache_control
+                .lookup(b"/assets/a.css")
+                .map(|v| v.as_bytes()),
+            Some(&b"public, max-age=31536000, immutable"[..])
         );
         assert_eq!(s.compression.min_size, 2048);
         assert_eq!(s.compression.codings, ["gzip", "br"]);
@@ -467,7 +543,7 @@ mod tests {
         assert!(c.log.access_file.as_ref().unwrap().ends_with("access.log"));
 
         let d = validate(PHP).unwrap();
-        assert_eq!(d.server.max_connections, 10_000);
+        assert_eq!(d.startup.conn.max_connections, 10_000);
         assert!(d.server.trusted_proxies.is_empty());
         assert!(!d.server.server_tokens);
         assert_eq!(d.server.compression.codings, ["br", "zstd", "gzip"]);
@@ -491,6 +567,20 @@ mod tests {
         ] {
             assert!(e.contains(key), "{key} missing from {e}");
         }
+    }
+
+    #[test]
+    fn startup_changes_are_named() {
+        let a = validate(PHP).unwrap();
+        assert!(a.startup.changed(&a.startup.clone()).is_empty());
+        let b = validate(&format!(
+            "{PHP}[server]\nlisten = \"127.0.0.1:9999\"\nshutdown_timeout = 5\n[log]\nlevel = \"debug\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            a.startup.changed(&b.startup),
+            ["server.listen", "log", "server timeouts"]
+        );
     }
 
     #[test]
@@ -569,20 +659,20 @@ mod tests {
         )
         .unwrap();
         let c = raw.validate(dir.path(), &[]).unwrap();
-        assert_eq!(c.server.tls_listen.unwrap().to_string(), "127.0.0.1:8443");
-        assert!(c.server.redirect_http_to_https);
-        assert!(!c.server.http3, "HTTP/3 is off unless asked for");
+        assert_eq!(c.startup.tls_listen.unwrap().to_string(), "127.0.0.1:8443");
+        assert!(c.startup.redirect_http_to_https);
+        assert!(!c.startup.http3, "HTTP/3 is off unless asked for");
         assert_eq!(
             c.tls_certs,
-            vec![TlsCertFiles {
+            vec![CertFiles {
                 cert: dir.path().join("a.pem"),
                 key: dir.path().join("a.key")
             }]
         );
 
         let c = validate(base).unwrap();
-        assert_eq!(c.server.tls_listen, None);
-        assert!(!c.server.redirect_http_to_https);
+        assert_eq!(c.startup.tls_listen, None);
+        assert!(!c.startup.redirect_http_to_https);
         assert!(c.tls_certs.is_empty());
 
         let e = errors(

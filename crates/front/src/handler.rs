@@ -25,7 +25,12 @@ use http::{
 };
 use isola_router::{Deny, Route};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Request bodies up to this size are buffered in memory, larger ones in a temporary file.
+const BODY_MEMORY_THRESHOLD: usize = 1 << 20;
+/// Longest pause while a client sends its body.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 // What the connection side (`server.rs`) takes from here with `handle`.
 pub(crate) use crate::request::Peer;
@@ -300,9 +305,9 @@ async fn receive(
     let body = if has_body {
         let limits = SpoolLimits {
             max_size: site.limits.max_body_size,
-            memory_threshold: site.limits.body_memory_threshold,
-            idle_timeout: site.limits.body_idle_timeout,
-            tmp_dir: &site.limits.tmp_dir,
+            memory_threshold: BODY_MEMORY_THRESHOLD,
+            idle_timeout: BODY_IDLE_TIMEOUT,
+            tmp_dir: &site.tmp_dir,
         };
         match spool::spool(incoming, &limits).await {
             // An HTTP/3 request that announced nothing and sent nothing has no body.

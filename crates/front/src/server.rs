@@ -23,7 +23,7 @@ pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 
 /// Connection limits, fixed for the server's life.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnLimits {
     /// Time allowed for a request head: from accept for the first request, from its first
     /// byte for the next ones.

@@ -34,6 +34,8 @@ pub struct Site {
     pub worker: Option<(PathBuf, Pool)>,
     /// Its request limits.
     pub limits: Limits,
+    /// Where its large request bodies are spooled.
+    pub tmp_dir: PathBuf,
     /// Folders its scripts may hand files from (X-Sendfile, X-Accel-Redirect).
     pub sendfile: crate::sendfile::Sendfile,
 }
@@ -72,13 +74,15 @@ impl Site {
     }
 }
 
-/// What a request for a host no site names gets.
+/// What a request for a host no site names gets (`server.unknown_host`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownHost {
     /// The site at this index.
     Site(usize),
-    /// This status (404, 421).
-    Status(StatusCode),
+    /// 404 Not Found.
+    NotFound,
+    /// 421 Misdirected Request.
+    Misdirected,
 }
 
 /// Cache-Control values of static files, by path pattern; the first match wins.
@@ -102,7 +106,8 @@ impl CacheControl {
         Ok(CacheControl { patterns, values })
     }
 
-    fn lookup(&self, url: &[u8]) -> Option<&HeaderValue> {
+    /// The Cache-Control value of the first rule matching `url`, if any.
+    pub fn lookup(&self, url: &[u8]) -> Option<&HeaderValue> {
         self.values.get(self.patterns.first_match(url)?)
     }
 
@@ -116,21 +121,16 @@ impl CacheControl {
     }
 }
 
-/// Request limits.
-#[derive(Debug, Clone)]
+/// A site's request limits, as configured (`server.max_body_size`,
+/// `pool.request_terminate_timeout`, `pool.run_abandoned`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest request body (413 above).
     pub max_body_size: u64,
-    /// Bodies up to this size are buffered in memory, larger ones in a temporary file.
-    pub body_memory_threshold: usize,
-    /// Longest pause while a client sends its body.
-    pub body_idle_timeout: Duration,
     /// Longest run of one request in a worker; `None` = unlimited.
     pub request_terminate_timeout: Option<Duration>,
     /// A complete request runs even if its client hangs up while it waits for a worker.
     pub run_abandoned: bool,
-    /// Where large request bodies are spooled.
-    pub tmp_dir: PathBuf,
 }
 
 /// How responses are shaped and who is believed: the reloadable options beside the site,
@@ -237,7 +237,8 @@ impl App {
         let found = name.as_deref().and_then(|n| self.hosts.find(n));
         let index = match (found, self.unknown_host) {
             (Some(i), _) | (None, UnknownHost::Site(i)) => i,
-            (None, UnknownHost::Status(s)) => return Err(s),
+            (None, UnknownHost::NotFound) => return Err(StatusCode::NOT_FOUND),
+            (None, UnknownHost::Misdirected) => return Err(StatusCode::MISDIRECTED_REQUEST),
         };
         self.sites.get(index).ok_or(StatusCode::MISDIRECTED_REQUEST)
     }

@@ -154,7 +154,7 @@ fn debian_default_site() {
     );
     assert_eq!(out.untranslated().count(), 0, "{:?}", out.notes);
     let c = load(&out.toml);
-    assert_eq!(c.server.listen.to_string(), "0.0.0.0:80");
+    assert_eq!(c.startup.listen.to_string(), "0.0.0.0:80");
     assert_eq!(c.server.front_controller, None);
 }
 
@@ -211,7 +211,7 @@ fn debian_default_site_with_php_and_the_shipped_www_pool() {
     assert_eq!(c.pool.max_children, 5);
     assert!(matches!(
         c.pool.pm,
-        isola_config::PmMode::Dynamic {
+        isola_pool::ProcessManager::Dynamic {
             start: 2,
             min_spare: 1,
             max_spare: 3
@@ -403,9 +403,9 @@ fn symfony_over_tls_with_the_certbot_redirect_block() {
         "redirect_http_to_https"
     ));
     let c = load(&out.toml);
-    assert!(c.server.redirect_http_to_https);
+    assert!(c.startup.redirect_http_to_https);
     assert_eq!(c.tls_certs.len(), 1);
-    assert_eq!(c.server.max_body_size, 32 << 20);
+    assert_eq!(c.limits.max_body_size, 32 << 20);
 }
 
 #[test]
@@ -667,7 +667,7 @@ fn fpm_alone_and_pm_static() {
     text.push_str("\n[server]\ndocroot = \"/srv/x\"\n");
     let c = load(&text);
     assert_eq!(c.pool.max_children, 12);
-    assert_eq!(c.pool.request_terminate_timeout, None);
+    assert_eq!(c.limits.request_terminate_timeout, None);
 }
 
 #[test]

@@ -16,10 +16,10 @@ pub mod sizing;
 
 pub use backend::{Backend, PhpCgi, Process, SpawnError, Spawned};
 pub use pool::{
-    AcquireError, Headroom, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolStatus,
-    ProcessManager, WorkerState, WorkerStatus,
+    AcquireError, Headroom, JobInfo, Lease, Outcome, Pool, PoolConfig, PoolError, PoolSettings,
+    PoolStatus, ProcessManager, WorkerState, WorkerStatus,
 };
-pub use sizing::{AutoSize, BudgetSource};
+pub use sizing::{AutoSettings, AutoSize, BudgetSource};
 
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-/// Pool settings.
-#[derive(Debug, Clone)]
-pub struct PoolConfig {
-    /// Number of workers (static pool).
+/// A pool's settings as configured (`[pool]`): what the configuration fills in, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Number of workers (static pool); with `auto`, only the ceiling until sized.
     pub max_children: usize,
     /// Retire a worker after this many requests (0: never).
     pub max_requests: u64,
@@ -20,16 +20,12 @@ pub struct PoolConfig {
     pub queue_size: usize,
     /// Longest a request may wait for a worker.
     pub queue_timeout: Duration,
-    /// Time between SIGTERM and SIGKILL when a worker is stopped.
-    pub kill_grace: Duration,
     /// How the number of workers follows the load.
     pub pm: ProcessManager,
     /// Retire a worker after a request that left its resident memory above this (bytes).
     pub max_worker_memory: Option<u64>,
     /// Retire a worker once it has lived this long (after its current request).
     pub max_lifetime: Option<Duration>,
-    /// What this pool serves (shown in status), e.g. the document root.
-    pub label: PathBuf,
     /// Crash-loop protection: more than `threshold` crashes within `interval` delays
     /// replacements (php-fpm's emergency_restart_threshold/interval, without the restart).
     pub crash_loop: Option<(u32, Duration)>,
@@ -38,8 +34,23 @@ pub struct PoolConfig {
     /// Most PHP frames logged for a slow request, where the backend can take its stack
     /// (php-fpm's request_slowlog_trace_depth); 0 logs none.
     pub slowlog_trace_depth: u32,
-    /// `max_children = "auto"`: derive `max_children` from memory (then `max_children` above
-    /// is only the starting point, replaced at start by the estimate).
+    /// `max_children = "auto"` as configured; resolved into [`PoolConfig::auto_size`] by
+    /// [`crate::AutoSettings::resolve`] when the pool is started.
+    pub auto: Option<crate::sizing::AutoSettings>,
+}
+
+/// Everything a pool starts with: its configured [`PoolSettings`] and the facts of the
+/// running server.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The settings of `[pool]`.
+    pub settings: PoolSettings,
+    /// Time between SIGTERM and SIGKILL when a worker is stopped.
+    pub kill_grace: Duration,
+    /// What this pool serves (shown in status), e.g. the document root.
+    pub label: PathBuf,
+    /// `max_children = "auto"`, resolved: derive `max_children` from memory (then
+    /// `max_children` is only the starting point, replaced at start by the estimate).
     pub auto_size: Option<crate::sizing::AutoSize>,
 }
 
@@ -248,7 +259,7 @@ pub struct Pool {
 
 struct Inner {
     config: PoolConfig,
-    /// The limit in force: `config.max_children`, or what auto-sizing computed last.
+    /// The limit in force: `config.settings.max_children`, or what auto-sizing computed last.
     max_children: std::sync::atomic::AtomicUsize,
     backend: Arc<dyn Backend>,
     state: Mutex<State>,
@@ -345,7 +356,7 @@ impl Pool {
         self.inner.fill();
     }
 
-    /// Starts `config.max_children` workers; fails when any of them cannot start.
+    /// Starts `config.settings.max_children` workers; fails when any of them cannot start.
     pub async fn start(config: PoolConfig, backend: Arc<dyn Backend>) -> Result<Pool, PoolError> {
         Self::start_with(config, backend, false).await
     }
@@ -372,9 +383,9 @@ impl Pool {
                 tracing::info!("max_children auto: {}", a.explain(a.estimate, 0, false));
                 n
             }
-            None => config.max_children,
+            None => config.settings.max_children,
         };
-        let n = match config.pm {
+        let n = match config.settings.pm {
             ProcessManager::Static => max_children,
             ProcessManager::Dynamic { start, .. } => start,
             // One worker proves PHP starts; it is retired once idle for idle_timeout.
@@ -455,7 +466,7 @@ impl Pool {
             }
             let retry_after_deadline = st
                 .backoff_until
-                .is_some_and(|t| t > Instant::now() + inner.config.queue_timeout);
+                .is_some_and(|t| t > Instant::now() + inner.config.settings.queue_timeout);
             if st.workers.is_empty()
                 && st.starting == 0
                 && st.failures_in_a_row > 0
@@ -465,9 +476,9 @@ impl Pool {
                 // up: waiting cannot help.
                 return Err(AcquireError::NoWorker);
             }
-            if st.waiters.len() >= inner.config.queue_size {
+            if st.waiters.len() >= inner.config.settings.queue_size {
                 st.waiters.retain(|w| !w.is_closed());
-                if st.waiters.len() >= inner.config.queue_size {
+                if st.waiters.len() >= inner.config.settings.queue_size {
                     st.stats.queue_full += 1;
                     return Err(AcquireError::QueueFull);
                 }
@@ -483,7 +494,7 @@ impl Pool {
             inner.fill();
             break rx;
         };
-        match tokio::time::timeout(inner.config.queue_timeout, rx).await {
+        match tokio::time::timeout(inner.config.settings.queue_timeout, rx).await {
             Ok(Ok(mut lease)) => {
                 lease.fresh = false;
                 inner.mark_busy(lease.id, job);
@@ -523,7 +534,7 @@ impl Pool {
         s.crash_loop_backoff =
             st.crash_backoffs > 0 && st.backoff_until.is_some_and(|t| t > Instant::now());
         s.max_children = self.inner.max_children();
-        s.queue_size = self.inner.config.queue_size;
+        s.queue_size = self.inner.config.settings.queue_size;
         s.docroot = self.inner.config.label.clone();
         s.backend = self.inner.backend.name();
         s.mode = if self.inner.backend.worker_mode() {
@@ -702,7 +713,11 @@ impl Inner {
             Outcome::Reusable => {
                 // Measured before the lock: a /proc read per request must not serialise
                 // every other acquire and release behind it.
-                let rss = self.config.max_worker_memory.and_then(|_| rss_bytes(pid));
+                let rss = self
+                    .config
+                    .settings
+                    .max_worker_memory
+                    .and_then(|_| rss_bytes(pid));
                 let retire = {
                     let mut st = self.lock();
                     let shutting_down = st.shutting_down;
@@ -774,15 +789,15 @@ impl Inner {
         if let Some((_, why)) = recycle_before.filter(|(t, _)| w.born < *t) {
             return Some(("code", why.clone()));
         }
-        if c.max_requests > 0 && w.requests >= c.max_requests {
+        if c.settings.max_requests > 0 && w.requests >= c.settings.max_requests {
             return Some(("requests", format!("max_requests reached ({})", w.requests)));
         }
-        if let Some(max) = c.max_lifetime {
+        if let Some(max) = c.settings.max_lifetime {
             if w.born.elapsed() >= max {
                 return Some(("lifetime", format!("max_lifetime reached ({max:?})")));
             }
         }
-        if let Some(limit) = c.max_worker_memory {
+        if let Some(limit) = c.settings.max_worker_memory {
             if let Some(rss) = rss.filter(|&r| r > limit) {
                 return Some((
                     "memory",
@@ -928,7 +943,7 @@ impl Inner {
             let room = limit.saturating_sub(have);
             let waiting = st.waiters.iter().filter(|w| !w.is_closed()).count();
             let idle = st.idle.len();
-            let want = match self.config.pm {
+            let want = match self.config.settings.pm {
                 ProcessManager::Static => room,
                 ProcessManager::Dynamic { min_spare, .. } => min_spare
                     .saturating_sub(idle + st.starting)
@@ -1033,7 +1048,7 @@ impl Inner {
     /// Records a crash; past the threshold, delays replacements exponentially (the live
     /// workers keep serving) until a quiet interval resets it.
     fn note_crash(&self, st: &mut State) {
-        let Some((threshold, interval)) = self.config.crash_loop else {
+        let Some((threshold, interval)) = self.config.settings.crash_loop else {
             return;
         };
         let now = Instant::now();
@@ -1060,7 +1075,7 @@ impl Inner {
     fn report(&self) {
         let mut st = self.lock();
         let now = Instant::now();
-        if let Some(limit) = self.config.slowlog_timeout {
+        if let Some(limit) = self.config.settings.slowlog_timeout {
             let mut slow = 0;
             for w in st.workers.values_mut() {
                 if w.state == WorkerState::Busy
@@ -1079,11 +1094,11 @@ impl Inner {
                             elapsed_ms = now.duration_since(w.since).as_millis() as u64,
                             "slow request (over slowlog_timeout {limit:?})"
                         );
-                        if self.config.slowlog_trace_depth > 0 {
+                        if self.config.settings.slowlog_trace_depth > 0 {
                             let _ = w.control.send(Control::Backtrace(SlowRequest {
                                 request_id: job.request_id.clone(),
                                 since: w.since,
-                                depth: self.config.slowlog_trace_depth,
+                                depth: self.config.settings.slowlog_trace_depth,
                             }));
                         }
                     }
@@ -1107,7 +1122,7 @@ impl Inner {
                 queue_timeouts = timeouts - t0,
                 max_children_reached = reached - r0,
                 max_children = self.max_children(),
-                queue_size = self.config.queue_size,
+                queue_size = self.config.settings.queue_size,
                 "pool saturated since the last report: requests waited for a worker or were refused with 503"
             );
             st.last_logged = counters;
@@ -1117,7 +1132,7 @@ impl Inner {
             && st.backoff_until.is_some_and(|t| now > t)
             && st.recent_crashes.is_empty()
         {
-            if let Some((_, interval)) = self.config.crash_loop {
+            if let Some((_, interval)) = self.config.settings.crash_loop {
                 if st
                     .backoff_until
                     .is_some_and(|t| now.duration_since(t) > interval)
@@ -1163,7 +1178,7 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
             let mut keep = Vec::with_capacity(st.idle.len());
             let idle = std::mem::take(&mut st.idle);
             let over_limit = st.workers.len().saturating_sub(inner.max_children());
-            let mut surplus = match inner.config.pm {
+            let mut surplus = match inner.config.settings.pm {
                 ProcessManager::Dynamic { max_spare, .. } => idle.len().saturating_sub(max_spare),
                 _ => 0,
             }
@@ -1182,10 +1197,10 @@ async fn maintain(pool: std::sync::Weak<Inner>) {
                             "more idle workers than max_spare".to_string()
                         },
                     ))
-                } else if matches!(inner.config.pm, ProcessManager::OnDemand { idle_timeout } if idle_for >= idle_timeout)
+                } else if matches!(inner.config.settings.pm, ProcessManager::OnDemand { idle_timeout } if idle_for >= idle_timeout)
                 {
                     Some(("idle", format!("idle for {:?}", idle_for)))
-                } else if inner.config.max_lifetime.is_some_and(|m| age >= m) {
+                } else if inner.config.settings.max_lifetime.is_some_and(|m| age >= m) {
                     Some(("lifetime", "max_lifetime reached".to_string()))
                 } else {
                     None

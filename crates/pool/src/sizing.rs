@@ -25,6 +25,38 @@ impl std::fmt::Display for BudgetSource {
     }
 }
 
+/// `max_children = "auto"` as configured: the budget and the reserve may be left to the
+/// machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoSettings {
+    /// Budget in bytes; `None`: detect (cgroup limit, else MemAvailable).
+    pub budget: Option<u64>,
+    /// Reserve in bytes; `None`: a tenth of the budget, at least 64 MiB.
+    pub reserve: Option<u64>,
+    /// Per-worker estimate before measurements, bytes.
+    pub estimate: u64,
+    /// Most workers.
+    pub ceiling: usize,
+}
+
+impl AutoSettings {
+    /// The sizing in force: the configured budget, else what [`detect_budget`] finds;
+    /// `None` when there is no budget to be found.
+    pub fn resolve(&self) -> Option<AutoSize> {
+        let (budget, source) = match self.budget {
+            Some(b) => (b, BudgetSource::Configured),
+            None => detect_budget()?,
+        };
+        Some(AutoSize {
+            budget,
+            source,
+            reserve: self.reserve.unwrap_or((budget / 10).max(64 << 20)),
+            estimate: self.estimate,
+            ceiling: self.ceiling,
+        })
+    }
+}
+
 /// Settings of `max_children = "auto"`.
 #[derive(Debug, Clone)]
 pub struct AutoSize {

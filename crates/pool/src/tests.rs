@@ -3,7 +3,7 @@
 //! observed without PHP (the integration suite runs the same paths with real workers).
 #![allow(clippy::unwrap_used)]
 use crate::backend::{Backend, Backtrace, BoxFuture, Process, SpawnError, Spawned};
-use crate::pool::{AcquireError, JobInfo, Outcome, Pool, PoolConfig, ProcessManager};
+use crate::pool::{AcquireError, JobInfo, Outcome, Pool, PoolConfig, PoolSettings, ProcessManager};
 use nix::sys::signal::Signal;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -136,18 +136,21 @@ impl Backend for FakeBackend {
 
 fn config(max_children: usize) -> PoolConfig {
     PoolConfig {
-        max_children,
-        max_requests: 0,
-        queue_size: 8,
-        queue_timeout: Duration::from_secs(5),
+        settings: PoolSettings {
+            max_children,
+            max_requests: 0,
+            queue_size: 8,
+            queue_timeout: Duration::from_secs(5),
+            pm: ProcessManager::Static,
+            max_worker_memory: None,
+            max_lifetime: None,
+            crash_loop: None,
+            slowlog_timeout: None,
+            slowlog_trace_depth: 20,
+            auto: None,
+        },
         kill_grace: Duration::from_millis(100),
-        pm: ProcessManager::Static,
-        max_worker_memory: None,
-        max_lifetime: None,
         label: "/fake".into(),
-        crash_loop: None,
-        slowlog_timeout: None,
-        slowlog_trace_depth: 20,
         auto_size: None,
     }
 }
@@ -207,7 +210,7 @@ async fn the_warmest_worker_serves_next() {
 #[tokio::test]
 async fn max_requests_retires_the_worker_and_a_replacement_starts() {
     let mut cfg = config(1);
-    cfg.max_requests = 2;
+    cfg.settings.max_requests = 2;
     let (pool, fake) = start(cfg).await;
     let first = live_pids(&pool)[0];
     for _ in 0..2 {
@@ -286,8 +289,8 @@ async fn a_timed_out_worker_that_ignores_sigterm_gets_sigkill_after_the_grace() 
 #[tokio::test]
 async fn the_queue_is_bounded_fifo_and_timed() {
     let mut cfg = config(1);
-    cfg.queue_size = 2;
-    cfg.queue_timeout = Duration::from_millis(300);
+    cfg.settings.queue_size = 2;
+    cfg.settings.queue_timeout = Duration::from_millis(300);
     let (pool, _) = start(cfg).await;
     let mut held = pool.acquire(job()).await.unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -381,7 +384,7 @@ async fn shutdown_stops_and_reaps_every_worker() {
 #[tokio::test]
 async fn ondemand_retires_an_idle_worker_and_starts_one_for_a_request() {
     let mut cfg = config(2);
-    cfg.pm = ProcessManager::OnDemand {
+    cfg.settings.pm = ProcessManager::OnDemand {
         idle_timeout: Duration::from_millis(100),
     };
     let (pool, _) = start(cfg).await;
@@ -396,7 +399,7 @@ async fn ondemand_retires_an_idle_worker_and_starts_one_for_a_request() {
 #[tokio::test]
 async fn dynamic_keeps_spares_between_min_and_max() {
     let mut cfg = config(4);
-    cfg.pm = ProcessManager::Dynamic {
+    cfg.settings.pm = ProcessManager::Dynamic {
         start: 1,
         min_spare: 1,
         max_spare: 2,
@@ -463,8 +466,8 @@ async fn recycle_all_replaces_idle_workers_now_and_busy_ones_after_their_request
 /// A pool with one worker, slow after 100 ms, and a lease of it.
 async fn slow_lease(depth: u32) -> (Pool, Handle, crate::pool::Lease) {
     let mut cfg = config(1);
-    cfg.slowlog_timeout = Some(Duration::from_millis(100));
-    cfg.slowlog_trace_depth = depth;
+    cfg.settings.slowlog_timeout = Some(Duration::from_millis(100));
+    cfg.settings.slowlog_trace_depth = depth;
     let (pool, fake) = start(cfg).await;
     let lease = pool.acquire(job()).await.unwrap();
     let w = fake.by_pid(lease.pid());

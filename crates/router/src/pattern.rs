@@ -101,6 +101,11 @@ impl PathPatterns {
         })
     }
 
+    /// How many patterns.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
     /// No patterns.
     pub fn is_empty(&self) -> bool {
         self.len == 0
