@@ -289,41 +289,43 @@ fn patterns(errs: &mut Vec<String>, key: &str, list: Vec<String>) -> PathPattern
     })
 }
 
-/// `[[server.cache_control]]`, built once; every bad rule is named.
+/// `[[server.cache_control]]`, built once; every bad rule is named, in order.
 fn cache_control(errs: &mut Vec<String>, raw: Vec<crate::RawCacheControl>) -> CacheControl {
+    // (index, value problem) of the complete rules; the patterns are checked all at once.
     let mut rules = Vec::new();
-    let mut ok = true;
+    let mut found: Vec<(usize, String)> = Vec::new();
+    let mut value_errs: Vec<(usize, String)> = Vec::new();
     for (i, r) in raw.into_iter().enumerate() {
         let key = format!("server.cache_control[{i}]");
         match (r.path, r.value) {
             (Some(path), Some(value)) => {
                 if value.is_empty() || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                    errs.push(format!("{key}.value: {value:?} is not a header value"));
-                    ok = false;
+                    value_errs.push((i, format!("{key}.value: {value:?} is not a header value")));
                 }
-                rules.push((path, value));
+                rules.push((i, (path, value)));
             }
-            (None, _) => {
-                errs.push(format!("{key}.path: missing; e.g. \"/assets/**\""));
-                ok = false;
-            }
-            (_, None) => {
-                errs.push(format!(
-                    "{key}.value: missing; e.g. \"public, max-age=31536000, immutable\""
-                ));
-                ok = false;
-            }
+            (None, _) => found.push((i, format!("{key}.path: missing; e.g. \"/assets/**\""))),
+            (_, None) => found.push((
+                i,
+                format!("{key}.value: missing; e.g. \"public, max-age=31536000, immutable\""),
+            )),
         }
     }
-    let built = CacheControl::new(&rules);
+    let pairs: Vec<(String, String)> = rules.iter().map(|(_, r)| r.clone()).collect();
+    let built = CacheControl::new(&pairs);
     if built.is_err() {
         // Name each rule whose pattern is at fault.
-        for (i, (path, _)) in rules.iter().enumerate() {
+        for (i, (path, _)) in &rules {
             if let Err(e) = PathPatterns::new(std::slice::from_ref(path)) {
-                errs.push(format!("server.cache_control[{i}].path: {e}"));
+                found.push((*i, format!("server.cache_control[{i}].path: {e}")));
             }
         }
     }
+    // A rule's path problem before its value problem, as the keys are read.
+    found.extend(value_errs);
+    found.sort_by_key(|(i, _)| *i);
+    let ok = found.is_empty();
+    errs.extend(found.into_iter().map(|(_, m)| m));
     match built {
         Ok(c) if ok => c,
         _ => CacheControl::default(),

@@ -570,6 +570,26 @@ mod tests {
     }
 
     #[test]
+    fn cache_control_problems_name_their_rule() {
+        let e = errors(&format!(
+            "{PHP}[[server.cache_control]]\nvalue = \"max-age=60\"\n[[server.cache_control]]\npath = \"/a/[b\"\nvalue = \"\"\n"
+        ));
+        let lines: Vec<&str> = e.lines().collect();
+        assert!(
+            lines[0].starts_with("server.cache_control[0].path: missing"),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with("server.cache_control[1].path: "),
+            "{e}"
+        );
+        assert!(
+            lines[2].starts_with("server.cache_control[1].value: "),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn startup_changes_are_named() {
         let a = validate(PHP).unwrap();
         assert!(a.startup.changed(&a.startup.clone()).is_empty());
