@@ -21,9 +21,9 @@
 //! Producers push raw payloads. Isola wraps a job in an envelope (id, attempt, enqueue
 //! time, last error) the first time it takes it, and keeps the envelope across retries; a
 //! script always receives the raw payload as its body.
+use crate::Dispatch;
 use isola_config::{JobTarget, QueueConfig};
 use isola_front::internal::{Internal, Kind, Outcome};
-use isola_front::FrontHandle;
 use isola_store_client::{ClientError, Conn, Endpoint, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -188,8 +188,8 @@ pub struct Queues {
 
 /// Everything a consumer needs.
 #[derive(Clone)]
-struct Ctx {
-    front: FrontHandle,
+struct Ctx<D> {
+    front: D,
     ep: Arc<Endpoint>,
     node: Arc<str>,
     stop: watch::Receiver<bool>,
@@ -218,7 +218,7 @@ impl Drop for Slot {
     }
 }
 
-impl Ctx {
+impl<D: Dispatch> Ctx<D> {
     /// Claims a worker for a job when, after it, more than `reserve` workers stay free for
     /// web requests and no web request waits. Counting this node's jobs under one lock
     /// keeps two consumers from both taking the last worker they may use.
@@ -263,8 +263,8 @@ impl Ctx {
 }
 
 /// Starts consumers, recovery, delayed-job movers and samplers for `queues`.
-pub fn start(
-    front: &FrontHandle,
+pub fn start<D: Dispatch>(
+    front: &D,
     ep: Endpoint,
     node: &str,
     queues: &[QueueConfig],
@@ -326,7 +326,7 @@ impl Drop for Queues {
     }
 }
 
-async fn connect(ctx: &Ctx, failures: &mut u32) -> Option<Conn> {
+async fn connect<D>(ctx: &Ctx<D>, failures: &mut u32) -> Option<Conn> {
     match Conn::connect(&ctx.ep, STORE_TIMEOUT).await {
         Ok(c) => {
             if *failures > 0 {
@@ -349,8 +349,8 @@ async fn connect(ctx: &Ctx, failures: &mut u32) -> Option<Conn> {
 }
 
 /// Heartbeat, recovery of dead nodes' jobs, delayed jobs due, and figures; one per node.
-async fn keeper(
-    ctx: Ctx,
+async fn keeper<D: Dispatch>(
+    ctx: Ctx<D>,
     queues: Vec<QueueConfig>,
     board: Arc<Board>,
     recovered: watch::Sender<bool>,
@@ -565,8 +565,8 @@ async fn sample(c: &mut Conn, queue: &str, counters: &QueueCounters) -> Result<(
 }
 
 /// Waits until `ready` gives something (polled every 20 ms); `None` when stopping.
-async fn wait_until<T>(
-    ctx: &Ctx,
+async fn wait_until<D: Dispatch, T>(
+    ctx: &Ctx<D>,
     q: &QueueConfig,
     mut ready: impl FnMut() -> Option<T>,
 ) -> Option<T> {
@@ -589,7 +589,7 @@ async fn wait_until<T>(
     }
 }
 
-async fn consume(ctx: Ctx, q: QueueConfig, counters: Arc<QueueCounters>, n: usize) {
+async fn consume<D: Dispatch>(ctx: Ctx<D>, q: QueueConfig, counters: Arc<QueueCounters>, n: usize) {
     let pending = key("queue", &q.name);
     let proc = format!("{}:{}", key("processing", &q.name), ctx.node);
     let mut failures = 0;
@@ -676,8 +676,8 @@ async fn consume(ctx: Ctx, q: QueueConfig, counters: Arc<QueueCounters>, n: usiz
     }
 }
 
-async fn run_one(
-    ctx: &Ctx,
+async fn run_one<D: Dispatch>(
+    ctx: &Ctx<D>,
     q: &QueueConfig,
     c: &mut Conn,
     proc: &str,
@@ -783,7 +783,12 @@ async fn bury(
 }
 
 /// Runs one attempt as an internal request.
-async fn execute(ctx: &Ctx, q: &QueueConfig, env: &Envelope, payload: &[u8]) -> Outcome {
+async fn execute<D: Dispatch>(
+    ctx: &Ctx<D>,
+    q: &QueueConfig,
+    env: &Envelope,
+    payload: &[u8],
+) -> Outcome {
     let vars = [
         ("ISOLA_JOB_ID", env.id.clone()),
         ("ISOLA_JOB_ATTEMPT", env.attempt.to_string()),
@@ -798,7 +803,7 @@ async fn execute(ctx: &Ctx, q: &QueueConfig, env: &Envelope, payload: &[u8]) -> 
                 .unwrap_or_else(|| "/job.php".into());
             let target = format!("{name}?queue={}", q.name);
             ctx.front
-                .internal_request(Internal {
+                .run(Internal {
                     kind: Kind::Job,
                     target: &target,
                     host: q.site.as_deref(),
@@ -822,7 +827,7 @@ async fn execute(ctx: &Ctx, q: &QueueConfig, env: &Envelope, payload: &[u8]) -> 
                 return Outcome::Failed(format!("{target:?} is not a path on the site"));
             }
             ctx.front
-                .internal_request(Internal {
+                .run(Internal {
                     kind: Kind::Job,
                     target,
                     host,

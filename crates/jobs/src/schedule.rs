@@ -13,10 +13,10 @@
 //!
 //! Never: runs a schedule twice at once on one node unless `overlap = true`, or catches up
 //! on ticks missed while a run was going or the server was down.
+use crate::Dispatch;
 use chrono::Utc;
 use isola_config::{ScheduleConfig, When};
 use isola_front::internal::{Internal, Kind, Outcome};
-use isola_front::FrontHandle;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,8 +44,8 @@ pub struct TickLock {
 }
 
 /// Starts one clock per schedule.
-pub fn start(
-    front: &FrontHandle,
+pub fn start<D: Dispatch>(
+    front: &D,
     schedules: &[ScheduleConfig],
     lock: Option<&TickLock>,
 ) -> Schedules {
@@ -154,7 +154,7 @@ async fn won(
     }
 }
 
-async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock, lock: Option<TickLock>) {
+async fn run<D: Dispatch>(front: D, s: ScheduleConfig, mut clock: Clock, lock: Option<TickLock>) {
     let running = Arc::new(AtomicBool::new(false));
     let mut conn = None;
     loop {
@@ -190,7 +190,7 @@ async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock, lock: Opti
                 timeout: None,
                 queue: None,
             };
-            match front.internal_request(req).await {
+            match front.run(req).await {
                 Outcome::Answered(status) if status < 400 => {
                     tracing::debug!(schedule = %name, url = %url, status, "scheduled run done")
                 }
