@@ -39,6 +39,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+#[cfg(test)]
+mod tests;
+
 /// Reply deadline for store commands (blocking waits add their own).
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
