@@ -589,11 +589,11 @@ async fn serve_async(
         println!("Isola TLS at https://{a}/");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let node = crate::queue::node_id(cfg.startup.store.node_id.as_deref(), addr.port());
-    let board = std::sync::Arc::new(crate::queue::Board::default());
+    let node = isola_jobs::queue::node_id(cfg.startup.store.node_id.as_deref(), addr.port());
+    let board = std::sync::Arc::new(isola_jobs::queue::Board::default());
     let control: Option<std::sync::Arc<dyn isola_admin::QueueControl>> =
         store.endpoint.clone().map(|ep| {
-            std::sync::Arc::new(crate::queue::Control {
+            std::sync::Arc::new(isola_jobs::queue::Control {
                 ep: std::sync::Arc::new(ep),
                 board: board.clone(),
             }) as std::sync::Arc<dyn isola_admin::QueueControl>
@@ -779,7 +779,8 @@ async fn reload_on_hup(
     let mut generation = 0;
     // The schedules live with the configuration in force, and stop with this task.
     let tick_lock = jobs.tick_lock();
-    let mut schedules = crate::schedule::start(&handle, &current.schedules, tick_lock.as_ref());
+    let mut schedules =
+        isola_jobs::schedule::start(&handle, &current.schedules, tick_lock.as_ref());
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
         // READY=1 again when this iteration ends, whether the reload is taken or refused.
@@ -835,7 +836,7 @@ async fn reload_on_hup(
         let old = handle.swap(g);
         drop(std::mem::replace(
             &mut schedules,
-            crate::schedule::start(&handle, &new.schedules, tick_lock.as_ref()),
+            isola_jobs::schedule::start(&handle, &new.schedules, tick_lock.as_ref()),
         ));
         drop(std::mem::replace(
             &mut watches,
@@ -892,22 +893,22 @@ impl Drop for Reloading<'_> {
 #[derive(Clone)]
 struct Jobs {
     node: String,
-    board: std::sync::Arc<crate::queue::Board>,
+    board: std::sync::Arc<isola_jobs::queue::Board>,
     endpoint: Option<isola_store_client::Endpoint>,
-    running: std::sync::Arc<tokio::sync::Mutex<Option<crate::queue::Queues>>>,
+    running: std::sync::Arc<tokio::sync::Mutex<Option<isola_jobs::queue::Queues>>>,
 }
 
 impl Jobs {
-    fn tick_lock(&self) -> Option<crate::schedule::TickLock> {
-        Some(crate::schedule::TickLock {
+    fn tick_lock(&self) -> Option<isola_jobs::schedule::TickLock> {
+        Some(isola_jobs::schedule::TickLock {
             ep: self.endpoint.clone()?,
             node: self.node.clone(),
         })
     }
 
-    fn start(&self, front: &FrontHandle, cfg: &Config) -> Option<crate::queue::Queues> {
+    fn start(&self, front: &FrontHandle, cfg: &Config) -> Option<isola_jobs::queue::Queues> {
         let ep = self.endpoint.clone()?;
-        Some(crate::queue::start(
+        Some(isola_jobs::queue::start(
             front,
             ep,
             &self.node,

@@ -13,10 +13,10 @@
 //!
 //! Never: runs a schedule twice at once on one node unless `overlap = true`, or catches up
 //! on ticks missed while a run was going or the server was down.
+use crate::Dispatch;
 use chrono::Utc;
 use isola_config::{ScheduleConfig, When};
 use isola_front::internal::{Internal, Kind, Outcome};
-use isola_front::FrontHandle;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,8 +44,8 @@ pub struct TickLock {
 }
 
 /// Starts one clock per schedule.
-pub fn start(
-    front: &FrontHandle,
+pub fn start<D: Dispatch>(
+    front: &D,
     schedules: &[ScheduleConfig],
     lock: Option<&TickLock>,
 ) -> Schedules {
@@ -93,20 +93,24 @@ impl Clock {
     /// The next tick after now: when to fire, and the tick's wall-clock time in ms since
     /// the epoch (its name, the same on every node).
     fn next(&mut self) -> Option<(Instant, i64)> {
-        let now = Utc::now();
-        let at = match self {
+        let at = self.after(Utc::now())?;
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        Some((Instant::now() + wait, at.timestamp_millis()))
+    }
+
+    /// The first tick strictly after `now`.
+    fn after(&self, now: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
+        match self {
             Clock::Every(period) => {
                 let p = period.as_millis().max(1) as i64;
                 let ms = now.timestamp_millis();
-                chrono::DateTime::from_timestamp_millis((ms / p + 1) * p)?
+                chrono::DateTime::from_timestamp_millis((ms / p + 1) * p)
             }
             Clock::Cron(cron, tz) => cron
                 .find_next_occurrence(&now.with_timezone(tz), false)
-                .ok()?
-                .with_timezone(&Utc),
-        };
-        let wait = (at - Utc::now()).to_std().unwrap_or_default();
-        Some((Instant::now() + wait, at.timestamp_millis()))
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+        }
     }
 }
 
@@ -154,7 +158,7 @@ async fn won(
     }
 }
 
-async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock, lock: Option<TickLock>) {
+async fn run<D: Dispatch>(front: D, s: ScheduleConfig, mut clock: Clock, lock: Option<TickLock>) {
     let running = Arc::new(AtomicBool::new(false));
     let mut conn = None;
     loop {
@@ -190,7 +194,7 @@ async fn run(front: FrontHandle, s: ScheduleConfig, mut clock: Clock, lock: Opti
                 timeout: None,
                 queue: None,
             };
-            match front.internal_request(req).await {
+            match front.run(req).await {
                 Outcome::Answered(status) if status < 400 => {
                     tracing::debug!(schedule = %name, url = %url, status, "scheduled run done")
                 }
@@ -218,4 +222,81 @@ fn jitter(bound: Duration) -> Duration {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());
     bound.mul_f64((h.finish() % 10_000) as f64 / 10_000.0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn schedule(when: When) -> ScheduleConfig {
+        ScheduleConfig {
+            name: "s".into(),
+            url: "/cron.php".into(),
+            script: None,
+            site: None,
+            when,
+            overlap: false,
+            jitter: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn intervals_tick_on_multiples_of_the_period_and_cron_in_its_time_zone() {
+        let at = |h, m, s| Utc.with_ymd_and_hms(2026, 3, 1, h, m, s).unwrap();
+        let every = Clock::new(&schedule(When::Every(Duration::from_secs(300)))).unwrap();
+        assert_eq!(every.after(at(10, 1, 0)), Some(at(10, 5, 0)));
+        // A tick is never the instant itself: no run twice for one tick.
+        assert_eq!(every.after(at(10, 5, 0)), Some(at(10, 10, 0)));
+        let cron = |tz: Option<&str>| {
+            Clock::new(&schedule(When::Cron {
+                pattern: "30 2 * * *".into(),
+                timezone: tz.map(str::to_string),
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            cron(None).after(at(10, 0, 0)),
+            Some(at(2, 30, 0) + chrono::Duration::days(1))
+        );
+        // 02:30 in Paris (UTC+1 on 1 March) is 01:30 UTC.
+        assert_eq!(
+            cron(Some("Europe/Paris")).after(at(0, 0, 0)),
+            Some(at(1, 30, 0))
+        );
+        assert!(Clock::new(&schedule(When::Cron {
+            pattern: "30 2 * * *".into(),
+            timezone: Some("Mars/Olympus".into()),
+        }))
+        .is_err());
+    }
+
+    #[tokio::test]
+    async fn one_node_wins_a_tick_and_an_unreachable_store_runs_it_anyway() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let store = isola_store::Store::bind(isola_store::StoreConfig {
+            unix_socket: Some(sock.clone()),
+            ..isola_store::StoreConfig::default()
+        })
+        .await
+        .unwrap();
+        tokio::spawn(store.run(std::future::pending()));
+        let lock = |node: &str, path: &std::path::Path| {
+            Some(TickLock {
+                ep: isola_store_client::Endpoint::parse(&format!("unix://{}", path.display()))
+                    .unwrap(),
+                node: node.into(),
+            })
+        };
+        let s = schedule(When::Every(Duration::from_secs(60)));
+        let (a, b) = (lock("a", &sock), lock("b", &sock));
+        assert!(won(&a, &mut None, &s, 60_000).await);
+        assert!(!won(&b, &mut None, &s, 60_000).await);
+        assert!(won(&b, &mut None, &s, 120_000).await);
+        assert!(won(&None, &mut None, &s, 60_000).await);
+        let gone = lock("c", &dir.path().join("none.sock"));
+        assert!(won(&gone, &mut None, &s, 60_000).await);
+    }
 }
