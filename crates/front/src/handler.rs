@@ -1,4 +1,4 @@
-//! One client request, from validation to response: the request path of DESIGN.md.
+//! One client request, from validation to response: the request path of ARCHITECTURE.md.
 //!
 //! Owns: the client side of the request path. On arrival: the headers a client may not
 //! set removed, the request id and traceparent, the client behind trusted proxies, the

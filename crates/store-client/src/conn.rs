@@ -1,3 +1,8 @@
+//! One connection to the store: commands out, replies in, each under a deadline.
+//!
+//! Never reconnects or retries: a command that failed may or may not have run, and only the
+//! caller knows whether running it twice is safe.
+
 use crate::codec::{self, Value};
 use crate::endpoint::{Addr, Endpoint};
 use crate::ClientError;

@@ -1,3 +1,7 @@
+//! Store URLs (`redis://`, `unix://`) parsed into an address, a database and a password.
+//!
+//! Never connects, so a URL can be checked before anything starts.
+
 use crate::ClientError;
 use std::path::PathBuf;
 
