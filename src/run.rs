@@ -83,10 +83,20 @@ pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(l) = &args.log_level {
         raw.log.level = Some(l.clone());
     }
-    let search_path: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_else(|| vec![PathBuf::from("/usr/local/bin"), PathBuf::from("/usr/bin")]);
-    Ok(raw.validate(&base_dir, &search_path)?)
+    Ok(raw.validate(&base_dir, &config_env())?)
+}
+
+/// What the config needs from the process environment: the config crate reads none itself.
+pub(crate) fn config_env() -> isola_config::Env {
+    isola_config::Env {
+        search_path: std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_else(|| vec![PathBuf::from("/usr/local/bin"), PathBuf::from("/usr/bin")]),
+        state_dir: isola_config::default_state_dir(
+            |k| std::env::var_os(k),
+            nix::unistd::Uid::effective().is_root(),
+        ),
+    }
 }
 
 /// A private folder for worker sockets and spooled bodies; removed when dropped.

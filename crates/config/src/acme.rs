@@ -55,6 +55,7 @@ pub(crate) fn validate(
     listen: std::net::SocketAddr,
     tls_listen: Option<std::net::SocketAddr>,
     base_dir: &Path,
+    state_dir: Option<&Path>,
     errs: &mut Vec<String>,
 ) -> AcmeConfig {
     if tls_listen.is_none() {
@@ -142,7 +143,7 @@ pub(crate) fn validate(
             errs.push(format!("tls.acme.dir: {d:?} must be an absolute path"));
             PathBuf::new()
         }
-        None => match crate::store::default_dir() {
+        None => match state_dir {
             Some(d) => d.join("acme"),
             None => {
                 errs.push("tls.acme.dir: no default (none of STATE_DIRECTORY, XDG_STATE_HOME, HOME is set); set dir".to_string());

@@ -40,8 +40,8 @@ pub use schedule::{ScheduleConfig, When};
 pub use server::{Compression, SendfileDir, ServerConfig};
 pub use sites::SiteConfig;
 pub use store::{
-    default_dir as default_store_dir, parse_url as parse_store_url, AppendFsync, EmbeddedStore,
-    StoreBackend, StoreSettings, MAXMEMORY_POLICIES,
+    default_state_dir, parse_url as parse_store_url, AppendFsync, EmbeddedStore, StoreBackend,
+    StoreSettings, MAXMEMORY_POLICIES,
 };
 pub use units::{parse_duration, parse_size};
 pub use validate::{tls_cert_key, Config, Startup};
@@ -117,5 +117,27 @@ fn one_line(e: &toml::de::Error, text: &str) -> String {
             format!("line {line}: {msg}")
         }
         None => msg,
+    }
+}
+
+/// What the binary read from the process environment for the config: this crate reads none
+/// itself, so a config validates the same way in tests and under any service manager.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// `PATH`, split: where a `php.binary` given by name is looked for.
+    pub search_path: Vec<PathBuf>,
+    /// Where `store.dir` and `tls.acme.dir` default to ([`default_state_dir`]); `None` makes
+    /// those defaults an error that says to set them.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Env {
+    /// `dir` as the search path, and the system state directory.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &Path) -> Self {
+        Env {
+            search_path: vec![dir.to_path_buf()],
+            state_dir: Some(PathBuf::from("/var/lib/isola")),
+        }
     }
 }

@@ -98,12 +98,12 @@ const SITE_SERVER_KEYS: &[&str] = &[
 pub(crate) fn validate(
     mut raw: RawConfig,
     base_dir: &Path,
-    search_path: &[PathBuf],
+    env: &crate::Env,
 ) -> Result<Config, ConfigError> {
     let sites = raw.site.take().unwrap_or_default();
     let unknown = raw.server.unknown_host.take();
     if sites.is_empty() {
-        let mut c = raw.validate_one(base_dir, search_path);
+        let mut c = raw.validate_one(base_dir, env);
         if unknown.is_some() {
             let msg = "server.unknown_host: only applies with [[site]]".to_string();
             c = match c {
@@ -137,7 +137,7 @@ pub(crate) fn validate(
     let global = {
         let mut g = raw.clone();
         g.server.docroot = None;
-        g.validate_one(base_dir, search_path)
+        g.validate_one(base_dir, env)
     };
     let global_errs = match &global {
         Err(ConfigError::Invalid(e)) => e.clone(),
@@ -195,7 +195,7 @@ pub(crate) fn validate(
                 continue;
             }
         };
-        match derived.validate_one(base_dir, search_path) {
+        match derived.validate_one(base_dir, env) {
             Ok(c) => out.push(SiteConfig::from_config(&c, lower)),
             Err(ConfigError::Invalid(e)) => {
                 for m in e {
@@ -337,7 +337,7 @@ mod tests {
         fn validate(&self, text: &str) -> Result<Config, ConfigError> {
             let text = format!("[php]\nbinary = \"fake-php-cgi\"\nini = {{ memory_limit = \"128M\", display_errors = \"0\" }}\n{text}");
             let raw = RawConfig::from_toml(&text, Path::new("isola.toml"))?;
-            raw.validate(self.0.path(), &[self.0.path().to_path_buf()])
+            raw.validate(self.0.path(), &crate::Env::for_tests(self.0.path()))
         }
 
         fn errors(&self, text: &str) -> String {

@@ -2,7 +2,7 @@
 //! (default), a real Redis server, or none.
 use crate::raw::RawStore;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// When the embedded store's log reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,7 +88,11 @@ pub struct StoreSettings {
 /// are least likely to use.
 pub const DEFAULT_ISOLA_DB: u16 = 15;
 
-pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
+pub(crate) fn validate(
+    s: RawStore,
+    state_dir: Option<&Path>,
+    errs: &mut Vec<String>,
+) -> StoreSettings {
     let listen = s
         .listen
         .as_deref()
@@ -130,7 +134,7 @@ pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
         (None | Some("embedded"), None) => StoreBackend::Embedded {
             listen,
             requirepass: s.requirepass.clone(),
-            data: Box::new(embedded(&s, errs)),
+            data: Box::new(embedded(&s, state_dir, errs)),
         },
         (None | Some("redis"), Some(url)) => {
             if crate::store::parse_url(&url).is_none() {
@@ -192,7 +196,7 @@ pub(crate) fn validate(s: RawStore, errs: &mut Vec<String>) -> StoreSettings {
     }
 }
 
-fn embedded(s: &RawStore, errs: &mut Vec<String>) -> EmbeddedStore {
+fn embedded(s: &RawStore, state_dir: Option<&Path>, errs: &mut Vec<String>) -> EmbeddedStore {
     let appendonly = s.appendonly.unwrap_or(true);
     let dir = match s.dir.as_deref() {
         Some(d) if d.starts_with('/') && !d.contains('\0') => Some(PathBuf::from(d)),
@@ -200,8 +204,8 @@ fn embedded(s: &RawStore, errs: &mut Vec<String>) -> EmbeddedStore {
             errs.push(format!("store.dir: {d:?} must be an absolute path"));
             None
         }
-        None if appendonly => match default_dir() {
-            Some(d) => Some(d),
+        None if appendonly => match state_dir {
+            Some(d) => Some(d.to_path_buf()),
             None => {
                 errs.push(
                     "store.dir: no default (none of STATE_DIRECTORY, XDG_STATE_HOME, HOME is set); set dir or appendonly = false"
@@ -282,10 +286,14 @@ fn embedded(s: &RawStore, errs: &mut Vec<String>) -> EmbeddedStore {
     }
 }
 
-/// The data directory when none is configured: systemd's `StateDirectory=`, else the
-/// system location as root, else the user's state directory.
-pub fn default_dir() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+/// The state directory when none is configured: systemd's `StateDirectory=`, else the
+/// system location as root, else the user's state directory. `var` reads the process
+/// environment (the binary passes it: this crate reads none itself).
+pub fn default_state_dir(
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+    root: bool,
+) -> Option<PathBuf> {
+    let env = |k: &str| var(k).filter(|v| !v.is_empty());
     if let Some(d) = env("STATE_DIRECTORY") {
         // systemd lists several directories separated by ':' when several are configured.
         let first = d
@@ -298,7 +306,7 @@ pub fn default_dir() -> Option<PathBuf> {
             return Some(PathBuf::from(first));
         }
     }
-    if nix::unistd::Uid::effective().is_root() {
+    if root {
         return Some(PathBuf::from("/var/lib/isola"));
     }
     if let Some(x) = env("XDG_STATE_HOME").filter(|x| x.to_string_lossy().starts_with('/')) {
@@ -350,6 +358,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_state_dir_follows_systemd_then_root_then_the_user() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let all = vars(&[
+            ("STATE_DIRECTORY", "/var/lib/isola-a:/var/lib/isola-b"),
+            ("XDG_STATE_HOME", "/home/u/.state"),
+            ("HOME", "/home/u"),
+        ]);
+        assert_eq!(
+            default_state_dir(all, false),
+            Some("/var/lib/isola-a".into())
+        );
+        let user = vars(&[("XDG_STATE_HOME", "/home/u/.state"), ("HOME", "/home/u")]);
+        assert_eq!(default_state_dir(user, true), Some("/var/lib/isola".into()));
+        assert_eq!(
+            default_state_dir(user, false),
+            Some("/home/u/.state/isola".into())
+        );
+        let home = vars(&[("STATE_DIRECTORY", "relative"), ("HOME", "/home/u")]);
+        assert_eq!(
+            default_state_dir(home, false),
+            Some("/home/u/.local/state/isola".into())
+        );
+        assert_eq!(default_state_dir(vars(&[("HOME", "")]), false), None);
+    }
+
+    #[test]
     fn urls() {
         assert_eq!(
             parse_url("redis://localhost").as_deref(),
@@ -384,6 +425,7 @@ mod tests {
                 maxmemory_policy: Some("allkeys-lru".into()),
                 ..RawStore::default()
             },
+            Some(Path::new("/var/lib/isola")),
             &mut errs,
         );
         assert!(errs.is_empty(), "{errs:?}");
@@ -402,6 +444,7 @@ mod tests {
                 aof_load_corrupt: Some("ignore".into()),
                 ..RawStore::default()
             },
+            Some(Path::new("/var/lib/isola")),
             &mut errs,
         );
         validate(
@@ -410,6 +453,7 @@ mod tests {
                 maxmemory: Some(crate::raw::NumOrStr::Num(1)),
                 ..RawStore::default()
             },
+            Some(Path::new("/var/lib/isola")),
             &mut errs,
         );
         let all = errs.join("\n");
@@ -428,7 +472,11 @@ mod tests {
     #[test]
     fn isola_db() {
         let mut errs = Vec::new();
-        let d = validate(RawStore::default(), &mut errs);
+        let d = validate(
+            RawStore::default(),
+            Some(Path::new("/var/lib/isola")),
+            &mut errs,
+        );
         assert_eq!(d.isola_db, DEFAULT_ISOLA_DB);
         let d = validate(
             RawStore {
@@ -436,6 +484,7 @@ mod tests {
                 isola_db: Some(40),
                 ..RawStore::default()
             },
+            Some(Path::new("/var/lib/isola")),
             &mut errs,
         );
         assert_eq!(d.isola_db, 40, "a real Redis may have more databases");
@@ -446,6 +495,7 @@ mod tests {
                     isola_db: Some(bad),
                     ..RawStore::default()
                 },
+                Some(Path::new("/var/lib/isola")),
                 &mut errs,
             );
         }
@@ -466,6 +516,7 @@ mod tests {
                 dir: Some("/srv/state".into()),
                 ..RawStore::default()
             },
+            Some(Path::new("/var/lib/isola")),
             &mut errs,
         );
         assert_eq!(
@@ -491,6 +542,7 @@ mod tests {
                 backend: Some("off".into()),
                 ..RawStore::default()
             },
+            Some(Path::new("/var/lib/isola")),
             &mut errs,
         );
         assert_eq!(off.backend, StoreBackend::Off);
@@ -500,6 +552,7 @@ mod tests {
                 backend: Some("memcached".into()),
                 ..RawStore::default()
             },
+            Some(Path::new("/var/lib/isola")),
             &mut errs,
         );
         validate(
@@ -508,6 +561,7 @@ mod tests {
                 listen: Some("nowhere".into()),
                 ..RawStore::default()
             },
+            Some(Path::new("/var/lib/isola")),
             &mut errs,
         );
         let all = errs.join("\n");

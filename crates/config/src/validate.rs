@@ -115,10 +115,10 @@ pub fn tls_cert_key(index: usize, field: &str) -> String {
 
 impl RawConfig {
     /// Applies defaults and checks every value. `base_dir` anchors a relative docroot (the
-    /// config file's folder, or the working directory); `search_path` is where a php binary
-    /// given by name is looked for.
-    pub fn validate(self, base_dir: &Path, search_path: &[PathBuf]) -> Result<Config, ConfigError> {
-        crate::sites::validate(self, base_dir, search_path)
+    /// config file's folder, or the working directory); `env` is what the caller read from
+    /// the process environment.
+    pub fn validate(self, base_dir: &Path, env: &crate::Env) -> Result<Config, ConfigError> {
+        crate::sites::validate(self, base_dir, env)
     }
 
     /// [`RawConfig::validate`] without `[[site]]`: `[server]`, `[pool]` and `[php]` as one
@@ -126,7 +126,7 @@ impl RawConfig {
     pub(crate) fn validate_one(
         self,
         base_dir: &Path,
-        search_path: &[PathBuf],
+        env: &crate::Env,
     ) -> Result<Config, ConfigError> {
         let mut errs = Vec::new();
         let crate::server::ServerSection {
@@ -140,7 +140,13 @@ impl RawConfig {
             request_terminate_timeout: pool.request_terminate_timeout,
             run_abandoned: pool.run_abandoned,
         };
-        let php = crate::php::validate(self.php, base_dir, search_path, &server.docroot, &mut errs);
+        let php = crate::php::validate(
+            self.php,
+            base_dir,
+            &env.search_path,
+            &server.docroot,
+            &mut errs,
+        );
         let (log, access_log) = crate::logging::validate(self.log, base_dir, &mut errs);
         let (admin_listen, admin_token) = admin(self.admin, &mut errs);
         let listen = s.listen;
@@ -157,10 +163,16 @@ impl RawConfig {
                 );
             }
         }
-        let acme = self
-            .tls
-            .acme
-            .map(|a| crate::acme::validate(a, listen, tls_listen, base_dir, &mut errs));
+        let acme = self.tls.acme.map(|a| {
+            crate::acme::validate(
+                a,
+                listen,
+                tls_listen,
+                base_dir,
+                env.state_dir.as_deref(),
+                &mut errs,
+            )
+        });
         let tls_certs = tls_certs(
             self.tls.cert,
             tls_listen,
@@ -171,7 +183,7 @@ impl RawConfig {
 
         let schedules =
             crate::schedule::validate(self.schedule.unwrap_or_default(), base_dir, &mut errs);
-        let store = crate::store::validate(self.store, &mut errs);
+        let store = crate::store::validate(self.store, env.state_dir.as_deref(), &mut errs);
         let mut queues =
             crate::queue::validate(self.queue.unwrap_or_default(), base_dir, &mut errs);
         if store.backend == crate::StoreBackend::Off {
@@ -349,7 +361,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let raw = RawConfig::from_toml(text, Path::new("isola.toml"))?;
-        raw.validate(dir.path(), &[dir.path().to_path_buf()])
+        raw.validate(dir.path(), &crate::Env::for_tests(dir.path()))
     }
 
     fn errors(text: &str) -> String {
@@ -678,7 +690,9 @@ mod tests {
             Path::new("isola.toml"),
         )
         .unwrap();
-        let c = raw.validate(dir.path(), &[]).unwrap();
+        let c = raw
+            .validate(dir.path(), &crate::Env::for_tests(dir.path()))
+            .unwrap();
         assert_eq!(c.startup.tls_listen.unwrap().to_string(), "127.0.0.1:8443");
         assert!(c.startup.redirect_http_to_https);
         assert!(!c.startup.http3, "HTTP/3 is off unless asked for");

@@ -99,7 +99,11 @@ fn load(text: &str) -> Config {
         raw.php.user = None;
         raw.php.group = None;
     }
-    match raw.validate(&root, &[]) {
+    let env = isola_config::Env {
+        search_path: Vec::new(),
+        state_dir: Some("/var/lib/isola".into()),
+    };
+    match raw.validate(&root, &env) {
         Ok(c) => c,
         Err(e) => panic!("the config loader refused the import:\n{e}\n---\n{text}"),
     }
