@@ -584,7 +584,7 @@ async fn serve_async(
     };
     let front = Front::new(g, cfg.startup.conn);
     let handle = front.handle();
-    let pid_file = PidFile::create(cfg.server.pid_file.as_deref())?;
+    let pid_file = PidFile::create(cfg.startup.pid_file.as_deref())?;
     let signals = Signals::install()?;
     // In force before the server says it is up: an edit right after start is seen.
     let watches = crate::watch::start(&handle, &cfg.sites);
@@ -621,7 +621,7 @@ async fn serve_async(
             started: std::time::SystemTime::now(),
             listen: addr.to_string(),
             store_url: store.public_url(),
-            token: cfg.admin_token.clone(),
+            token: cfg.startup.admin_token.clone(),
             certificates: acme.as_ref().map(|m| {
                 let status = m.status_source();
                 isola_admin::CertSource(Arc::new(move || {

@@ -22,8 +22,6 @@ pub struct ServerConfig {
     pub no_exec: Vec<String>,
     /// Follow symlinks leading outside the docroot.
     pub follow_symlinks_outside: bool,
-    /// Pid file, relative paths resolved against the config file's folder.
-    pub pid_file: Option<PathBuf>,
     /// Peers whose Forwarded / X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Version in the `Server` header.
@@ -70,6 +68,7 @@ pub(crate) struct ServerStartup {
     pub redirect_http_to_https: bool,
     pub http3: bool,
     pub conn: ConnLimits,
+    pub pid_file: Option<PathBuf>,
 }
 
 /// `[server.compression]`, validated.
@@ -243,6 +242,7 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
         errs.push("server.http3: needs server.tls_listen (QUIC serves its port over UDP)".into());
     }
     let startup = ServerStartup {
+        pid_file: s.pid_file.clone().map(|p| base_dir.join(p)),
         listen,
         tls_listen,
         redirect_http_to_https,
@@ -260,7 +260,6 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
         index,
         no_exec,
         follow_symlinks_outside: s.follow_symlinks_outside.unwrap_or(false),
-        pid_file: s.pid_file.map(|p| base_dir.join(p)),
         trusted_proxies,
         server_tokens: s.server_tokens.unwrap_or(false),
         deny,

@@ -29,8 +29,6 @@ pub struct Config {
     pub php: PhpConfig,
     /// `[log]`: the access log.
     pub log: AccessLogConfig,
-    /// `[admin] token`: the secret admin requests must carry, if set.
-    pub admin_token: Option<String>,
     /// `[[tls.cert]]`: certificate files, in order (the first is the default); empty
     /// exactly when `server.tls_listen` is unset. Their contents are checked when they are
     /// loaded (by the front), which names the key as [`tls_cert_key`] does.
@@ -48,8 +46,7 @@ pub struct Config {
 }
 
 /// The settings a reload does not apply: they are set up once, when the server starts. A
-/// reload that changes one says so ([`Startup::changed`]) and applies the rest; a setting
-/// added here needs its line in [`Startup::changed`].
+/// reload that changes one says so ([`Startup::changed`]) and applies the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Startup {
     /// `server.listen`: the public listen address.
@@ -63,6 +60,10 @@ pub struct Startup {
     pub http3: bool,
     /// `admin.listen`: the admin listener's address, if enabled.
     pub admin_listen: Option<SocketAddr>,
+    /// `admin.token`: the secret admin requests must carry, if set.
+    pub admin_token: Option<String>,
+    /// `server.pid_file`, relative paths resolved against the config file's folder.
+    pub pid_file: Option<PathBuf>,
     /// `log.format`, `log.level`: the server log.
     pub log: LogConfig,
     /// `server.header_read_timeout`, `keepalive_timeout`, `shutdown_timeout`,
@@ -77,29 +78,52 @@ pub struct Startup {
 impl Startup {
     /// The settings that differ between `self` and `other`, by name, in a fixed order.
     pub fn changed(&self, other: &Self) -> Vec<&'static str> {
-        let (c, o) = (&self.conn, &other.conn);
+        // Taken apart field by field, so a setting added to `Startup` (or to `ConnLimits`)
+        // does not compile until it is named here.
+        let Startup {
+            listen,
+            tls_listen,
+            redirect_http_to_https,
+            http3,
+            admin_listen,
+            admin_token,
+            pid_file,
+            log,
+            conn,
+            store,
+            acme,
+        } = self;
+        let ConnLimits {
+            header_read_timeout,
+            keepalive_timeout,
+            shutdown_timeout,
+            max_connections,
+        } = conn;
+        let o = &other.conn;
         [
-            ("server.listen", self.listen != other.listen),
-            ("admin.listen", self.admin_listen != other.admin_listen),
-            ("server.tls_listen", self.tls_listen != other.tls_listen),
+            ("server.listen", *listen != other.listen),
+            ("admin.listen", *admin_listen != other.admin_listen),
+            ("admin.token", *admin_token != other.admin_token),
+            ("server.pid_file", *pid_file != other.pid_file),
+            ("server.tls_listen", *tls_listen != other.tls_listen),
             (
                 "server.redirect_http_to_https",
-                self.redirect_http_to_https != other.redirect_http_to_https,
+                *redirect_http_to_https != other.redirect_http_to_https,
             ),
-            ("server.http3", self.http3 != other.http3),
-            ("log", self.log != other.log),
+            ("server.http3", *http3 != other.http3),
+            ("log", *log != other.log),
             (
                 "server timeouts",
-                c.header_read_timeout != o.header_read_timeout
-                    || c.keepalive_timeout != o.keepalive_timeout
-                    || c.shutdown_timeout != o.shutdown_timeout,
+                *header_read_timeout != o.header_read_timeout
+                    || *keepalive_timeout != o.keepalive_timeout
+                    || *shutdown_timeout != o.shutdown_timeout,
             ),
             (
                 "server.max_connections",
-                c.max_connections != o.max_connections,
+                *max_connections != o.max_connections,
             ),
-            ("store", self.store != other.store),
-            ("tls.acme", self.acme != other.acme),
+            ("store", *store != other.store),
+            ("tls.acme", *acme != other.acme),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))
@@ -205,6 +229,8 @@ impl RawConfig {
                 redirect_http_to_https: s.redirect_http_to_https,
                 http3: s.http3,
                 admin_listen,
+                admin_token,
+                pid_file: s.pid_file,
                 log,
                 conn: s.conn,
                 store,
@@ -215,7 +241,6 @@ impl RawConfig {
             limits,
             php,
             log: access_log,
-            admin_token,
             tls_certs,
             sites: Vec::new(),
             unknown_host: UnknownHost::Site(0),
@@ -612,6 +637,15 @@ mod tests {
         assert_eq!(
             a.startup.changed(&b.startup),
             ["server.listen", "log", "server timeouts"]
+        );
+        // Read once at start too: a reload that changes them must say it does not apply them.
+        let c = validate(&format!(
+            "{PHP}[server]\npid_file = \"/run/isola-test.pid\"\n[admin]\nlisten = \"127.0.0.1:9180\"\ntoken = \"0123456789abcdef0123\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            a.startup.changed(&c.startup),
+            ["admin.listen", "admin.token", "server.pid_file"]
         );
     }
 
