@@ -274,29 +274,21 @@ mod tests {
 
     #[tokio::test]
     async fn one_node_wins_a_tick_and_an_unreachable_store_runs_it_anyway() {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("s.sock");
-        let store = isola_store::Store::bind(isola_store::StoreConfig {
-            unix_socket: Some(sock.clone()),
-            ..isola_store::StoreConfig::default()
-        })
-        .await
-        .unwrap();
-        tokio::spawn(store.run(std::future::pending()));
-        let lock = |node: &str, path: &std::path::Path| {
+        let (dir, store) = crate::queue::tests::store().await;
+        let lock = |node: &str, ep: &isola_store_client::Endpoint| {
             Some(TickLock {
-                ep: isola_store_client::Endpoint::parse(&format!("unix://{}", path.display()))
-                    .unwrap(),
+                ep: ep.clone(),
                 node: node.into(),
             })
         };
         let s = schedule(When::Every(Duration::from_secs(60)));
-        let (a, b) = (lock("a", &sock), lock("b", &sock));
+        let (a, b) = (lock("a", &store), lock("b", &store));
         assert!(won(&a, &mut None, &s, 60_000).await);
         assert!(!won(&b, &mut None, &s, 60_000).await);
         assert!(won(&b, &mut None, &s, 120_000).await);
         assert!(won(&None, &mut None, &s, 60_000).await);
-        let gone = lock("c", &dir.path().join("none.sock"));
+        let none = format!("unix://{}", dir.path().join("none.sock").display());
+        let gone = lock("c", &isola_store_client::Endpoint::parse(&none).unwrap());
         assert!(won(&gone, &mut None, &s, 60_000).await);
     }
 }

@@ -40,7 +40,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Reply deadline for store commands (blocking waits add their own).
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -73,7 +73,8 @@ fn queue(name: &str, concurrency: usize, max_attempts: u32) -> QueueConfig {
     }
 }
 
-async fn store() -> (tempfile::TempDir, Endpoint) {
+/// An embedded store on a unix socket in a fresh folder, and its endpoint (db 15).
+pub(crate) async fn store() -> (tempfile::TempDir, Endpoint) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("s.sock");
     let store = isola_store::Store::bind(isola_store::StoreConfig {
