@@ -91,8 +91,19 @@ pub struct ZSet {
 }
 
 impl ZSet {
-    /// Sets `member`'s score; returns true when the member is new.
+    /// Sets `member`'s score as a stored set keeps it; returns true when the member is new.
+    ///
+    /// A stored `-0` reads back as `0`: Redis keeps small sorted sets in its listpack
+    /// encoding, which does not keep the sign of zero (`ZADD a -0 x`, `ZSCORE a x` → `0`).
+    /// Sets of more than 128 members keep it in Redis; here every stored set drops it.
     pub fn insert(&mut self, member: Bytes, score: f64) -> bool {
+        // IEEE 754: -0 + 0 is +0, every other value is unchanged.
+        self.insert_exact(member, score + 0.0)
+    }
+
+    /// Sets `member`'s score bit for bit, for a set that is only replied (ZUNION, ZINTER):
+    /// Redis's reply keeps the sign of a computed `-0`.
+    pub fn insert_exact(&mut self, member: Bytes, score: f64) -> bool {
         match self.scores.insert(member.clone(), score) {
             Some(old) => {
                 self.order.remove(&(Score(old), member.clone()));
@@ -781,5 +792,16 @@ mod tests {
         assert_eq!(z.rank(b"c"), Some(2));
         assert!(z.remove(b"a"));
         assert_eq!(z.len(), 2);
+    }
+
+    #[test]
+    fn a_stored_score_drops_the_sign_of_zero_and_a_replied_one_keeps_it() {
+        let mut z = ZSet::default();
+        z.insert(Bytes::from("s"), -0.0);
+        assert!(z.scores[&Bytes::from("s")].is_sign_positive());
+        z.insert_exact(Bytes::from("r"), -0.0);
+        assert!(z.scores[&Bytes::from("r")].is_sign_negative());
+        z.insert(Bytes::from("n"), -1.5);
+        assert_eq!(z.scores[&Bytes::from("n")], -1.5);
     }
 }

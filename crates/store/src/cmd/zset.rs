@@ -696,6 +696,14 @@ fn union_inter(
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| srcs[i].len());
     let mut out = ZSet::default();
+    // A stored result drops the sign of zero as ZADD does; a replied one keeps it.
+    let put = |out: &mut ZSet, m: Bytes, s: f64| {
+        if store {
+            out.insert(m, s)
+        } else {
+            out.insert_exact(m, s)
+        }
+    };
     let weighted = |w: f64, s: f64| {
         let v = w * s;
         if v.is_nan() {
@@ -714,7 +722,7 @@ fn union_inter(
                 };
                 aggregate(&mut score, v * weights[i], how);
             }
-            out.insert(m.clone(), score);
+            put(&mut out, m.clone(), score);
         }
     } else {
         let mut acc: std::collections::HashMap<Bytes, f64> = std::collections::HashMap::new();
@@ -732,7 +740,7 @@ fn union_inter(
             }
         }
         for (m, s) in acc {
-            out.insert(m, s);
+            put(&mut out, m, s);
         }
     }
     Ok((out, withscores))
