@@ -65,8 +65,8 @@ fn check_config(cfg: &Config) -> Vec<String> {
             }
         };
         let user = site.php.credentials;
-        readable_dir(&mut out, &key("docroot"), &site.docroot, user);
-        for (prefix, dir) in &site.aliases {
+        readable_dir(&mut out, &key("docroot"), &site.routing.docroot, user);
+        for (prefix, dir) in &site.routing.aliases {
             readable_dir(&mut out, &format!("{} {prefix}", key("alias")), dir, user);
         }
         for d in &site.sendfile {

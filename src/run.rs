@@ -12,7 +12,7 @@ use isola_front::{
     UnknownHost,
 };
 use isola_pool::{Backend, PhpCgi, Pool, PoolConfig, PoolSettings, ProcessManager};
-use isola_router::{Router, RouterConfig};
+use isola_router::Router;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -369,18 +369,18 @@ async fn build_site(
     let pool_cfg = PoolConfig {
         settings: sc.pool.clone(),
         kill_grace: KILL_GRACE,
-        label: sc.docroot.clone(),
+        label: sc.routing.docroot.clone(),
         auto_size: sc.pool.auto.as_ref().map(auto_size).transpose()?,
     };
     let engine = choose_engine(&sc.php, store).await?;
     match &engine {
         Engine::Native(n) => tracing::info!(
-            docroot = %sc.docroot.display(),
+            docroot = %sc.routing.docroot.display(),
             "PHP backend: native: {}",
             n.status_note().unwrap_or_default()
         ),
         Engine::PhpCgi { .. } => tracing::info!(
-            docroot = %sc.docroot.display(),
+            docroot = %sc.routing.docroot.display(),
             "PHP backend: php-cgi ({})",
             sc.php.binary.display()
         ),
@@ -399,7 +399,7 @@ async fn build_site(
                 ..sc.pool.clone()
             },
             auto_size: None,
-            label: sc.docroot.join(format!("queue:{}", q.name)),
+            label: sc.routing.docroot.join(format!("queue:{}", q.name)),
             ..pool_cfg.clone()
         };
         match Pool::start(cfg, php_backend(&sc.php, &qdir, store, &engine)).await {
@@ -446,16 +446,7 @@ async fn build_site(
             return Err(e).with_context(|| format!("php.binary {}", sc.php.binary.display()));
         }
     };
-    let router = Router::new(RouterConfig {
-        docroot: sc.docroot.clone(),
-        index: sc.index.clone(),
-        front_controller: sc.front_controller.clone(),
-        no_exec: sc.no_exec.clone(),
-        follow_symlinks_outside: sc.follow_symlinks_outside,
-        deny: sc.deny.clone(),
-        allow: sc.allow.clone(),
-        aliases: sc.aliases.clone(),
-    });
+    let router = Router::new(sc.routing.clone());
     let sendfile = isola_front::Sendfile::new(
         &sc.sendfile
             .iter()
@@ -488,7 +479,7 @@ async fn start_worker_pool(
     let Engine::Native(native) = engine else {
         anyhow::bail!("php.worker: worker mode needs the native backend, which is unavailable here (see the log line above)");
     };
-    let docroot = sc.docroot.to_string_lossy();
+    let docroot = sc.routing.docroot.to_string_lossy();
     let script_str = script.to_string_lossy();
     let max_requests = pool_cfg.settings.max_requests.to_string();
     let mut boot = vec![
@@ -501,7 +492,7 @@ async fn start_worker_pool(
     }
     let backend = Arc::new(isola_engine::NativeWorker::new(native.clone(), &boot));
     let cfg = PoolConfig {
-        label: PathBuf::from(format!("{} worker {name}", sc.docroot.display())),
+        label: PathBuf::from(format!("{} worker {name}", sc.routing.docroot.display())),
         ..pool_cfg.clone()
     };
     // A worker script that cannot boot now (an error in it, a service it needs down) does
@@ -931,7 +922,7 @@ impl Jobs {
 /// What the ready line and logs name: the docroot of a single site, else the sites' names.
 fn served(cfg: &Config) -> String {
     match cfg.sites.as_slice() {
-        [one] if one.names.is_empty() => one.docroot.display().to_string(),
+        [one] if one.names.is_empty() => one.routing.docroot.display().to_string(),
         sites => sites
             .iter()
             .map(SiteConfig::label)

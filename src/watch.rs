@@ -45,7 +45,7 @@ pub fn start(front: &FrontHandle, sites: &[SiteConfig]) -> Watches {
         if site.php.worker.is_none() || !site.php.worker_watch {
             continue;
         }
-        let root = site.docroot.clone();
+        let root = site.routing.docroot.clone();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
         let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             let Ok(ev) = ev else { return };

@@ -4,7 +4,7 @@ use crate::raw::RawServer;
 use crate::validate::{count, duration, size};
 use crate::DEFAULT_LISTEN;
 use isola_front::{CacheControl, ConnLimits};
-use isola_router::PathPatterns;
+use isola_router::{PathPatterns, RouterConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -12,28 +12,15 @@ use std::path::{Path, PathBuf};
 /// in [`crate::Startup`]).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Canonical absolute document root.
-    pub docroot: PathBuf,
-    /// Front controller relative to the docroot, if any.
-    pub front_controller: Option<String>,
-    /// Index files.
-    pub index: Vec<String>,
-    /// Folders below which PHP never executes.
-    pub no_exec: Vec<String>,
-    /// Follow symlinks leading outside the docroot.
-    pub follow_symlinks_outside: bool,
+    /// The router's own settings: the canonical docroot, index files, front controller,
+    /// no-exec folders, symlink rule, `deny`/`allow` patterns (compiled once) and aliases.
+    pub routing: RouterConfig,
     /// Peers whose Forwarded / X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Version in the `Server` header.
     pub server_tokens: bool,
-    /// Path patterns answered 404.
-    pub deny: PathPatterns,
-    /// Path patterns exempt from `deny` and the dotfile rule.
-    pub allow: PathPatterns,
     /// Cache-Control of static files by path pattern, first match wins.
     pub cache_control: CacheControl,
-    /// URL prefixes served from other folders: (`/wp-content`, canonical folder).
-    pub aliases: Vec<(String, PathBuf)>,
     /// Folders a script may hand a file from (X-Sendfile, X-Accel-Redirect).
     pub sendfile: Vec<SendfileDir>,
     /// On-the-fly compression.
@@ -255,17 +242,19 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
         },
     };
     let server = ServerConfig {
-        docroot,
-        front_controller,
-        index,
-        no_exec,
-        follow_symlinks_outside: s.follow_symlinks_outside.unwrap_or(false),
+        routing: RouterConfig {
+            docroot,
+            index,
+            front_controller,
+            no_exec,
+            follow_symlinks_outside: s.follow_symlinks_outside.unwrap_or(false),
+            deny,
+            allow,
+            aliases,
+        },
         trusted_proxies,
         server_tokens: s.server_tokens.unwrap_or(false),
-        deny,
-        allow,
         cache_control,
-        aliases,
         sendfile,
         compression,
     };

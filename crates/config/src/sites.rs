@@ -10,10 +10,10 @@ use crate::ConfigError;
 use crate::PhpConfig;
 use isola_front::{CacheControl, Limits, UnknownHost};
 use isola_pool::PoolSettings;
-use isola_router::PathPatterns;
+use isola_router::RouterConfig;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One site, validated.
 #[derive(Debug, Clone)]
@@ -21,24 +21,10 @@ pub struct SiteConfig {
     /// Host names, lowercase; `*.example.com` matches any name below example.com. Empty for
     /// the single site of a configuration without `[[site]]`: it answers every host.
     pub names: Vec<String>,
-    /// Canonical absolute document root.
-    pub docroot: PathBuf,
-    /// Front controller relative to the docroot, if any.
-    pub front_controller: Option<String>,
-    /// Index files.
-    pub index: Vec<String>,
-    /// Folders below which PHP never executes.
-    pub no_exec: Vec<String>,
-    /// Follow symlinks leading outside the docroot.
-    pub follow_symlinks_outside: bool,
-    /// Path patterns answered 404.
-    pub deny: PathPatterns,
-    /// Path patterns exempt from `deny` and the dotfile rule.
-    pub allow: PathPatterns,
+    /// The router's own settings: the canonical docroot and every routing rule.
+    pub routing: RouterConfig,
     /// Cache-Control of static files by path pattern.
     pub cache_control: CacheControl,
-    /// URL prefixes served from other folders.
-    pub aliases: Vec<(String, PathBuf)>,
     /// Folders a script may hand a file from.
     pub sendfile: Vec<crate::SendfileDir>,
     /// Its request limits (`max_body_size`, the pool's `request_terminate_timeout` and
@@ -56,22 +42,15 @@ impl SiteConfig {
         self.names
             .first()
             .cloned()
-            .unwrap_or_else(|| self.docroot.display().to_string())
+            .unwrap_or_else(|| self.routing.docroot.display().to_string())
     }
 
     fn from_config(c: &Config, names: Vec<String>) -> Self {
         let s = &c.server;
         SiteConfig {
             names,
-            docroot: s.docroot.clone(),
-            front_controller: s.front_controller.clone(),
-            index: s.index.clone(),
-            no_exec: s.no_exec.clone(),
-            follow_symlinks_outside: s.follow_symlinks_outside,
-            deny: s.deny.clone(),
-            allow: s.allow.clone(),
+            routing: s.routing.clone(),
             cache_control: s.cache_control.clone(),
-            aliases: s.aliases.clone(),
             sendfile: s.sendfile.clone(),
             limits: c.limits.clone(),
             pool: c.pool.clone(),
@@ -362,13 +341,13 @@ mod tests {
         assert_eq!(c.sites.len(), 2);
         let (a, b) = (&c.sites[0], &c.sites[1]);
         assert_eq!(a.names, ["example.com", "*.example.com"]);
-        assert!(a.docroot.ends_with("a"));
-        assert_eq!(a.front_controller.as_deref(), Some("app.php"));
-        assert_eq!(a.no_exec, ["uploads"]);
+        assert!(a.routing.docroot.ends_with("a"));
+        assert_eq!(a.routing.front_controller.as_deref(), Some("app.php"));
+        assert_eq!(a.routing.no_exec, ["uploads"]);
         assert_eq!(a.pool.max_children, 3);
         assert_eq!(a.php.ini["memory_limit"], "128M");
-        assert!(b.docroot.ends_with("b"));
-        assert_eq!(b.front_controller, None);
+        assert!(b.routing.docroot.ends_with("b"));
+        assert_eq!(b.routing.front_controller, None);
         assert_eq!(b.pool.max_children, 7);
         assert_eq!(b.limits.max_body_size, 1 << 30);
         assert_eq!(a.limits.max_body_size, 100 << 20, "inherited default");

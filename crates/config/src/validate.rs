@@ -168,7 +168,7 @@ impl RawConfig {
             self.php,
             base_dir,
             &env.search_path,
-            &server.docroot,
+            &server.routing.docroot,
             &mut errs,
         );
         let (log, access_log) = crate::logging::validate(self.log, base_dir, &mut errs);
@@ -401,8 +401,11 @@ mod tests {
         let c =
             validate("[server]\ndocroot = \"public\"\n[php]\nbinary = \"fake-php-cgi\"\n").unwrap();
         assert_eq!(c.startup.listen.to_string(), DEFAULT_LISTEN);
-        assert!(c.server.docroot.ends_with("public"));
-        assert_eq!(c.server.front_controller.as_deref(), Some("index.php"));
+        assert!(c.server.routing.docroot.ends_with("public"));
+        assert_eq!(
+            c.server.routing.front_controller.as_deref(),
+            Some("index.php")
+        );
         assert_eq!(c.pool.max_children, 4);
         assert_eq!(
             c.limits.request_terminate_timeout,
@@ -445,7 +448,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.server.front_controller, None);
+        assert_eq!(c.server.routing.front_controller, None);
         assert_eq!(c.limits.max_body_size, 8 << 20);
         assert_eq!(c.pool.max_children, 8);
         assert_eq!(c.limits.request_terminate_timeout, None);
@@ -564,9 +567,9 @@ mod tests {
         let nets: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(nets, ["10.0.0.0/8", "::1/128", "192.168.1.0/24"]);
         assert!(s.server_tokens);
-        assert!(s.deny.matches(b"/db.sql") && s.deny.matches(b"/vendor/a.php"));
-        assert!(!s.deny.matches(b"/index.php"));
-        assert!(s.allow.matches(b"/.well-known/x"));
+        assert!(s.routing.deny.matches(b"/db.sql") && s.routing.deny.matches(b"/vendor/a.php"));
+        assert!(!s.routing.deny.matches(b"/index.php"));
+        assert!(s.routing.allow.matches(b"/.well-known/x"));
         assert_eq!(
             s.cache_control
                 .lookup(b"/assets/a.css")
@@ -694,10 +697,10 @@ mod tests {
             "{PHP}[[server.alias]]\npath = \"/assets/\"\ndir = \"public\"\n"
         ))
         .unwrap();
-        assert_eq!(c.server.aliases.len(), 1);
-        assert_eq!(c.server.aliases[0].0, "/assets");
-        assert!(c.server.aliases[0].1.is_absolute());
-        assert_eq!(c.sites[0].aliases, c.server.aliases);
+        assert_eq!(c.server.routing.aliases.len(), 1);
+        assert_eq!(c.server.routing.aliases[0].0, "/assets");
+        assert!(c.server.routing.aliases[0].1.is_absolute());
+        assert_eq!(c.sites[0].routing.aliases, c.server.routing.aliases);
         let e = errors(&format!(
             "{PHP}[[server.alias]]\npath = \"/\"\ndir = \"public\"\n[[server.alias]]\npath = \"/a/../b\"\ndir = \"public\"\n[[server.alias]]\npath = \"/x\"\ndir = \"missing\"\n[[server.alias]]\npath = \"/y\"\n"
         ));

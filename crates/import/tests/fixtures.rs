@@ -159,7 +159,7 @@ fn debian_default_site() {
     assert_eq!(out.untranslated().count(), 0, "{:?}", out.notes);
     let c = load(&out.toml);
     assert_eq!(c.startup.listen.to_string(), "0.0.0.0:80");
-    assert_eq!(c.server.front_controller, None);
+    assert_eq!(c.server.routing.front_controller, None);
 }
 
 fn strs(v: &toml::Value) -> Vec<&str> {
@@ -263,8 +263,11 @@ fn debian_wordpress_package_config() {
     let c = load(&out.toml);
     assert_eq!(c.sites.len(), 1);
     assert_eq!(c.sites[0].names, ["wordpress.local"]);
-    assert_eq!(c.sites[0].front_controller.as_deref(), Some("index.php"));
-    assert_eq!(c.sites[0].aliases.len(), 1);
+    assert_eq!(
+        c.sites[0].routing.front_controller.as_deref(),
+        Some("index.php")
+    );
+    assert_eq!(c.sites[0].routing.aliases.len(), 1);
 }
 
 #[test]
@@ -507,8 +510,8 @@ fn phpmyadmin_alias_hand_written() {
         "below an alias"
     ));
     let c = load(&out.toml);
-    assert_eq!(c.server.aliases.len(), 1);
-    assert_eq!(c.server.deny.len(), 1);
+    assert_eq!(c.server.routing.aliases.len(), 1);
+    assert_eq!(c.server.routing.deny.len(), 1);
 }
 
 #[test]
