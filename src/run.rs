@@ -919,16 +919,13 @@ impl Jobs {
     }
 }
 
-/// What the ready line and logs name: the docroot of a single site, else the sites' names.
+/// What the ready line and logs name: the sites' labels (a nameless site's is its docroot).
 fn served(cfg: &Config) -> String {
-    match cfg.sites.as_slice() {
-        [one] if one.names.is_empty() => one.routing.docroot.display().to_string(),
-        sites => sites
-            .iter()
-            .map(SiteConfig::label)
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
+    cfg.sites
+        .iter()
+        .map(SiteConfig::label)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Stops pools together, each letting its requests finish within `grace`.

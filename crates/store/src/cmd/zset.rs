@@ -697,12 +697,10 @@ fn union_inter(
     order.sort_by_key(|&i| srcs[i].len());
     let mut out = ZSet::default();
     // A stored result drops the sign of zero as ZADD does; a replied one keeps it.
-    let put = |out: &mut ZSet, m: Bytes, s: f64| {
-        if store {
-            out.insert(m, s)
-        } else {
-            out.insert_exact(m, s)
-        }
+    let put = if store {
+        ZSet::insert
+    } else {
+        ZSet::insert_exact
     };
     let weighted = |w: f64, s: f64| {
         let v = w * s;
