@@ -341,10 +341,9 @@ async fn build(
     })
 }
 
-/// The index of the site answering `host` (exact name, then `*.suffix`), the default site
-/// when `None`.
-/// The site a queue's `site` names, by the front's own rule ([`isola_front::HostMap`]), so
-/// a queue's pool is built for the site its jobs are admitted against.
+/// The index of the site a queue's `site` names, by the front's own rule
+/// ([`isola_front::HostMap`]: exact name, then the longest `*.suffix`), so a queue's pool is
+/// built for the site its jobs are admitted against; the default site when `None`.
 fn site_of(cfg: &Config, host: Option<&str>) -> anyhow::Result<usize> {
     let Some(h) = host else {
         return Ok(match cfg.unknown_host {
