@@ -236,3 +236,85 @@ async fn never_more_jobs_at_once_than_consumers_and_stop_lets_them_finish() {
     // The sixth was never taken, or went back to the queue.
     assert_eq!(len(&mut c, "isola:queue:mail").await, 1);
 }
+
+/// A front whose pool load the test sets; `None` means no site answers.
+#[derive(Clone, Default)]
+struct Load(Arc<std::sync::Mutex<Option<Headroom>>>);
+
+impl Load {
+    fn set(&self, max_children: usize, busy: usize, background: usize, waiting: usize) {
+        *self.0.lock().unwrap() = Some(Headroom {
+            max_children,
+            busy,
+            background,
+            waiting,
+        });
+    }
+}
+
+impl crate::Dispatch for Load {
+    fn headroom(&self, _: Option<&str>, _: Option<&str>) -> Option<Headroom> {
+        *self.0.lock().unwrap()
+    }
+
+    fn run(&self, _: Internal<'_>) -> impl std::future::Future<Output = Outcome> + Send {
+        std::future::ready(Outcome::Answered(200))
+    }
+}
+
+fn admission(front: Load) -> consumer::Ctx<Load> {
+    let (_, stop) = watch::channel(false);
+    let (_, recovered) = watch::channel(true);
+    consumer::Ctx {
+        front,
+        ep: Arc::new(Endpoint::parse("unix:///nonexistent.sock").unwrap()),
+        node: "n".into(),
+        stop,
+        running: Arc::default(),
+        recovered,
+    }
+}
+
+#[test]
+fn a_job_takes_a_web_worker_only_beyond_the_reserve_and_when_no_request_waits() {
+    let load = Load::default();
+    let ctx = admission(load.clone());
+    let mut q = queue("mail", 8, 1);
+    q.reserve = 1;
+
+    // No site answers the queue's name: nothing is claimed, nothing fits.
+    assert!(ctx.claim(&q).is_none());
+    assert!(!ctx.has_room(&q));
+
+    // 4 workers, 1 kept for web requests: 3 jobs at once, claimed under one count.
+    load.set(4, 0, 0, 0);
+    let slots: Vec<_> = (0..3).map(|_| ctx.claim(&q).expect("room")).collect();
+    assert!(ctx.claim(&q).is_none(), "the reserve is kept");
+    // The claimed jobs now hold their workers: they are not counted twice.
+    load.set(4, 3, 3, 0);
+    assert!(ctx.claim(&q).is_none());
+    drop(slots);
+    load.set(4, 0, 0, 0);
+    assert!(ctx.has_room(&q), "a dropped slot gives its worker back");
+
+    // Web requests busy and waiting come first.
+    load.set(4, 2, 0, 0);
+    let one = ctx.claim(&q).expect("4 - 2 web - 1 reserve");
+    assert!(ctx.claim(&q).is_none());
+    drop(one);
+    load.set(4, 0, 0, 1);
+    assert!(!ctx.has_room(&q), "a waiting web request blocks every job");
+    // Background work this node did not claim (deferred runs, another node's jobs)
+    // holds its workers too.
+    load.set(3, 2, 2, 0);
+    assert!(!ctx.has_room(&q));
+
+    // A queue with its own pool is not counted against the site's web workers.
+    let mut own = queue("reports", 2, 1);
+    own.own_pool = true;
+    load.set(1, 1, 0, 5);
+    let _held = ctx
+        .claim(&own)
+        .expect("its own pool has a worker per consumer");
+    assert_eq!(ctx.running.lock().unwrap().get(&None).copied(), Some(0));
+}
