@@ -153,3 +153,40 @@ fn reload_follows_a_switched_current_symlink() {
     assert!(s.stop().success());
     assert!(!pid_file.exists(), "pid file removed on exit");
 }
+
+#[test]
+fn a_reload_names_the_settings_that_wait_for_a_restart_and_applies_the_rest() {
+    let s = Server::with_config(
+        "[server]\nkeepalive_timeout = \"5s\"\nmax_connections = 100\n\
+         [php]\nenv = { APP_VERSION = \"1\" }\n",
+    );
+    std::fs::write(
+        s.docroot.join("isola.toml"),
+        "[server]\nkeepalive_timeout = \"7s\"\nmax_connections = 200\n\
+         [php]\nenv = { APP_VERSION = \"2\" }\n",
+    )
+    .unwrap();
+    hup(&s);
+    assert!(
+        wait_for_body(&s, "/version.php", "version=2"),
+        "{}",
+        s.stderr()
+    );
+    for key in ["server timeouts", "server.max_connections"] {
+        let line = format!("reload: {key} changed; it takes effect at the next restart");
+        assert!(
+            s.wait_for_log(&line, Duration::from_secs(5)),
+            "{line:?} not logged:\n{}",
+            s.stderr()
+        );
+    }
+    // Only what changed is named: the listen address, the log and the store did not.
+    let log = s.stderr();
+    for key in [
+        "server.listen",
+        "reload: log changed",
+        "reload: store changed",
+    ] {
+        assert!(!log.contains(key), "{key} named:\n{log}");
+    }
+}
