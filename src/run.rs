@@ -239,7 +239,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Before the runtime's threads exist: this edits the environment.
     let notifier = Arc::new(Notifier::from_env());
     let runtime = runtime_dir()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cfg.startup.threads {
+        rt.worker_threads(n);
+    }
+    let rt = rt
         .enable_all()
         .thread_name("isola")
         .build()

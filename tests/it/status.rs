@@ -395,3 +395,13 @@ fn status_php_error_log_lines_carry_the_request_id() {
     }
     assert!(s.stop().success());
 }
+
+#[test]
+fn server_threads_sets_the_fronts_runtime_threads_and_status_shows_them() {
+    let (s, admin) = Server::with_admin("[server]\nthreads = 1\n");
+    assert_eq!(get(s.addr, "/hello.php").status, 200);
+    assert_eq!(get(admin, "/status").json()["threads"], 1);
+    let (s, admin) = Server::with_admin("[server]\nthreads = 3\n");
+    assert_eq!(get(s.addr, "/hello.php").status, 200);
+    assert_eq!(get(admin, "/status").json()["threads"], 3);
+}

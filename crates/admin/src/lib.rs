@@ -524,6 +524,10 @@ impl Admin {
             "start_time": started,
             "uptime_seconds": uptime,
             "listen": self.info.listen,
+            // The front's runtime threads (`server.threads`); the admin runs on it.
+            "threads": tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.metrics().num_workers()),
             "docroot": first["docroot"],
             "pool": first["pool"],
             "workers": first["workers"],

@@ -257,6 +257,8 @@ pub struct RawServer {
     pub pid_file: Option<PathBuf>,
     /// Most client connections open at once; further clients wait in the listen backlog.
     pub max_connections: Option<i64>,
+    /// Threads of the front's runtime (nginx `worker_processes`); one per core when unset.
+    pub threads: Option<i64>,
     /// Peers (addresses or CIDR blocks) whose Forwarded / X-Forwarded-* headers are believed.
     pub trusted_proxies: Option<Vec<String>>,
     /// Send the version in the `Server` header (nginx `server_tokens`).

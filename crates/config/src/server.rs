@@ -56,6 +56,7 @@ pub(crate) struct ServerStartup {
     pub http3: bool,
     pub conn: ConnLimits,
     pub pid_file: Option<PathBuf>,
+    pub threads: Option<usize>,
 }
 
 /// `[server.compression]`, validated.
@@ -148,6 +149,9 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
         1,
         1 << 24,
     );
+    let threads = s
+        .threads
+        .map(|n| count(errs, "server.threads", Some(n), 1, 1, 1024));
     let mut trusted_proxies = Vec::new();
     for t in s.trusted_proxies.unwrap_or_default() {
         let net = t
@@ -234,6 +238,7 @@ pub(crate) fn validate(s: RawServer, base_dir: &Path, errs: &mut Vec<String>) ->
         tls_listen,
         redirect_http_to_https,
         http3,
+        threads,
         conn: ConnLimits {
             header_read_timeout,
             keepalive_timeout,

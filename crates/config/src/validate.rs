@@ -64,6 +64,8 @@ pub struct Startup {
     pub admin_token: Option<String>,
     /// `server.pid_file`, relative paths resolved against the config file's folder.
     pub pid_file: Option<PathBuf>,
+    /// `server.threads`: threads of the front's runtime; `None`: one per core.
+    pub threads: Option<usize>,
     /// `log.format`, `log.level`: the server log.
     pub log: LogConfig,
     /// `server.header_read_timeout`, `keepalive_timeout`, `shutdown_timeout`,
@@ -88,6 +90,7 @@ impl Startup {
             admin_listen,
             admin_token,
             pid_file,
+            threads,
             log,
             conn,
             store,
@@ -105,6 +108,7 @@ impl Startup {
             ("admin.listen", *admin_listen != other.admin_listen),
             ("admin.token", *admin_token != other.admin_token),
             ("server.pid_file", *pid_file != other.pid_file),
+            ("server.threads", *threads != other.threads),
             ("server.tls_listen", *tls_listen != other.tls_listen),
             (
                 "server.redirect_http_to_https",
@@ -231,6 +235,7 @@ impl RawConfig {
                 admin_listen,
                 admin_token,
                 pid_file: s.pid_file,
+                threads: s.threads,
                 log,
                 conn: s.conn,
                 store,
@@ -559,11 +564,12 @@ mod tests {
     #[test]
     fn front_options_and_their_errors() {
         let c = validate(&format!(
-            "{PHP}[server]\nmax_connections = 100\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.168.1.7/24\"]\nserver_tokens = true\ndeny = [\"*.sql\", \"/vendor/**\"]\nallow = [\"/.well-known/**\"]\n[[server.cache_control]]\npath = \"/assets/**\"\nvalue = \"public, max-age=31536000, immutable\"\n[server.compression]\nmin_size = \"2KiB\"\ncodings = [\"gzip\", \"br\"]\n[log]\naccess_format = \"json\"\naccess_file = \"access.log\"\n"
+            "{PHP}[server]\nmax_connections = 100\nthreads = 3\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.168.1.7/24\"]\nserver_tokens = true\ndeny = [\"*.sql\", \"/vendor/**\"]\nallow = [\"/.well-known/**\"]\n[[server.cache_control]]\npath = \"/assets/**\"\nvalue = \"public, max-age=31536000, immutable\"\n[server.compression]\nmin_size = \"2KiB\"\ncodings = [\"gzip\", \"br\"]\n[log]\naccess_format = \"json\"\naccess_file = \"access.log\"\n"
         ))
         .unwrap();
         let s = &c.server;
         assert_eq!(c.startup.conn.max_connections, 100);
+        assert_eq!(c.startup.threads, Some(3));
         let nets: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(nets, ["10.0.0.0/8", "::1/128", "192.168.1.0/24"]);
         assert!(s.server_tokens);
@@ -584,6 +590,7 @@ mod tests {
 
         let d = validate(PHP).unwrap();
         assert_eq!(d.startup.conn.max_connections, 10_000);
+        assert_eq!(d.startup.threads, None, "one per core unless set");
         assert!(d.server.trusted_proxies.is_empty());
         assert!(!d.server.server_tokens);
         assert_eq!(d.server.compression.codings, ["br", "zstd", "gzip"]);
@@ -593,10 +600,11 @@ mod tests {
         assert_eq!(j.log.access_format, AccessFormat::Json);
 
         let e = errors(
-            "[server]\nmax_connections = 0\ntrusted_proxies = [\"10.0.0.0/33\"]\ndeny = [\"vendor/**\"]\nallow = [\"/a/[b\"]\n[[server.cache_control]]\npath = \"*.css\"\n[server.compression]\ncodings = [\"lzma\"]\n[log]\naccess_format = \"clf\"\naccess_file = \"/no/such/dir/a.log\"\n",
+            "[server]\nmax_connections = 0\nthreads = 0\ntrusted_proxies = [\"10.0.0.0/33\"]\ndeny = [\"vendor/**\"]\nallow = [\"/a/[b\"]\n[[server.cache_control]]\npath = \"*.css\"\n[server.compression]\ncodings = [\"lzma\"]\n[log]\naccess_format = \"clf\"\naccess_file = \"/no/such/dir/a.log\"\n",
         );
         for key in [
             "server.max_connections",
+            "server.threads",
             "server.trusted_proxies",
             "server.deny",
             "server.allow",
@@ -643,12 +651,17 @@ mod tests {
         );
         // Read once at start too: a reload that changes them must say it does not apply them.
         let c = validate(&format!(
-            "{PHP}[server]\npid_file = \"/run/isola-test.pid\"\n[admin]\nlisten = \"127.0.0.1:9180\"\ntoken = \"0123456789abcdef0123\"\n"
+            "{PHP}[server]\npid_file = \"/run/isola-test.pid\"\nthreads = 2\n[admin]\nlisten = \"127.0.0.1:9180\"\ntoken = \"0123456789abcdef0123\"\n"
         ))
         .unwrap();
         assert_eq!(
             a.startup.changed(&c.startup),
-            ["admin.listen", "admin.token", "server.pid_file"]
+            [
+                "admin.listen",
+                "admin.token",
+                "server.pid_file",
+                "server.threads"
+            ]
         );
     }
 
