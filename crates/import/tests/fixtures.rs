@@ -554,6 +554,46 @@ fn includes_are_followed_when_readable_and_listed_when_not() {
 }
 
 #[test]
+fn worker_processes_becomes_the_fronts_threads_and_auto_is_the_default() {
+    let conf = |n: &str| {
+        format!(
+            "worker_processes {n};\nhttp {{\n server {{\n  listen 80;\n  root /srv/app;\n }}\n}}\n"
+        )
+    };
+    let imported = |text: &str| {
+        import(
+            Some(Source {
+                name: "nginx.conf",
+                text,
+            }),
+            None,
+            &Options::default(),
+        )
+        .unwrap()
+    };
+    let out = imported(&conf("2"));
+    let t: toml::Table = out.toml.parse().unwrap();
+    assert_eq!(t["server"]["threads"].as_integer(), Some(2), "{}", out.toml);
+    assert_eq!(load(&out.toml).startup.threads, Some(2));
+
+    let out = imported(&conf("auto"));
+    let t: toml::Table = out.toml.parse().unwrap();
+    assert!(t["server"].get("threads").is_none(), "{}", out.toml);
+    assert!(
+        has_note(&out, NoteKind::Info, "nginx.conf:1", "one per core"),
+        "{:?}",
+        out.notes
+    );
+
+    let out = imported(&conf("lots"));
+    assert!(
+        has_note(&out, NoteKind::Untranslated, "nginx.conf:1", "1 to 1024"),
+        "{:?}",
+        out.notes
+    );
+}
+
+#[test]
 fn internal_locations_become_sendfile_folders() {
     let text = "server {\n listen 80;\n root /srv/app/public;\n \
                 location /protected/ {\n  internal;\n  alias /srv/private/;\n }\n \
