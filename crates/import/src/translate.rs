@@ -314,18 +314,16 @@ fn split_top(cx: &mut Ctx, top: Vec<Directive>) -> (Vec<Directive>, Vec<Directiv
             }
             ("include" | "error_log", _) => cx.server_directive(&d),
             ("events", Some(_)) => cx.info(&d, "nginx process setting; not needed"),
-            ("worker_processes", _) if d.args.first().is_some_and(|n| n != "auto") => {
-                match d.args.first().map(|n| n.parse::<i64>()) {
-                    Some(Ok(v)) if (1..=1024).contains(&v) => {
-                        cx.doc.server.set("threads", v, &at(&d))
-                    }
+            ("worker_processes", _) => match d.args.first().map(String::as_str) {
+                None | Some("auto") => cx.info(
+                    &d,
+                    "one per core; Isola's server.threads defaults to one per core too",
+                ),
+                Some(n) => match n.parse::<i64>() {
+                    Ok(v) if (1..=1024).contains(&v) => cx.doc.server.set("threads", v, &at(&d)),
                     _ => cx.skip(&d, "not a number of processes from 1 to 1024"),
-                }
-            }
-            ("worker_processes", _) => cx.info(
-                &d,
-                "one per core; Isola's server.threads defaults to one per core too",
-            ),
+                },
+            },
             ("user" | "pid" | "worker_rlimit_nofile" | "load_module", _) => {
                 cx.info(&d, "nginx process setting; not needed")
             }
